@@ -1,0 +1,861 @@
+/* engine.c: the upgrade state machine. No syscalls, no clock, no I/O: every decision
+ * about generations and workers is made here and handed to the shell as actions, so that
+ * the unit tests can check each decision without forking anything. An allocation failure
+ * is never ignored: events that cannot record their result degrade to a stop. */
+#include <assert.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "macro.h"
+
+/* Crash back-off: 100 ms doubling to 10 s; a worker that stayed up this long resets it. */
+#define BACKOFF_MIN_USEC (100 * USEC_PER_MSEC)
+#define BACKOFF_MAX_USEC (10 * USEC_PER_SEC)
+#define BACKOFF_RESET_USEC (10 * USEC_PER_SEC)
+
+struct generation {
+        uint64_t number; /* 0 = none */
+        char *target;
+        struct engine_settings settings;
+};
+
+/* A slot of the current generation waiting to be respawned after a crash. */
+struct respawn {
+        unsigned slot;
+        uint64_t at_usec;
+};
+
+struct engine {
+        enum engine_state state;
+        bool preparing; /* upgrade reserved, pre-upgrade hook running */
+        bool ready_sent; /* ACTION_READY was queued: some generation was fully ready once */
+        struct generation current, candidate;
+        char *previous_target;
+        char last_result[512];
+        char failure_status[600]; /* shown in STATUS= after a rollback, until the next upgrade */
+
+        struct engine_worker *workers;
+        size_t n_workers, allocated_workers;
+        uint64_t next_worker_id;
+
+        struct respawn *respawns;
+        size_t n_respawns, allocated_respawns;
+
+        unsigned *failures; /* consecutive crashes per slot of the current generation */
+        size_t n_failures;
+
+        uint64_t credited;  /* rolling: new ready workers an old one was drained for */
+        char rollback_reason[512];
+
+        struct engine_action *actions;
+        size_t n_actions, first_action, allocated_actions;
+};
+
+static void set_reason(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void set_reason(char *buf, size_t size, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(buf, size, fmt, ap);
+        va_end(ap);
+}
+
+static bool grow(void **array, size_t *allocated, size_t needed, size_t element) {
+        if (needed <= *allocated)
+                return true;
+        size_t n = *allocated ? *allocated * 2 : 8;
+        while (n < needed)
+                n *= 2;
+        void *p = reallocarray(*array, n, element);
+        if (!p)
+                return false;
+        *array = p;
+        *allocated = n;
+        return true;
+}
+
+/* Out of memory while queueing an action: the queue is the shell's only view of our
+ * decisions, so losing one would desynchronise it. Nothing sane is left to do. */
+static void oom(void) {
+        abort();
+}
+
+static struct engine_action *push_action(struct engine *e, enum action_type type) {
+        if (e->first_action > 0 && e->first_action == e->n_actions)
+                e->first_action = e->n_actions = 0;
+        if (!grow((void **) &e->actions, &e->allocated_actions, e->n_actions + 1, sizeof(*e->actions)))
+                oom();
+        struct engine_action *a = &e->actions[e->n_actions++];
+        *a = (struct engine_action){ .type = type };
+        return a;
+}
+
+static void push_signal(struct engine *e, pid_t pid, int sig) {
+        if (pid <= 0)
+                return;
+        struct engine_action *a = push_action(e, ACTION_SIGNAL);
+        a->pid = pid;
+        a->signal = sig;
+}
+
+bool engine_next_action(struct engine *e, struct engine_action *ret) {
+        if (e->first_action >= e->n_actions)
+                return false;
+        *ret = e->actions[e->first_action++];
+        return true;
+}
+
+int engine_new(struct engine **ret) {
+        struct engine *e = calloc(1, sizeof(*e));
+        if (!e)
+                return -ENOMEM;
+        e->state = ENGINE_STOPPED;
+        e->next_worker_id = 1;
+        *ret = e;
+        return 0;
+}
+
+static void generation_clear(struct generation *g) {
+        free(g->target);
+        *g = (struct generation){};
+}
+
+struct engine *engine_free(struct engine *e) {
+        if (!e)
+                return NULL;
+        for (size_t i = 0; i < e->n_workers; i++)
+                free(e->workers[i].target);
+        free(e->workers);
+        free(e->respawns);
+        free(e->failures);
+        free(e->actions);
+        free(e->previous_target);
+        generation_clear(&e->current);
+        generation_clear(&e->candidate);
+        free(e);
+        return NULL;
+}
+
+static bool settings_valid(const struct engine_settings *s) {
+        return s && s->workers > 0 && s->batch > 0 && s->drain_signal > 0;
+}
+
+/* ---- workers ---- */
+
+static struct engine_worker *find_by_id(struct engine *e, uint64_t id) {
+        for (size_t i = 0; i < e->n_workers; i++)
+                if (e->workers[i].id == id)
+                        return &e->workers[i];
+        return NULL;
+}
+
+static struct engine_worker *find_by_pid(struct engine *e, pid_t pid) {
+        if (pid <= 0)
+                return NULL;
+        for (size_t i = 0; i < e->n_workers; i++)
+                if (e->workers[i].pid == pid)
+                        return &e->workers[i];
+        return NULL;
+}
+
+static void remove_worker(struct engine *e, struct engine_worker *w) {
+        size_t i = (size_t) (w - e->workers);
+        free(w->target);
+        memmove(&e->workers[i], &e->workers[i + 1], (e->n_workers - i - 1) * sizeof(*w));
+        e->n_workers--;
+}
+
+static const struct generation *generation_of(const struct engine *e, uint64_t number) {
+        if (e->candidate.number == number)
+                return &e->candidate;
+        if (e->current.number == number)
+                return &e->current;
+        return NULL;
+}
+
+static struct engine_worker *spawn_worker(struct engine *e, const struct generation *g, unsigned slot,
+                                          uint64_t now) {
+        if (!grow((void **) &e->workers, &e->allocated_workers, e->n_workers + 1, sizeof(*e->workers)))
+                oom();
+        char *target = strdup(g->target);
+        if (!target)
+                oom();
+        struct engine_worker *w = &e->workers[e->n_workers++];
+        *w = (struct engine_worker){
+                .id = e->next_worker_id++,
+                .generation = g->number,
+                .slot = slot,
+                .state = WORKER_STARTING,
+                .target = target,
+                .started_usec = now,
+                .deadline_usec = now + (g->settings.ready == READY_DELAY ? g->settings.ready_delay_usec
+                                                                         : g->settings.ready_timeout_usec),
+                .drain_signal = g->settings.drain_signal,
+                .drain_timeout_usec = g->settings.drain_timeout_usec,
+        };
+        struct engine_action *a = push_action(e, ACTION_SPAWN);
+        a->worker_id = w->id;
+        a->generation = g->number;
+        a->slot = slot;
+        return w;
+}
+
+static void drain_worker(struct engine *w_engine, struct engine_worker *w, uint64_t now) {
+        if (w->state == WORKER_DRAINING)
+                return;
+        w->state = WORKER_DRAINING;
+        w->respawn_now = false;
+        w->for_rollback = false;
+        w->deadline_usec = now + w->drain_timeout_usec;
+        if (w->pid > 0)
+                push_signal(w_engine, w->pid, w->drain_signal);
+}
+
+static bool slot_taken(const struct engine *e, uint64_t generation, unsigned slot) {
+        for (size_t i = 0; i < e->n_workers; i++) {
+                const struct engine_worker *w = &e->workers[i];
+                if (w->generation == generation && w->slot == slot && w->state != WORKER_DRAINING)
+                        return true;
+        }
+        if (generation == e->current.number)
+                for (size_t i = 0; i < e->n_respawns; i++)
+                        if (e->respawns[i].slot == slot)
+                                return true;
+        return false;
+}
+
+static unsigned free_slot(const struct engine *e, uint64_t generation) {
+        unsigned slot = 0;
+        while (slot_taken(e, generation, slot))
+                slot++;
+        return slot;
+}
+
+/* Workers of a generation that serve or will serve: not draining; for the current
+ * generation, slots waiting for a respawn count too. */
+static unsigned count_active(const struct engine *e, uint64_t generation) {
+        unsigned n = 0;
+        for (size_t i = 0; i < e->n_workers; i++)
+                if (e->workers[i].generation == generation && e->workers[i].state != WORKER_DRAINING)
+                        n++;
+        if (generation == e->current.number)
+                n += (unsigned) e->n_respawns;
+        return n;
+}
+
+static unsigned count_in_state(const struct engine *e, uint64_t generation, enum worker_state state) {
+        unsigned n = 0;
+        for (size_t i = 0; i < e->n_workers; i++)
+                if (e->workers[i].generation == generation && e->workers[i].state == state)
+                        n++;
+        return n;
+}
+
+static unsigned count_generation(const struct engine *e, uint64_t generation) {
+        unsigned n = 0;
+        for (size_t i = 0; i < e->n_workers; i++)
+                if (e->workers[i].generation == generation)
+                        n++;
+        return n;
+}
+
+/* Drains up to n active workers of the current generation: queued respawns first (they
+ * serve nobody), then workers still starting, then the newest ready ones. */
+static unsigned drain_current(struct engine *e, unsigned n, uint64_t now) {
+        unsigned done = 0;
+        while (done < n && e->n_respawns > 0) {
+                e->n_respawns--;
+                done++;
+        }
+        for (int pass = 0; pass < 2 && done < n; pass++) {
+                enum worker_state want = pass == 0 ? WORKER_STARTING : WORKER_READY;
+                while (done < n) {
+                        struct engine_worker *pick = NULL;
+                        for (size_t i = 0; i < e->n_workers; i++) {
+                                struct engine_worker *w = &e->workers[i];
+                                if (w->generation != e->current.number || w->state != want)
+                                        continue;
+                                if (!pick || w->started_usec >= pick->started_usec)
+                                        pick = w;
+                        }
+                        if (!pick)
+                                break;
+                        drain_worker(e, pick, now);
+                        done++;
+                }
+        }
+        return done;
+}
+
+/* ---- crash back-off ---- */
+
+static unsigned *failures_of(struct engine *e, unsigned slot) {
+        if (slot >= e->n_failures) {
+                unsigned *p = reallocarray(e->failures, slot + 1, sizeof(*p));
+                if (!p)
+                        oom();
+                memset(p + e->n_failures, 0, (slot + 1 - e->n_failures) * sizeof(*p));
+                e->failures = p;
+                e->n_failures = slot + 1;
+        }
+        return &e->failures[slot];
+}
+
+static void reset_failures(struct engine *e) {
+        free(e->failures);
+        e->failures = NULL;
+        e->n_failures = 0;
+}
+
+static uint64_t backoff_for(unsigned failures) {
+        uint64_t d = BACKOFF_MIN_USEC;
+        for (unsigned i = 1; i < failures && d < BACKOFF_MAX_USEC; i++)
+                d *= 2;
+        return d < BACKOFF_MAX_USEC ? d : BACKOFF_MAX_USEC;
+}
+
+static void schedule_respawn(struct engine *e, const struct engine_worker *w, uint64_t now) {
+        unsigned *f = failures_of(e, w->slot);
+        if (w->state == WORKER_READY && now - w->ready_usec >= BACKOFF_RESET_USEC)
+                *f = 0;
+        (*f)++;
+        if (!grow((void **) &e->respawns, &e->allocated_respawns, e->n_respawns + 1, sizeof(*e->respawns)))
+                oom();
+        e->respawns[e->n_respawns++] = (struct respawn){ .slot = w->slot, .at_usec = now + backoff_for(*f) };
+}
+
+/* ---- upgrades ---- */
+
+static void finish_upgrade(struct engine *e, bool success, const char *reason) {
+        struct engine_action *a = push_action(e, ACTION_UPGRADE_FINISHED);
+        a->generation = e->candidate.number;
+        a->success = success;
+        if (success) {
+                free(e->previous_target);
+                e->previous_target = TAKE_PTR(e->current.target);
+                generation_clear(&e->current);
+                e->current = e->candidate;
+                e->candidate = (struct generation){};
+                reset_failures(e);
+                e->n_respawns = 0;
+                e->failure_status[0] = 0;
+                set_reason(e->last_result, sizeof(e->last_result), "success");
+                e->state = ENGINE_RUNNING;
+                if (!e->ready_sent) {
+                        e->ready_sent = true;
+                        push_action(e, ACTION_READY);
+                }
+        } else {
+                set_reason(a->reason, sizeof(a->reason), "%s", reason);
+                set_reason(e->last_result, sizeof(e->last_result), "failed: %s", reason);
+                set_reason(e->failure_status, sizeof(e->failure_status),
+                           "Upgrade to generation %llu failed: %s; ", (unsigned long long) e->candidate.number,
+                           reason);
+                generation_clear(&e->candidate);
+                e->state = e->ready_sent ? ENGINE_RUNNING : ENGINE_STARTING;
+        }
+}
+
+static void rollback_progress(struct engine *e) {
+        if (e->state != ENGINE_ROLLING_BACK)
+                return;
+        for (size_t i = 0; i < e->n_workers; i++)
+                if (e->workers[i].for_rollback && e->workers[i].state == WORKER_STARTING)
+                        return;
+        for (size_t i = 0; i < e->n_workers; i++)
+                e->workers[i].for_rollback = false;
+        finish_upgrade(e, false, e->rollback_reason);
+}
+
+static void rollback(struct engine *e, uint64_t now, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void rollback(struct engine *e, uint64_t now, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(e->rollback_reason, sizeof(e->rollback_reason), fmt, ap);
+        va_end(ap);
+
+        e->state = ENGINE_ROLLING_BACK;
+        for (size_t i = 0; i < e->n_workers; i++)
+                if (e->workers[i].generation == e->candidate.number)
+                        drain_worker(e, &e->workers[i], now);
+
+        unsigned active = count_active(e, e->current.number);
+        for (unsigned i = active; i < e->current.settings.workers; i++) {
+                struct engine_worker *w = spawn_worker(e, &e->current, free_slot(e, e->current.number), now);
+                w->for_rollback = true;
+        }
+        rollback_progress(e);
+}
+
+static void upgrade_progress(struct engine *e, uint64_t now) {
+        if (e->state != ENGINE_UPGRADING || e->preparing)
+                return;
+        const struct engine_settings *s = &e->candidate.settings;
+        uint64_t cand = e->candidate.number;
+        unsigned started = count_active(e, cand);
+        unsigned ready = count_in_state(e, cand, WORKER_READY);
+        unsigned batch = s->strategy == STRATEGY_ROLLING ? s->batch : s->workers;
+
+        if (s->strategy == STRATEGY_RESTART && count_generation(e, e->current.number) > 0)
+                return; /* the old code must be gone before the new one starts */
+
+        if (ready < started)
+                return; /* a batch is still starting */
+
+        if (s->strategy == STRATEGY_ROLLING && ready > e->credited) {
+                drain_current(e, (unsigned) (ready - e->credited), now);
+                e->credited = ready;
+        }
+
+        if (ready >= s->workers) {
+                drain_current(e, count_active(e, e->current.number), now);
+                finish_upgrade(e, true, NULL);
+                return;
+        }
+
+        unsigned n = s->workers - started < batch ? s->workers - started : batch;
+        for (unsigned i = 0; i < n; i++)
+                spawn_worker(e, &e->candidate, free_slot(e, cand), now);
+}
+
+int64_t engine_prepare_upgrade(struct engine *e) {
+        if (e->state == ENGINE_STOPPING || e->state == ENGINE_STOPPED)
+                return -ESHUTDOWN;
+        /* Allowed while the first generation is still starting too: when the deployed code
+         * crash-loops, an upgrade to a fixed version is the way out. */
+        if (e->state != ENGINE_RUNNING && e->state != ENGINE_STARTING)
+                return -EBUSY;
+        e->state = ENGINE_UPGRADING;
+        e->preparing = true;
+        e->failure_status[0] = 0;
+        return (int64_t) (e->current.number + 1);
+}
+
+void engine_abort_upgrade(struct engine *e, const char *reason) {
+        if (!e->preparing)
+                return;
+        e->preparing = false;
+        e->candidate.number = e->current.number + 1; /* for the finished action */
+        finish_upgrade(e, false, reason);
+}
+
+int engine_start_upgrade(struct engine *e, uint64_t now, const char *target,
+                         const struct engine_settings *settings) {
+        if (!e->preparing)
+                return -EBUSY;
+        if (!target || !settings_valid(settings))
+                return -EINVAL;
+        char *t = strdup(target);
+        if (!t)
+                return -ENOMEM;
+        e->preparing = false;
+        e->candidate = (struct generation){ .number = e->current.number + 1, .target = t, .settings = *settings };
+        e->credited = 0;
+        struct engine_action *a = push_action(e, ACTION_UPGRADE_STARTED);
+        a->generation = e->candidate.number;
+
+        if (settings->strategy == STRATEGY_RESTART)
+                drain_current(e, count_active(e, e->current.number), now);
+        upgrade_progress(e, now);
+        return 0;
+}
+
+int engine_cancel(struct engine *e, uint64_t now) {
+        if (e->state != ENGINE_UPGRADING)
+                return -ENOENT;
+        if (e->preparing)
+                push_action(e, ACTION_CANCEL_HOOK);
+        else
+                rollback(e, now, "cancelled");
+        return 0;
+}
+
+/* ---- lifecycle ---- */
+
+int engine_start(struct engine *e, uint64_t now, const char *target, const struct engine_settings *settings) {
+        if (e->state != ENGINE_STOPPED || e->current.number != 0)
+                return -EBUSY;
+        if (!target || !settings_valid(settings))
+                return -EINVAL;
+        char *t = strdup(target);
+        if (!t)
+                return -ENOMEM;
+        e->current = (struct generation){ .number = 1, .target = t, .settings = *settings };
+        e->state = ENGINE_STARTING;
+        for (unsigned i = 0; i < settings->workers; i++)
+                spawn_worker(e, &e->current, i, now);
+        return 0;
+}
+
+static void check_started(struct engine *e) {
+        if (e->state == ENGINE_STARTING &&
+            count_in_state(e, e->current.number, WORKER_READY) >= e->current.settings.workers) {
+                e->state = ENGINE_RUNNING;
+                e->ready_sent = true;
+                set_reason(e->last_result, sizeof(e->last_result), "success");
+                push_action(e, ACTION_READY);
+        }
+}
+
+static void check_stopped(struct engine *e) {
+        if (e->state == ENGINE_STOPPING && e->n_workers == 0) {
+                e->state = ENGINE_STOPPED;
+                push_action(e, ACTION_EXIT);
+        }
+}
+
+void engine_stop(struct engine *e, uint64_t now) {
+        if (e->state == ENGINE_STOPPING || e->state == ENGINE_STOPPED)
+                return;
+        if (e->state == ENGINE_UPGRADING && e->preparing) {
+                push_action(e, ACTION_CANCEL_HOOK);
+                e->preparing = false;
+                e->candidate.number = e->current.number + 1;
+        }
+        if (e->state == ENGINE_UPGRADING || e->state == ENGINE_ROLLING_BACK)
+                finish_upgrade(e, false, "the supervisor is stopping");
+        e->state = ENGINE_STOPPING;
+        e->n_respawns = 0;
+        for (size_t i = 0; i < e->n_workers; i++)
+                drain_worker(e, &e->workers[i], now);
+        check_stopped(e);
+}
+
+int engine_restart(struct engine *e, uint64_t now) {
+        if (e->state != ENGINE_RUNNING)
+                return -EBUSY;
+        for (size_t i = 0; i < e->n_workers; i++) {
+                struct engine_worker *w = &e->workers[i];
+                if (w->generation != e->current.number || w->state == WORKER_DRAINING)
+                        continue;
+                w->respawn_now = true;
+                w->killed = true;
+                push_signal(e, w->pid, SIGKILL);
+        }
+        reset_failures(e);
+        while (e->n_respawns > 0)
+                spawn_worker(e, &e->current, e->respawns[--e->n_respawns].slot, now);
+        return 0;
+}
+
+int engine_set_workers(struct engine *e, uint64_t now, unsigned count) {
+        if (count == 0)
+                return -EINVAL;
+        if (e->state != ENGINE_RUNNING)
+                return -EBUSY;
+        unsigned active = count_active(e, e->current.number);
+        e->current.settings.workers = count;
+        if (count > active)
+                for (unsigned i = active; i < count; i++)
+                        spawn_worker(e, &e->current, free_slot(e, e->current.number), now);
+        else if (count < active)
+                drain_current(e, active - count, now);
+        return 0;
+}
+
+/* ---- events ---- */
+
+void engine_worker_spawned(struct engine *e, uint64_t worker_id, pid_t pid, uint64_t now) {
+        struct engine_worker *w = find_by_id(e, worker_id);
+        if (!w)
+                return;
+        w->pid = pid;
+        /* Stopped, drained or rolled back before the fork happened: tell it now. */
+        if (w->state == WORKER_DRAINING)
+                push_signal(e, pid, w->drain_signal);
+}
+
+static void describe_exit(char *buf, size_t size, const struct engine_worker *w, bool signaled, int status) {
+        if (signaled)
+                set_reason(buf, size, "worker %d (generation %llu) was killed by signal %d (%s)", (int) w->pid,
+                           (unsigned long long) w->generation, status, sigabbrev_np(status) ?: "unknown");
+        else
+                set_reason(buf, size, "worker %d (generation %llu) exited with status %d", (int) w->pid,
+                           (unsigned long long) w->generation, status);
+}
+
+static void worker_gone(struct engine *e, struct engine_worker *w, const char *why, uint64_t now) {
+        struct engine_worker dead = *w;
+        bool candidate = e->candidate.number != 0 && dead.generation == e->candidate.number;
+        remove_worker(e, w); /* frees dead.target; only scalar fields are used below */
+
+        if (dead.state == WORKER_DRAINING) {
+                /* Expected: nothing to replace. */
+        } else if (candidate && e->state == ENGINE_UPGRADING) {
+                rollback(e, now, "%s%s", why, dead.state == WORKER_STARTING ? " before it was ready" : "");
+                return;
+        } else if (dead.generation == e->current.number && e->state != ENGINE_STOPPING) {
+                if (dead.respawn_now)
+                        spawn_worker(e, &e->current, dead.slot, now);
+                else
+                        schedule_respawn(e, &dead, now);
+        }
+        rollback_progress(e);
+        upgrade_progress(e, now);
+        check_stopped(e);
+}
+
+void engine_worker_spawn_failed(struct engine *e, uint64_t worker_id, const char *why, uint64_t now) {
+        struct engine_worker *w = find_by_id(e, worker_id);
+        if (!w)
+                return;
+        char reason[512];
+        set_reason(reason, sizeof(reason), "worker of generation %llu could not be started: %s",
+                   (unsigned long long) w->generation, why);
+        w->state = w->state == WORKER_DRAINING ? WORKER_DRAINING : WORKER_STARTING;
+        worker_gone(e, w, reason, now);
+}
+
+void engine_worker_exited(struct engine *e, pid_t pid, bool signaled, int status, uint64_t now) {
+        struct engine_worker *w = find_by_pid(e, pid);
+        if (!w)
+                return;
+        char reason[512];
+        describe_exit(reason, sizeof(reason), w, signaled, status);
+        worker_gone(e, w, reason, now);
+}
+
+static void mark_ready(struct engine *e, struct engine_worker *w, uint64_t now) {
+        w->state = WORKER_READY;
+        w->ready_usec = now;
+        w->deadline_usec = USEC_INFINITY;
+        rollback_progress(e);
+        upgrade_progress(e, now);
+        check_started(e);
+}
+
+void engine_worker_ready(struct engine *e, pid_t pid, uint64_t now) {
+        struct engine_worker *w = find_by_pid(e, pid);
+        if (!w || w->state != WORKER_STARTING)
+                return;
+        const struct generation *g = generation_of(e, w->generation);
+        if (!g || g->settings.ready != READY_NOTIFY)
+                return;
+        mark_ready(e, w, now);
+}
+
+uint64_t engine_next_deadline(const struct engine *e) {
+        uint64_t next = USEC_INFINITY;
+        for (size_t i = 0; i < e->n_workers; i++) {
+                const struct engine_worker *w = &e->workers[i];
+                if (w->killed || w->pid <= 0)
+                        continue;
+                if (w->deadline_usec < next)
+                        next = w->deadline_usec;
+        }
+        for (size_t i = 0; i < e->n_respawns; i++)
+                if (e->respawns[i].at_usec < next)
+                        next = e->respawns[i].at_usec;
+        return next;
+}
+
+void engine_timer(struct engine *e, uint64_t now) {
+        /* Respawns first: they only add workers, which the loop below must then see. */
+        for (size_t i = 0; i < e->n_respawns;) {
+                if (e->respawns[i].at_usec > now) {
+                        i++;
+                        continue;
+                }
+                unsigned slot = e->respawns[i].slot;
+                e->respawns[i] = e->respawns[--e->n_respawns];
+                spawn_worker(e, &e->current, slot, now);
+        }
+
+        /* One expiry per pass: handling it may add or remove workers. */
+        for (bool again = true; again;) {
+                again = false;
+                for (size_t i = 0; i < e->n_workers; i++) {
+                        struct engine_worker *w = &e->workers[i];
+                        if (w->killed || w->pid <= 0 || w->deadline_usec > now)
+                                continue;
+                        const struct generation *g = generation_of(e, w->generation);
+                        if (w->state == WORKER_DRAINING) {
+                                w->killed = true;
+                                push_signal(e, w->pid, SIGKILL);
+                                continue;
+                        }
+                        if (w->state == WORKER_STARTING && g && g->settings.ready == READY_DELAY &&
+                            now - w->started_usec >= g->settings.ready_delay_usec) {
+                                mark_ready(e, w, now);
+                                again = true;
+                                break;
+                        }
+                        if (w->state != WORKER_STARTING)
+                                continue;
+                        /* Not ready in time. */
+                        uint64_t timeout = g ? g->settings.ready_timeout_usec : 0;
+                        if (g && g == &e->candidate && e->state == ENGINE_UPGRADING) {
+                                rollback(e, now, "worker %d (generation %llu) was not ready within %llu ms",
+                                         (int) w->pid, (unsigned long long) w->generation,
+                                         (unsigned long long) (timeout / USEC_PER_MSEC));
+                        } else {
+                                /* Outside an upgrade there is nothing to roll back to: replace it. */
+                                drain_worker(e, w, now);
+                                w->killed = true;
+                                push_signal(e, w->pid, SIGKILL);
+                                if (g == &e->current && e->state != ENGINE_STOPPING)
+                                        schedule_respawn(e, w, now);
+                                rollback_progress(e);
+                        }
+                        again = true;
+                        break;
+                }
+        }
+}
+
+/* ---- views ---- */
+
+enum engine_state engine_get_state(const struct engine *e) {
+        return e->state;
+}
+
+const char *engine_state_to_string(enum engine_state s) {
+        static const char *const names[] = {
+                [ENGINE_STARTING] = "starting",       [ENGINE_RUNNING] = "running",
+                [ENGINE_UPGRADING] = "upgrading",     [ENGINE_ROLLING_BACK] = "rolling-back",
+                [ENGINE_STOPPING] = "stopping",       [ENGINE_STOPPED] = "stopping",
+        };
+        return (unsigned) s < ELEMENTSOF(names) ? names[s] : "unknown";
+}
+
+const char *worker_state_to_string(enum worker_state s) {
+        static const char *const names[] = {
+                [WORKER_STARTING] = "starting",
+                [WORKER_READY] = "ready",
+                [WORKER_DRAINING] = "draining",
+        };
+        return (unsigned) s < ELEMENTSOF(names) ? names[s] : "unknown";
+}
+
+uint64_t engine_get_generation(const struct engine *e) {
+        return e->current.number;
+}
+
+uint64_t engine_get_candidate(const struct engine *e) {
+        if (e->state == ENGINE_UPGRADING || e->state == ENGINE_ROLLING_BACK)
+                return e->current.number + 1;
+        return 0;
+}
+
+const char *engine_get_target(const struct engine *e) {
+        return e->current.target ?: "";
+}
+
+const char *engine_get_previous_target(const struct engine *e) {
+        return e->previous_target ?: "";
+}
+
+int engine_set_previous_target(struct engine *e, const char *previous) {
+        char *p = NULL;
+        if (previous && !(p = strdup(previous)))
+                return -ENOMEM;
+        free(e->previous_target);
+        e->previous_target = p;
+        return 0;
+}
+
+const char *engine_get_last_result(const struct engine *e) {
+        return e->last_result;
+}
+
+unsigned engine_get_desired_workers(const struct engine *e) {
+        return e->current.settings.workers;
+}
+
+unsigned engine_count_ready(const struct engine *e) {
+        unsigned n = 0;
+        for (size_t i = 0; i < e->n_workers; i++)
+                if (e->workers[i].state == WORKER_READY)
+                        n++;
+        return n;
+}
+
+unsigned engine_count_draining(const struct engine *e) {
+        unsigned n = 0;
+        for (size_t i = 0; i < e->n_workers; i++)
+                if (e->workers[i].state == WORKER_DRAINING)
+                        n++;
+        return n;
+}
+
+size_t engine_get_workers(const struct engine *e, const struct engine_worker **ret) {
+        *ret = e->workers;
+        return e->n_workers;
+}
+
+const struct engine_worker *engine_find_worker(const struct engine *e, pid_t pid) {
+        return find_by_pid((struct engine *) e, pid);
+}
+
+static size_t append(char *buf, size_t size, size_t pos, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static size_t append(char *buf, size_t size, size_t pos, const char *fmt, ...) {
+        if (pos >= size)
+                return pos;
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(buf + pos, size - pos, fmt, ap);
+        va_end(ap);
+        return n < 0 ? pos : pos + (size_t) n;
+}
+
+void engine_format_status(const struct engine *e, uint64_t now, char *buf, size_t size) {
+        size_t p = 0;
+        unsigned draining = engine_count_draining(e);
+        uint64_t cur = e->current.number;
+
+        if (size == 0)
+                return;
+        buf[0] = 0;
+        switch (e->state) {
+        case ENGINE_STARTING:
+                p = append(buf, size, p, "Starting generation %llu (%s): %u/%u ready", (unsigned long long) cur,
+                           engine_get_target(e), count_in_state(e, cur, WORKER_READY), e->current.settings.workers);
+                break;
+        case ENGINE_RUNNING:
+                p = append(buf, size, p, "%sServing generation %llu (%s): %u/%u ready", e->failure_status,
+                           (unsigned long long) cur, engine_get_target(e), count_in_state(e, cur, WORKER_READY),
+                           e->current.settings.workers);
+                break;
+        case ENGINE_UPGRADING:
+                if (e->preparing)
+                        p = append(buf, size, p, "Upgrading to generation %llu: running the pre-upgrade hook",
+                                   (unsigned long long) (cur + 1));
+                else
+                        p = append(buf, size, p, "Upgrading to generation %llu: %u/%u ready",
+                                   (unsigned long long) e->candidate.number,
+                                   count_in_state(e, e->candidate.number, WORKER_READY),
+                                   e->candidate.settings.workers);
+                break;
+        case ENGINE_ROLLING_BACK:
+                p = append(buf, size, p, "Upgrade to generation %llu failed: %s; rolling back to generation %llu",
+                           (unsigned long long) e->candidate.number, e->rollback_reason, (unsigned long long) cur);
+                break;
+        case ENGINE_STOPPING:
+        case ENGINE_STOPPED:
+                p = append(buf, size, p, "Stopping: %u worker%s draining", draining, draining == 1 ? "" : "s");
+                return;
+        }
+        if (draining > 0)
+                p = append(buf, size, p, ", %u draining", draining);
+
+        /* A crash loop shows as the slot with the most consecutive failures. */
+        unsigned worst = 0, worst_slot = 0;
+        for (size_t i = 0; i < e->n_failures; i++)
+                if (e->failures[i] > worst) {
+                        worst = e->failures[i];
+                        worst_slot = (unsigned) i;
+                }
+        if (worst >= 2)
+                for (size_t i = 0; i < e->n_respawns; i++)
+                        if (e->respawns[i].slot == worst_slot) {
+                                uint64_t wait = e->respawns[i].at_usec > now ? e->respawns[i].at_usec - now : 0;
+                                p = append(buf, size, p, "; worker %u crashed %u times in a row, restarting in %.1fs",
+                                           worst_slot, worst, (double) wait / USEC_PER_SEC);
+                                break;
+                        }
+        (void) p;
+}

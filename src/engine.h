@@ -1,0 +1,140 @@
+/* engine.h: the upgrade state machine — the single source of truth about generations and
+ * workers. It takes events (a worker was spawned, became ready, exited; a timer fired; an
+ * upgrade was requested) and queues actions (spawn, signal, upgrade finished, exit) that
+ * the shell performs. It makes no syscalls and reads no clock: time comes in with every
+ * event, so the unit tests can drive it event by event. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "config.h"
+
+enum engine_state {
+        ENGINE_STARTING,     /* first generation not yet fully ready */
+        ENGINE_RUNNING,
+        ENGINE_UPGRADING,    /* includes the pre-upgrade hook phase */
+        ENGINE_ROLLING_BACK,
+        ENGINE_STOPPING,
+        ENGINE_STOPPED,      /* every worker is gone; the supervisor may exit */
+};
+
+enum worker_state {
+        WORKER_STARTING,
+        WORKER_READY,
+        WORKER_DRAINING,
+};
+
+/* What the engine needs to know about a generation's settings. */
+struct engine_settings {
+        unsigned workers;
+        enum strategy strategy;
+        unsigned batch;
+        enum ready_mode ready;
+        uint64_t ready_delay_usec;
+        uint64_t ready_timeout_usec;
+        int drain_signal;
+        uint64_t drain_timeout_usec;
+};
+
+struct engine_worker {
+        uint64_t id;            /* engine-assigned, never reused */
+        pid_t pid;              /* 0 until the shell reports the spawn */
+        uint64_t generation;
+        unsigned slot;
+        enum worker_state state;
+        char *target;
+        uint64_t started_usec;
+        uint64_t ready_usec;
+        uint64_t deadline_usec; /* ready delay/timeout, or the drain kill; USEC_INFINITY if none */
+        int drain_signal;
+        uint64_t drain_timeout_usec;
+        bool killed;            /* SIGKILL already sent */
+        bool respawn_now;       /* Restart(): replace at once when it exits */
+        bool for_rollback;      /* started to restore the old generation's strength */
+};
+
+enum action_type {
+        ACTION_SPAWN,            /* worker_id, generation, slot: fork/exec, then report */
+        ACTION_SIGNAL,           /* pid, signal */
+        ACTION_READY,            /* the first generation is fully ready (sd_notify READY=1) */
+        ACTION_UPGRADE_STARTED,  /* generation */
+        ACTION_UPGRADE_FINISHED, /* generation, success, reason; on success the generation
+                                  * and target are already the new ones */
+        ACTION_CANCEL_HOOK,      /* stop the pre-upgrade hook, then call engine_abort_upgrade() */
+        ACTION_EXIT,             /* every worker is gone after a stop */
+};
+
+struct engine_action {
+        enum action_type type;
+        uint64_t worker_id;
+        uint64_t generation;
+        unsigned slot;
+        pid_t pid;
+        int signal;
+        bool success;
+        char reason[512];
+};
+
+struct engine;
+
+int engine_new(struct engine **ret);
+struct engine *engine_free(struct engine *e);
+
+/* Starts the first generation. Returns 0, -EINVAL or -ENOMEM. */
+int engine_start(struct engine *e, uint64_t now, const char *target,
+                 const struct engine_settings *settings);
+
+/* Shell reports. */
+void engine_worker_spawned(struct engine *e, uint64_t worker_id, pid_t pid, uint64_t now);
+void engine_worker_spawn_failed(struct engine *e, uint64_t worker_id, const char *why, uint64_t now);
+/* READY=1 from a worker (ignored unless its generation uses ready=notify). */
+void engine_worker_ready(struct engine *e, pid_t pid, uint64_t now);
+/* A worker exited: exit status, or the signal when signaled is true. */
+void engine_worker_exited(struct engine *e, pid_t pid, bool signaled, int status, uint64_t now);
+/* The earliest deadline, USEC_INFINITY when none; the shell arms one timer for it. */
+uint64_t engine_next_deadline(const struct engine *e);
+void engine_timer(struct engine *e, uint64_t now);
+
+/* An upgrade in two steps, so that the pre-upgrade hook can run in between without
+ * another upgrade slipping in. engine_prepare_upgrade() reserves the engine: it returns
+ * the number the new generation will get, -EBUSY while an upgrade runs or the first
+ * generation is not ready yet, or -ESHUTDOWN while stopping. Then exactly one of
+ * engine_start_upgrade() or engine_abort_upgrade() follows. */
+int64_t engine_prepare_upgrade(struct engine *e);
+int engine_start_upgrade(struct engine *e, uint64_t now, const char *target,
+                         const struct engine_settings *settings);
+void engine_abort_upgrade(struct engine *e, const char *reason);
+
+/* Aborts the running upgrade and rolls back. -ENOENT when none runs. */
+int engine_cancel(struct engine *e, uint64_t now);
+/* Kills every worker of the current generation and starts it again. -EBUSY unless running. */
+int engine_restart(struct engine *e, uint64_t now);
+/* Scales the current generation. -EBUSY unless running, -EINVAL for 0. */
+int engine_set_workers(struct engine *e, uint64_t now, unsigned count);
+/* Drains every worker; ACTION_EXIT follows when the last one is gone. */
+void engine_stop(struct engine *e, uint64_t now);
+
+/* Pops the next action; false when the queue is empty. */
+bool engine_next_action(struct engine *e, struct engine_action *ret);
+
+/* Read-only views for status, properties and the spawner. */
+enum engine_state engine_get_state(const struct engine *e);
+const char *engine_state_to_string(enum engine_state s);
+const char *worker_state_to_string(enum worker_state s);
+uint64_t engine_get_generation(const struct engine *e);
+const char *engine_get_target(const struct engine *e);
+const char *engine_get_previous_target(const struct engine *e);
+int engine_set_previous_target(struct engine *e, const char *previous);
+const char *engine_get_last_result(const struct engine *e);
+unsigned engine_get_desired_workers(const struct engine *e);
+unsigned engine_count_ready(const struct engine *e);
+unsigned engine_count_draining(const struct engine *e);
+size_t engine_get_workers(const struct engine *e, const struct engine_worker **ret);
+const struct engine_worker *engine_find_worker(const struct engine *e, pid_t pid);
+/* The generation an upgrade is building, 0 when none. */
+uint64_t engine_get_candidate(const struct engine *e);
+/* The systemd STATUS= line for the present state. */
+void engine_format_status(const struct engine *e, uint64_t now, char *buf, size_t size);
