@@ -422,13 +422,20 @@ static void upgrade_progress(struct engine *e, uint64_t now) {
                 spawn_worker(e, &e->candidate, free_slot(e, cand), now);
 }
 
-int64_t engine_prepare_upgrade(struct engine *e) {
+int64_t engine_check_upgrade(const struct engine *e) {
         if (e->state == ENGINE_STOPPING || e->state == ENGINE_STOPPED)
                 return -ESHUTDOWN;
         /* Allowed while the first generation is still starting too: when the deployed code
          * crash-loops, an upgrade to a fixed version is the way out. */
         if (e->state != ENGINE_RUNNING && e->state != ENGINE_STARTING)
                 return -EBUSY;
+        return (int64_t) (e->current.number + 1);
+}
+
+int64_t engine_prepare_upgrade(struct engine *e) {
+        int64_t r = engine_check_upgrade(e);
+        if (r < 0)
+                return r;
         e->state = ENGINE_UPGRADING;
         e->preparing = true;
         e->failure_status[0] = 0;

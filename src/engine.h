@@ -104,6 +104,8 @@ void engine_timer(struct engine *e, uint64_t now);
  * generation is not ready yet, or -ESHUTDOWN while stopping. Then exactly one of
  * engine_start_upgrade() or engine_abort_upgrade() follows. */
 int64_t engine_prepare_upgrade(struct engine *e);
+/* The same answer as engine_prepare_upgrade() without reserving anything. */
+int64_t engine_check_upgrade(const struct engine *e);
 int engine_start_upgrade(struct engine *e, uint64_t now, const char *target,
                          const struct engine_settings *settings);
 void engine_abort_upgrade(struct engine *e, const char *reason);

@@ -1,0 +1,512 @@
+/* bus.c: the org.liveswap1.Supervisor object, served peer-to-peer on the private socket
+ * (one sd-bus server connection per client, no broker). Handlers check the caller and
+ * the arguments, then hand the request to control.c or the engine; they decide nothing
+ * themselves. */
+#include <errno.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <systemd/sd-id128.h>
+#include <unistd.h>
+
+#include "errors.h"
+#include "log.h"
+#include "macro.h"
+#include "names.h"
+#include "supervisor.h"
+
+#define MAX_CONNECTIONS 256
+#define MAX_MESSAGE_TEXT 65536
+
+struct connection {
+        struct bus_server *server;
+        sd_bus *bus;
+        sd_bus_slot *disconnect_slot;
+        bool dead;
+        struct connection *next;
+};
+
+/* What the properties looked like when PropertiesChanged was last emitted. */
+struct snapshot {
+        uint64_t generation;
+        unsigned desired, ready, draining;
+        enum engine_state state;
+        uint64_t workers_hash;
+        char target[512], previous[512], last_result[512];
+};
+
+struct bus_server {
+        struct supervisor *supervisor;
+        int listen_fd;
+        char *path;
+        sd_event_source *listen_source;
+        sd_event_source *reaper; /* frees closed connections outside their own dispatch */
+        struct connection *connections;
+        unsigned n_connections;
+        uint64_t next_unique;
+        struct snapshot last;
+};
+
+/* ---- authorisation ---- */
+
+static bool uid_allowed(const struct supervisor *s, uid_t uid) {
+        if (uid == 0 || uid == getuid())
+                return true;
+        for (char **u = s->config.allow_users; u && *u; u++) {
+                char *end;
+                unsigned long n = strtoul(*u, &end, 10);
+                if (*end == 0 && n == uid)
+                        return true;
+                struct passwd *pw = getpwnam(*u);
+                if (pw && pw->pw_uid == uid)
+                        return true;
+        }
+        return false;
+}
+
+static bool gid_allowed(const struct supervisor *s, gid_t gid) {
+        for (char **g = s->config.allow_groups; g && *g; g++) {
+                char *end;
+                unsigned long n = strtoul(*g, &end, 10);
+                if (*end == 0 && n == gid)
+                        return true;
+                struct group *gr = getgrnam(*g);
+                if (gr && gr->gr_gid == gid)
+                        return true;
+        }
+        return false;
+}
+
+/* Methods change what runs: root, our own uid, or the configured users and groups. The
+ * check uses the kernel's view of the caller (SO_PEERCRED or the broker's), not a name. */
+static int check_caller(sd_bus_message *m, struct supervisor *s, sd_bus_error *error) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        uid_t uid;
+        gid_t gid;
+        const gid_t *gids = NULL;
+
+        int r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID | SD_BUS_CREDS_EGID | SD_BUS_CREDS_SUPPLEMENTARY_GIDS |
+                                                     SD_BUS_CREDS_AUGMENT,
+                                          &creds);
+        if (r >= 0)
+                r = sd_bus_creds_get_euid(creds, &uid);
+        if (r < 0)
+                return sd_bus_error_setf(error, ERROR_ACCESS_DENIED, "Cannot determine the caller's identity");
+        if (uid_allowed(s, uid))
+                return 0;
+        if (sd_bus_creds_get_egid(creds, &gid) >= 0 && gid_allowed(s, gid))
+                return 0;
+        int n = sd_bus_creds_get_supplementary_gids(creds, &gids);
+        for (int i = 0; i < n; i++)
+                if (gid_allowed(s, gids[i]))
+                        return 0;
+        log_warning("Refused %s from uid %u: not allowed to control %s", sd_bus_message_get_member(m),
+                    (unsigned) uid, s->instance);
+        return sd_bus_error_setf(error, ERROR_ACCESS_DENIED, "uid %u may not control liveswap instance %s",
+                                 (unsigned) uid, s->instance);
+}
+
+#define CHECK_CALLER(m, s, error)                              \
+        do {                                                   \
+                int _r = check_caller((m), (s), (error));      \
+                if (_r < 0)                                    \
+                        return _r;                             \
+        } while (0)
+
+/* ---- methods ---- */
+
+static int upgrade_common(sd_bus_message *m, void *userdata, sd_bus_error *error, bool wait) {
+        struct supervisor *s = userdata;
+        const char *target;
+        CHECK_CALLER(m, s, error);
+        int r = sd_bus_message_read(m, "s", &target);
+        if (r < 0)
+                return r;
+        return control_upgrade(s, target, m, wait, error);
+}
+
+static int method_upgrade(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        return upgrade_common(m, userdata, error, true);
+}
+
+static int method_start_upgrade(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        return upgrade_common(m, userdata, error, false);
+}
+
+static int method_rollback(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        struct supervisor *s = userdata;
+        CHECK_CALLER(m, s, error);
+        return control_rollback(s, m, error);
+}
+
+static int method_cancel(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        struct supervisor *s = userdata;
+        CHECK_CALLER(m, s, error);
+        if (engine_cancel(s->engine, now_usec()) < 0)
+                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "%s: no upgrade is running", s->instance);
+        log_info("Upgrade cancelled by request");
+        supervisor_dispatch(s);
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+static int method_restart(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        struct supervisor *s = userdata;
+        CHECK_CALLER(m, s, error);
+        if (engine_restart(s->engine, now_usec()) < 0)
+                return sd_bus_error_setf(error, ERROR_BUSY, "%s: cannot restart while %s", s->instance,
+                                         engine_state_to_string(engine_get_state(s->engine)));
+        log_info("Restarting every worker by request");
+        supervisor_dispatch(s);
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+static int method_quit(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        struct supervisor *s = userdata;
+        CHECK_CALLER(m, s, error);
+        log_info("Quitting by request: draining every worker");
+        int r = sd_bus_reply_method_return(m, NULL);
+        engine_stop(s->engine, now_usec());
+        supervisor_dispatch(s);
+        return r;
+}
+
+static int method_message(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        struct supervisor *s = userdata;
+        const char *text;
+        unsigned delivered;
+        CHECK_CALLER(m, s, error);
+        int r = sd_bus_message_read(m, "s", &text);
+        if (r < 0)
+                return r;
+        if (strlen(text) > MAX_MESSAGE_TEXT)
+                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "message too long (at most %d bytes)",
+                                         MAX_MESSAGE_TEXT);
+        supervisor_message(s, text, &delivered);
+        return sd_bus_reply_method_return(m, "u", delivered);
+}
+
+static int method_set_workers(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        struct supervisor *s = userdata;
+        uint32_t count;
+        CHECK_CALLER(m, s, error);
+        int r = sd_bus_message_read(m, "u", &count);
+        if (r < 0)
+                return r;
+        if (count == 0 || count > 4096)
+                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "worker count must be between 1 and 4096");
+        r = engine_set_workers(s->engine, now_usec(), count);
+        if (r < 0)
+                return sd_bus_error_setf(error, ERROR_BUSY, "%s: cannot scale while %s", s->instance,
+                                         engine_state_to_string(engine_get_state(s->engine)));
+        log_info("Scaling to %u workers by request", count);
+        supervisor_dispatch(s);
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+/* ---- properties ---- */
+
+static int property_get(sd_bus *bus, const char *path, const char *interface, const char *property,
+                        sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        struct supervisor *s = userdata;
+        struct engine *e = s->engine;
+
+        if (strcmp(property, "Instance") == 0)
+                return sd_bus_message_append(reply, "s", s->instance);
+        if (strcmp(property, "Generation") == 0)
+                return sd_bus_message_append(reply, "t", engine_get_generation(e));
+        if (strcmp(property, "Target") == 0)
+                return sd_bus_message_append(reply, "s", engine_get_target(e));
+        if (strcmp(property, "PreviousTarget") == 0)
+                return sd_bus_message_append(reply, "s", engine_get_previous_target(e));
+        if (strcmp(property, "State") == 0)
+                return sd_bus_message_append(reply, "s", engine_state_to_string(engine_get_state(e)));
+        if (strcmp(property, "DesiredWorkers") == 0)
+                return sd_bus_message_append(reply, "u", engine_get_desired_workers(e));
+        if (strcmp(property, "ReadyWorkers") == 0)
+                return sd_bus_message_append(reply, "u", engine_count_ready(e));
+        if (strcmp(property, "DrainingWorkers") == 0)
+                return sd_bus_message_append(reply, "u", engine_count_draining(e));
+        if (strcmp(property, "LastResult") == 0)
+                return sd_bus_message_append(reply, "s", engine_get_last_result(e));
+        if (strcmp(property, "Workers") == 0) {
+                const struct engine_worker *w;
+                size_t n = engine_get_workers(e, &w);
+                int r = sd_bus_message_open_container(reply, 'a', "(utsst)");
+                for (size_t i = 0; r >= 0 && i < n; i++)
+                        if (w[i].pid > 0)
+                                r = sd_bus_message_append(reply, "(utsst)", (uint32_t) w[i].pid, w[i].generation,
+                                                          worker_state_to_string(w[i].state), w[i].target,
+                                                          w[i].started_usec);
+                return r < 0 ? r : sd_bus_message_close_container(reply);
+        }
+        return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_PROPERTY, "Unknown property %s", property);
+}
+
+static const sd_bus_vtable supervisor_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Instance", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Generation", "t", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Target", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("PreviousTarget", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("State", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("DesiredWorkers", "u", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("ReadyWorkers", "u", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("DrainingWorkers", "u", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Workers", "a(utsst)", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("LastResult", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_METHOD_WITH_NAMES("Upgrade", "s", SD_BUS_PARAM(target), "t", SD_BUS_PARAM(generation),
+                                 method_upgrade, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("StartUpgrade", "s", SD_BUS_PARAM(target), "t", SD_BUS_PARAM(generation),
+                                 method_start_upgrade, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("Rollback", NULL, , "t", SD_BUS_PARAM(generation), method_rollback,
+                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("Cancel", NULL, NULL, method_cancel, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("Restart", NULL, NULL, method_restart, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("Quit", NULL, NULL, method_quit, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("Message", "s", SD_BUS_PARAM(text), "u", SD_BUS_PARAM(delivered), method_message,
+                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("SetWorkers", "u", SD_BUS_PARAM(count), NULL, , method_set_workers,
+                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_SIGNAL_WITH_NAMES("UpgradeFinished", "tbs", SD_BUS_PARAM(generation) SD_BUS_PARAM(success)
+                                 SD_BUS_PARAM(reason), 0),
+        SD_BUS_VTABLE_END,
+};
+
+/* busctl always says Hello first, even peer-to-peer: answer it as a broker would. */
+static int on_driver_call(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        struct connection *c = userdata;
+        if (sd_bus_message_is_method_call(m, "org.freedesktop.DBus", "Hello")) {
+                char name[32];
+                snprintf(name, sizeof(name), ":1.%" PRIu64, ++c->server->next_unique);
+                return sd_bus_reply_method_return(m, "s", name);
+        }
+        return 0;
+}
+
+/* ---- connections ---- */
+
+static void connection_free(struct connection *c) {
+        struct bus_server *b = c->server;
+        for (struct connection **p = &b->connections; *p; p = &(*p)->next)
+                if (*p == c) {
+                        *p = c->next;
+                        break;
+                }
+        b->n_connections--;
+        sd_bus_slot_unref(c->disconnect_slot);
+        sd_bus_flush_close_unref(c->bus);
+        free(c);
+}
+
+static int on_reap(sd_event_source *source, void *userdata) {
+        struct bus_server *b = userdata;
+        for (struct connection *c = b->connections, *next; c; c = next) {
+                next = c->next;
+                if (c->dead)
+                        connection_free(c);
+        }
+        return 0;
+}
+
+/* Called from inside the connection's own dispatch: freeing it here would pull the bus
+ * out from under sd-bus, so mark it and free it from a deferred event. */
+static int on_disconnect(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        struct connection *c = userdata;
+        c->dead = true;
+        (void) sd_event_source_set_enabled(c->server->reaper, SD_EVENT_ONESHOT);
+        return 0;
+}
+
+static int connection_new(struct bus_server *b, int fd) {
+        struct connection *c = calloc(1, sizeof(*c));
+        if (!c) {
+                close(fd);
+                return -ENOMEM;
+        }
+        c->server = b;
+        sd_id128_t id;
+        int r = sd_id128_randomize(&id);
+        if (r >= 0)
+                r = sd_bus_new(&c->bus);
+        if (r < 0) {
+                close(fd);
+                free(c);
+                return r;
+        }
+        if ((r = sd_bus_set_fd(c->bus, fd, fd)) < 0) {
+                close(fd);
+                goto fail;
+        }
+        if ((r = sd_bus_set_server(c->bus, 1, id)) < 0 || (r = sd_bus_set_anonymous(c->bus, false)) < 0 ||
+            (r = sd_bus_negotiate_creds(c->bus, true, SD_BUS_CREDS_EUID | SD_BUS_CREDS_EGID)) < 0 ||
+            (r = sd_bus_add_object_vtable(c->bus, NULL, LIVESWAP_OBJECT_PATH, LIVESWAP_INTERFACE, supervisor_vtable,
+                                          b->supervisor)) < 0 ||
+            (r = sd_bus_add_object(c->bus, NULL, "/org/freedesktop/DBus", on_driver_call, c)) < 0 ||
+            (r = sd_bus_match_signal(c->bus, &c->disconnect_slot, NULL, "/org/freedesktop/DBus/Local",
+                                     "org.freedesktop.DBus.Local", "Disconnected", on_disconnect, c)) < 0 ||
+            (r = sd_bus_start(c->bus)) < 0 || (r = sd_bus_attach_event(c->bus, b->supervisor->event, 0)) < 0)
+                goto fail;
+        c->next = b->connections;
+        b->connections = c;
+        b->n_connections++;
+        return 0;
+fail:
+        sd_bus_slot_unref(c->disconnect_slot);
+        sd_bus_flush_close_unref(c->bus);
+        free(c);
+        return r;
+}
+
+static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
+        struct bus_server *b = userdata;
+        for (int i = 0; i < 16; i++) {
+                int cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+                if (cfd < 0) {
+                        if (errno != EAGAIN && errno != EINTR)
+                                log_warning_errno(errno, "Cannot accept a control connection: %m");
+                        return 0;
+                }
+                if (b->n_connections >= MAX_CONNECTIONS) {
+                        log_warning("Refusing a control connection: %u already open", b->n_connections);
+                        close(cfd);
+                        continue;
+                }
+                int r = connection_new(b, cfd);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot set up a control connection: %s", strerror(-r));
+        }
+        return 0;
+}
+
+int bus_server_new(struct supervisor *s, const char *socket_path, struct bus_server **ret) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        if (strlen(socket_path) >= sizeof(sa.sun_path))
+                return log_error_errno(ENAMETOOLONG, "Control socket path %s is too long", socket_path);
+        strcpy(sa.sun_path, socket_path);
+
+        struct bus_server *b = calloc(1, sizeof(*b));
+        if (!b)
+                return log_error_errno(ENOMEM, "Out of memory");
+        b->supervisor = s;
+        b->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        b->path = strdup(socket_path);
+        int r;
+        if (b->listen_fd < 0 || !b->path) {
+                r = log_error_errno(b->path ? errno : ENOMEM, "Cannot create the control socket: %m");
+                goto fail;
+        }
+        (void) unlink(socket_path);
+        /* Mode 0600 from birth: no window in which another user could connect. */
+        mode_t old = umask(0077);
+        r = bind(b->listen_fd, (struct sockaddr *) &sa, sizeof(sa));
+        umask(old);
+        if (r < 0 || listen(b->listen_fd, 64) < 0) {
+                r = log_error_errno(errno, "Cannot listen on %s: %m", socket_path);
+                goto fail;
+        }
+        r = sd_event_add_io(s->event, &b->listen_source, b->listen_fd, EPOLLIN, on_accept, b);
+        if (r >= 0)
+                r = sd_event_add_defer(s->event, &b->reaper, on_reap, b);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(b->reaper, SD_EVENT_OFF);
+        if (r < 0) {
+                log_error_errno(r, "Cannot watch the control socket: %s", strerror(-r));
+                goto fail;
+        }
+        *ret = b;
+        return 0;
+fail:
+        bus_server_free(b);
+        return r;
+}
+
+struct bus_server *bus_server_free(struct bus_server *b) {
+        if (!b)
+                return NULL;
+        while (b->connections)
+                connection_free(b->connections);
+        sd_event_source_disable_unref(b->listen_source);
+        sd_event_source_disable_unref(b->reaper);
+        if (b->listen_fd >= 0) {
+                close(b->listen_fd);
+                (void) unlink(b->path);
+        }
+        free(b->path);
+        free(b);
+        return NULL;
+}
+
+/* ---- signals ---- */
+
+void bus_emit_upgrade_finished(struct bus_server *b, uint64_t generation, bool success, const char *reason) {
+        if (!b)
+                return;
+        for (struct connection *c = b->connections; c; c = c->next)
+                if (!c->dead)
+                        (void) sd_bus_emit_signal(c->bus, LIVESWAP_OBJECT_PATH, LIVESWAP_INTERFACE, "UpgradeFinished", "tbs",
+                                          generation, (int) success, reason);
+}
+
+static uint64_t hash_workers(const struct engine *e) {
+        const struct engine_worker *w;
+        size_t n = engine_get_workers(e, &w);
+        uint64_t h = 1469598103934665603ULL; /* FNV-1a over (pid, state) */
+        for (size_t i = 0; i < n; i++) {
+                h = (h ^ (uint64_t) w[i].pid) * 1099511628211ULL;
+                h = (h ^ (uint64_t) w[i].state) * 1099511628211ULL;
+        }
+        return h ^ n;
+}
+
+static void take_snapshot(const struct supervisor *s, struct snapshot *snap) {
+        const struct engine *e = s->engine;
+        snap->generation = engine_get_generation(e);
+        snap->desired = engine_get_desired_workers(e);
+        snap->ready = engine_count_ready(e);
+        snap->draining = engine_count_draining(e);
+        snap->state = engine_get_state(e);
+        snap->workers_hash = hash_workers(e);
+        snprintf(snap->target, sizeof(snap->target), "%s", engine_get_target(e));
+        snprintf(snap->previous, sizeof(snap->previous), "%s", engine_get_previous_target(e));
+        snprintf(snap->last_result, sizeof(snap->last_result), "%s", engine_get_last_result(e));
+}
+
+void bus_emit_changes(struct bus_server *b) {
+        if (!b)
+                return;
+        struct snapshot now, *old = &b->last;
+        take_snapshot(b->supervisor, &now);
+        char *changed[12];
+        size_t n = 0;
+        if (now.generation != old->generation)
+                changed[n++] = "Generation";
+        if (strcmp(now.target, old->target) != 0)
+                changed[n++] = "Target";
+        if (strcmp(now.previous, old->previous) != 0)
+                changed[n++] = "PreviousTarget";
+        if (now.state != old->state)
+                changed[n++] = "State";
+        if (now.desired != old->desired)
+                changed[n++] = "DesiredWorkers";
+        if (now.ready != old->ready)
+                changed[n++] = "ReadyWorkers";
+        if (now.draining != old->draining)
+                changed[n++] = "DrainingWorkers";
+        if (now.workers_hash != old->workers_hash)
+                changed[n++] = "Workers";
+        if (strcmp(now.last_result, old->last_result) != 0)
+                changed[n++] = "LastResult";
+        changed[n] = NULL;
+        *old = now;
+        if (n == 0)
+                return;
+        for (struct connection *c = b->connections; c; c = c->next)
+                if (!c->dead)
+                        (void) sd_bus_emit_properties_changed_strv(c->bus, LIVESWAP_OBJECT_PATH, LIVESWAP_INTERFACE, changed);
+}

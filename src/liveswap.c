@@ -1,0 +1,434 @@
+/* liveswap.c: main() of the supervisor: parse the command line, load the configuration,
+ * take the sockets, wire the shell together and run the event loop. With -u/-k/-d/-m it
+ * is a client of a running supervisor instead. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "head.h"
+#include "log.h"
+#include "macro.h"
+#include "names.h"
+#include "notify.h"
+#include "supervisor.h"
+
+#define EXIT_USAGE 2
+#define EXIT_CONFIG 78 /* EX_CONFIG */
+#define DEFAULT_CONFIG_DIR "/etc/liveswap"
+
+enum client_command { CLIENT_NONE, CLIENT_UPGRADE, CLIENT_KILL, CLIENT_DIE, CLIENT_MESSAGE };
+
+struct arguments {
+        const char *instance;
+        const char *config;
+        const char **listen;
+        size_t n_listen;
+        const char *port;
+        const char *address;
+        struct cli_overrides overrides;
+        enum client_command client;
+        const char *client_arg;
+};
+
+static void help(void) {
+        printf("Usage:\n"
+               "  liveswap [--instance NAME] [--config FILE] [--listen ADDR:PORT|PATH]... [--workers N]\n"
+               "           [--start TARGET] [--foreground]\n"
+               "  liveswap -s TARGET [-f N] [-p PORT] [-a ADDRESS] [--pre-upgrade PATH] [-H HEADFILE] [-z]\n"
+               "  liveswap -u [TARGET] | -k | -d | -m MESSAGE\n"
+               "  liveswap -v\n\n"
+               "Keeps listening sockets open and swaps the code of the workers behind them\n"
+               "with zero downtime. See liveswap(8).\n\n"
+               "  -s, --start TARGET      executable file or directory to run\n"
+               "  -f, --forks, --workers N  number of workers (default 2)\n"
+               "  -p, --port PORT         TCP port to listen on when systemd passes no socket\n"
+               "  -a, --address ADDRESS   address for --port (default 127.0.0.1)\n"
+               "  -l, --listen ADDR:PORT|PATH  socket to listen on (repeatable)\n"
+               "  -i, --instance NAME     instance name (default: the target's base name)\n"
+               "  -c, --config FILE       configuration file (default /etc/liveswap/INSTANCE.conf if present)\n"
+               "      --pre-upgrade PATH  executable run before each upgrade\n"
+               "  -H, --head FILE         HEAD state file\n"
+               "  -z                      upgrade by stopping old workers first (strategy restart)\n"
+               "      --foreground        run in the foreground (always the case)\n"
+               "  -u, --upgrade [TARGET]  upgrade a running supervisor (no target: reload)\n"
+               "  -k, --kill              restart every worker of a running supervisor\n"
+               "  -d, --die               drain every worker and stop a running supervisor\n"
+               "  -m, --message TEXT      send TEXT to every worker of a running supervisor\n"
+               "  -v, --version           show the version\n");
+}
+
+static int parse_unsigned(const char *s, unsigned *ret) {
+        char *end;
+        errno = 0;
+        unsigned long v = strtoul(s, &end, 10);
+        if (errno || !*s || *end || v == 0 || v > 4096 || s[0] == '-')
+                return -EINVAL;
+        *ret = (unsigned) v;
+        return 0;
+}
+
+static int parse_arguments(int argc, char **argv, struct arguments *a) {
+        enum { OPT_FOREGROUND = 0x100, OPT_PRE_UPGRADE };
+        static const struct option options[] = {
+                { "instance", required_argument, NULL, 'i' },  { "config", required_argument, NULL, 'c' },
+                { "listen", required_argument, NULL, 'l' },    { "workers", required_argument, NULL, 'f' },
+                { "forks", required_argument, NULL, 'f' },     { "start", required_argument, NULL, 's' },
+                { "foreground", no_argument, NULL, OPT_FOREGROUND },
+                { "port", required_argument, NULL, 'p' },      { "address", required_argument, NULL, 'a' },
+                { "pre-upgrade", required_argument, NULL, OPT_PRE_UPGRADE },
+                { "head", required_argument, NULL, 'H' },      { "upgrade", optional_argument, NULL, 'u' },
+                { "kill", no_argument, NULL, 'k' },            { "die", no_argument, NULL, 'd' },
+                { "message", required_argument, NULL, 'm' },   { "version", no_argument, NULL, 'v' },
+                { "help", no_argument, NULL, 'h' },            {}
+        };
+        int c;
+        while ((c = getopt_long(argc, argv, "i:c:l:f:s:p:a:H:u::kdm:zvh", options, NULL)) >= 0) {
+                switch (c) {
+                case 'i':
+                        a->instance = optarg;
+                        break;
+                case 'c':
+                        a->config = optarg;
+                        break;
+                case 'l': {
+                        const char **p = reallocarray(a->listen, a->n_listen + 1, sizeof(char *));
+                        if (!p)
+                                return -ENOMEM;
+                        a->listen = p;
+                        a->listen[a->n_listen++] = optarg;
+                        break;
+                }
+                case 'f':
+                        if (parse_unsigned(optarg, &a->overrides.workers) < 0) {
+                                fprintf(stderr, "liveswap: invalid worker count '%s' (1 to 4096)\n", optarg);
+                                return -EINVAL;
+                        }
+                        break;
+                case 's':
+                        a->overrides.target = optarg;
+                        break;
+                case OPT_FOREGROUND:
+                        break; /* the supervisor never daemonizes: systemd or the shell owns it */
+                case 'p':
+                        a->port = optarg;
+                        break;
+                case 'a':
+                        a->address = optarg;
+                        break;
+                case OPT_PRE_UPGRADE:
+                        a->overrides.pre_upgrade = optarg;
+                        break;
+                case 'H':
+                        a->overrides.head = optarg;
+                        break;
+                case 'z':
+                        a->overrides.restart = true;
+                        break;
+                case 'u':
+                        a->client = CLIENT_UPGRADE;
+                        /* The seed's form is "-u TARGET" with a space: take a following
+                         * non-option word as the target. */
+                        if (optarg)
+                                a->client_arg = optarg;
+                        else if (optind < argc && argv[optind][0] != '-')
+                                a->client_arg = argv[optind++];
+                        break;
+                case 'k':
+                        a->client = CLIENT_KILL;
+                        break;
+                case 'd':
+                        a->client = CLIENT_DIE;
+                        break;
+                case 'm':
+                        a->client = CLIENT_MESSAGE;
+                        a->client_arg = optarg;
+                        break;
+                case 'v':
+                        printf("liveswap %s\n", LIVESWAP_VERSION);
+                        exit(EXIT_SUCCESS);
+                case 'h':
+                        help();
+                        exit(EXIT_SUCCESS);
+                default:
+                        return -EINVAL;
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "liveswap: unexpected argument '%s' (see liveswap --help)\n", argv[optind]);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+/* ---- client mode ---- */
+
+static int run_client(const struct arguments *a) {
+        _cleanup_free_ char *instance = NULL, *derived = NULL;
+        const char *name = a->instance;
+        if (!name && a->overrides.target)
+                name = derived = names_instance_from_target(a->overrides.target);
+        if (client_pick_instance(name, &instance) < 0)
+                return CLIENT_EXIT_USAGE;
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        if (client_connect(instance, false, &bus) < 0)
+                return CLIENT_EXIT_USAGE;
+
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+        switch (a->client) {
+        case CLIENT_UPGRADE: {
+                _cleanup_free_ char *target = NULL;
+                /* A relative target means relative to the caller, not to the supervisor. */
+                if (a->client_arg && *a->client_arg && !(target = realpath(a->client_arg, NULL))) {
+                        fprintf(stderr, "%s: %s\n", a->client_arg, strerror(errno));
+                        return CLIENT_EXIT_USAGE;
+                }
+                /* An upgrade may legitimately take minutes (ready and drain timeouts). */
+                (void) sd_bus_set_method_call_timeout(bus, UINT64_MAX / 2);
+                r = sd_bus_call_method(bus, NULL, LIVESWAP_OBJECT_PATH, LIVESWAP_INTERFACE, "Upgrade", &error, &reply,
+                                       "s", target ?: "");
+                if (r >= 0) {
+                        uint64_t generation;
+                        if (sd_bus_message_read(reply, "t", &generation) >= 0)
+                                printf("%s: serving generation %llu\n", instance, (unsigned long long) generation);
+                }
+                break;
+        }
+        case CLIENT_KILL:
+                r = sd_bus_call_method(bus, NULL, LIVESWAP_OBJECT_PATH, LIVESWAP_INTERFACE, "Restart", &error, NULL, "");
+                break;
+        case CLIENT_DIE:
+                r = sd_bus_call_method(bus, NULL, LIVESWAP_OBJECT_PATH, LIVESWAP_INTERFACE, "Quit", &error, NULL, "");
+                break;
+        case CLIENT_MESSAGE:
+                r = sd_bus_call_method(bus, NULL, LIVESWAP_OBJECT_PATH, LIVESWAP_INTERFACE, "Message", &error, &reply,
+                                       "s", a->client_arg);
+                if (r >= 0) {
+                        uint32_t delivered;
+                        if (sd_bus_message_read(reply, "u", &delivered) >= 0)
+                                printf("%s: delivered to %u worker%s\n", instance, delivered, delivered == 1 ? "" : "s");
+                }
+                break;
+        default:
+                return CLIENT_EXIT_USAGE;
+        }
+        if (r < 0) {
+                fprintf(stderr, "%s\n", error.message ?: strerror(-r));
+                return sd_bus_error_is_set(&error) ? client_exit_code_for(&error) : CLIENT_EXIT_USAGE;
+        }
+        return CLIENT_EXIT_OK;
+}
+
+/* ---- supervisor mode ---- */
+
+static int mkdir_parents(const char *path, mode_t mode) {
+        _cleanup_free_ char *p = strdup(path);
+        if (!p)
+                return -ENOMEM;
+        for (char *slash = p + 1; (slash = strchr(slash, '/')); slash++) {
+                *slash = 0;
+                if (mkdir(p, mode) < 0 && errno != EEXIST)
+                        return -errno;
+                *slash = '/';
+        }
+        if (mkdir(p, mode) < 0 && errno != EEXIST)
+                return -errno;
+        return 0;
+}
+
+/* The first generation's target: a valid HEAD wins over the configuration, so that a
+ * restart or a reboot keeps what was deployed. */
+static int choose_target(struct supervisor *s) {
+        char err[512];
+        _cleanup_free_ char *head = NULL;
+        int r = head_read(s->head_path, &head);
+        if (r >= 0) {
+                struct worker_command cmd;
+                if (target_resolve(head, s->config.exec, &cmd, err, sizeof(err)) >= 0) {
+                        log_info("Starting the deployed target from %s: %s", s->head_path, cmd.target);
+                        s->current = cmd;
+                        s->head_seen = TAKE_PTR(head);
+                        _cleanup_free_ char *previous_path = head_previous_path(s->head_path), *previous = NULL;
+                        if (previous_path && head_read(previous_path, &previous) >= 0)
+                                (void) engine_set_previous_target(s->engine, previous);
+                        return 0;
+                }
+                log_warning("Ignoring %s: %s", s->head_path, err);
+        } else if (r != -ENOENT)
+                log_warning_errno(r, "Ignoring %s: %s", s->head_path, strerror(-r));
+
+        if (!s->config.target) {
+                log_error("No target to run: give one with -s TARGET or target= in the configuration");
+                return -EINVAL;
+        }
+        r = target_resolve(s->config.target, s->config.exec, &s->current, err, sizeof(err));
+        if (r < 0)
+                return log_error_errno(r, "Invalid target: %s", err);
+        return 0;
+}
+
+static int take_sockets(struct supervisor *s, const struct arguments *a) {
+        int r = sockets_from_systemd(&s->sockets);
+        if (r < 0)
+                return log_error_errno(r, "Cannot take the sockets passed by systemd: %s", strerror(-r));
+        if (r > 0) {
+                if (a->n_listen > 0 || a->port)
+                        log_info("Using the %d socket(s) passed by systemd; ignoring --listen/--port", r);
+                return 0;
+        }
+        for (size_t i = 0; i < a->n_listen; i++)
+                if ((r = sockets_bind(&s->sockets, a->listen[i], a->address)) < 0)
+                        return r;
+        if (a->port && (r = sockets_bind(&s->sockets, a->port, a->address)) < 0)
+                return r;
+        if (s->sockets.n == 0) {
+                log_error("Nothing to listen on: use -p PORT or --listen ADDR:PORT|PATH, or start from a systemd socket unit");
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static int already_running(const char *instance) {
+        sd_bus *bus = NULL;
+        int r = client_connect(instance, true, &bus);
+        sd_bus_flush_close_unref(bus);
+        return r >= 0;
+}
+
+static int run_supervisor(struct arguments *a) {
+        struct supervisor s = { .notify_fd = -1, .overrides = a->overrides };
+        _cleanup_free_ char *default_config = NULL, *derived_instance = NULL, *bus_path = NULL;
+        char err[512];
+        int r, status = EXIT_FAILURE;
+
+        /* Instance first: it names the default config file. */
+        const char *instance = a->instance;
+        if (!instance && a->overrides.target)
+                instance = derived_instance = names_instance_from_target(a->overrides.target);
+        s.config_path = a->config;
+        if (!s.config_path && instance &&
+            asprintf(&default_config, "%s/%s.conf", DEFAULT_CONFIG_DIR, instance) >= 0 &&
+            access(default_config, F_OK) == 0)
+                s.config_path = default_config;
+
+        r = supervisor_load_config(&s, &s.config, err, sizeof(err));
+        if (r < 0) {
+                if (r == -ENOMEM)
+                        log_error("Out of memory");
+                else
+                        fprintf(stderr, "%s\n", err);
+                return EXIT_CONFIG;
+        }
+        if (!instance && s.config.target)
+                instance = derived_instance = names_instance_from_target(s.config.target);
+        if (!instance) {
+                log_error("No instance name and no target: use -s TARGET (see liveswap --help)");
+                status = EXIT_USAGE;
+                goto finish;
+        }
+        if (names_validate_instance(instance) < 0) {
+                log_error("Invalid instance name '%s'", instance);
+                status = EXIT_USAGE;
+                goto finish;
+        }
+        s.instance = strdup(instance);
+        s.head_path = s.config.head ? strdup(s.config.head)
+                                    : names_head_path(getenv("STATE_DIRECTORY"), getenv("XDG_STATE_HOME"),
+                                                      getenv("HOME"), geteuid() == 0, instance);
+        s.runtime_dir = names_runtime_dir(getenv("RUNTIME_DIRECTORY"), getenv("XDG_RUNTIME_DIR"), instance);
+        if (!s.instance || !s.head_path || !s.runtime_dir || engine_new(&s.engine) < 0) {
+                log_error("Out of memory");
+                goto finish;
+        }
+        if (choose_target(&s) < 0)
+                goto finish;
+
+        if ((r = mkdir_parents(s.runtime_dir, 0755)) < 0) {
+                log_error_errno(r, "Cannot create %s: %s", s.runtime_dir, strerror(-r));
+                goto finish;
+        }
+        if (already_running(s.instance)) {
+                log_error("liveswap instance %s is already running (control it with liveswapctl -i %s)", s.instance,
+                          s.instance);
+                goto finish;
+        }
+        if (take_sockets(&s, a) < 0) {
+                status = EXIT_USAGE;
+                goto finish;
+        }
+        s.fdnames = sockets_fdnames(&s.sockets);
+        if (asprintf(&s.notify_path, "%s/notify", s.runtime_dir) < 0 || asprintf(&bus_path, "%s/bus", s.runtime_dir) < 0 ||
+            !s.fdnames) {
+                log_error("Out of memory");
+                goto finish;
+        }
+        s.notify_fd = notify_open(s.notify_path);
+        if (s.notify_fd < 0) {
+                log_error_errno(s.notify_fd, "Cannot create the notify socket %s: %s", s.notify_path,
+                                strerror(-s.notify_fd));
+                goto finish;
+        }
+        if (supervisor_setup_loop(&s) < 0 || bus_server_new(&s, bus_path, &s.bus) < 0)
+                goto finish;
+
+        struct engine_settings settings;
+        engine_settings_from_config(&s.config, &settings);
+        r = engine_start(s.engine, now_usec(), s.current.target, &settings);
+        if (r < 0) {
+                log_error_errno(r, "Cannot start: %s", strerror(-r));
+                goto finish;
+        }
+        log_info("liveswap %s: instance %s, %u worker(s) of %s, control socket %s", LIVESWAP_VERSION, s.instance,
+                 settings.workers, s.current.target, bus_path);
+        supervisor_dispatch(&s);
+
+        r = sd_event_loop(s.event);
+        if (r < 0)
+                log_error_errno(r, "Event loop failed: %s", strerror(-r));
+        else
+                log_info("All workers are gone: exiting");
+        status = r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+finish:;
+        _cleanup_free_ char *runtime_dir = TAKE_PTR(s.runtime_dir);
+        supervisor_done(&s);
+        if (status == EXIT_SUCCESS && runtime_dir && !getenv("RUNTIME_DIRECTORY"))
+                (void) rmdir(runtime_dir); /* ours to clean when systemd does not */
+        return status;
+}
+
+int main(int argc, char **argv) {
+        struct arguments a = {};
+        sigset_t mask;
+
+        log_open();
+        if (parse_arguments(argc, argv, &a) < 0) {
+                free(a.listen);
+                return EXIT_USAGE;
+        }
+        if (a.client != CLIENT_NONE) {
+                free(a.listen);
+                return run_client(&a);
+        }
+
+        /* sd-event needs these blocked to deliver them as events; children get a clean
+         * mask back in spawn.c. */
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGCHLD);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        signal(SIGPIPE, SIG_IGN);
+
+        int status = run_supervisor(&a);
+        free(a.listen);
+        return status;
+}

@@ -1,0 +1,31 @@
+/* notify.h: the sd_notify protocol in both directions. Workers send READY=1/STATUS=/
+ * STOPPING=1 to the supervisor's own NOTIFY_SOCKET; the supervisor reports upstream to
+ * systemd with sd_notify(). Parsing is pure; the socket functions are the thin shell. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define NOTIFY_MAX_MESSAGE 4096
+#define NOTIFY_MAX_STATUS 256
+
+struct notify_message {
+        bool ready;
+        bool stopping;
+        bool has_status;
+        char status[NOTIFY_MAX_STATUS];
+};
+
+/* Parses newline-separated KEY=VALUE assignments. Unknown keys are ignored, as systemd
+ * does; a message with a NUL byte or a line without '=' is rejected with -EBADMSG. */
+int notify_parse(const char *data, size_t len, struct notify_message *ret);
+
+/* Creates the worker-facing socket at PATH (replacing a stale file), mode 0666 because
+ * senders are identified by their kernel-checked credentials, not by file permissions.
+ * Returns the fd or a negative errno. */
+int notify_open(const char *path);
+
+/* Reads one datagram. Returns 1 with the sender's pid and the data, 0 when nothing is
+ * pending, a negative errno on failure. Datagrams without credentials are dropped (0). */
+int notify_receive(int fd, pid_t *ret_pid, char *buf, size_t size, size_t *ret_len);

@@ -1,0 +1,29 @@
+/* sockets.h: the listening sockets the supervisor owns for its whole life, either passed
+ * by systemd (sd_listen_fds) or bound from --listen / -p / -a. */
+#pragma once
+
+#include <stddef.h>
+
+struct listen_socket {
+        int fd;
+        char *name; /* the LISTEN_FDNAMES entry */
+};
+
+struct socket_set {
+        struct listen_socket *sockets;
+        size_t n;
+};
+
+/* Takes the sockets systemd passed (LISTEN_FDS/LISTEN_FDNAMES, which are then unset).
+ * Returns the number taken (0 when none), or a negative errno. */
+int sockets_from_systemd(struct socket_set *set);
+
+/* Binds and listens on SPEC: "ADDR:PORT", "[V6ADDR]:PORT", ":PORT" / "PORT" (on
+ * default_address), or a unix socket path (anything containing '/'). A stale unix socket
+ * (nothing answering) is replaced. Returns 0 or a negative errno; Errors are logged here, with the cause. */
+int sockets_bind(struct socket_set *set, const char *spec, const char *default_address);
+
+/* "name1:name2:..." for LISTEN_FDNAMES. NULL on ENOMEM. */
+char *sockets_fdnames(const struct socket_set *set);
+
+void sockets_done(struct socket_set *set);

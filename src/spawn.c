@@ -1,0 +1,211 @@
+/* spawn.c: fork/exec of a worker. Everything the child needs is prepared before fork(),
+ * so the child only moves fds, resets signals and execs. The supervisor is single
+ * threaded, which keeps the child side simple; it still avoids allocation after fork. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/close_range.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "macro.h"
+#include "spawn.h"
+
+#define FIRST_LISTEN_FD 3 /* SD_LISTEN_FDS_START */
+
+extern char **environ;
+
+/* Variables that describe the supervisor's own relationship with its service manager or
+ * a previous exec; a worker gets fresh ones (or none). */
+static bool inherited_unwanted(const char *kv) {
+        static const char *const prefixes[] = { "LISTEN_PID=", "LISTEN_FDS=", "LISTEN_FDNAMES=",
+                                                "NOTIFY_SOCKET=", "WATCHDOG_PID=", "WATCHDOG_USEC=",
+                                                "LIVESWAP_" };
+        for (size_t i = 0; i < ELEMENTSOF(prefixes); i++)
+                if (strncmp(kv, prefixes[i], strlen(prefixes[i])) == 0)
+                        return true;
+        return false;
+}
+
+static bool overridden(const char *kv, char *const *extra) {
+        size_t n = strcspn(kv, "=");
+        for (char *const *e = extra; e && *e; e++)
+                if (strncmp(*e, kv, n) == 0 && (*e)[n] == '=')
+                        return true;
+        return false;
+}
+
+char **spawn_build_environment(char *const *extra, size_t reserve) {
+        size_t n = 0, m = 0;
+        for (char **e = environ; e && *e; e++)
+                n++;
+        for (char *const *e = extra; e && *e; e++)
+                m++;
+        char **env = calloc(n + m + reserve + 1, sizeof(char *));
+        if (!env)
+                return NULL;
+        size_t k = 0;
+        for (char **e = environ; e && *e; e++)
+                if (!inherited_unwanted(*e) && !overridden(*e, extra) && !(env[k++] = strdup(*e)))
+                        goto fail;
+        for (char *const *e = extra; e && *e; e++)
+                if (!(env[k++] = strdup(*e)))
+                        goto fail;
+        return env;
+fail:
+        strv_free(env);
+        return NULL;
+}
+
+static int push(char **env, size_t *k, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int push(char **env, size_t *k, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        int r = vasprintf(&env[*k], fmt, ap);
+        va_end(ap);
+        if (r < 0) {
+                env[*k] = NULL;
+                return -ENOMEM;
+        }
+        (*k)++;
+        return 0;
+}
+
+int spawn_child_reset(pid_t parent) {
+        sigset_t none;
+        sigemptyset(&none);
+        (void) sigprocmask(SIG_SETMASK, &none, NULL);
+        for (int sig = 1; sig < NSIG; sig++)
+                if (sig != SIGKILL && sig != SIGSTOP)
+                        (void) signal(sig, SIG_DFL);
+
+        /* Its own process group, so that a signal to the group reaches what it forks, and
+         * notify messages from its children can be attributed to it. */
+        (void) setpgid(0, 0);
+        /* Nothing we start outlives a supervisor that dies: nothing would drain it. */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+                return -1;
+        return 0;
+}
+
+/* Writes v in decimal into buf (child side: no stdio). */
+static void format_pid(char *buf, pid_t v) {
+        char tmp[16];
+        int n = 0;
+        do
+                tmp[n++] = (char) ('0' + v % 10);
+        while ((v /= 10) > 0);
+        while (n > 0)
+                *buf++ = tmp[--n];
+        *buf = 0;
+}
+
+static _Noreturn void child(const struct spawn_request *r, char **env, char *listen_pid, int control_fd,
+                            int error_fd, pid_t parent, int *moved) {
+        int n = (int) r->sockets->n;
+        int first_free = FIRST_LISTEN_FD + n + 1;
+
+        if (spawn_child_reset(parent) < 0)
+                _exit(127);
+
+        /* Park every fd we keep above the target range first, so no dup2 clobbers one. */
+        error_fd = fcntl(error_fd, F_DUPFD_CLOEXEC, first_free);
+        if (error_fd < 0)
+                _exit(127);
+        for (int i = 0; i < n; i++)
+                moved[i] = fcntl(r->sockets->sockets[i].fd, F_DUPFD_CLOEXEC, first_free);
+        moved[n] = fcntl(control_fd, F_DUPFD_CLOEXEC, first_free);
+        for (int i = 0; i <= n; i++)
+                if (moved[i] < 0 || dup2(moved[i], FIRST_LISTEN_FD + i) < 0)
+                        goto fail;
+        /* Whatever else is open (even an fd someone handed us without O_CLOEXEC) closes
+         * at exec: the worker sees 0, 1, 2, its sockets and the control fd, nothing else. */
+        if (close_range((unsigned) first_free, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+                for (int fd = first_free; fd < 65536; fd++)
+                        if (fd != error_fd)
+                                (void) fcntl(fd, F_SETFD, FD_CLOEXEC);
+
+        format_pid(listen_pid, getpid());
+        if (chdir(r->directory) < 0)
+                goto fail;
+        if (strchr(r->argv[0], '/'))
+                execve(r->argv[0], r->argv, env);
+        else
+                execvpe(r->argv[0], r->argv, env);
+fail:;
+        int e = errno;
+        (void) !write(error_fd, &e, sizeof(e));
+        _exit(127);
+}
+
+int spawn_worker(const struct spawn_request *r, pid_t *ret_pid, int *ret_control_fd) {
+        _cleanup_strv_free_ char **env = spawn_build_environment(r->environment, 10);
+        if (!env)
+                return -ENOMEM;
+        size_t k = 0;
+        while (env[k])
+                k++;
+
+        /* LISTEN_PID must be the child's own pid: reserve room, fill it in the child. */
+        size_t listen_pid_index = k;
+        if (push(env, &k, "LISTEN_PID=%-20s", "") < 0 ||
+            push(env, &k, "LISTEN_FDS=%zu", r->sockets->n) < 0 ||
+            push(env, &k, "LISTEN_FDNAMES=%s", r->fdnames) < 0 ||
+            push(env, &k, "NOTIFY_SOCKET=%s", r->notify_socket) < 0 ||
+            push(env, &k, "LIVESWAP_INSTANCE=%s", r->instance) < 0 ||
+            push(env, &k, "LIVESWAP_GENERATION=%" PRIu64, r->generation) < 0 ||
+            push(env, &k, "LIVESWAP_WORKER=%u", r->slot) < 0 ||
+            push(env, &k, "LIVESWAP_CONTROL_FD=%zu", FIRST_LISTEN_FD + r->sockets->n) < 0)
+                return -ENOMEM;
+        char *listen_pid = env[listen_pid_index] + strlen("LISTEN_PID=");
+
+        int pair[2];
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
+                return -errno;
+        _cleanup_close_ int ours = pair[0], theirs = pair[1];
+        if (fcntl(ours, F_SETFL, O_NONBLOCK) < 0)
+                return -errno;
+
+        int pipe_fds[2];
+        if (pipe2(pipe_fds, O_CLOEXEC) < 0)
+                return -errno;
+        _cleanup_close_ int error_read = pipe_fds[0], error_write = pipe_fds[1];
+
+        _cleanup_free_ int *moved = calloc(r->sockets->n + 1, sizeof(int));
+        if (!moved)
+                return -ENOMEM;
+
+        pid_t parent = getpid();
+        pid_t pid = fork();
+        if (pid < 0)
+                return -errno;
+        if (pid == 0)
+                child(r, env, listen_pid, theirs, error_write, parent, moved);
+
+        /* Also from here, so the group exists before any signal we send to it. */
+        (void) setpgid(pid, pid);
+        closep(&error_write);
+        error_write = -1; /* so the read below sees EOF once the child has exec'd */
+        int child_errno = 0;
+        ssize_t got;
+        do
+                got = read(error_read, &child_errno, sizeof(child_errno));
+        while (got < 0 && errno == EINTR);
+        if (got == sizeof(child_errno)) {
+                /* exec failed and the child is exiting right now: reap it here. */
+                (void) waitpid(pid, NULL, 0);
+                return -(child_errno ?: EIO);
+        }
+
+        *ret_pid = pid;
+        *ret_control_fd = TAKE_FD(ours);
+        return 0;
+}

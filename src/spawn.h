@@ -1,0 +1,35 @@
+/* spawn.h: fork/exec of one worker with the environment of the worker protocol
+ * (contract section 2): listening fds at 3.., LISTEN_* set as systemd sets them, the
+ * supervisor's NOTIFY_SOCKET, LIVESWAP_* variables and the control socketpair. */
+#pragma once
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "sockets.h"
+
+struct spawn_request {
+        const char *directory;     /* working directory */
+        char *const *argv;         /* argv[0] is a path (with '/') or a name looked up in PATH */
+        char *const *environment;  /* extra KEY=VALUE entries (config), may be NULL */
+        const struct socket_set *sockets;
+        const char *fdnames;
+        const char *notify_socket;
+        const char *instance;
+        uint64_t generation;
+        unsigned slot;
+};
+
+/* Starts the worker. Returns 0 with its pid and the supervisor's end of the control
+ * socketpair (close-on-exec, non-blocking), or a negative errno. An exec failure in the
+ * child is reported here too: its errno travels back over a close-on-exec pipe, and the
+ * child is reaped before returning. */
+int spawn_worker(const struct spawn_request *r, pid_t *ret_pid, int *ret_control_fd);
+
+/* The environment a child gets: ours minus the variables that describe our own service
+ * manager relationship, plus EXTRA. NULL on ENOMEM. */
+char **spawn_build_environment(char *const *extra, size_t reserve);
+
+/* In a freshly forked child: default signal mask and dispositions, its own process group,
+ * and death with the supervisor. Returns -1 when the parent is already gone. */
+int spawn_child_reset(pid_t parent);
