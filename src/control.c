@@ -45,6 +45,7 @@ static void reply_waiters(struct supervisor *s, uint64_t generation, bool succes
 }
 
 static void candidate_clear(struct supervisor *s) {
+        s->candidate_generation = 0;
         worker_command_done(&s->candidate);
         config_done(&s->candidate_config);
         memset(&s->candidate_config, 0, sizeof(s->candidate_config));
@@ -139,6 +140,7 @@ int control_upgrade(struct supervisor *s, const char *target, sd_bus_message *ca
         candidate_clear(s);
         s->candidate_config = c;
         s->candidate = cmd;
+        s->candidate_generation = (uint64_t) generation;
         s->hook_error = NULL;
         log_info("Upgrade to generation %" PRId64 " requested: %s", generation, cmd.target);
         if (call && !wait)
@@ -177,6 +179,7 @@ void control_upgrade_finished(struct supervisor *s, const struct engine_action *
                 worker_command_done(&s->current);
                 s->current = s->candidate;
                 s->candidate = (struct worker_command){};
+                s->candidate_generation = 0;
                 config_done(&s->config);
                 s->config = s->candidate_config;
                 memset(&s->candidate_config, 0, sizeof(s->candidate_config));

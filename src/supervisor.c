@@ -119,7 +119,7 @@ static int on_worker_exit(sd_event_source *source, const siginfo_t *si, void *us
 
 static const struct worker_command *command_for(struct supervisor *s, uint64_t generation,
                                                 const struct config **ret_config) {
-        if (generation == engine_get_candidate(s->engine) && s->candidate.argv) {
+        if (generation == s->candidate_generation && s->candidate.argv) {
                 *ret_config = &s->candidate_config;
                 return &s->candidate;
         }
@@ -403,7 +403,6 @@ void supervisor_done(struct supervisor *s) {
         config_done(&s->candidate_config);
         worker_command_done(&s->current);
         worker_command_done(&s->candidate);
-        free(s->configured_target);
         free(s->fdnames);
         free(s->runtime_dir);
         free(s->notify_path);

@@ -46,7 +46,7 @@ struct supervisor {
         struct config config;           /* the current generation's settings */
         struct config candidate_config; /* the settings of the generation being built */
         struct worker_command current, candidate;
-        char *configured_target;        /* the unresolved target, re-resolved on reload */
+        uint64_t candidate_generation;  /* the generation `candidate` is for, 0 if none */
 
         struct socket_set sockets;
         char *fdnames;

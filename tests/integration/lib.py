@@ -1,0 +1,294 @@
+"""Shared helpers for liveswap's integration tests.
+
+Every test runs the real liveswap binary with real workers (the example HTTP server) on
+real sockets bound to 127.0.0.1 or unix sockets in a private temporary directory. Waits
+are on events — sd_notify messages the supervisor sends to a notify socket the test owns
+(exactly as systemd would receive them), D-Bus replies, files — and every wait is bounded.
+Every process a test starts is stopped by its pid.
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+LIVESWAP = os.environ.get("LIVESWAP", "liveswap")
+HTTPD = os.environ.get("HTTPD")
+LOADGEN = os.environ.get("LOADGEN")
+
+DEFAULT_TIMEOUT = 30.0
+
+
+def free_port():
+    """A port the kernel just handed out on 127.0.0.1 (bound with SO_REUSEADDR later)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_file(path, text, mode=0o644):
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+    return path
+
+
+def make_target(directory, version, *args, name=None):
+    """An executable target that runs the example server as VERSION with extra ARGS."""
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, name or ("server-" + version))
+    quoted = " ".join("'%s'" % a for a in args)
+    write_file(path, "#!/bin/sh\nexec '%s' --version '%s' %s\n" % (HTTPD, version, quoted), 0o755)
+    return path
+
+
+def http_get(address, path="/", timeout=10.0):
+    """One GET over a fresh connection; returns (status, headers, body)."""
+    if isinstance(address, str):
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    else:
+        conn = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    conn.settimeout(timeout)
+    try:
+        conn.connect(address)
+        conn.sendall(("GET %s HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n" % path).encode())
+        data = b""
+        while True:
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        conn.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode(errors="replace").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    return status, headers, body.decode(errors="replace")
+
+
+class NotifyListener:
+    """A notify socket like systemd's: collects READY=1/STATUS=/RELOADING=1 messages."""
+
+    def __init__(self, path):
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path)
+        self.messages = []
+
+    def _drain(self, timeout):
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(65536)
+        except socket.timeout:
+            return False
+        self.messages.append(data.decode(errors="replace"))
+        return True
+
+    def wait_for(self, predicate, timeout=DEFAULT_TIMEOUT, what="notify message"):
+        """Waits until predicate(message) holds for a message received from now on."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError("timed out waiting for %s; got: %r" % (what, self.messages[-5:]))
+            if self._drain(left) and predicate(self.messages[-1]):
+                return self.messages[-1]
+
+    def status(self):
+        for m in reversed(self.messages):
+            for line in m.split("\n"):
+                if line.startswith("STATUS="):
+                    return line[len("STATUS="):]
+        return None
+
+    def close(self):
+        self.sock.close()
+
+
+class Supervisor:
+    """A liveswap process under test, with its own runtime and state directories."""
+
+    def __init__(self, test, args, env=None, workdir=None):
+        self.test = test
+        self.dir = workdir or test.dir
+        self.run_dir = os.path.join(self.dir, "run")
+        os.makedirs(self.run_dir, exist_ok=True)
+        os.chmod(self.run_dir, 0o700)
+        self.notify = NotifyListener(os.path.join(self.dir, "notify-%d" % len(test.supervisors)))
+        self.log_path = os.path.join(self.dir, "liveswap-%d.log" % len(test.supervisors))
+        self.env = dict(os.environ)
+        self.env.update({
+            "XDG_RUNTIME_DIR": self.run_dir,
+            "XDG_STATE_HOME": os.path.join(self.dir, "state"),
+            "NOTIFY_SOCKET": self.notify.path,
+        })
+        for k in ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "RUNTIME_DIRECTORY", "STATE_DIRECTORY",
+                  "LIVESWAP_INSTANCE"):
+            self.env.pop(k, None)
+        self.env.update(env or {})
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(args, env=self.env, stdin=subprocess.DEVNULL, stdout=self.log,
+                                     stderr=subprocess.STDOUT, cwd=self.dir)
+        test.supervisors.append(self)
+
+    def wait_ready(self, timeout=DEFAULT_TIMEOUT):
+        self.notify.wait_for(lambda m: "READY=1" in m.split("\n"), timeout, "READY=1")
+
+    def wait_status(self, pattern, timeout=DEFAULT_TIMEOUT):
+        rx = re.compile(pattern)
+        current = self.notify.status()
+        if current and rx.search(current):
+            return current
+        msg = self.notify.wait_for(lambda m: any(l.startswith("STATUS=") and rx.search(l) for l in m.split("\n")),
+                                   timeout, "STATUS matching %r" % pattern)
+        return msg
+
+    def client(self, *args, timeout=120, check=None):
+        """Runs `liveswap ARGS` as a client of this supervisor; returns CompletedProcess."""
+        p = subprocess.run([LIVESWAP] + list(args), env=self.env, stdin=subprocess.DEVNULL, capture_output=True,
+                           text=True, timeout=timeout, cwd=self.dir)
+        if check is not None:
+            self.test.assertEqual(p.returncode, check, "liveswap %s: %s%s" % (args, p.stdout, p.stderr))
+        return p
+
+    def busctl(self, instance, *args, timeout=120):
+        bus = os.path.join(self.run_dir, "liveswap", instance, "bus")
+        return subprocess.run(["busctl", "--address=unix:path=" + bus] + list(args), env=self.env,
+                              capture_output=True, text=True, timeout=timeout)
+
+    def get_property(self, instance, name):
+        # Peer-to-peer there is no broker to route by name: any destination reaches us.
+        p = self.busctl(instance, "--json=short", "get-property", "org.liveswap1." + instance, "/org/liveswap1",
+                        "org.liveswap1.Supervisor", name)
+        if p.returncode != 0:
+            raise AssertionError("get-property %s: %s" % (name, p.stderr))
+        return json.loads(p.stdout)["data"]
+
+    def stop(self, timeout=DEFAULT_TIMEOUT):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("liveswap did not stop within %ss" % timeout)
+
+    def output(self):
+        self.log.flush()
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def cleanup(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+        self.notify.close()
+
+
+class Load:
+    """The load generator, running until stop() is called (bounded by max_seconds)."""
+
+    def __init__(self, test, target, clients=8, mode="mixed", path="/", max_seconds=300):
+        self.test = test
+        self.until = os.path.join(test.dir, "stop-load-%d" % len(test.loads))
+        self.report = os.path.join(test.dir, "load-%d.txt" % len(test.loads))
+        self.proc = subprocess.Popen([LOADGEN, "--target", target, "--clients", str(clients), "--mode", mode,
+                                      "--path", path, "--until-file", self.until, "--max-seconds",
+                                      str(max_seconds), "--report", self.report],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        test.loads.append(self)
+        self.result = None
+
+    def stop(self, timeout=60):
+        write_file(self.until, "")
+        out, err = self.proc.communicate(timeout=timeout)
+        self.result = {}
+        for line in out.splitlines():
+            k, _, v = line.partition("=")
+            self.result[k] = v
+        self.result["_raw"] = out + err
+        return self.result
+
+    def cleanup(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def versions(result):
+    """{"v1": 120, "v2": 80} from loadgen's versions=v1:120,v2:80 (first-seen order kept)."""
+    out = {}
+    for item in filter(None, result.get("versions", "").split(",")):
+        name, _, count = item.rpartition(":")
+        out[name] = int(count)
+    return out
+
+
+class TestCase(unittest.TestCase):
+    maxDiff = None
+
+    def setUp(self):
+        self.assertTrue(HTTPD and LOADGEN, "HTTPD and LOADGEN must be set (run through meson test)")
+        self.dir = tempfile.mkdtemp(prefix="liveswap-test-")
+        self.supervisors = []
+        self.loads = []
+
+    def tearDown(self):
+        for load in self.loads:
+            load.cleanup()
+        for sup in self.supervisors:
+            sup.cleanup()
+        if os.environ.get("LIVESWAP_KEEP_TEST_DIR"):
+            print("test directory kept: %s" % self.dir, file=sys.stderr)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def start(self, *args, env=None, ready=True):
+        sup = Supervisor(self, [LIVESWAP] + list(args), env=env)
+        if ready:
+            try:
+                sup.wait_ready()
+            except AssertionError:
+                raise AssertionError("supervisor not ready; its log:\n" + sup.output())
+        return sup
+
+    def assert_no_failures(self, result, sup=None):
+        failed = int(result.get("failed", "-1"))
+        if failed != 0:
+            self.fail("%d failed requests:\n%s\n%s" % (failed, result["_raw"], sup.output() if sup else ""))
+        self.assertGreater(int(result["ok"]), 0, result["_raw"])
+
+    def assert_pids_gone(self, pids, timeout=10.0):
+        """No process of PIDS is left (orphans would show here)."""
+        deadline = time.monotonic() + timeout
+        alive = list(pids)
+        while alive and time.monotonic() < deadline:
+            alive = [p for p in alive if os.path.exists("/proc/%d" % p) and not _zombie(p)]
+            if alive:
+                time.sleep(0.05)  # polling /proc: a process exit has no event to wait on here
+        self.assertEqual(alive, [], "processes left behind")
+
+
+def _zombie(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return False
+
+
+def main():
+    unittest.main(verbosity=2)
