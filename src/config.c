@@ -1,17 +1,24 @@
-/* config.c: the INI configuration file, parsed with inih. Every error names the file and
- * line; values are checked here, once, so the rest of liveswap can trust them. */
+/* config.c: the INI configuration file, parsed with inih, and the value syntaxes it
+ * uses (durations, signals, commands). Every value is checked here, once, so the rest of
+ * liveswap can trust a struct config; every error names the file and line in words a
+ * user understands. Never logs: errors go back to the caller as text. */
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
-#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config.h"
 #include "macro.h"
+
+#define COUNT_MAX 4096
+/* The engine adds durations to a monotonic timestamp: keep them far from overflow, and
+ * treat anything longer than a year as the typo it is. */
+#define DURATION_MAX_USEC (365ULL * 24 * 3600 * USEC_PER_SEC)
 
 const char *strategy_to_string(enum strategy s) {
         switch (s) {
@@ -26,7 +33,42 @@ const char *strategy_to_string(enum strategy s) {
 }
 
 const char *ready_mode_to_string(enum ready_mode m) {
-        return m == READY_NOTIFY ? "notify" : "delay";
+        switch (m) {
+        case READY_DELAY:
+                return "delay";
+        case READY_NOTIFY:
+                return "notify";
+        }
+        return "unknown";
+}
+
+/* ---- the struct ---- */
+
+static size_t strv_length(char *const *v) {
+        size_t n = 0;
+        while (v && v[n])
+                n++;
+        return n;
+}
+
+static char **strv_copy(char *const *v) {
+        size_t n = strv_length(v);
+        char **copy = calloc(n + 1, sizeof(char *));
+        if (!copy)
+                return NULL;
+        for (size_t i = 0; i < n; i++)
+                if (!(copy[i] = strdup(v[i]))) {
+                        strv_free(copy);
+                        return NULL;
+                }
+        return copy;
+}
+
+static int strdup_or_null(char **dst, const char *src) {
+        *dst = NULL;
+        if (src && !(*dst = strdup(src)))
+                return -ENOMEM;
+        return 0;
 }
 
 int config_init(struct config *c) {
@@ -63,33 +105,14 @@ void config_done(struct config *c) {
         *c = (struct config){};
 }
 
-static char **strv_copy(char *const *v) {
-        size_t n = 0;
-        while (v && v[n])
-                n++;
-        char **copy = calloc(n + 1, sizeof(char *));
-        if (!copy)
-                return NULL;
-        for (size_t i = 0; i < n; i++)
-                if (!(copy[i] = strdup(v[i]))) {
-                        strv_free(copy);
-                        return NULL;
-                }
-        return copy;
-}
-
-static int strdup_or_null(char **dst, const char *src) {
-        *dst = NULL;
-        return src && !(*dst = strdup(src)) ? -ENOMEM : 0;
-}
-
 int config_copy(struct config *dst, const struct config *src) {
         *dst = *src;
-        dst->target = dst->exec = dst->pre_upgrade = dst->head = NULL;
+        /* Nothing in dst may point into src, or config_done() would free it twice. */
         dst->environment = dst->allow_users = dst->allow_groups = NULL;
         if (strdup_or_null(&dst->target, src->target) < 0 || strdup_or_null(&dst->exec, src->exec) < 0 ||
-            strdup_or_null(&dst->pre_upgrade, src->pre_upgrade) < 0 || strdup_or_null(&dst->head, src->head) < 0 ||
-            !(dst->environment = strv_copy(src->environment)) || !(dst->allow_users = strv_copy(src->allow_users)) ||
+            strdup_or_null(&dst->pre_upgrade, src->pre_upgrade) < 0 ||
+            strdup_or_null(&dst->head, src->head) < 0 || !(dst->environment = strv_copy(src->environment)) ||
+            !(dst->allow_users = strv_copy(src->allow_users)) ||
             !(dst->allow_groups = strv_copy(src->allow_groups))) {
                 config_done(dst);
                 return -ENOMEM;
@@ -97,366 +120,601 @@ int config_copy(struct config *dst, const struct config *src) {
         return 0;
 }
 
+/* ---- value syntaxes ---- */
+
 int config_parse_duration(const char *s, uint64_t *ret_usec) {
-        if (!s || !*s || *s == '-' || *s == '+' || isspace((unsigned char) *s))
-                return -EINVAL;
-        char *end;
-        errno = 0;
-        double v = strtod(s, &end);
-        if (errno || end == s || !isfinite(v) || v < 0)
-                return -EINVAL;
-        /* Only plain decimals: no hex floats, exponents or "inf". */
-        for (const char *p = s; p < end; p++)
-                if (!isdigit((unsigned char) *p) && *p != '.')
+        if (!s || !isdigit((unsigned char) *s))
+                return -EINVAL; /* empty, signed, or starting with a blank or a dot */
+
+        /* Integer arithmetic rather than strtod(): exact, and independent of the locale's
+         * decimal point. */
+        const char *p = s;
+        uint64_t whole = 0;
+        for (; isdigit((unsigned char) *p); p++) {
+                if (whole > (UINT64_MAX - 9) / 10)
+                        return -ERANGE;
+                whole = whole * 10 + (uint64_t) (*p - '0');
+        }
+        uint64_t fraction = 0, fraction_scale = 1;
+        if (*p == '.') {
+                p++;
+                if (!isdigit((unsigned char) *p))
                         return -EINVAL;
-        double scale;
-        if (*end == 0 || strcmp(end, "s") == 0)
-                scale = 1e6;
-        else if (strcmp(end, "ms") == 0)
-                scale = 1e3;
-        else if (strcmp(end, "min") == 0)
-                scale = 60e6;
+                /* Nine digits are below a microsecond for every unit; the rest cannot
+                 * matter, but must still be digits. */
+                for (; isdigit((unsigned char) *p); p++)
+                        if (fraction_scale < 1000000000ULL) {
+                                fraction = fraction * 10 + (uint64_t) (*p - '0');
+                                fraction_scale *= 10;
+                        }
+        }
+        p += strspn(p, " \t");
+
+        uint64_t unit;
+        if (*p == 0 || strcmp(p, "s") == 0)
+                unit = USEC_PER_SEC;
+        else if (strcmp(p, "ms") == 0)
+                unit = USEC_PER_MSEC;
+        else if (strcmp(p, "min") == 0)
+                unit = 60 * USEC_PER_SEC;
         else
                 return -EINVAL;
-        double usec = v * scale;
-        if (usec >= 1e15) /* about 31 years: anything longer is a typo */
+
+        if (whole > DURATION_MAX_USEC / unit)
                 return -ERANGE;
-        *ret_usec = (uint64_t) (usec + 0.5);
+        uint64_t usec = whole * unit + fraction * unit / fraction_scale;
+        if (usec > DURATION_MAX_USEC)
+                return -ERANGE;
+        *ret_usec = usec;
         return 0;
 }
 
+static bool parse_decimal(const char *s, unsigned long max, unsigned long *ret) {
+        /* Digits only: strtoul() would also take blanks, signs and "0x". */
+        if (!*s || strspn(s, "0123456789") != strlen(s) || strlen(s) > 9)
+                return false;
+        unsigned long v = strtoul(s, NULL, 10);
+        if (v > max)
+                return false;
+        *ret = v;
+        return true;
+}
+
 int config_parse_signal(const char *s, int *ret_signal) {
+        unsigned long n;
         if (!s || !*s)
                 return -EINVAL;
-        char *end;
-        long n = strtol(s, &end, 10);
-        if (*end == 0 && end != s) {
-                if (n <= 0 || n >= NSIG || n == SIGKILL || n == SIGSTOP)
+        if (isdigit((unsigned char) *s)) {
+                if (!parse_decimal(s, (unsigned long) SIGRTMAX, &n) || n == 0)
+                        return -EINVAL;
+                /* glibc keeps the first real-time signals for itself. */
+                if (!sigabbrev_np((int) n) && (int) n < SIGRTMIN)
                         return -EINVAL;
                 *ret_signal = (int) n;
                 return 0;
         }
-        const char *name = strncmp(s, "SIG", 3) == 0 ? s + 3 : s;
-        for (int sig = 1; sig < NSIG; sig++) {
+
+        const char *name = strncasecmp(s, "SIG", 3) == 0 ? s + 3 : s;
+        for (int sig = 1; sig < SIGRTMIN; sig++) {
                 const char *abbrev = sigabbrev_np(sig);
-                if (abbrev && strcmp(abbrev, name) == 0) {
-                        if (sig == SIGKILL || sig == SIGSTOP)
-                                return -EINVAL;
+                if (abbrev && strcasecmp(abbrev, name) == 0) {
                         *ret_signal = sig;
                         return 0;
                 }
         }
-        return -EINVAL;
+
+        /* RTMIN, RTMIN+n, RTMAX, RTMAX-n, as kill(1) spells them. */
+        bool from_min = strncasecmp(name, "RTMIN", 5) == 0;
+        if (!from_min && strncasecmp(name, "RTMAX", 5) != 0)
+                return -EINVAL;
+        const char *offset = name + 5;
+        n = 0;
+        if (*offset) {
+                if (*offset != (from_min ? '+' : '-') ||
+                    !parse_decimal(offset + 1, (unsigned long) (SIGRTMAX - SIGRTMIN), &n))
+                        return -EINVAL;
+        }
+        *ret_signal = from_min ? SIGRTMIN + (int) n : SIGRTMAX - (int) n;
+        return 0;
 }
 
-int config_split_command(const char *s, char ***ret_argv) {
-        size_t len = strlen(s);
-        char **argv = calloc(len / 2 + 2, sizeof(char *));
-        char *word = malloc(len + 1);
-        size_t n = 0;
-        if (!argv || !word) {
-                free(argv);
-                free(word);
+static int append_word(char ***argv, size_t *n, const char *word, size_t len) {
+        char **v = reallocarray(*argv, *n + 2, sizeof(char *));
+        if (!v)
                 return -ENOMEM;
-        }
+        *argv = v;
+        if (!(v[*n] = strndup(word, len)))
+                return -ENOMEM;
+        v[++*n] = NULL;
+        return 0;
+}
+
+/* config_split_command(), saying why a command is refused. No expansion of any kind:
+ * '$', '*' and '~' stay as they are, as in a single-quoted shell word. */
+static int split_command(const char *s, char ***ret_argv, const char **ret_reason) {
+        _cleanup_strv_free_ char **argv = NULL;
+        _cleanup_free_ char *word = malloc(strlen(s) + 1); /* a word is never longer */
+        size_t n = 0;
+        if (!word)
+                return -ENOMEM;
+
         const char *p = s;
         for (;;) {
-                while (*p == ' ' || *p == '\t')
-                        p++;
+                p += strspn(p, " \t\n");
                 if (!*p)
                         break;
-                size_t w = 0;
+                size_t len = 0;
                 char quote = 0;
-                for (; *p && (quote || (*p != ' ' && *p != '\t')); p++) {
+                for (; *p; p++) {
                         if (quote == '\'') {
                                 if (*p == '\'')
                                         quote = 0;
                                 else
-                                        word[w++] = *p;
-                        } else if (*p == '\\') {
-                                if (!p[1])
-                                        goto invalid;
-                                if (quote == '"' && p[1] != '"' && p[1] != '\\')
-                                        word[w++] = *p;
-                                word[w++] = *++p;
+                                        word[len++] = *p;
                         } else if (quote == '"') {
+                                /* Inside double quotes a backslash only escapes what the
+                                 * shell would let it escape; elsewhere it stays. */
                                 if (*p == '"')
                                         quote = 0;
-                                else
-                                        word[w++] = *p;
-                        } else if (*p == '\'' || *p == '"')
+                                else if (*p == '\\' && p[1] && strchr("\"\\$`\n", p[1])) {
+                                        if (*++p != '\n')
+                                                word[len++] = *p;
+                                } else
+                                        word[len++] = *p;
+                        } else if (*p == '\'' || *p == '"') {
                                 quote = *p;
+                        } else if (*p == '\\') {
+                                if (!p[1]) {
+                                        *ret_reason = "it ends with a backslash";
+                                        return -EINVAL;
+                                }
+                                if (*++p != '\n')
+                                        word[len++] = *p;
+                        } else if (*p == ' ' || *p == '\t' || *p == '\n')
+                                break;
                         else
-                                word[w++] = *p;
+                                word[len++] = *p;
                 }
-                if (quote)
-                        goto invalid;
-                if (!(argv[n] = strndup(word, w)))
-                        goto nomem;
-                n++;
+                if (quote) {
+                        *ret_reason = quote == '"' ? "a double quote is not closed" : "a single quote is not closed";
+                        return -EINVAL;
+                }
+                if (append_word(&argv, &n, word, len) < 0)
+                        return -ENOMEM;
         }
-        free(word);
         if (n == 0) {
-                free(argv);
+                *ret_reason = "it is empty";
                 return -EINVAL;
         }
-        *ret_argv = argv;
+        *ret_argv = TAKE_PTR(argv);
         return 0;
-invalid:
-        free(word);
-        strv_free(argv);
-        return -EINVAL;
-nomem:
-        free(word);
-        strv_free(argv);
-        return -ENOMEM;
 }
 
-/* ---- the file ---- */
+int config_split_command(const char *s, char ***ret_argv) {
+        const char *reason;
+        if (!s)
+                return -EINVAL;
+        return split_command(s, ret_argv, &reason);
+}
+
+/* ---- the keys ---- */
 
 struct parse_state {
         struct config *config;
         FILE *file;
-        int line;        /* lines read so far: the one inih is handling */
-        int failed_line; /* where the first of our own errors is */
-        int long_line;   /* the first line longer than inih can take, 0 if none */
-        char message[400];
-        bool failed;
+        unsigned line;       /* lines read so far, i.e. the one inih is working on */
+        unsigned error_line; /* the first line we found wrong, 0 if none */
+        int error;           /* its negative errno */
+        int read_errno;
+        char message[512];
 };
 
-static int fail(struct parse_state *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int fail(struct parse_state *st, const char *fmt, ...) {
-        if (!st->failed) {
+static int fail(struct parse_state *st, int error, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(struct parse_state *st, int error, const char *fmt, ...) {
+        /* The first error is the one to fix; later ones are often its echoes. */
+        if (st->error_line == 0) {
                 va_list ap;
                 va_start(ap, fmt);
                 vsnprintf(st->message, sizeof(st->message), fmt, ap);
                 va_end(ap);
-                st->failed = true;
-                st->failed_line = st->line;
+                st->error_line = st->line;
+                st->error = error;
         }
-        return 0; /* makes inih report this line */
+        return error;
 }
 
-static int set_string(char **dst, const char *value, bool empty_is_unset) {
+#define fail_nomem(st) fail(st, -ENOMEM, "out of memory")
+
+static bool is_quoted(const char *value) {
+        size_t n = strlen(value);
+        return n >= 2 && (value[0] == '"' || value[0] == '\'') && value[n - 1] == value[0];
+}
+
+/* A path key: empty means unset. Quotes would become part of the path, so refuse them
+ * rather than look for a file called "/srv/app". */
+static int set_path(struct parse_state *st, const char *key, const char *value, char **dst) {
+        if (is_quoted(value))
+                return fail(st, -EINVAL, "%s: write the path without quotes: %s", key, value);
         char *v = NULL;
-        if (!(empty_is_unset && !*value) && !(v = strdup(value)))
-                return -ENOMEM;
+        if (*value && !(v = strdup(value)))
+                return fail_nomem(st);
         free(*dst);
         *dst = v;
         return 0;
 }
 
-static int parse_count(const char *value, unsigned *ret) {
-        char *end;
-        errno = 0;
-        unsigned long v = strtoul(value, &end, 10);
-        if (errno || !*value || *end || value[0] == '-' || v < 1 || v > 4096)
-                return -EINVAL;
-        *ret = (unsigned) v;
+static int parse_target(struct parse_state *st, const char *key, const char *value) {
+        return set_path(st, key, value, &st->config->target);
+}
+
+static int parse_pre_upgrade(struct parse_state *st, const char *key, const char *value) {
+        return set_path(st, key, value, &st->config->pre_upgrade);
+}
+
+static int parse_head(struct parse_state *st, const char *key, const char *value) {
+        /* A relative HEAD would depend on the supervisor's working directory, which is /
+         * under systemd and anything elsewhere. */
+        if (*value && *value != '/' && !is_quoted(value))
+                return fail(st, -EINVAL, "head must be an absolute path, not '%s'", value);
+        return set_path(st, key, value, &st->config->head);
+}
+
+static int parse_exec(struct parse_state *st, const char *key, const char *value) {
+        _cleanup_strv_free_ char **argv = NULL;
+        const char *reason = NULL;
+        int r = split_command(value, &argv, &reason);
+        if (r == -ENOMEM)
+                return fail_nomem(st);
+        if (r < 0)
+                return fail(st, -EINVAL, "invalid exec command '%s': %s", value, reason);
+        if (!argv[0][0])
+                return fail(st, -EINVAL, "invalid exec command '%s': the program name is empty", value);
+        char *v = strdup(value);
+        if (!v)
+                return fail_nomem(st);
+        free(st->config->exec);
+        st->config->exec = v;
         return 0;
 }
 
-static int parse_list(const char *value, char ***ret) {
-        size_t len = strlen(value);
-        char **list = calloc(len / 2 + 2, sizeof(char *));
-        if (!list)
-                return -ENOMEM;
-        size_t n = 0;
-        for (const char *p = value; *p;) {
-                size_t skip = strspn(p, " \t,");
-                p += skip;
-                size_t w = strcspn(p, " \t,");
-                if (w == 0)
-                        break;
-                if (!(list[n++] = strndup(p, w))) {
-                        strv_free(list);
-                        return -ENOMEM;
-                }
-                p += w;
-        }
-        strv_free(*ret);
-        *ret = list;
+static int parse_count(struct parse_state *st, const char *key, const char *value, unsigned *dst) {
+        unsigned long v;
+        if (!parse_decimal(value, COUNT_MAX, &v) || v < 1)
+                return fail(st, -EINVAL, "invalid %s '%s' (a whole number from 1 to %d)", key, value, COUNT_MAX);
+        *dst = (unsigned) v;
         return 0;
 }
 
-static bool valid_environment(const char *value) {
-        const char *eq = strchr(value, '=');
-        if (!eq || eq == value)
-                return false;
-        for (const char *p = value; p < eq; p++)
-                if (!(isalnum((unsigned char) *p) || *p == '_') || (p == value && isdigit((unsigned char) *p)))
-                        return false;
-        return true;
+static int parse_workers(struct parse_state *st, const char *key, const char *value) {
+        return parse_count(st, key, value, &st->config->workers);
 }
 
-static int add_environment(struct config *c, const char *value) {
-        size_t n = 0;
-        while (c->environment[n])
-                n++;
-        char **p = reallocarray(c->environment, n + 2, sizeof(char *));
-        if (!p)
-                return -ENOMEM;
-        c->environment = p;
-        if (!(p[n] = strdup(value)))
-                return -ENOMEM;
-        p[n + 1] = NULL;
-        return 0;
+static int parse_batch(struct parse_state *st, const char *key, const char *value) {
+        return parse_count(st, key, value, &st->config->batch);
 }
 
-static int duration_key(struct parse_state *st, const char *name, const char *value, uint64_t *dst) {
-        if (config_parse_duration(value, dst) < 0)
-                return fail(st, "invalid duration '%s' for %s (use a number with ms, s or min, e.g. 1.5s)", value,
-                            name);
-        return 1;
+/* Variables the supervisor sets for each worker: a second copy earlier in the
+ * environment would win in getenv() and break the worker protocol. */
+static bool reserved_variable(const char *name, size_t len) {
+        static const char *const reserved[] = { "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "NOTIFY_SOCKET" };
+        for (size_t i = 0; i < ELEMENTSOF(reserved); i++)
+                if (strlen(reserved[i]) == len && memcmp(reserved[i], name, len) == 0)
+                        return true;
+        return len >= 9 && memcmp(name, "LIVESWAP_", 9) == 0;
 }
 
-static int handle_worker(struct parse_state *st, struct config *c, const char *name, const char *value) {
-        if (strcmp(name, "target") == 0)
-                return set_string(&c->target, value, true) < 0 ? fail(st, "out of memory") : 1;
-        if (strcmp(name, "exec") == 0) {
-                char **argv;
-                int r = config_split_command(value, &argv);
-                if (r < 0)
-                        return fail(st, "invalid exec command '%s' (empty, or an unterminated quote)", value);
-                strv_free(argv);
-                return set_string(&c->exec, value, false) < 0 ? fail(st, "out of memory") : 1;
-        }
-        if (strcmp(name, "workers") == 0) {
-                if (parse_count(value, &c->workers) < 0)
-                        return fail(st, "invalid worker count '%s' (1 to 4096)", value);
-                return 1;
-        }
-        if (strcmp(name, "environment") == 0) {
-                if (!valid_environment(value))
-                        return fail(st, "invalid environment entry '%s' (expected NAME=VALUE)", value);
-                return add_environment(c, value) < 0 ? fail(st, "out of memory") : 1;
-        }
-        return fail(st, "unknown key '%s' in section [worker]", name);
-}
-
-static int handle_upgrade(struct parse_state *st, struct config *c, const char *name, const char *value) {
-        if (strcmp(name, "strategy") == 0) {
-                if (strcmp(value, "rolling") == 0)
-                        c->strategy = STRATEGY_ROLLING;
-                else if (strcmp(value, "blue-green") == 0)
-                        c->strategy = STRATEGY_BLUE_GREEN;
-                else if (strcmp(value, "restart") == 0)
-                        c->strategy = STRATEGY_RESTART;
-                else
-                        return fail(st, "invalid strategy '%s' (rolling, blue-green or restart)", value);
-                return 1;
-        }
-        if (strcmp(name, "batch") == 0) {
-                if (parse_count(value, &c->batch) < 0)
-                        return fail(st, "invalid batch '%s' (1 to 4096)", value);
-                return 1;
-        }
-        if (strcmp(name, "ready") == 0) {
-                if (strcmp(value, "notify") == 0)
-                        c->ready = READY_NOTIFY;
-                else if (strcmp(value, "delay") == 0)
-                        c->ready = READY_DELAY;
-                else
-                        return fail(st, "invalid ready mode '%s' (notify or delay)", value);
-                return 1;
-        }
-        if (strcmp(name, "ready_delay") == 0)
-                return duration_key(st, name, value, &c->ready_delay_usec);
-        if (strcmp(name, "ready_timeout") == 0)
-                return duration_key(st, name, value, &c->ready_timeout_usec);
-        if (strcmp(name, "drain_timeout") == 0)
-                return duration_key(st, name, value, &c->drain_timeout_usec);
-        if (strcmp(name, "pre_upgrade_timeout") == 0)
-                return duration_key(st, name, value, &c->pre_upgrade_timeout_usec);
-        if (strcmp(name, "drain_signal") == 0) {
-                if (config_parse_signal(value, &c->drain_signal) < 0)
-                        return fail(st, "invalid drain signal '%s' (e.g. SIGTERM, SIGQUIT, SIGUSR1)", value);
-                return 1;
-        }
-        if (strcmp(name, "pre_upgrade") == 0)
-                return set_string(&c->pre_upgrade, value, true) < 0 ? fail(st, "out of memory") : 1;
-        return fail(st, "unknown key '%s' in section [upgrade]", name);
-}
-
-static int handler(void *user, const char *section, const char *name, const char *value) {
-        struct parse_state *st = user;
+static int parse_environment(struct parse_state *st, const char *key, const char *value) {
         struct config *c = st->config;
+        size_t len = strcspn(value, "=");
+        bool valid = value[len] == '=' && len > 0 && !isdigit((unsigned char) value[0]);
+        for (size_t i = 0; valid && i < len; i++)
+                valid = isalnum((unsigned char) value[i]) || value[i] == '_';
+        if (!valid)
+                return fail(st, -EINVAL,
+                            "invalid environment entry '%s' (expected NAME=VALUE, the name made of letters, "
+                            "digits and '_', not starting with a digit)",
+                            value);
+        if (reserved_variable(value, len))
+                return fail(st, -EINVAL, "environment: %.*s is set by liveswap for each worker and cannot be set here",
+                            (int) len, value);
 
-        if (strcmp(section, "worker") == 0)
-                return handle_worker(st, c, name, value);
-        if (strcmp(section, "upgrade") == 0)
-                return handle_upgrade(st, c, name, value);
-        if (strcmp(section, "control") == 0) {
-                if (strcmp(name, "allow_users") == 0)
-                        return parse_list(value, &c->allow_users) < 0 ? fail(st, "out of memory") : 1;
-                if (strcmp(name, "allow_groups") == 0)
-                        return parse_list(value, &c->allow_groups) < 0 ? fail(st, "out of memory") : 1;
-                return fail(st, "unknown key '%s' in section [control]", name);
-        }
-        if (strcmp(section, "state") == 0) {
-                if (strcmp(name, "head") == 0) {
-                        if (*value && *value != '/')
-                                return fail(st, "head must be an absolute path, not '%s'", value);
-                        return set_string(&c->head, value, true) < 0 ? fail(st, "out of memory") : 1;
+        char *entry = strdup(value);
+        if (!entry)
+                return fail_nomem(st);
+        /* A name set twice keeps the last value, as systemd's Environment= does. */
+        size_t n = strv_length(c->environment);
+        for (size_t i = 0; i < n; i++)
+                if (strncmp(c->environment[i], value, len + 1) == 0) {
+                        free(c->environment[i]);
+                        c->environment[i] = entry;
+                        return 0;
                 }
-                return fail(st, "unknown key '%s' in section [state]", name);
+        char **v = reallocarray(c->environment, n + 2, sizeof(char *));
+        if (!v) {
+                free(entry);
+                return fail_nomem(st);
         }
-        if (!*section)
-                return fail(st, "key '%s' outside of any section (expected [worker], [upgrade], [control] or [state])",
-                            name);
-        return fail(st, "unknown section [%s]", section);
+        v[n] = entry;
+        v[n + 1] = NULL;
+        c->environment = v;
+        return 0;
 }
 
-/* inih keeps going after an error and reports the first error's line, which may be a
- * syntax error it found itself: count lines as it reads them, so each message goes with
- * its own line. */
-static char *read_line(char *str, int num, void *stream) {
-        struct parse_state *st = stream;
-        char *r = fgets(str, num, st->file);
-        if (!r)
-                return NULL;
+static int parse_strategy(struct parse_state *st, const char *key, const char *value) {
+        static const enum strategy all[] = { STRATEGY_ROLLING, STRATEGY_BLUE_GREEN, STRATEGY_RESTART };
+        for (size_t i = 0; i < ELEMENTSOF(all); i++)
+                if (strcmp(value, strategy_to_string(all[i])) == 0) {
+                        st->config->strategy = all[i];
+                        return 0;
+                }
+        return fail(st, -EINVAL, "invalid strategy '%s' (rolling, blue-green or restart)", value);
+}
+
+static int parse_ready(struct parse_state *st, const char *key, const char *value) {
+        if (strcmp(value, "notify") == 0)
+                st->config->ready = READY_NOTIFY;
+        else if (strcmp(value, "delay") == 0)
+                st->config->ready = READY_DELAY;
+        else
+                return fail(st, -EINVAL, "invalid ready '%s' (notify or delay)", value);
+        return 0;
+}
+
+static int parse_duration(struct parse_state *st, const char *key, const char *value, uint64_t *dst,
+                          bool zero_ok) {
+        uint64_t usec;
+        int r = config_parse_duration(value, &usec);
+        if (r == -ERANGE)
+                return fail(st, -EINVAL, "duration '%s' for %s is too long (at most a year)", value, key);
+        if (r < 0)
+                return fail(st, -EINVAL, "invalid duration '%s' for %s (use ms, s or min, e.g. 500ms, 1.5s, 2min)",
+                            value, key);
+        if (usec == 0 && !zero_ok)
+                return fail(st, -EINVAL, "%s must be longer than 0", key);
+        *dst = usec;
+        return 0;
+}
+
+static int parse_ready_delay(struct parse_state *st, const char *key, const char *value) {
+        return parse_duration(st, key, value, &st->config->ready_delay_usec, true);
+}
+
+/* A zero timeout would fail every worker or hook at once. */
+static int parse_ready_timeout(struct parse_state *st, const char *key, const char *value) {
+        return parse_duration(st, key, value, &st->config->ready_timeout_usec, false);
+}
+
+/* Zero is fine here: old workers are killed without a grace period. */
+static int parse_drain_timeout(struct parse_state *st, const char *key, const char *value) {
+        return parse_duration(st, key, value, &st->config->drain_timeout_usec, true);
+}
+
+static int parse_pre_upgrade_timeout(struct parse_state *st, const char *key, const char *value) {
+        return parse_duration(st, key, value, &st->config->pre_upgrade_timeout_usec, false);
+}
+
+static int parse_drain_signal(struct parse_state *st, const char *key, const char *value) {
+        int sig;
+        if (config_parse_signal(value, &sig) < 0)
+                return fail(st, -EINVAL, "invalid drain_signal '%s' (a signal name or number, e.g. SIGTERM, QUIT, 10)",
+                            value);
+        if (sig == SIGKILL || sig == SIGSTOP)
+                return fail(st, -EINVAL, "drain_signal cannot be SIG%s: a worker cannot catch it to drain",
+                            sigabbrev_np(sig));
+        st->config->drain_signal = sig;
+        return 0;
+}
+
+/* Replaces the whole list: a later line is the complete new value. */
+static int parse_list(struct parse_state *st, const char *value, char ***dst) {
+        _cleanup_strv_free_ char **list = calloc(1, sizeof(char *));
+        size_t n = 0;
+        if (!list)
+                return fail_nomem(st);
+        for (const char *p = value + strspn(value, " \t,"); *p; p += strspn(p, " \t,")) {
+                size_t len = strcspn(p, " \t,");
+                if (append_word(&list, &n, p, len) < 0)
+                        return fail_nomem(st);
+                p += len;
+        }
+        strv_free(*dst);
+        *dst = TAKE_PTR(list);
+        return 0;
+}
+
+static int parse_allow_users(struct parse_state *st, const char *key, const char *value) {
+        return parse_list(st, value, &st->config->allow_users);
+}
+
+static int parse_allow_groups(struct parse_state *st, const char *key, const char *value) {
+        return parse_list(st, value, &st->config->allow_groups);
+}
+
+static const char *const sections[] = { "worker", "upgrade", "control", "state" };
+
+static const struct key {
+        const char *section;
+        const char *name;
+        int (*parse)(struct parse_state *st, const char *key, const char *value);
+} keys[] = {
+        { "worker", "target", parse_target },
+        { "worker", "exec", parse_exec },
+        { "worker", "workers", parse_workers },
+        { "worker", "environment", parse_environment },
+        { "upgrade", "strategy", parse_strategy },
+        { "upgrade", "batch", parse_batch },
+        { "upgrade", "ready", parse_ready },
+        { "upgrade", "ready_delay", parse_ready_delay },
+        { "upgrade", "ready_timeout", parse_ready_timeout },
+        { "upgrade", "drain_signal", parse_drain_signal },
+        { "upgrade", "drain_timeout", parse_drain_timeout },
+        { "upgrade", "pre_upgrade", parse_pre_upgrade },
+        { "upgrade", "pre_upgrade_timeout", parse_pre_upgrade_timeout },
+        { "control", "allow_users", parse_allow_users },
+        { "control", "allow_groups", parse_allow_groups },
+        { "state", "head", parse_head },
+};
+
+static bool known_section(const char *name, size_t len) {
+        for (size_t i = 0; i < ELEMENTSOF(sections); i++)
+                if (strlen(sections[i]) == len && memcmp(sections[i], name, len) == 0)
+                        return true;
+        return false;
+}
+
+static const struct key *find_key(const char *section, const char *name) {
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++)
+                if ((!section || strcmp(keys[i].section, section) == 0) && strcmp(keys[i].name, name) == 0)
+                        return &keys[i];
+        return NULL;
+}
+
+static int handler(void *userdata, const char *section, const char *name, const char *value) {
+        struct parse_state *st = userdata;
+        if (st->error_line != 0)
+                return 1; /* the result is discarded anyway */
+
+        if (!*name) {
+                fail(st, -EINVAL, "missing key name before '='");
+                return 0;
+        }
+        if (!*section) {
+                const struct key *elsewhere = find_key(NULL, name);
+                if (elsewhere)
+                        fail(st, -EINVAL, "key '%s' must be in section [%s]", name, elsewhere->section);
+                else
+                        fail(st, -EINVAL, "unknown key '%s' outside of any section", name);
+                return 0;
+        }
+        if (!known_section(section, strlen(section))) {
+                /* read_line() normally reports the header itself, before any key. */
+                fail(st, -EINVAL, "unknown section [%s] (expected [worker], [upgrade], [control] or [state])",
+                     section);
+                return 0;
+        }
+        const struct key *key = find_key(section, name);
+        if (!key) {
+                const struct key *elsewhere = find_key(NULL, name);
+                if (elsewhere)
+                        fail(st, -EINVAL, "unknown key '%s' in section [%s] (it belongs in [%s])", name, section,
+                             elsewhere->section);
+                else
+                        fail(st, -EINVAL, "unknown key '%s' in section [%s]", name, section);
+                return 0;
+        }
+        return key->parse(st, name, value) < 0 ? 0 : 1; /* 0 makes inih report this line */
+}
+
+/* ---- the file ---- */
+
+static void fclosep(FILE **f) {
+        if (*f)
+                fclose(*f);
+}
+
+/* Feeds inih one line at a time, counting lines so that every error, ours or inih's, gets
+ * the right number, and catching what inih would silently get wrong: lines longer than
+ * its fixed buffer (it would parse the rest as a new line), NUL bytes, sections without
+ * keys (it never reports those), and indented lines (it would take them as a
+ * continuation of the previous value, so "  workers = 3" would become part of the value
+ * above it: here leading blanks are simply dropped). */
+static char *read_line(char *buf, int size, void *userdata) {
+        struct parse_state *st = userdata;
+        size_t len = 0;
+        bool nul = false, too_long = false;
+        int ch;
+
+        while ((ch = getc(st->file)) != EOF && ch != '\n') {
+                if (ch == 0)
+                        nul = true;
+                else if (len + 2 < (size_t) size)
+                        buf[len++] = (char) ch;
+                else
+                        too_long = true;
+        }
+        if (ch == EOF) {
+                if (ferror(st->file)) {
+                        st->read_errno = errno ?: EIO;
+                        return NULL;
+                }
+                if (len == 0 && !nul && !too_long)
+                        return NULL;
+        }
         st->line++;
-        size_t len = strlen(str);
-        if (len == (size_t) num - 1 && str[len - 1] != '\n') {
-                /* Longer than inih's line buffer: refuse it rather than misparse the rest. */
-                int ch;
-                while ((ch = fgetc(st->file)) != EOF && ch != '\n')
-                        ;
-                if (!st->long_line)
-                        st->long_line = st->line;
+        buf[len] = 0;
+
+        char *start = buf;
+        if (st->line == 1 && strncmp(start, "\xef\xbb\xbf", 3) == 0)
+                start += 3;
+        start += strspn(start, " \t");
+        len = strlen(start);
+        memmove(buf, start, len + 1);
+
+        if (nul)
+                fail(st, -EINVAL, "NUL byte in line (is this a text file?)");
+        else if (too_long)
+                fail(st, -EINVAL, "line too long (at most %d characters)", size - 2);
+        else if (buf[0] == '[') {
+                size_t n = strcspn(buf + 1, "]");
+                if (buf[1 + n] == ']' && !known_section(buf + 1, n))
+                        fail(st, -EINVAL, "unknown section [%.*s] (expected [worker], [upgrade], [control] or [state])",
+                             (int) n, buf + 1);
         }
-        return r;
+        /* A line that ends in a newline is complete to inih, even one built to grow its
+         * buffer for long lines; room was kept for it. */
+        buf[len] = '\n';
+        buf[len + 1] = 0;
+        return buf;
 }
 
-int config_load(struct config *c, const char *path, char *err, size_t errlen) {
+static int load(struct config *c, const char *path, char *err, size_t errlen) {
+        _cleanup_(fclosep) FILE *f = NULL;
         struct parse_state st = { .config = c };
-        st.file = fopen(path, "re");
-        if (!st.file) {
+
+        st.file = f = fopen(path, "re");
+        if (!f) {
                 int r = -errno;
                 snprintf(err, errlen, "%s: %s", path, strerror(-r));
                 return r;
         }
         int line = ini_parse_stream(read_line, &st, handler, &st);
-        bool read_error = ferror(st.file);
-        fclose(st.file);
-        if (read_error) {
-                snprintf(err, errlen, "%s: cannot read the file", path);
-                return -EIO;
+        if (st.read_errno) {
+                snprintf(err, errlen, "%s: %s", path, strerror(st.read_errno));
+                return -st.read_errno;
         }
-        if (st.long_line && (line == 0 || st.long_line <= line)) {
-                snprintf(err, errlen, "%s:%d: line too long (at most %d characters)", path, st.long_line,
-                         INI_MAX_LINE - 2);
-                return -EINVAL;
-        }
-        if (line == 0)
-                return 0;
-        if (line < 0) {
+        if (line < 0) { /* inih could not allocate its buffer */
                 snprintf(err, errlen, "%s: out of memory", path);
                 return -ENOMEM;
         }
-        if (st.failed && st.failed_line <= line)
-                snprintf(err, errlen, "%s:%d: %s", path, st.failed_line, st.message);
-        else
-                snprintf(err, errlen, "%s:%d: syntax error (expected 'key = value' or '[section]')", path, line);
-        return -EINVAL;
+        if (st.error_line != 0 && (line == 0 || st.error_line <= (unsigned) line)) {
+                snprintf(err, errlen, "%s:%u: %s", path, st.error_line, st.message);
+                return st.error;
+        }
+        if (line > 0) {
+                snprintf(err, errlen, "%s:%d: syntax error (expected 'key = value', '[section]' or a comment)", path,
+                         line);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+int config_load(struct config *c, const char *path, char *err, size_t errlen) {
+        struct config scratch;
+        if (errlen > 0)
+                err[0] = 0;
+        /* Parse into a copy so that a bad file changes nothing: a refused reload must
+         * leave the running settings exactly as they were. */
+        int r = config_copy(&scratch, c);
+        if (r < 0) {
+                snprintf(err, errlen, "%s: out of memory", path);
+                return r;
+        }
+        r = load(&scratch, path, err, errlen);
+        if (r < 0) {
+                config_done(&scratch);
+                return r;
+        }
+        config_done(c);
+        *c = scratch;
+        return 0;
 }

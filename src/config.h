@@ -45,19 +45,26 @@ int config_init(struct config *c);
 void config_done(struct config *c);
 
 /* Parses FILE into c (which config_init() prepared); keys not in the file keep their
- * current values. On a bad line returns -EINVAL and writes "FILE:LINE: message" to err.
- * A file that cannot be opened gives a negative errno and "FILE: <strerror>" in err. */
+ * current values. On a bad line returns -EINVAL and writes "FILE:LINE: message" to err
+ * (the first error in the file). A file that cannot be opened or read gives a negative
+ * errno and "FILE: <strerror>" in err. On any failure c is left exactly as it was.
+ * Lines are at most 198 characters (inih's buffer); leading blanks are ignored, so
+ * inih's continuation lines are not supported. */
 int config_load(struct config *c, const char *path, char *err, size_t errlen);
 
 /* Deep copy (for the settings a generation was started with). */
 int config_copy(struct config *dst, const struct config *src);
 
-/* "250ms", "1s", "2min", "1.5s", bare number = seconds. Returns 0 or -EINVAL. */
+/* "250ms", "1s", "2min", "1.5s", bare number = seconds; no sign, no exponent; digits
+ * below a microsecond are dropped. Returns 0, -EINVAL, or -ERANGE above one year. */
 int config_parse_duration(const char *s, uint64_t *ret_usec);
-/* "SIGTERM", "TERM", "15". Returns 0 or -EINVAL. */
+/* "SIGTERM", "TERM", "term", "15", "SIGRTMIN+2", "RTMAX-1". Any signal a process can
+ * be sent (SIGKILL too: callers refuse what they cannot use). Returns 0 or -EINVAL. */
 int config_parse_signal(const char *s, int *ret_signal);
-/* Splits a command line like a shell with simple quoting ('...', "...", backslash).
- * Returns 0 with a NULL-terminated argv (at least one word), or -EINVAL. */
+/* Splits a command line like a shell with simple quoting ('...', "...", backslash;
+ * inside "..." a backslash escapes only \ " $ ` and newline). No expansion of any kind.
+ * Returns 0 with a NULL-terminated argv (at least one word, possibly ""), -EINVAL for an
+ * empty command, an unclosed quote or a trailing backslash, or -ENOMEM. */
 int config_split_command(const char *s, char ***ret_argv);
 
 const char *strategy_to_string(enum strategy s);

@@ -360,6 +360,8 @@ static void finish_upgrade(struct engine *e, bool success, const char *reason) {
         }
 }
 
+static void check_started(struct engine *e);
+
 static void rollback_progress(struct engine *e) {
         if (e->state != ENGINE_ROLLING_BACK)
                 return;
@@ -369,6 +371,8 @@ static void rollback_progress(struct engine *e) {
         for (size_t i = 0; i < e->n_workers; i++)
                 e->workers[i].for_rollback = false;
         finish_upgrade(e, false, e->rollback_reason);
+        /* The first generation may have become ready while the upgrade ran. */
+        check_started(e);
 }
 
 static void rollback(struct engine *e, uint64_t now, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -448,6 +452,7 @@ void engine_abort_upgrade(struct engine *e, const char *reason) {
         e->preparing = false;
         e->candidate.number = e->current.number + 1; /* for the finished action */
         finish_upgrade(e, false, reason);
+        check_started(e);
 }
 
 int engine_start_upgrade(struct engine *e, uint64_t now, const char *target,

@@ -1,9 +1,11 @@
-/* head.c: the HEAD and PREVIOUS state files. A write is atomic (temp file, fsync,
- * rename, fsync of the directory), so a crash or a full disk leaves either the old or the
- * new content, never a torn file. */
+/* head.c: the HEAD and PREVIOUS state files, each one absolute path and a newline. A
+ * write goes to a temp file in the same directory, is synced, renamed over the old file,
+ * and the directory is synced: a crash or a full disk leaves the old content or the new,
+ * never a torn file. Never logs; callers say what failed. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,16 +15,39 @@
 #include "head.h"
 #include "macro.h"
 
-#define HEAD_MAX (PATH_MAX + 16)
+/* Room for the longest valid path plus blanks around it; a longer file is not ours. */
+#define HEAD_FILE_MAX (2 * (size_t) PATH_MAX)
+
+static bool is_blank(char c) {
+        return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* What head_read() gives back must be what head_write() wrote, so both check paths
+ * the same way. */
+static bool valid_target(const char *s, size_t len) {
+        return len > 0 && len < PATH_MAX && s[0] == '/' && !is_blank(s[len - 1]) && !memchr(s, '\n', len) &&
+               !memchr(s, '\r', len) && !memchr(s, 0, len);
+}
 
 int head_read(const char *path, char **ret) {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        /* O_NONBLOCK: a FIFO planted at the path must not hang the supervisor. */
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0)
                 return -errno;
-        char buf[HEAD_MAX + 1];
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (S_ISDIR(st.st_mode))
+                return -EISDIR;
+        if (!S_ISREG(st.st_mode))
+                return -EINVAL;
+
+        _cleanup_free_ char *buf = malloc(HEAD_FILE_MAX + 1);
+        if (!buf)
+                return -ENOMEM;
         size_t len = 0;
         for (;;) {
-                ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
+                ssize_t n = read(fd, buf + len, HEAD_FILE_MAX + 1 - len);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -31,35 +56,40 @@ int head_read(const char *path, char **ret) {
                 if (n == 0)
                         break;
                 len += (size_t) n;
-                if (len >= sizeof(buf) - 1)
-                        return -EINVAL; /* longer than any path */
+                if (len > HEAD_FILE_MAX)
+                        return -EINVAL;
         }
-        buf[len] = 0;
-        if (memchr(buf, 0, len))
-                return -EINVAL;
-        /* Trim surrounding blanks and newlines; what is left must be one absolute path. */
-        char *start = buf, *end = buf + len;
-        while (start < end && (*start == ' ' || *start == '\t' || *start == '\n' || *start == '\r'))
+
+        const char *start = buf, *end = buf + len;
+        while (start < end && is_blank(*start))
                 start++;
-        while (end > start && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\n' || end[-1] == '\r'))
+        while (end > start && is_blank(end[-1]))
                 end--;
-        if (start == end || memchr(start, '\n', end - start) || *start != '/' || end - start >= PATH_MAX)
+        if (!valid_target(start, (size_t) (end - start)) || memchr(buf, 0, len))
                 return -EINVAL;
-        char *s = strndup(start, end - start);
-        if (!s)
+        char *target = strndup(start, (size_t) (end - start));
+        if (!target)
                 return -ENOMEM;
-        *ret = s;
+        *ret = target;
         return 0;
 }
 
-static int mkdir_parents_of(const char *path) {
-        _cleanup_free_ char *p = strdup(path);
+/* The directory part of path ("." when there is none, "/" for "/HEAD"). */
+static char *directory_of(const char *path) {
+        const char *slash = strrchr(path, '/');
+        if (!slash)
+                return strdup(".");
+        if (slash == path)
+                return strdup("/");
+        return strndup(path, (size_t) (slash - path));
+}
+
+static int mkdir_parents(const char *dir) {
+        _cleanup_free_ char *p = strdup(dir);
         if (!p)
                 return -ENOMEM;
-        char *last = strrchr(p, '/');
-        if (!last || last == p)
-                return 0;
-        *last = 0;
+        /* Each prefix in turn; EEXIST is fine, and a component that is not a directory
+         * shows up as ENOTDIR on the next one or on the final open. */
         for (char *slash = p + 1; (slash = strchr(slash, '/')); slash++) {
                 *slash = 0;
                 if (mkdir(p, 0755) < 0 && errno != EEXIST)
@@ -71,48 +101,72 @@ static int mkdir_parents_of(const char *path) {
         return 0;
 }
 
-static int fsync_directory_of(const char *path) {
-        _cleanup_free_ char *p = strdup(path);
-        if (!p)
-                return -ENOMEM;
-        char *last = strrchr(p, '/');
-        const char *dir = ".";
-        if (last == p)
-                dir = "/";
-        else if (last) {
-                *last = 0;
-                dir = p;
+static int write_all(int fd, const char *data, size_t len) {
+        while (len > 0) {
+                ssize_t n = write(fd, data, len);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                data += n;
+                len -= (size_t) n;
         }
+        return 0;
+}
+
+static int fsync_directory(const char *dir) {
         _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)
                 return -errno;
         return fsync(fd) < 0 ? -errno : 0;
 }
 
-int head_write(const char *path, const char *target) {
-        int r = mkdir_parents_of(path);
+/* Writes the temp file completely; the caller renames it or removes it. */
+static int write_temp(int fd, const char *target) {
+        _cleanup_free_ char *content = NULL;
+        if (asprintf(&content, "%s\n", target) < 0)
+                return -ENOMEM;
+        /* mkostemp() creates 0600; HEAD is meant to be read by deploy tools. */
+        if (fchmod(fd, 0644) < 0)
+                return -errno;
+        int r = write_all(fd, content, strlen(content));
         if (r < 0)
                 return r;
-        _cleanup_free_ char *tmp = NULL;
-        const char *slash = strrchr(path, '/');
-        if (asprintf(&tmp, "%.*s.%s.XXXXXX", slash ? (int) (slash - path + 1) : 0, path, slash ? slash + 1 : path) < 0)
+        return fsync(fd) < 0 ? -errno : 0;
+}
+
+int head_write(const char *path, const char *target) {
+        if (!path || !*path || !target || !valid_target(target, strlen(target)))
+                return -EINVAL;
+
+        const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+        if (!*base)
+                return -EISDIR; /* "dir/": no file name to replace */
+
+        _cleanup_free_ char *dir = directory_of(path), *temp = NULL;
+        if (!dir)
                 return -ENOMEM;
-        _cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
+        int r = mkdir_parents(dir);
+        if (r < 0)
+                return r;
+        if (asprintf(&temp, "%.*s.%s.XXXXXX", (int) (base - path), path, base) < 0)
+                return -ENOMEM;
+        int fd = mkostemp(temp, O_CLOEXEC);
         if (fd < 0)
                 return -errno;
-        size_t len = strlen(target);
-        if (fchmod(fd, 0644) < 0 || write(fd, target, len) != (ssize_t) len || write(fd, "\n", 1) != 1 ||
-            fsync(fd) < 0) {
-                r = errno ? -errno : -EIO;
-                (void) unlink(tmp);
-                return r;
-        }
-        if (rename(tmp, path) < 0) {
+        r = write_temp(fd, target);
+        /* close() can report a write-back error on some file systems. */
+        if (close(fd) < 0 && r >= 0)
                 r = -errno;
-                (void) unlink(tmp);
+        if (r >= 0 && rename(temp, path) < 0)
+                r = -errno;
+        if (r < 0) {
+                (void) unlink(temp);
                 return r;
         }
-        return fsync_directory_of(path);
+        /* The new content is in place; this makes the rename itself durable. */
+        return fsync_directory(dir);
 }
 
 char *head_previous_path(const char *head_path) {

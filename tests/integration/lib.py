@@ -150,7 +150,8 @@ class Supervisor:
         current = self.notify.status()
         if current and rx.search(current):
             return current
-        msg = self.notify.wait_for(lambda m: any(l.startswith("STATUS=") and rx.search(l) for l in m.split("\n")),
+        msg = self.notify.wait_for(lambda m: any(l.startswith("STATUS=") and rx.search(l[len("STATUS="):])
+                                                 for l in m.split("\n")),
                                    timeout, "STATUS matching %r" % pattern)
         return msg
 

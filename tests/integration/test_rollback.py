@@ -24,7 +24,7 @@ class Rollback(lib.TestCase):
         sup.wait_status(r"Upgrade to generation 2 failed: .*; Serving generation 1 .*4/4 ready")
         self.assertEqual(sup.get_property("web", "Generation"), 1)
         self.assertEqual(sup.get_property("web", "Target"), os.path.realpath(self.v1))
-        self.assertRegex(sup.get_property("web", "LastResult"), "^failed: " + reason)
+        self.assertRegex(sup.get_property("web", "LastResult"), "^failed: worker .*" + reason)
         result = self.load.stop()
         self.assert_no_failures(result, sup)
         self.assertEqual(list(lib.versions(result)), ["v1"], result["_raw"])

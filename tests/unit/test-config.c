@@ -1,0 +1,660 @@
+/* test-config.c: the configuration file and its value syntaxes. Every key, every class
+ * of error with its exact "FILE:LINE: message", and the promise that a bad file changes
+ * nothing. Files are written to a fresh directory under /tmp per test. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "macro.h"
+
+#define SEC USEC_PER_SEC
+#define MSEC USEC_PER_MSEC
+
+static char dir[] = "/tmp/test-config.XXXXXX";
+static char path[PATH_MAX];
+static char err[1024];
+static struct config c;
+
+static void setup(void) {
+        cr_assert_not_null(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/app.conf", dir);
+        cr_assert_eq(config_init(&c), 0);
+}
+
+static void teardown(void) {
+        config_done(&c);
+        (void) unlink(path);
+        cr_assert_eq(rmdir(dir), 0, "cannot remove %s: %s", dir, strerror(errno));
+}
+
+TestSuite(config, .init = setup, .fini = teardown);
+TestSuite(values);
+
+static void write_file(const char *text, size_t len) {
+        FILE *f = fopen(path, "we");
+        cr_assert_not_null(f);
+        cr_assert_eq(fwrite(text, 1, len, f), len);
+        cr_assert_eq(fclose(f), 0);
+}
+
+static int load_bytes(const char *text, size_t len) {
+        write_file(text, len);
+        err[0] = 0;
+        return config_load(&c, path, err, sizeof(err));
+}
+
+static int load(const char *text) {
+        return load_bytes(text, strlen(text));
+}
+
+static void check_loads(const char *text) {
+        int r = load(text);
+        cr_assert_eq(r, 0, "refused (%d): %s\n---\n%s", r, err, text);
+        cr_assert_str_eq(err, "");
+}
+
+static void check_error(const char *text, unsigned line, const char *message) {
+        _cleanup_free_ char *expected = NULL;
+        cr_assert_geq(asprintf(&expected, "%s:%u: %s", path, line, message), 0);
+        int r = load(text);
+        cr_assert_eq(r, -EINVAL, "accepted (%d)\n---\n%s", r, text);
+        cr_assert_str_eq(err, expected, "\n---\n%s", text);
+}
+
+static size_t strv_length(char **v) {
+        size_t n = 0;
+        while (v[n])
+                n++;
+        return n;
+}
+
+/* ---- the struct ---- */
+
+Test(config, defaults) {
+        cr_assert_null(c.target);
+        cr_assert_str_eq(c.exec, "./start");
+        cr_assert_eq(c.workers, 2);
+        cr_assert_not_null(c.environment);
+        cr_assert_null(c.environment[0]);
+        cr_assert_eq(c.strategy, STRATEGY_ROLLING);
+        cr_assert_eq(c.batch, 1);
+        cr_assert_eq(c.ready, READY_DELAY);
+        cr_assert_eq(c.ready_delay_usec, 1 * SEC);
+        cr_assert_eq(c.ready_timeout_usec, 30 * SEC);
+        cr_assert_eq(c.drain_signal, SIGTERM);
+        cr_assert_eq(c.drain_timeout_usec, 60 * SEC);
+        cr_assert_null(c.pre_upgrade);
+        cr_assert_eq(c.pre_upgrade_timeout_usec, 300 * SEC);
+        cr_assert_not_null(c.allow_users);
+        cr_assert_null(c.allow_users[0]);
+        cr_assert_not_null(c.allow_groups);
+        cr_assert_null(c.allow_groups[0]);
+        cr_assert_null(c.head);
+}
+
+Test(config, to_string) {
+        cr_assert_str_eq(strategy_to_string(STRATEGY_ROLLING), "rolling");
+        cr_assert_str_eq(strategy_to_string(STRATEGY_BLUE_GREEN), "blue-green");
+        cr_assert_str_eq(strategy_to_string(STRATEGY_RESTART), "restart");
+        cr_assert_str_eq(ready_mode_to_string(READY_DELAY), "delay");
+        cr_assert_str_eq(ready_mode_to_string(READY_NOTIFY), "notify");
+}
+
+Test(config, copy_is_deep) {
+        check_loads("[worker]\ntarget = /srv/app\nenvironment = A=1\n[upgrade]\npre_upgrade = /bin/check\n"
+                    "[control]\nallow_users = alice\nallow_groups = ops\n[state]\nhead = /var/lib/x/HEAD\n");
+        struct config copy;
+        cr_assert_eq(config_copy(&copy, &c), 0);
+        cr_assert_neq(copy.target, c.target);
+        cr_assert_neq(copy.environment, c.environment);
+        cr_assert_neq(copy.environment[0], c.environment[0]);
+        cr_assert_str_eq(copy.target, "/srv/app");
+        cr_assert_str_eq(copy.exec, "./start");
+        cr_assert_str_eq(copy.environment[0], "A=1");
+        cr_assert_str_eq(copy.pre_upgrade, "/bin/check");
+        cr_assert_str_eq(copy.allow_users[0], "alice");
+        cr_assert_str_eq(copy.allow_groups[0], "ops");
+        cr_assert_str_eq(copy.head, "/var/lib/x/HEAD");
+        cr_assert_eq(copy.workers, c.workers);
+        /* Freeing the copy must leave the original whole (ASan checks the rest). */
+        config_done(&copy);
+        cr_assert_str_eq(c.target, "/srv/app");
+        cr_assert_str_eq(c.environment[0], "A=1");
+}
+
+/* ---- every key ---- */
+
+Test(config, every_key) {
+        check_loads("; a comment\n"
+                    "# another\n"
+                    "[worker]\n"
+                    "target = /srv/app/current     ; executable file or directory\n"
+                    "exec = bin/server --fd 3\n"
+                    "workers = 4\n"
+                    "environment = NODE_ENV=production\n"
+                    "environment = GREETING=hello world\n"
+                    "[upgrade]\n"
+                    "strategy = blue-green\n"
+                    "batch = 3\n"
+                    "ready = notify\n"
+                    "ready_delay = 250ms\n"
+                    "ready_timeout = 1.5min\n"
+                    "drain_signal = SIGQUIT\n"
+                    "drain_timeout = 90s\n"
+                    "pre_upgrade = /usr/local/bin/check-release\n"
+                    "pre_upgrade_timeout = 10\n"
+                    "[control]\n"
+                    "allow_users = deploy, alice\n"
+                    "allow_groups = liveswap\n"
+                    "[state]\n"
+                    "head = /var/lib/liveswap/app/HEAD\n");
+        cr_assert_str_eq(c.target, "/srv/app/current");
+        cr_assert_str_eq(c.exec, "bin/server --fd 3");
+        cr_assert_eq(c.workers, 4);
+        cr_assert_eq(strv_length(c.environment), 2);
+        cr_assert_str_eq(c.environment[0], "NODE_ENV=production");
+        cr_assert_str_eq(c.environment[1], "GREETING=hello world");
+        cr_assert_eq(c.strategy, STRATEGY_BLUE_GREEN);
+        cr_assert_eq(c.batch, 3);
+        cr_assert_eq(c.ready, READY_NOTIFY);
+        cr_assert_eq(c.ready_delay_usec, 250 * MSEC);
+        cr_assert_eq(c.ready_timeout_usec, 90 * SEC);
+        cr_assert_eq(c.drain_signal, SIGQUIT);
+        cr_assert_eq(c.drain_timeout_usec, 90 * SEC);
+        cr_assert_str_eq(c.pre_upgrade, "/usr/local/bin/check-release");
+        cr_assert_eq(c.pre_upgrade_timeout_usec, 10 * SEC);
+        cr_assert_eq(strv_length(c.allow_users), 2);
+        cr_assert_str_eq(c.allow_users[0], "deploy");
+        cr_assert_str_eq(c.allow_users[1], "alice");
+        cr_assert_eq(strv_length(c.allow_groups), 1);
+        cr_assert_str_eq(c.allow_groups[0], "liveswap");
+        cr_assert_str_eq(c.head, "/var/lib/liveswap/app/HEAD");
+}
+
+Test(config, example_file_of_the_contract) {
+        check_loads("[worker]\n"
+                    "target = /srv/app/current     ; executable file or directory (the seed's -s TARGET)\n"
+                    "exec = bin/server --fd 3      ; for a directory target; split like a shell, simple quoting\n"
+                    "workers = 2\n"
+                    "environment = NODE_ENV=production                 ; may repeat\n"
+                    "[upgrade]\n"
+                    "strategy = rolling            ; rolling | blue-green | restart\n"
+                    "batch = 1\n"
+                    "ready = delay                 ; notify | delay\n"
+                    "ready_delay = 1s\n"
+                    "ready_timeout = 30s\n"
+                    "drain_signal = SIGTERM\n"
+                    "drain_timeout = 60s\n"
+                    "pre_upgrade =\n"
+                    "pre_upgrade_timeout = 300s\n"
+                    "[control]\n"
+                    "allow_users =\n"
+                    "allow_groups =\n"
+                    "[state]\n"
+                    "head =                        ; default $STATE_DIRECTORY/HEAD\n");
+        cr_assert_str_eq(c.target, "/srv/app/current");
+        cr_assert_str_eq(c.exec, "bin/server --fd 3");
+        cr_assert_str_eq(c.environment[0], "NODE_ENV=production");
+        cr_assert_null(c.pre_upgrade);
+        cr_assert_null(c.head);
+        cr_assert_null(c.allow_users[0]);
+}
+
+Test(config, strategies_and_ready_modes) {
+        check_loads("[upgrade]\nstrategy = restart\nready = notify\n");
+        cr_assert_eq(c.strategy, STRATEGY_RESTART);
+        cr_assert_eq(c.ready, READY_NOTIFY);
+        check_loads("[upgrade]\nstrategy = rolling\nready = delay\n");
+        cr_assert_eq(c.strategy, STRATEGY_ROLLING);
+        cr_assert_eq(c.ready, READY_DELAY);
+}
+
+Test(config, count_limits) {
+        check_loads("[worker]\nworkers = 1\n[upgrade]\nbatch = 4096\n");
+        cr_assert_eq(c.workers, 1);
+        cr_assert_eq(c.batch, 4096);
+        check_loads("[worker]\nworkers = 4096\n[upgrade]\nbatch = 1\n");
+        cr_assert_eq(c.workers, 4096);
+        cr_assert_eq(c.batch, 1);
+}
+
+Test(config, empty_values_unset) {
+        check_loads("[worker]\ntarget = /a\n[upgrade]\npre_upgrade = /b\n[state]\nhead = /c\n");
+        cr_assert_str_eq(c.target, "/a");
+        check_loads("[worker]\ntarget =\n[upgrade]\npre_upgrade = ; none\n[state]\nhead =\n");
+        cr_assert_null(c.target);
+        cr_assert_null(c.pre_upgrade);
+        cr_assert_null(c.head);
+}
+
+Test(config, last_value_wins) {
+        check_loads("[worker]\nworkers = 3\ntarget = /a\nworkers = 5\ntarget = /b\n"
+                    "[upgrade]\nstrategy = restart\n[worker]\nworkers = 6\n[upgrade]\nstrategy = blue-green\n");
+        cr_assert_eq(c.workers, 6);
+        cr_assert_str_eq(c.target, "/b");
+        cr_assert_eq(c.strategy, STRATEGY_BLUE_GREEN);
+}
+
+Test(config, environment_appends_and_replaces_by_name) {
+        check_loads("[worker]\nenvironment = A=1\nenvironment = B=\nenvironment = C=x=y\nenvironment = A=2\n"
+                    "environment = _under_9=ok\nenvironment = AB=3\n");
+        cr_assert_eq(strv_length(c.environment), 5);
+        cr_assert_str_eq(c.environment[0], "A=2");
+        cr_assert_str_eq(c.environment[1], "B=");
+        cr_assert_str_eq(c.environment[2], "C=x=y");
+        cr_assert_str_eq(c.environment[3], "_under_9=ok");
+        cr_assert_str_eq(c.environment[4], "AB=3");
+        /* A second file adds to what is there, like a second line. */
+        check_loads("[worker]\nenvironment = D=4\n");
+        cr_assert_eq(strv_length(c.environment), 6);
+        cr_assert_str_eq(c.environment[5], "D=4");
+}
+
+Test(config, lists_replace) {
+        check_loads("[control]\nallow_users = alice bob,carol , ,dave\tedgar\n");
+        const char *expected[] = { "alice", "bob", "carol", "dave", "edgar" };
+        cr_assert_eq(strv_length(c.allow_users), ELEMENTSOF(expected));
+        for (size_t i = 0; i < ELEMENTSOF(expected); i++)
+                cr_assert_str_eq(c.allow_users[i], expected[i]);
+        check_loads("[control]\nallow_users = 1000\nallow_groups = wheel adm\nallow_groups = ops\n");
+        cr_assert_eq(strv_length(c.allow_users), 1);
+        cr_assert_str_eq(c.allow_users[0], "1000");
+        cr_assert_eq(strv_length(c.allow_groups), 1);
+        cr_assert_str_eq(c.allow_groups[0], "ops");
+        check_loads("[control]\nallow_users =\nallow_groups = ,\n");
+        cr_assert_null(c.allow_users[0]);
+        cr_assert_null(c.allow_groups[0]);
+}
+
+Test(config, exec_values) {
+        check_loads("[worker]\nexec = \"bin/my server\" --name 'a b' \\; x\n");
+        cr_assert_str_eq(c.exec, "\"bin/my server\" --name 'a b' \\; x");
+        check_loads("[worker]\nexec = node\n");
+        cr_assert_str_eq(c.exec, "node");
+}
+
+Test(config, keys_not_in_file_keep_values) {
+        check_loads("[worker]\nworkers = 7\ntarget = /srv/a\n");
+        check_loads("[upgrade]\nbatch = 2\n");
+        cr_assert_eq(c.workers, 7);
+        cr_assert_str_eq(c.target, "/srv/a");
+        cr_assert_eq(c.batch, 2);
+}
+
+Test(config, empty_and_comment_only_files) {
+        check_loads("");
+        check_loads("\n\n; nothing\n# at all\n\n");
+        check_loads("[worker]\n[upgrade]\n[control]\n[state]\n");
+        cr_assert_eq(c.workers, 2);
+}
+
+/* ---- file syntax ---- */
+
+Test(config, layout_tolerance) {
+        /* BOM, CRLF, indentation, no final newline, ':' as inih allows it. */
+        check_loads("\xef\xbb\xbf[worker]\r\n"
+                    "  target = /srv/app\r\n"
+                    "\tworkers=3\r\n"
+                    "    ; indented comment\n"
+                    "  [upgrade]\n"
+                    "    batch: 2\n"
+                    "    strategy = restart");
+        cr_assert_str_eq(c.target, "/srv/app");
+        cr_assert_eq(c.workers, 3);
+        cr_assert_eq(c.batch, 2);
+        cr_assert_eq(c.strategy, STRATEGY_RESTART);
+}
+
+Test(config, indented_line_is_not_a_continuation) {
+        /* inih would append "workers = 3" to target's value; here it is its own key. */
+        check_loads("[worker]\n  target = /srv/app\n  workers = 3\n");
+        cr_assert_str_eq(c.target, "/srv/app");
+        cr_assert_eq(c.workers, 3);
+        check_error("[worker]\ntarget = /srv/app\n    --and-more\n", 3,
+                    "syntax error (expected 'key = value', '[section]' or a comment)");
+}
+
+Test(config, inline_comments) {
+        /* inih takes " ;" as a comment; a ';' inside a value stays. */
+        check_loads("[worker]\nenvironment = A=x;y\nenvironment = B=x ;y\ntarget = /srv/a;b\n");
+        cr_assert_str_eq(c.environment[0], "A=x;y");
+        cr_assert_str_eq(c.environment[1], "B=x");
+        cr_assert_str_eq(c.target, "/srv/a;b");
+}
+
+Test(config, long_lines) {
+        char text[600];
+        /* 198 characters is the most inih's buffer takes with its newline. */
+        int n = snprintf(text, sizeof(text), "[worker]\ntarget = /%0188d\nworkers = 3\n", 0);
+        cr_assert_lt(n, (int) sizeof(text));
+        cr_assert_eq(strlen(strchr(text, '\n') + 1) - strlen(strstr(text, "\nworkers")), 198);
+        check_loads(text);
+        cr_assert_eq(strlen(c.target), 189);
+        cr_assert_eq(c.workers, 3);
+
+        snprintf(text, sizeof(text), "[worker]\n\ntarget = /%0189d\nworkers = x\n", 0);
+        check_error(text, 3, "line too long (at most 198 characters)");
+        /* Lines after a long one keep their numbers. */
+        snprintf(text, sizeof(text), "[worker]\n; %0400d\nworkers = x\n", 0);
+        check_error(text, 2, "line too long (at most 198 characters)");
+}
+
+Test(config, nul_byte) {
+        static const char text[] = "[worker]\nworkers = 3\ntar\0get = /x\n";
+        int r = load_bytes(text, sizeof(text) - 1);
+        cr_assert_eq(r, -EINVAL);
+        _cleanup_free_ char *expected = NULL;
+        cr_assert_geq(asprintf(&expected, "%s:3: NUL byte in line (is this a text file?)", path), 0);
+        cr_assert_str_eq(err, expected);
+}
+
+/* ---- errors ---- */
+
+static const struct {
+        const char *text;
+        unsigned line;
+        const char *message;
+} errors[] = {
+        /* structure */
+        { "[worker]\nworkers = 2\n\n[upgrade]\nbogus line\n", 5,
+          "syntax error (expected 'key = value', '[section]' or a comment)" },
+        { "[worker\nworkers = 2\n", 1, "syntax error (expected 'key = value', '[section]' or a comment)" },
+        { "[worker]\nworkers\n", 2, "syntax error (expected 'key = value', '[section]' or a comment)" },
+        { "[worker]\n= 3\n", 2, "missing key name before '='" },
+        { "[worker]\nforks = 2\n", 2, "unknown key 'forks' in section [worker]" },
+        { "[worker]\nWorkers = 2\n", 2, "unknown key 'Workers' in section [worker]" },
+        { "[worker]\nbatch = 2\n", 2, "unknown key 'batch' in section [worker] (it belongs in [upgrade])" },
+        { "[state]\n\nhead = /x\nworkers = 2\n", 4, "unknown key 'workers' in section [state] (it belongs in [worker])" },
+        { "[server]\nport = 80\n", 1,
+          "unknown section [server] (expected [worker], [upgrade], [control] or [state])" },
+        { "[worker]\n[Worker]\n", 2,
+          "unknown section [Worker] (expected [worker], [upgrade], [control] or [state])" },
+        { "workers = 2\n", 1, "key 'workers' must be in section [worker]" },
+        { "; comment\nport = 2\n[worker]\n", 2, "unknown key 'port' outside of any section" },
+        /* [worker] */
+        { "[worker]\nworkers = 0\n", 2, "invalid workers '0' (a whole number from 1 to 4096)" },
+        { "[worker]\nworkers = 4097\n", 2, "invalid workers '4097' (a whole number from 1 to 4096)" },
+        { "[worker]\nworkers = -1\n", 2, "invalid workers '-1' (a whole number from 1 to 4096)" },
+        { "[worker]\nworkers = +2\n", 2, "invalid workers '+2' (a whole number from 1 to 4096)" },
+        { "[worker]\nworkers = two\n", 2, "invalid workers 'two' (a whole number from 1 to 4096)" },
+        { "[worker]\nworkers = 2.0\n", 2, "invalid workers '2.0' (a whole number from 1 to 4096)" },
+        { "[worker]\nworkers = 0x10\n", 2, "invalid workers '0x10' (a whole number from 1 to 4096)" },
+        { "[worker]\nworkers = 99999999999999999999\n", 2,
+          "invalid workers '99999999999999999999' (a whole number from 1 to 4096)" },
+        { "[worker]\nworkers =\n", 2, "invalid workers '' (a whole number from 1 to 4096)" },
+        { "[worker]\nexec =\n", 2, "invalid exec command '': it is empty" },
+        { "[worker]\nexec = bin/server 'unterminated\n", 2,
+          "invalid exec command 'bin/server 'unterminated': a single quote is not closed" },
+        { "[worker]\nexec = \"bin/server\n", 2, "invalid exec command '\"bin/server': a double quote is not closed" },
+        { "[worker]\nexec = bin/server \\\n", 2, "invalid exec command 'bin/server \\': it ends with a backslash" },
+        { "[worker]\nexec = '' --flag\n", 2, "invalid exec command ''' --flag': the program name is empty" },
+        { "[worker]\nenvironment = NODE_ENV\n", 2,
+          "invalid environment entry 'NODE_ENV' (expected NAME=VALUE, the name made of letters, digits and '_', "
+          "not starting with a digit)" },
+        { "[worker]\nenvironment = =value\n", 2,
+          "invalid environment entry '=value' (expected NAME=VALUE, the name made of letters, digits and '_', "
+          "not starting with a digit)" },
+        { "[worker]\nenvironment = 1A=x\n", 2,
+          "invalid environment entry '1A=x' (expected NAME=VALUE, the name made of letters, digits and '_', "
+          "not starting with a digit)" },
+        { "[worker]\nenvironment = MY-VAR=x\n", 2,
+          "invalid environment entry 'MY-VAR=x' (expected NAME=VALUE, the name made of letters, digits and '_', "
+          "not starting with a digit)" },
+        { "[worker]\nenvironment = LISTEN_FDS=3\n", 2,
+          "environment: LISTEN_FDS is set by liveswap for each worker and cannot be set here" },
+        { "[worker]\nenvironment = NOTIFY_SOCKET=/x\n", 2,
+          "environment: NOTIFY_SOCKET is set by liveswap for each worker and cannot be set here" },
+        { "[worker]\nenvironment = LIVESWAP_WORKER=1\n", 2,
+          "environment: LIVESWAP_WORKER is set by liveswap for each worker and cannot be set here" },
+        { "[worker]\ntarget = \"/srv/my app\"\n", 2, "target: write the path without quotes: \"/srv/my app\"" },
+        /* [upgrade] */
+        { "[upgrade]\nstrategy = canary\n", 2, "invalid strategy 'canary' (rolling, blue-green or restart)" },
+        { "[upgrade]\nstrategy = Rolling\n", 2, "invalid strategy 'Rolling' (rolling, blue-green or restart)" },
+        { "[upgrade]\nbatch = 0\n", 2, "invalid batch '0' (a whole number from 1 to 4096)" },
+        { "[upgrade]\nbatch = 5000\n", 2, "invalid batch '5000' (a whole number from 1 to 4096)" },
+        { "[upgrade]\nready = sometimes\n", 2, "invalid ready 'sometimes' (notify or delay)" },
+        { "[upgrade]\nready_timeout = soon\n", 2,
+          "invalid duration 'soon' for ready_timeout (use ms, s or min, e.g. 500ms, 1.5s, 2min)" },
+        { "[upgrade]\nready_delay = -1s\n", 2,
+          "invalid duration '-1s' for ready_delay (use ms, s or min, e.g. 500ms, 1.5s, 2min)" },
+        { "[upgrade]\ndrain_timeout = 1h\n", 2,
+          "invalid duration '1h' for drain_timeout (use ms, s or min, e.g. 500ms, 1.5s, 2min)" },
+        { "[upgrade]\npre_upgrade_timeout =\n", 2,
+          "invalid duration '' for pre_upgrade_timeout (use ms, s or min, e.g. 500ms, 1.5s, 2min)" },
+        { "[upgrade]\ndrain_timeout = 1000000min\n", 2,
+          "duration '1000000min' for drain_timeout is too long (at most a year)" },
+        { "[upgrade]\nready_timeout = 0\n", 2, "ready_timeout must be longer than 0" },
+        { "[upgrade]\npre_upgrade_timeout = 0ms\n", 2, "pre_upgrade_timeout must be longer than 0" },
+        { "[upgrade]\ndrain_signal = SIGFOO\n", 2,
+          "invalid drain_signal 'SIGFOO' (a signal name or number, e.g. SIGTERM, QUIT, 10)" },
+        { "[upgrade]\ndrain_signal = 0\n", 2,
+          "invalid drain_signal '0' (a signal name or number, e.g. SIGTERM, QUIT, 10)" },
+        { "[upgrade]\ndrain_signal = SIGKILL\n", 2, "drain_signal cannot be SIGKILL: a worker cannot catch it to drain" },
+        { "[upgrade]\ndrain_signal = 19\n", 2, "drain_signal cannot be SIGSTOP: a worker cannot catch it to drain" },
+        { "[upgrade]\npre_upgrade = '/bin/check'\n", 2, "pre_upgrade: write the path without quotes: '/bin/check'" },
+        /* [control], [state] */
+        { "[control]\nallow = alice\n", 2, "unknown key 'allow' in section [control]" },
+        { "[state]\nhead = state/HEAD\n", 2, "head must be an absolute path, not 'state/HEAD'" },
+        { "[state]\nhead = \"/var/lib/HEAD\"\n", 2, "head: write the path without quotes: \"/var/lib/HEAD\"" },
+};
+
+Test(config, error_messages) {
+        for (size_t i = 0; i < ELEMENTSOF(errors); i++)
+                check_error(errors[i].text, errors[i].line, errors[i].message);
+}
+
+Test(config, first_error_wins) {
+        /* Ours before inih's, inih's before ours, ours before ours. */
+        check_error("[worker]\nworkers = 0\nbogus\n", 2, "invalid workers '0' (a whole number from 1 to 4096)");
+        check_error("[worker]\nbogus\nworkers = 0\n", 2,
+                    "syntax error (expected 'key = value', '[section]' or a comment)");
+        check_error("[worker]\n\n\nfoo = 1\nworkers = 0\n", 4, "unknown key 'foo' in section [worker]");
+        check_error("[nope]\n[worker]\nworkers = 0\n", 1,
+                    "unknown section [nope] (expected [worker], [upgrade], [control] or [state])");
+        check_error("[worker]\nworkers = 1\n[nope]\nkey = 1\nbogus\n", 3,
+                    "unknown section [nope] (expected [worker], [upgrade], [control] or [state])");
+}
+
+Test(config, bad_file_changes_nothing) {
+        check_loads("[worker]\ntarget = /srv/a\nworkers = 3\nenvironment = A=1\n[control]\nallow_users = alice\n");
+        /* Every line before the bad one is valid and would change something. */
+        check_error("[worker]\ntarget = /srv/b\nworkers = 5\nenvironment = B=2\n[control]\nallow_users = bob\n"
+                    "[upgrade]\nbatch = 0\n",
+                    8, "invalid batch '0' (a whole number from 1 to 4096)");
+        cr_assert_str_eq(c.target, "/srv/a");
+        cr_assert_eq(c.workers, 3);
+        cr_assert_eq(strv_length(c.environment), 1);
+        cr_assert_str_eq(c.environment[0], "A=1");
+        cr_assert_str_eq(c.allow_users[0], "alice");
+        cr_assert_eq(c.batch, 1);
+}
+
+Test(config, missing_file) {
+        _cleanup_free_ char *missing = NULL, *expected = NULL;
+        cr_assert_geq(asprintf(&missing, "%s/nothing.conf", dir), 0);
+        cr_assert_geq(asprintf(&expected, "%s: No such file or directory", missing), 0);
+        cr_assert_eq(config_load(&c, missing, err, sizeof(err)), -ENOENT);
+        cr_assert_str_eq(err, expected);
+        cr_assert_eq(c.workers, 2);
+}
+
+Test(config, directory_instead_of_file) {
+        _cleanup_free_ char *expected = NULL;
+        cr_assert_geq(asprintf(&expected, "%s: Is a directory", dir), 0);
+        cr_assert_eq(config_load(&c, dir, err, sizeof(err)), -EISDIR);
+        cr_assert_str_eq(err, expected);
+}
+
+Test(config, small_error_buffer) {
+        char small[8];
+        write_file("[worker]\nworkers = 0\n", 21);
+        cr_assert_eq(config_load(&c, path, small, sizeof(small)), -EINVAL);
+        cr_assert_eq(strlen(small), sizeof(small) - 1);
+        cr_assert_eq(config_load(&c, path, NULL, 0), -EINVAL);
+}
+
+/* ---- value syntaxes ---- */
+
+static void check_duration(const char *s, uint64_t expected) {
+        uint64_t usec = 12345;
+        int r = config_parse_duration(s, &usec);
+        cr_assert_eq(r, 0, "'%s' refused: %d", s, r);
+        cr_assert_eq(usec, expected, "'%s' gave %llu, not %llu", s, (unsigned long long) usec,
+                     (unsigned long long) expected);
+}
+
+static void check_bad_duration(const char *s, int expected) {
+        uint64_t usec = 12345;
+        int r = config_parse_duration(s, &usec);
+        cr_assert_eq(r, expected, "'%s' gave %d (%llu usec)", s, r, (unsigned long long) usec);
+        cr_assert_eq(usec, 12345, "'%s' wrote a result", s);
+}
+
+Test(values, durations) {
+        check_duration("250ms", 250 * MSEC);
+        check_duration("1s", 1 * SEC);
+        check_duration("2min", 120 * SEC);
+        check_duration("1.5s", 1500 * MSEC);
+        check_duration("1.5min", 90 * SEC);
+        check_duration("0.25ms", 250);
+        check_duration("0.001ms", 1);
+        check_duration("0.0000001s", 0); /* below a microsecond */
+        check_duration("1.0000000009s", 1 * SEC);
+        check_duration("10", 10 * SEC);
+        check_duration("0.5", 500 * MSEC);
+        check_duration("0", 0);
+        check_duration("007s", 7 * SEC);
+        check_duration("1 s", 1 * SEC);
+        check_duration("30 min", 1800 * SEC);
+        check_duration("525600min", 525600ULL * 60 * SEC); /* a year: the longest */
+        check_duration("31536000", 31536000ULL * SEC);
+}
+
+Test(values, bad_durations) {
+        const char *invalid[] = { "",     "abc",   "-1s",  "+1s",  "1.s",  ".5s",  "1e3",  "1h",   "1sec",
+                                  "1m",   "s",     "ms",   "1.5.5s", " 1s", "1s ", "0x10", "inf",  "nan",
+                                  "1,5s", "1 ms x", "1S",  "1MIN", "1ss" };
+        for (size_t i = 0; i < ELEMENTSOF(invalid); i++)
+                check_bad_duration(invalid[i], -EINVAL);
+        check_bad_duration(NULL, -EINVAL);
+        check_bad_duration("31536001", -ERANGE);
+        check_bad_duration("525601min", -ERANGE);
+        check_bad_duration("31536000.5s", -ERANGE);
+        check_bad_duration("18446744073709551616", -ERANGE);
+        check_bad_duration("99999999999999999999999999999999ms", -ERANGE);
+}
+
+static void check_signal(const char *s, int expected) {
+        int sig = -1;
+        int r = config_parse_signal(s, &sig);
+        cr_assert_eq(r, 0, "'%s' refused: %d", s, r);
+        cr_assert_eq(sig, expected, "'%s' gave %d, not %d", s, sig, expected);
+}
+
+Test(values, signals) {
+        check_signal("SIGTERM", SIGTERM);
+        check_signal("TERM", SIGTERM);
+        check_signal("term", SIGTERM);
+        check_signal("sigterm", SIGTERM);
+        check_signal("15", SIGTERM);
+        check_signal("SIGQUIT", SIGQUIT);
+        check_signal("SIGINT", SIGINT);
+        check_signal("SIGHUP", SIGHUP);
+        check_signal("USR1", SIGUSR1);
+        check_signal("SIGUSR2", SIGUSR2);
+        check_signal("SIGWINCH", SIGWINCH); /* Apache's graceful stop */
+        check_signal("SIGKILL", SIGKILL);   /* parsed; config refuses it as a drain signal */
+        check_signal("1", SIGHUP);
+        check_signal("SIGRTMIN", SIGRTMIN);
+        check_signal("SIGRTMIN+2", SIGRTMIN + 2);
+        check_signal("RTMIN+0", SIGRTMIN);
+        check_signal("SIGRTMAX", SIGRTMAX);
+        check_signal("RTMAX-1", SIGRTMAX - 1);
+        char n[16];
+        snprintf(n, sizeof(n), "%d", SIGRTMAX);
+        check_signal(n, SIGRTMAX);
+}
+
+Test(values, bad_signals) {
+        char too_big[16], reserved[16];
+        snprintf(too_big, sizeof(too_big), "%d", SIGRTMAX + 1);
+        snprintf(reserved, sizeof(reserved), "%d", SIGRTMIN - 1); /* glibc's own */
+        const char *invalid[] = { "",        "0",        "-15",      "+15",      " 15",    "15 ",
+                                  "15x",     "SIG",      "SIGFOO",   "TERMINATE", "SIGTERM2", "RTMIN-1",
+                                  "RTMAX+1", "RTMIN+99", "RTMIN+",   "RTMINX",   "SIG15",  too_big,
+                                  reserved,  "99999999999" };
+        for (size_t i = 0; i < ELEMENTSOF(invalid); i++) {
+                int sig = -1;
+                cr_assert_eq(config_parse_signal(invalid[i], &sig), -EINVAL, "'%s' gave %d", invalid[i], sig);
+                cr_assert_eq(sig, -1);
+        }
+        int sig;
+        cr_assert_eq(config_parse_signal(NULL, &sig), -EINVAL);
+}
+
+static void check_split(const char *s, const char *const *expected) {
+        _cleanup_strv_free_ char **argv = NULL;
+        int r = config_split_command(s, &argv);
+        cr_assert_eq(r, 0, "[%s] refused: %d", s, r);
+        size_t i = 0;
+        for (; expected[i]; i++) {
+                cr_assert_not_null(argv[i], "[%s]: word %zu missing", s, i);
+                cr_assert_str_eq(argv[i], expected[i], "[%s]: word %zu", s, i);
+        }
+        cr_assert_null(argv[i], "[%s]: extra word [%s]", s, argv[i]);
+}
+
+#define SPLIT(s, ...) check_split(s, (const char *const[]){ __VA_ARGS__, NULL })
+
+Test(values, split_command) {
+        SPLIT("bin/server --fd 3", "bin/server", "--fd", "3");
+        SPLIT("  a \t b\n c  ", "a", "b", "c");
+        SPLIT("./start", "./start");
+        SPLIT("'a b' c", "a b", "c");
+        SPLIT("\"a b\" c", "a b", "c");
+        SPLIT("a\\ b", "a b");
+        SPLIT("'it''s'", "its");
+        SPLIT("a\"b c\"d", "ab cd");
+        SPLIT("\"say \\\"hi\\\"\"", "say \"hi\"");
+        SPLIT("\"back\\\\slash\"", "back\\slash");
+        SPLIT("\"\\$HOME \\`x\\`\"", "$HOME `x`");
+        SPLIT("\"a\\nb\"", "a\\nb");     /* other escapes stay inside double quotes */
+        SPLIT("'a\\b' 'x\"y'", "a\\b", "x\"y"); /* nothing is special inside single quotes */
+        SPLIT("\"it's\"", "it's");
+        SPLIT("a\\nb", "anb");           /* outside quotes a backslash takes any character */
+        SPLIT("\\\\", "\\");
+        SPLIT("\\'", "'");
+        SPLIT("a\\\nb", "ab");           /* backslash-newline joins */
+        SPLIT("''", "");
+        SPLIT("x '' \"\" y", "x", "", "", "y");
+        SPLIT("$HOME *.js ~", "$HOME", "*.js", "~"); /* no expansion */
+        SPLIT("caf\xc3\xa9 \xe2\x82\xac", "caf\xc3\xa9", "\xe2\x82\xac");
+}
+
+Test(values, bad_commands) {
+        const char *invalid[] = { "", "   ", "\t\n", "'abc", "\"abc", "abc\\", "\"abc\\\"", "a 'b\" c", "'" };
+        for (size_t i = 0; i < ELEMENTSOF(invalid); i++) {
+                char **argv = NULL;
+                cr_assert_eq(config_split_command(invalid[i], &argv), -EINVAL, "[%s] accepted", invalid[i]);
+                cr_assert_null(argv);
+        }
+        char **argv = NULL;
+        cr_assert_eq(config_split_command(NULL, &argv), -EINVAL);
+}
+
+Test(values, split_many_words) {
+        /* Growth of the argument array, under ASan. */
+        char s[2048] = "";
+        for (int i = 0; i < 300; i++)
+                strcat(s, i % 2 ? "'x y' " : "z ");
+        _cleanup_strv_free_ char **argv = NULL;
+        cr_assert_eq(config_split_command(s, &argv), 0);
+        cr_assert_eq(strv_length(argv), 300);
+        cr_assert_str_eq(argv[299], "x y");
+}

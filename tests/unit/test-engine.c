@@ -1,0 +1,1482 @@
+/* test-engine.c: drives the upgrade state machine event by event and checks the actions
+ * it queues. A fake shell pops every action, records it and reports spawns back with
+ * made-up pids, exactly as supervisor.c does, but nothing is forked and no time passes
+ * except through `now`. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "engine.h"
+#include "macro.h"
+
+#define MSEC USEC_PER_MSEC
+#define SEC USEC_PER_SEC
+#define MAX_LOG 4096
+#define MAX_PIDS 64
+#define ANY_STATE -1
+
+/* ---- the fake shell ---- */
+
+static struct engine *e;
+static uint64_t now;
+static pid_t next_pid;
+static struct engine_action recorded[MAX_LOG];
+static size_t n_recorded;
+static unsigned min_ready;          /* checked after every event when non-zero */
+static uint64_t fail_generation;    /* spawns of this generation fail ... */
+static unsigned fail_spawns;        /* ... this many times */
+static bool hold_spawns;            /* do not report spawns (the fork has not happened yet) */
+static uint64_t held[MAX_PIDS];
+static size_t n_held;
+
+static void setup(void) {
+        cr_assert_eq(engine_new(&e), 0);
+        now = 1000 * SEC;
+        next_pid = 1000;
+        n_recorded = 0;
+        min_ready = 0;
+        fail_generation = 0;
+        fail_spawns = 0;
+        hold_spawns = false;
+        n_held = 0;
+}
+
+static void teardown(void) {
+        e = engine_free(e);
+}
+
+/* Performs every queued action the way supervisor_dispatch() does. */
+static void pump(void) {
+        struct engine_action a;
+        while (engine_next_action(e, &a)) {
+                cr_assert_lt(n_recorded, MAX_LOG);
+                recorded[n_recorded++] = a;
+                if (a.type != ACTION_SPAWN)
+                        continue;
+                if (fail_spawns > 0 && a.generation == fail_generation) {
+                        fail_spawns--;
+                        engine_worker_spawn_failed(e, a.worker_id, "No such file or directory", now);
+                } else if (hold_spawns) {
+                        cr_assert_lt(n_held, MAX_PIDS);
+                        held[n_held++] = a.worker_id;
+                } else
+                        engine_worker_spawned(e, a.worker_id, next_pid++, now);
+        }
+        if (min_ready > 0)
+                cr_assert_geq(engine_count_ready(e), min_ready, "capacity dropped to %u ready workers (want >= %u)",
+                              engine_count_ready(e), min_ready);
+}
+
+static void report_held_spawns(void) {
+        for (size_t i = 0; i < n_held; i++)
+                engine_worker_spawned(e, held[i], next_pid++, now);
+        n_held = 0;
+        pump();
+}
+
+/* ---- views ---- */
+
+static size_t mark(void) {
+        return n_recorded;
+}
+
+static size_t count_actions(size_t from, enum action_type type) {
+        size_t n = 0;
+        for (size_t i = from; i < n_recorded; i++)
+                if (recorded[i].type == type)
+                        n++;
+        return n;
+}
+
+static size_t count_spawns(size_t from, uint64_t generation) {
+        size_t n = 0;
+        for (size_t i = from; i < n_recorded; i++)
+                if (recorded[i].type == ACTION_SPAWN && recorded[i].generation == generation)
+                        n++;
+        return n;
+}
+
+/* Signals to pid (0: to anyone) of sig (0: any signal). */
+static size_t count_signals(size_t from, pid_t pid, int sig) {
+        size_t n = 0;
+        for (size_t i = from; i < n_recorded; i++)
+                if (recorded[i].type == ACTION_SIGNAL && (pid == 0 || recorded[i].pid == pid) &&
+                    (sig == 0 || recorded[i].signal == sig))
+                        n++;
+        return n;
+}
+
+static const struct engine_action *find_action(size_t from, enum action_type type) {
+        for (size_t i = from; i < n_recorded; i++)
+                if (recorded[i].type == type)
+                        return &recorded[i];
+        return NULL;
+}
+
+static size_t index_of(size_t from, enum action_type type) {
+        for (size_t i = from; i < n_recorded; i++)
+                if (recorded[i].type == type)
+                        return i;
+        return SIZE_MAX;
+}
+
+/* Workers of a generation (0: any) in a state (ANY_STATE: any), in the engine's order. */
+static size_t pids_of(uint64_t generation, int state, pid_t *out) {
+        const struct engine_worker *w;
+        size_t n = engine_get_workers(e, &w), k = 0;
+        for (size_t i = 0; i < n; i++)
+                if ((generation == 0 || w[i].generation == generation) &&
+                    (state == ANY_STATE || (int) w[i].state == state)) {
+                        cr_assert_lt(k, MAX_PIDS);
+                        out[k++] = w[i].pid;
+                }
+        return k;
+}
+
+static unsigned workers_in(uint64_t generation, int state) {
+        pid_t pids[MAX_PIDS];
+        return (unsigned) pids_of(generation, state, pids);
+}
+
+static pid_t first_pid(uint64_t generation, int state) {
+        pid_t pids[MAX_PIDS];
+        size_t n = pids_of(generation, state, pids);
+        cr_assert_gt(n, 0, "no worker of generation %llu in state %d", (unsigned long long) generation, state);
+        return pids[0];
+}
+
+static enum worker_state state_of(pid_t pid) {
+        const struct engine_worker *w = engine_find_worker(e, pid);
+        cr_assert_not_null(w, "worker %d is unknown", (int) pid);
+        return w->state;
+}
+
+static const char *status(void) {
+        static char buf[1024];
+        engine_format_status(e, now, buf, sizeof(buf));
+        return buf;
+}
+
+/* ---- events ---- */
+
+static void ready_pid(pid_t pid) {
+        engine_worker_ready(e, pid, now);
+        pump();
+}
+
+/* READY=1 from every worker of the generation that is starting now. */
+static void ready_all(uint64_t generation) {
+        pid_t pids[MAX_PIDS];
+        size_t n = pids_of(generation, WORKER_STARTING, pids);
+        for (size_t i = 0; i < n; i++)
+                ready_pid(pids[i]);
+}
+
+static void ready_one(uint64_t generation) {
+        ready_pid(first_pid(generation, WORKER_STARTING));
+}
+
+static void exit_pid(pid_t pid, int status) {
+        engine_worker_exited(e, pid, false, status, now);
+        pump();
+}
+
+static void kill_pid(pid_t pid, int sig) {
+        engine_worker_exited(e, pid, true, sig, now);
+        pump();
+}
+
+/* Every draining worker obeys and exits. */
+static void exit_draining(void) {
+        pid_t pids[MAX_PIDS];
+        size_t n = pids_of(0, WORKER_DRAINING, pids);
+        for (size_t i = 0; i < n; i++)
+                exit_pid(pids[i], 0);
+}
+
+static void advance(uint64_t usec) {
+        now += usec;
+        engine_timer(e, now);
+        pump();
+}
+
+/* Fires the timer at the engine's next deadline, as the shell's one timer would. */
+static void advance_to_deadline(void) {
+        uint64_t d = engine_next_deadline(e);
+        cr_assert_neq(d, USEC_INFINITY, "no deadline armed");
+        if (d > now)
+                now = d;
+        engine_timer(e, now);
+        pump();
+}
+
+/* ---- setups ---- */
+
+static struct engine_settings settings(unsigned workers, enum strategy strategy, unsigned batch) {
+        return (struct engine_settings){
+                .workers = workers,
+                .strategy = strategy,
+                .batch = batch,
+                .ready = READY_NOTIFY,
+                .ready_delay_usec = 1 * SEC,
+                .ready_timeout_usec = 30 * SEC,
+                .drain_signal = SIGTERM,
+                .drain_timeout_usec = 60 * SEC,
+        };
+}
+
+static void start(const struct engine_settings *s) {
+        cr_assert_eq(engine_start(e, now, "/srv/app/v1", s), 0);
+        pump();
+}
+
+/* Generation 1 with every worker ready. */
+static void start_running(const struct engine_settings *s) {
+        start(s);
+        ready_all(1);
+        cr_assert_eq(engine_get_state(e), ENGINE_RUNNING);
+}
+
+static void begin_upgrade(const char *target, const struct engine_settings *s) {
+        int64_t g = engine_prepare_upgrade(e);
+        cr_assert_eq(g, (int64_t) engine_get_generation(e) + 1);
+        cr_assert_eq(engine_start_upgrade(e, now, target, s), 0);
+        pump();
+}
+
+static const struct engine_action *finished(size_t from) {
+        cr_assert_eq(count_actions(from, ACTION_UPGRADE_FINISHED), 1, "want exactly one UPGRADE_FINISHED");
+        return find_action(from, ACTION_UPGRADE_FINISHED);
+}
+
+/* ---- start ---- */
+
+TestSuite(engine, .init = setup, .fini = teardown);
+
+Test(engine, start_notify_ready_once_all_ready) {
+        struct engine_settings s = settings(3, STRATEGY_ROLLING, 1);
+        start(&s);
+
+        cr_assert_eq(count_spawns(0, 1), 3);
+        cr_assert_eq(n_recorded, 3);
+        for (unsigned i = 0; i < 3; i++) {
+                cr_assert_eq(recorded[i].type, ACTION_SPAWN);
+                cr_assert_eq(recorded[i].generation, 1);
+                cr_assert_eq(recorded[i].slot, i);
+        }
+        cr_assert_eq(engine_get_state(e), ENGINE_STARTING);
+        cr_assert_eq(engine_get_generation(e), 1);
+        cr_assert_str_eq(engine_get_target(e), "/srv/app/v1");
+        cr_assert_eq(engine_get_desired_workers(e), 3);
+        cr_assert_eq(workers_in(1, WORKER_STARTING), 3);
+
+        pid_t pids[MAX_PIDS];
+        cr_assert_eq(pids_of(1, ANY_STATE, pids), 3);
+        ready_pid(pids[0]);
+        ready_pid(pids[0]); /* a repeated READY=1 changes nothing */
+        ready_pid(pids[1]);
+        cr_assert_eq(count_actions(0, ACTION_READY), 0);
+        cr_assert_eq(engine_get_state(e), ENGINE_STARTING);
+        cr_assert_eq(engine_count_ready(e), 2);
+
+        ready_pid(pids[2]);
+        cr_assert_eq(count_actions(0, ACTION_READY), 1);
+        cr_assert_eq(engine_get_state(e), ENGINE_RUNNING);
+        cr_assert_str_eq(engine_get_last_result(e), "success");
+        cr_assert_eq(engine_next_deadline(e), USEC_INFINITY);
+
+        ready_pid(pids[2]);
+        ready_pid(4242); /* unknown pid */
+        cr_assert_eq(count_actions(0, ACTION_READY), 1);
+}
+
+Test(engine, start_delay_mode_ready_after_delay) {
+        struct engine_settings s = settings(2, STRATEGY_ROLLING, 1);
+        s.ready = READY_DELAY;
+        s.ready_delay_usec = 1500 * MSEC;
+        uint64_t t0 = now;
+        start(&s);
+
+        cr_assert_eq(count_spawns(0, 1), 2);
+        cr_assert_eq(engine_next_deadline(e), t0 + 1500 * MSEC);
+
+        /* READY=1 means nothing in delay mode. */
+        ready_all(1);
+        cr_assert_eq(engine_count_ready(e), 0);
+
+        advance(1499 * MSEC);
+        cr_assert_eq(count_actions(0, ACTION_READY), 0);
+        cr_assert_eq(engine_get_state(e), ENGINE_STARTING);
+
+        advance_to_deadline();
+        cr_assert_eq(now, t0 + 1500 * MSEC);
+        cr_assert_eq(count_actions(0, ACTION_READY), 1);
+        cr_assert_eq(engine_count_ready(e), 2);
+        cr_assert_eq(engine_get_state(e), ENGINE_RUNNING);
+        cr_assert_eq(engine_next_deadline(e), USEC_INFINITY);
+}
+
+Test(engine, start_rejects_bad_settings) {
+        struct engine_settings s = settings(0, STRATEGY_ROLLING, 1);
+        cr_assert_eq(engine_start(e, now, "/srv/app/v1", &s), -EINVAL);
+        s = settings(2, STRATEGY_ROLLING, 0);
+        cr_assert_eq(engine_start(e, now, "/srv/app/v1", &s), -EINVAL);
+        s = settings(2, STRATEGY_ROLLING, 1);
+        cr_assert_eq(engine_start(e, now, NULL, &s), -EINVAL);
+        cr_assert_eq(engine_start(e, now, "/srv/app/v1", &s), 0);
+        cr_assert_eq(engine_start(e, now, "/srv/app/v1", &s), -EBUSY);
+}
+
+/* ---- rolling ---- */
+
+Test(engine, rolling_batch1_one_at_a_time) {
+        struct engine_settings old = settings(4, STRATEGY_ROLLING, 1);
+        old.drain_signal = SIGQUIT; /* old workers drain with their own generation's signal */
+        old.drain_timeout_usec = 10 * SEC;
+        start_running(&old);
+        engine_set_previous_target(e, "/srv/app/v0");
+        min_ready = 4;
+
+        pid_t old_pids[MAX_PIDS];
+        cr_assert_eq(pids_of(1, ANY_STATE, old_pids), 4);
+
+        struct engine_settings s = settings(4, STRATEGY_ROLLING, 1);
+        size_t m = mark();
+        begin_upgrade("/srv/app/v2", &s);
+        const struct engine_action *started = find_action(m, ACTION_UPGRADE_STARTED);
+        cr_assert_not_null(started);
+        cr_assert_eq(started->generation, 2);
+        cr_assert_eq(engine_get_state(e), ENGINE_UPGRADING);
+        cr_assert_eq(engine_get_candidate(e), 2);
+
+        pid_t drained_pid[5];
+        uint64_t drained_at[5];
+        for (unsigned step = 1; step <= 4; step++) {
+                /* Exactly one new worker starts at a time; nothing is drained for it yet. */
+                cr_assert_eq(workers_in(2, WORKER_STARTING), 1, "step %u", step);
+                cr_assert_eq(workers_in(2, WORKER_READY), step - 1);
+                cr_assert_eq(workers_in(1, WORKER_DRAINING), step - 1);
+                cr_assert_eq(count_spawns(m, 2), step);
+                cr_assert_eq(count_signals(m, 0, 0), step - 1);
+
+                now += 100 * MSEC;
+                size_t before = mark();
+                pid_t fresh = first_pid(2, WORKER_STARTING);
+                ready_pid(fresh);
+
+                /* Its replacement is ready: exactly one old worker drains, with SIGQUIT. */
+                cr_assert_eq(count_signals(before, 0, 0), 1, "step %u", step);
+                cr_assert_eq(count_signals(before, 0, SIGQUIT), 1);
+                pid_t drained = recorded[index_of(before, ACTION_SIGNAL)].pid;
+                cr_assert_eq(engine_find_worker(e, drained)->generation, 1);
+                cr_assert_eq(state_of(drained), WORKER_DRAINING);
+                cr_assert_eq(workers_in(1, WORKER_DRAINING), step);
+                drained_pid[step] = drained;
+                drained_at[step] = now;
+                if (step < 4) {
+                        cr_assert_eq(count_actions(m, ACTION_UPGRADE_FINISHED), 0);
+                        cr_assert_eq(engine_get_generation(e), 1);
+                }
+        }
+
+        const struct engine_action *f = finished(m);
+        cr_assert(f->success);
+        cr_assert_eq(f->generation, 2);
+        cr_assert_eq(count_spawns(m, 2), 4);
+        cr_assert_eq(count_spawns(m, 1), 0);
+        cr_assert_eq(count_actions(m, ACTION_READY), 0, "READY=1 is for the first generation only");
+        cr_assert_eq(engine_get_state(e), ENGINE_RUNNING);
+        cr_assert_eq(engine_get_generation(e), 2);
+        cr_assert_eq(engine_get_candidate(e), 0);
+        cr_assert_str_eq(engine_get_target(e), "/srv/app/v2");
+        cr_assert_str_eq(engine_get_previous_target(e), "/srv/app/v1");
+        cr_assert_str_eq(engine_get_last_result(e), "success");
+        cr_assert_eq(workers_in(2, WORKER_READY), 4);
+        cr_assert_eq(engine_count_draining(e), 4);
+
+        /* Three old workers obey; the one drained second hangs and is killed after the
+         * drain timeout of its own generation (10 s after it was drained). */
+        exit_pid(drained_pid[1], 0);
+        exit_pid(drained_pid[3], 0);
+        exit_pid(drained_pid[4], 0);
+        pid_t hung = drained_pid[2];
+        m = mark();
+        cr_assert_eq(engine_next_deadline(e), drained_at[2] + 10 * SEC);
+        now = drained_at[2] + 10 * SEC - 1;
+        engine_timer(e, now);
+        pump();
+        cr_assert_eq(count_signals(m, 0, 0), 0);
+        advance_to_deadline();
+        cr_assert_eq(count_signals(m, 0, 0), 1);
+        cr_assert_eq(count_signals(m, hung, SIGKILL), 1);
+        cr_assert_eq(engine_next_deadline(e), USEC_INFINITY);
+        kill_pid(hung, SIGKILL);
+        cr_assert_eq(count_spawns(m, 1) + count_spawns(m, 2), 0);
+        cr_assert_eq(engine_count_draining(e), 0);
+        cr_assert_eq(engine_count_ready(e), 4);
+}
+
+Test(engine, rolling_drained_old_killed_after_drain_timeout) {
+        struct engine_settings s = settings(2, STRATEGY_ROLLING, 1);
+        s.drain_timeout_usec = 5 * SEC;
+        start_running(&s);
+        min_ready = 2;
+        begin_upgrade("/srv/app/v2", &s);
+
+        uint64_t t1 = now;
+        ready_one(2);
+        pid_t first = first_pid(1, WORKER_DRAINING);
+        now += 2 * SEC;
+        ready_one(2);
+        cr_assert_eq(engine_get_generation(e), 2);
+        pid_t draining[MAX_PIDS];
+        cr_assert_eq(pids_of(1, WORKER_DRAINING, draining), 2);
+        pid_t second = draining[0] == first ? draining[1] : draining[0];
+
+        size_t m = mark();
+        cr_assert_eq(engine_next_deadline(e), t1 + 5 * SEC);
+        advance_to_deadline();
+        cr_assert_eq(count_signals(m, first, SIGKILL), 1);
+        cr_assert_eq(count_signals(m, second, 0), 0);
+        cr_assert_eq(engine_next_deadline(e), t1 + 7 * SEC);
+        advance_to_deadline();
+        cr_assert_eq(count_signals(m, second, SIGKILL), 1);
+        cr_assert_eq(count_signals(m, 0, 0), 2);
+        /* Killed once: no SIGKILL storm while the kernel reaps them. */
+        advance(60 * SEC);
+        cr_assert_eq(count_signals(m, 0, 0), 2);
+        kill_pid(first, SIGKILL);
+        kill_pid(second, SIGKILL);
+        cr_assert_eq(engine_count_draining(e), 0);
+        cr_assert_eq(count_spawns(m, 1) + count_spawns(m, 2), 0);
+}
+
+Test(engine, rolling_batch2) {
+        struct engine_settings s = settings(4, STRATEGY_ROLLING, 2);
+        start_running(&s);
+        min_ready = 4;
+        size_t m = mark();
+        begin_upgrade("/srv/app/v2", &s);
+
+        cr_assert_eq(count_spawns(m, 2), 2);
+        cr_assert_eq(workers_in(2, WORKER_STARTING), 2);
+
+        /* Half a batch ready: nothing drained, nothing more started. */
+        ready_one(2);
+        cr_assert_eq(count_signals(m, 0, 0), 0);
+        cr_assert_eq(count_spawns(m, 2), 2);
+
+        ready_one(2);
+        cr_assert_eq(count_signals(m, 0, SIGTERM), 2);
+        cr_assert_eq(workers_in(1, WORKER_DRAINING), 2);
+        cr_assert_eq(count_spawns(m, 2), 4);
+        cr_assert_eq(workers_in(2, WORKER_STARTING), 2);
+
+        ready_one(2);
+        cr_assert_eq(count_signals(m, 0, 0), 2);
+        ready_one(2);
+        cr_assert_eq(count_signals(m, 0, SIGTERM), 4);
+        cr_assert(finished(m)->success);
+        cr_assert_eq(engine_get_generation(e), 2);
+        cr_assert_eq(workers_in(2, WORKER_READY), 4);
+}
+
+Test(engine, rolling_batch_not_dividing_workers) {
+        struct engine_settings s = settings(3, STRATEGY_ROLLING, 2);
+        start_running(&s);
+        min_ready = 3;
+        size_t m = mark();
+        begin_upgrade("/srv/app/v2", &s);
+        cr_assert_eq(count_spawns(m, 2), 2);
+        ready_all(2);
+        cr_assert_eq(count_signals(m, 0, 0), 2);
+        cr_assert_eq(count_spawns(m, 2), 3, "the last batch is the remainder");
+        ready_all(2);
+        cr_assert(finished(m)->success);
+        cr_assert_eq(count_signals(m, 0, 0), 3);
+}
+
+Test(engine, rolling_to_more_workers) {
+        struct engine_settings old = settings(2, STRATEGY_ROLLING, 1);
+        start_running(&old);
+        min_ready = 2;
+        struct engine_settings s = settings(4, STRATEGY_ROLLING, 1);
+        size_t m = mark();
+        begin_upgrade("/srv/app/v2", &s);
+
+        for (unsigned step = 1; step <= 4; step++) {
+                cr_assert_eq(workers_in(2, WORKER_STARTING), 1, "step %u", step);
+                ready_one(2);
+                unsigned drained = step < 2 ? step : 2;
+                cr_assert_eq(workers_in(1, WORKER_DRAINING), drained, "step %u", step);
+                cr_assert_eq(count_signals(m, 0, 0), drained);
+        }
+        cr_assert(finished(m)->success);
+        cr_assert_eq(count_spawns(m, 2), 4);
+        cr_assert_eq(workers_in(2, WORKER_READY), 4);
+        cr_assert_eq(engine_get_desired_workers(e), 4);
+        cr_assert_eq(engine_count_ready(e), 4);
+        cr_assert_eq(status()[0], 'S');
+        cr_assert(strstr(status(), "4/4 ready"), "%s", status());
+}
+
+Test(engine, rolling_to_fewer_workers) {
+        struct engine_settings old = settings(4, STRATEGY_ROLLING, 1);
+        start_running(&old);
+        min_ready = 2; /* the new generation's strength */
+        struct engine_settings s = settings(2, STRATEGY_ROLLING, 1);
+        size_t m = mark();
+        begin_upgrade("/srv/app/v2", &s);
+
+        cr_assert_eq(count_spawns(m, 2), 1);
+        ready_one(2);
+        cr_assert_eq(workers_in(1, WORKER_DRAINING), 1);
+        cr_assert_eq(engine_count_ready(e), 4, "the old strength holds until the upgrade is done");
+        cr_assert_eq(count_spawns(m, 2), 2);
+        ready_one(2);
+        cr_assert(finished(m)->success);
+        cr_assert_eq(count_spawns(m, 2), 2);
+        cr_assert_eq(workers_in(1, WORKER_DRAINING), 4, "every old worker drains");
+        cr_assert_eq(engine_count_ready(e), 2);
+        cr_assert_eq(engine_get_desired_workers(e), 2);
+}
+
+/* ---- blue-green and restart ---- */
+
+Test(engine, blue_green_all_at_once) {
+        struct engine_settings s = settings(3, STRATEGY_BLUE_GREEN, 1);
+        start_running(&s);
+        min_ready = 3;
+        size_t m = mark();
+        begin_upgrade("/srv/app/v2", &s);
+
+        cr_assert_eq(count_spawns(m, 2), 3);
+        cr_assert_eq(workers_in(2, WORKER_STARTING), 3);
+        ready_one(2);
+        ready_one(2);
+        cr_assert_eq(count_signals(m, 0, 0), 0, "no old worker drains before all new are ready");
+        cr_assert_eq(count_actions(m, ACTION_UPGRADE_FINISHED), 0);
+        cr_assert_eq(engine_count_ready(e), 5);
+
+        pid_t old_pids[MAX_PIDS];
+        cr_assert_eq(pids_of(1, ANY_STATE, old_pids), 3);
+        ready_one(2);
+        for (int i = 0; i < 3; i++)
+                cr_assert_eq(count_signals(m, old_pids[i], SIGTERM), 1);
+        cr_assert_eq(count_signals(m, 0, 0), 3);
+        cr_assert(finished(m)->success);
+        cr_assert_eq(count_spawns(m, 2), 3);
+        cr_assert_eq(engine_get_generation(e), 2);
+}
+
+Test(engine, restart_strategy_old_gone_first) {
+        struct engine_settings s = settings(2, STRATEGY_RESTART, 1);
+        start_running(&s);
+        pid_t old_pids[MAX_PIDS];
+        cr_assert_eq(pids_of(1, ANY_STATE, old_pids), 2);
+
+        size_t m = mark();
+        begin_upgrade("/srv/app/v2", &s);
+        cr_assert_eq(count_signals(m, old_pids[0], SIGTERM), 1);
+        cr_assert_eq(count_signals(m, old_pids[1], SIGTERM), 1);
+        cr_assert_eq(count_spawns(m, 2), 0);
+
+        exit_pid(old_pids[1], 0);
+        cr_assert_eq(count_spawns(m, 2), 0, "one old worker still runs");
+        advance(500 * MSEC);
+        cr_assert_eq(count_spawns(m, 2), 0);
+
+        exit_pid(old_pids[0], 0);
+        cr_assert_eq(count_spawns(m, 2), 2);
+        cr_assert_eq(count_spawns(m, 1), 0);
+        cr_assert_eq(count_actions(m, ACTION_UPGRADE_FINISHED), 0);
+        ready_one(2);
+        cr_assert_eq(count_actions(m, ACTION_UPGRADE_FINISHED), 0);
+        ready_one(2);
+        cr_assert(finished(m)->success);
+        cr_assert_eq(engine_get_generation(e), 2);
+        cr_assert_eq(engine_count_ready(e), 2);
+        cr_assert_eq(engine_get_state(e), ENGINE_RUNNING);
+}
+
+Test(engine, restart_strategy_rollback_restarts_old) {
+        struct engine_settings s = settings(2, STRATEGY_RESTART, 1);
+        start_running(&s);
+        begin_upgrade("/srv/app/v2", &s);
+        exit_draining();
+        size_t m = mark();
+        exit_pid(first_pid(2, WORKER_STARTING), 127);
+        cr_assert_eq(engine_get_state(e), ENGINE_ROLLING_BACK);
+        cr_assert_eq(count_spawns(m, 1), 2, "the old code is started again");
+        cr_assert_eq(workers_in(2, WORKER_DRAINING), 1);
+        cr_assert_eq(count_actions(m, ACTION_UPGRADE_FINISHED), 0);
+        ready_all(1);
+        const struct engine_action *f = finished(m);
+        cr_assert_not(f->success);
+        cr_assert(strstr(f->reason, "exited with status 127"), "%s", f->reason);
+        cr_assert_eq(engine_get_generation(e), 1);
+        cr_assert_eq(engine_count_ready(e), 2);
+}
+
+/* ---- rollback ---- */
+
+Test(engine, rollback_new_worker_exits_before_ready) {
+        struct engine_settings s = settings(3, STRATEGY_BLUE_GREEN, 1);
+        start_running(&s);
+        engine_set_previous_target(e, "/srv/app/v0");
+        min_ready = 3;
+        size_t m = mark();
+        begin_upgrade("/srv/app/v2", &s);
+
+        pid_t fresh[MAX_PIDS];
+        cr_assert_eq(pids_of(2, ANY_STATE, fresh), 3);
+        ready_pid(fresh[0]);
+        exit_pid(fresh[1], 3);
+
+        const struct engine_action *f = finished(m);
+        cr_assert_not(f->success);
+        cr_assert_eq(f->generation, 2);
+        cr_assert(strstr(f->reason, "exited with status 3"), "%s", f->reason);
+        cr_assert(strstr(f->reason, "before it was ready"), "%s", f->reason);
+        char pid_text[32];
+        snprintf(pid_text, sizeof(pid_text), "worker %d", (int) fresh[1]);
+        cr_assert(strstr(f->reason, pid_text), "%s", f->reason);
+
+        /* Every other new worker is drained, no old one. */
+        cr_assert_eq(count_signals(m, fresh[0], SIGTERM), 1);
+        cr_assert_eq(count_signals(m, fresh[2], SIGTERM), 1);
+        cr_assert_eq(count_signals(m, 0, 0), 2);
+        cr_assert_eq(count_spawns(m, 1), 0);
+        cr_assert_eq(workers_in(1, WORKER_READY), 3);
+        cr_assert_eq(workers_in(2, WORKER_DRAINING), 2);
+
+        cr_assert_eq(engine_get_state(e), ENGINE_RUNNING);
+        cr_assert_eq(engine_get_generation(e), 1);
+        cr_assert_eq(engine_get_candidate(e), 0);
+        cr_assert_str_eq(engine_get_target(e), "/srv/app/v1");
+        cr_assert_str_eq(engine_get_previous_target(e), "/srv/app/v0");
+        cr_assert_eq(strncmp(engine_get_last_result(e), "failed: ", 8), 0, "%s", engine_get_last_result(e));
+        cr_assert(strstr(engine_get_last_result(e), "exited with status 3"));
+
+        /* The drained new workers leave quietly; nothing is respawned. */
+        m = mark();
+        exit_draining();
+        ready_pid(fresh[2]);
+        cr_assert_eq(n_recorded, m);
+        cr_assert_eq(engine_count_ready(e), 3);
+        cr_assert_eq(engine_count_draining(e), 0);
+
+        /* The next upgrade gets generation 2 again. */
+        cr_assert_eq(engine_check_upgrade(e), 2);
+}
+
+Test(engine, rollback_rolling_regains_full_strength) {
+        struct engine_settings s = settings(3, STRATEGY_ROLLING, 1);
+        start_running(&s);
+        size_t m = mark();
+        begin_upgrade("/srv/app/v2", &s);
+
+        ready_one(2);                                  /* new #1 ready, one old drains */
+        pid_t drained_old = first_pid(1, WORKER_DRAINING);
+        pid_t ready_new = first_pid(2, WORKER_READY);
+        pid_t failing = first_pid(2, WORKER_STARTING); /* new #2 */
+        size_t before = mark();
+        exit_pid(failing, 1);
+
+        cr_assert_eq(engine_get_state(e), ENGINE_ROLLING_BACK);
+        cr_assert_eq(engine_get_candidate(e), 2);
+        cr_assert_eq(count_signals(before, ready_new, SIGTERM), 1);
+        cr_assert_eq(count_signals(before, 0, 0), 1);
+        cr_assert_eq(count_spawns(before, 1), 1, "a replacement of the old generation");
+        cr_assert_eq(count_spawns(before, 2), 0);
+        cr_assert_eq(count_actions(m, ACTION_UPGRADE_FINISHED), 0, "finished once the old are back");
+        cr_assert_eq(engine_get_generation(e), 1);
+        cr_assert(strstr(status(), "rolling back to generation 1"), "%s", status());
+        cr_assert_eq(engine_prepare_upgrade(e), -EBUSY);
+
+        /* The drained old worker stays drained. */
+        cr_assert_eq(state_of(drained_old), WORKER_DRAINING);
+        const struct engine_worker *replacement = engine_find_worker(e, first_pid(1, WORKER_STARTING));
+        cr_assert_eq(replacement->generation, 1);
+        cr_assert_str_eq(replacement->target, "/srv/app/v1");
+
+        ready_one(1);
+        const struct engine_action *f = finished(m);
+        cr_assert_not(f->success);
+        cr_assert_eq(f->generation, 2);
+        cr_assert(strstr(f->reason, "exited with status 1"), "%s", f->reason);
+        cr_assert_eq(engine_get_state(e), ENGINE_RUNNING);
+        cr_assert_eq(workers_in(1, WORKER_READY), 3);
+        cr_assert_eq(engine_get_generation(e), 1);
+        cr_assert_str_eq(engine_get_target(e), "/srv/app/v1");
+        cr_assert_str_eq(engine_get_previous_target(e), "");
+}
+
+Test(engine, rollback_ready_timeout) {
+        struct engine_settings s = settings(2, STRATEGY_ROLLING, 1);
+        start_running(&s);
+        min_ready = 2;
+        struct engine_settings n = s;
+        n.ready_timeout_usec = 5 * SEC;
+        size_t m = mark();
+        uint64_t t0 = now;
+        begin_upgrade("/srv/app/v2", &n);
+        pid_t silent = first_pid(2, WORKER_STARTING);
+
+        cr_assert_eq(engine_next_deadline(e), t0 + 5 * SEC);
+        advance(5 * SEC - 1);
+        cr_assert_eq(count_actions(m, ACTION_UPGRADE_FINISHED), 0);
+        advance_to_deadline();
+
+        const struct engine_action *f = finished(m);
+        cr_assert_not(f->success);
+        cr_assert(strstr(f->reason, "not ready within"), "%s", f->reason);
+        cr_assert(strstr(f->reason, "5000 ms"), "%s", f->reason);
+        cr_assert_eq(count_signals(m, silent, SIGTERM), 1);
+        cr_assert_eq(state_of(silent), WORKER_DRAINING);
+        cr_assert_eq(engine_get_generation(e), 1);
+        cr_assert_eq(workers_in(1, WORKER_READY), 2);
+        cr_assert_eq(engine_get_state(e), ENGINE_RUNNING);
+}
+
+Test(engine, rollback_new_worker_crashes_after_ready) {
+        struct engine_settings s = settings(2, STRATEGY_ROLLING, 1);
+        start_running(&s);
+        size_t m = mark();
+        begin_upgrade("/srv/app/v2", &s);
+        ready_one(2);
+        pid_t crashing = first_pid(2, WORKER_READY);
+        pid_t starting = first_pid(2, WORKER_STARTING);
+        cr_assert_eq(workers_in(1, WORKER_DRAINING), 1);
+
+        size_t before = mark();
+        kill_pid(crashing, SIGSEGV);
+        cr_assert_eq(count_signals(before, starting, SIGTERM), 1);
+        cr_assert_eq(count_spawns(before, 1), 1);
+        cr_assert_eq(count_spawns(before, 2), 0);
+        cr_assert_eq(engine_get_state(e), ENGINE_ROLLING_BACK);
+        ready_all(1);
+
+        const struct engine_action *f = finished(m);
+        cr_assert_not(f->success);
+        cr_assert(strstr(f->reason, "killed by signal 11"), "%s", f->reason);
+        cr_assert_null(strstr(f->reason, "before it was ready"), "%s", f->reason);
+        cr_assert_eq(engine_get_generation(e), 1);
+        cr_assert_eq(workers_in(1, WORKER_READY), 2);
+        cr_assert_eq(engine_get_state(e), ENGINE_RUNNING);
+}
+
+Test(engine, rollback_on_spawn_failure) {
+        struct engine_settings s = settings(2, STRATEGY_ROLLING, 1);
+        start_running(&s);
+        min_ready = 2;
+        fail_generation = 2;
+        fail_spawns = 1;
+        size_t m = mark();
+        begin_upgrade("/srv/app/v2", &s);
+
+        const struct engine_action *f = finished(m);
+        cr_assert_not(f->success);
+        cr_assert(strstr(f->reason, "could not be started"), "%s", f->reason);
+        cr_assert(strstr(f->reason, "No such file or directory"), "%s", f->reason);
+        cr_assert_eq(engine_get_generation(e), 1);
+        cr_assert_eq(engine_get_state(e), ENGINE_RUNNING);
+        cr_assert_eq(count_signals(m, 0, 0), 0);
+        cr_assert_eq(count_spawns(m, 1), 0);
+        cr_assert_eq(engine_count_ready(e), 2);
+        const struct engine_worker *w;
+        cr_assert_eq(engine_get_workers(e, &w), 2);
+}
+
+Test(engine, spawn_failure_outside_upgrade_backs_off) {
+        struct engine_settings s = settings(1, STRATEGY_ROLLING, 1);
+        fail_generation = 1;
+        fail_spawns = 1;
+        start(&s);
+        cr_assert_eq(engine_get_state(e), ENGINE_STARTING);
+        const struct engine_worker *w;
+        cr_assert_eq(engine_get_workers(e, &w), 0);
+        uint64_t t0 = now;
+        cr_assert_eq(engine_next_deadline(e), t0 + 100 * MSEC);
+        size_t m = mark();
+        advance_to_deadline();
+        cr_assert_eq(count_spawns(m, 1), 1);
+        ready_all(1);
+        cr_assert_eq(count_actions(0, ACTION_READY), 1);
+}
+
+/* ---- draining and crashes ---- */
+
+Test(engine, draining_worker_exit_changes_nothing) {
+        struct engine_settings s = settings(2, STRATEGY_ROLLING, 1);
+        start_running(&s);
+        begin_upgrade("/srv/app/v2", &s);
+        ready_one(2);
+        pid_t draining = first_pid(1, WORKER_DRAINING);
+
+        size_t m = mark();
+        unsigned ready = engine_count_ready(e);
+        exit_pid(draining, 0);
+        cr_assert_eq(n_recorded, m, "no action for an expected exit");
+        cr_assert_null(engine_find_worker(e, draining));
+        cr_assert_eq(engine_count_ready(e), ready);
+        cr_assert_eq(engine_count_draining(e), 0);
+        cr_assert_eq(engine_get_state(e), ENGINE_UPGRADING);
+        cr_assert_eq(workers_in(2, WORKER_STARTING), 1);
+
+        /* Even killed by a signal while draining. */
+        ready_one(2);
+        cr_assert_eq(engine_get_generation(e), 2);
+        pid_t last = first_pid(1, WORKER_DRAINING);
+        m = mark();
+        kill_pid(last, SIGSEGV);
+        cr_assert_eq(n_recorded, m);
+        cr_assert_eq(engine_next_deadline(e), USEC_INFINITY);
+        cr_assert_eq(engine_count_ready(e), 2);
+
+        /* An exit nobody knows about is ignored. */
+        exit_pid(99999, 1);
+        cr_assert_eq(n_recorded, m);
+}
+
+Test(engine, crash_respawn_backoff) {
+        struct engine_settings s = settings(1, STRATEGY_ROLLING, 1);
+        start_running(&s);
+        const uint64_t expected[] = { 100, 200, 400, 800, 1600, 3200, 6400, 10000, 10000, 10000 };
+
+        for (size_t i = 0; i < ELEMENTSOF(expected); i++) {
+                pid_t pid = first_pid(1, ANY_STATE);
+                size_t m = mark();
+                exit_pid(pid, 1);
+                cr_assert_eq(count_spawns(m, 1), 0, "no respawn at once");
+                cr_assert_eq(engine_get_state(e), ENGINE_RUNNING);
+                cr_assert_eq(engine_next_deadline(e), now + expected[i] * MSEC, "crash %zu: want %llu ms, got %llu",
+                             i + 1, (unsigned long long) expected[i],
+                             (unsigned long long) ((engine_next_deadline(e) - now) / MSEC));
+                if (i >= 1) {
+                        char want[128];
+                        snprintf(want, sizeof(want), "crashed %zu times in a row", i + 1);
+                        cr_assert(strstr(status(), want), "%s", status());
+                } else
+                        cr_assert_null(strstr(status(), "crashed"), "%s", status());
+                advance(expected[i] * MSEC - 1);
+                cr_assert_eq(count_spawns(m, 1), 0);
+                advance_to_deadline();
+                cr_assert_eq(count_spawns(m, 1), 1);
+                cr_assert_eq(recorded[index_of(m, ACTION_SPAWN)].slot, 0);
+        }
+
+        /* Up long enough to count as healthy: the back-off starts over. */
+        ready_one(1);
+        cr_assert_eq(engine_count_ready(e), 1);
+        now += 10 * SEC;
+        exit_pid(first_pid(1, ANY_STATE), 1);
+        cr_assert_eq(engine_next_deadline(e), now + 100 * MSEC);
+        cr_assert_null(strstr(status(), "crashed"), "%s", status());
+        cr_assert_eq(count_actions(0, ACTION_READY), 1);
+}
+
+Test(engine, crash_backoff_not_reset_when_briefly_ready) {
+        struct engine_settings s = settings(1, STRATEGY_ROLLING, 1);
+        start_running(&s);
+        exit_pid(first_pid(1, ANY_STATE), 1);
+        advance_to_deadline();
+        ready_one(1);
+        now += 9 * SEC;
+        exit_pid(first_pid(1, ANY_STATE), 1);
+        cr_assert_eq(engine_next_deadline(e), now + 200 * MSEC);
+        cr_assert(strstr(status(), "worker 0 crashed 2 times in a row, restarting in 0.2s"), "%s", status());
+        cr_assert(strstr(status(), "Serving generation 1"), "%s", status());
+        cr_assert(strstr(status(), "0/1 ready"), "%s", status());
+}
+
+Test(engine, crash_loop_while_starting_respawns) {
+        struct engine_settings s = settings(2, STRATEGY_ROLLING, 1);
+        start(&s);
+        pid_t pids[MAX_PIDS];
+        cr_assert_eq(pids_of(1, ANY_STATE, pids), 2);
+        ready_pid(pids[0]);
+        exit_pid(pids[1], 2);
+        cr_assert_eq(engine_get_state(e), ENGINE_STARTING);
+        size_t m = mark();
+        advance_to_deadline();
+        cr_assert_eq(count_spawns(m, 1), 1);
+        cr_assert_eq(recorded[index_of(m, ACTION_SPAWN)].slot, 1);
+        ready_one(1);
+        cr_assert_eq(count_actions(0, ACTION_READY), 1);
+        cr_assert_eq(engine_get_state(e), ENGINE_RUNNING);
+}
+
+Test(engine, not_ready_in_time_outside_upgrade_is_replaced) {
+        struct engine_settings s = settings(1, STRATEGY_ROLLING, 1);
+        s.ready_timeout_usec = 2 * SEC;
+        start(&s);
+        pid_t pid = first_pid(1, ANY_STATE);
+        size_t m = mark();
+        advance_to_deadline();
+        cr_assert_eq(count_signals(m, pid, SIGKILL), 1);
+        cr_assert_eq(state_of(pid), WORKER_DRAINING);
+        kill_pid(pid, SIGKILL);
+        advance_to_deadline();
+        cr_assert_eq(count_spawns(m, 1), 1);
+        ready_one(1);
+        cr_assert_eq(engine_get_state(e), ENGINE_RUNNING);
+}
+
+/* ---- one upgrade at a time ---- */
+
+Test(engine, second_upgrade_refused) {
+        struct engine_settings s = settings(2, STRATEGY_ROLLING, 1);
+        start_running(&s);
+
+        cr_assert_eq(engine_check_upgrade(e), 2);
+        cr_assert_eq(engine_prepare_upgrade(e), 2);
+        /* The hook phase. */
+        cr_assert_eq(engine_get_state(e), ENGINE_UPGRADING);
+        cr_assert_eq(engine_prepare_upgrade(e), -EBUSY);
+        cr_assert_eq(engine_check_upgrade(e), -EBUSY);
+        cr_assert_eq(engine_start_upgrade(e, now, "/srv/app/v2", &(struct engine_settings){ 0 }), -EINVAL);
+        cr_assert_eq(engine_prepare_upgrade(e), -EBUSY, "a rejected start keeps the reservation");
+        size_t m = mark();
+        cr_assert_eq(engine_start_upgrade(e, now, "/srv/app/v2", &s), 0);
+        pump();
+        cr_assert_eq(engine_prepare_upgrade(e), -EBUSY);
+        cr_assert_eq(engine_start_upgrade(e, now, "/srv/app/v3", &s), -EBUSY, "not reserved");
+        cr_assert_eq(engine_restart(e, now), -EBUSY);
+        ready_all(2);
+        ready_all(2);
+        cr_assert(finished(m)->success);
+
+        cr_assert_eq(engine_check_upgrade(e), 3);
+        cr_assert_eq(engine_prepare_upgrade(e), 3);
+        engine_abort_upgrade(e, "hook said no");
+        pump();
+        cr_assert_eq(engine_prepare_upgrade(e), 3);
+}
+
+Test(engine, abort_during_prepare) {
+        struct engine_settings s = settings(2, STRATEGY_ROLLING, 1);
+        start_running(&s);
+        size_t m = mark();
+        cr_assert_eq(engine_prepare_upgrade(e), 2);
+        cr_assert_eq(engine_get_state(e), ENGINE_UPGRADING);
+        cr_assert_eq(engine_get_candidate(e), 2);
+        cr_assert(strstr(status(), "Upgrading to generation 2: running the pre-upgrade hook"), "%s", status());
+
+        engine_abort_upgrade(e, "pre-upgrade hook failed: database is read-only");
+        pump();
+        const struct engine_action *f = finished(m);
+        cr_assert_not(f->success);
+        cr_assert_eq(f->generation, 2);
+        cr_assert_str_eq(f->reason, "pre-upgrade hook failed: database is read-only");
+        cr_assert_eq(engine_get_state(e), ENGINE_RUNNING);
+        cr_assert_eq(engine_get_generation(e), 1);
+        cr_assert_eq(engine_get_candidate(e), 0);
+        cr_assert_eq(count_actions(m, ACTION_SPAWN), 0);
+        cr_assert_eq(count_actions(m, ACTION_SIGNAL), 0);
+        cr_assert_eq(count_actions(m, ACTION_UPGRADE_STARTED), 0);
+        cr_assert(strstr(engine_get_last_result(e), "database is read-only"));
+
+        /* A second abort, without a reservation, does nothing. */
+        m = mark();
+        engine_abort_upgrade(e, "again");
+        pump();
+        cr_assert_eq(n_recorded, m);
+}
+
+/* ---- stop ---- */
+
+Test(engine, stop_during_upgrade) {
+        struct engine_settings s = settings(2, STRATEGY_ROLLING, 1);
+        start_running(&s);
+        size_t m = mark();
+        begin_upgrade("/srv/app/v2", &s);
+        ready_one(2); /* old #1 draining, new #1 ready, new #2 starting */
+        cr_assert_eq(engine_count_draining(e), 1);
+
+        size_t before = mark();
+        engine_stop(e, now);
+        pump();
+        const struct engine_action *f = finished(m);
+        cr_assert_not(f->success);
+        cr_assert_eq(f->generation, 2);
+        cr_assert(strlen(f->reason) > 0);
+        cr_assert_eq(engine_get_state(e), ENGINE_STOPPING);
+        cr_assert_eq(engine_get_generation(e), 1);
+        cr_assert_eq(count_signals(before, 0, SIGTERM), 3, "every worker not yet draining");
+        cr_assert_eq(engine_count_draining(e), 4);
+        cr_assert_eq(count_actions(before, ACTION_SPAWN), 0);
+        cr_assert_str_eq(status(), "Stopping: 4 workers draining");
+
+        /* Further requests are refused. */
+        cr_assert_eq(engine_prepare_upgrade(e), -ESHUTDOWN);
+        cr_assert_eq(engine_cancel(e, now), -ENOENT);
+        cr_assert_eq(engine_set_workers(e, now, 3), -EBUSY);
+        cr_assert_eq(engine_restart(e, now), -EBUSY);
+
+        pid_t pids[MAX_PIDS];
+        size_t n = pids_of(0, ANY_STATE, pids);
+        cr_assert_eq(n, 4);
+        for (size_t i = 0; i < n; i++) {
+                cr_assert_eq(count_actions(before, ACTION_EXIT), 0);
+                if (i == 1)
+                        kill_pid(pids[i], SIGSEGV); /* a crash while stopping is not respawned */
+                else
+                        exit_pid(pids[i], 0);
+                advance(1 * MSEC);
+        }
+        cr_assert_eq(count_actions(before, ACTION_EXIT), 1);
+        cr_assert_eq(recorded[n_recorded - 1].type, ACTION_EXIT);
+        cr_assert_eq(count_actions(before, ACTION_SPAWN), 0);
+        cr_assert_eq(count_actions(0, ACTION_UPGRADE_FINISHED), 1);
+        cr_assert_eq(engine_get_state(e), ENGINE_STOPPED);
+
+        engine_stop(e, now);
+        pump();
+        cr_assert_eq(count_actions(before, ACTION_EXIT), 1);
+}
+
+Test(engine, stop_during_hook_cancels_it) {
+        struct engine_settings s = settings(2, STRATEGY_ROLLING, 1);
+        start_running(&s);
+        size_t m = mark();
+        cr_assert_eq(engine_prepare_upgrade(e), 2);
+        engine_stop(e, now);
+        pump();
+        cr_assert_eq(count_actions(m, ACTION_CANCEL_HOOK), 1);
+        const struct engine_action *f = finished(m);
+        cr_assert_not(f->success);
+        cr_assert_eq(f->generation, 2);
+        cr_assert_eq(count_signals(m, 0, SIGTERM), 2);
+        cr_assert_eq(engine_get_state(e), ENGINE_STOPPING);
+
+        /* The shell reports the hook's end as told; no second UPGRADE_FINISHED. */
+        engine_abort_upgrade(e, "cancelled");
+        cr_assert_eq(engine_start_upgrade(e, now, "/srv/app/v2", &s), -EBUSY);
+        pump();
+        cr_assert_eq(count_actions(m, ACTION_UPGRADE_FINISHED), 1);
+        cr_assert_eq(count_spawns(m, 2), 0);
+        exit_draining();
+        cr_assert_eq(count_actions(m, ACTION_EXIT), 1);
+}
+
+Test(engine, stop_kills_after_drain_timeout) {
+        struct engine_settings s = settings(2, STRATEGY_ROLLING, 1);
+        s.drain_timeout_usec = 3 * SEC;
+        start_running(&s);
+        size_t m = mark();
+        uint64_t t0 = now;
+        engine_stop(e, now);
+        pump();
+        cr_assert_eq(count_actions(m, ACTION_UPGRADE_FINISHED), 0, "no upgrade to report");
+        cr_assert_eq(engine_next_deadline(e), t0 + 3 * SEC);
+        pid_t pids[MAX_PIDS];
+        cr_assert_eq(pids_of(1, ANY_STATE, pids), 2);
+        exit_pid(pids[0], 0);
+        advance_to_deadline();
+        cr_assert_eq(count_signals(m, pids[1], SIGKILL), 1);
+        cr_assert_eq(count_actions(m, ACTION_EXIT), 0);
+        kill_pid(pids[1], SIGKILL);
+        cr_assert_eq(count_actions(m, ACTION_EXIT), 1);
+}
+
+Test(engine, stop_before_spawn_reported_signals_late) {
+        struct engine_settings s = settings(2, STRATEGY_ROLLING, 1);
+        hold_spawns = true;
+        start(&s);
+        size_t m = mark();
+        engine_stop(e, now);
+        pump();
+        cr_assert_eq(count_signals(m, 0, 0), 0, "no pid to signal yet");
+        hold_spawns = false;
+        report_held_spawns();
+        cr_assert_eq(count_signals(m, 0, SIGTERM), 2);
+        exit_draining();
+        cr_assert_eq(count_actions(m, ACTION_EXIT), 1);
+}
+
+Test(engine, stop_with_pending_respawn) {
+        struct engine_settings s = settings(2, STRATEGY_ROLLING, 1);
+        start_running(&s);
+        exit_pid(first_pid(1, ANY_STATE), 1);
+        size_t m = mark();
+        engine_stop(e, now);
+        pump();
+        exit_draining();
+        cr_assert_eq(count_actions(m, ACTION_EXIT), 1);
+        advance(20 * SEC);
+        cr_assert_eq(count_actions(m, ACTION_SPAWN), 0, "no respawn after the stop");
+}
+
+/* ---- cancel, restart, scale ---- */
+
+Test(engine, cancel_rolls_back) {
+        struct engine_settings s = settings(2, STRATEGY_BLUE_GREEN, 1);
+        start_running(&s);
+        cr_assert_eq(engine_cancel(e, now), -ENOENT);
+
+        size_t m = mark();
+        begin_upgrade("/srv/app/v2", &s);
+        ready_one(2);
+        cr_assert_eq(engine_cancel(e, now), 0);
+        pump();
+        const struct engine_action *f = finished(m);
+        cr_assert_not(f->success);
+        cr_assert(strstr(f->reason, "cancelled"), "%s", f->reason);
+        cr_assert_eq(count_signals(m, 0, SIGTERM), 2);
+        cr_assert_eq(workers_in(2, WORKER_DRAINING), 2);
+        cr_assert_eq(workers_in(1, WORKER_READY), 2);
+        cr_assert_eq(engine_get_generation(e), 1);
+        cr_assert_eq(engine_get_state(e), ENGINE_RUNNING);
+        cr_assert_eq(engine_cancel(e, now), -ENOENT);
+}
+
+Test(engine, cancel_during_hook) {
+        struct engine_settings s = settings(2, STRATEGY_ROLLING, 1);
+        start_running(&s);
+        size_t m = mark();
+        cr_assert_eq(engine_prepare_upgrade(e), 2);
+        cr_assert_eq(engine_cancel(e, now), 0);
+        pump();
+        cr_assert_eq(count_actions(m, ACTION_CANCEL_HOOK), 1);
+        cr_assert_eq(count_actions(m, ACTION_UPGRADE_FINISHED), 0, "the shell aborts once the hook is gone");
+        engine_abort_upgrade(e, "cancelled");
+        pump();
+        cr_assert_not(finished(m)->success);
+        cr_assert_eq(engine_get_state(e), ENGINE_RUNNING);
+}
+
+Test(engine, restart_kills_and_replaces) {
+        struct engine_settings s = settings(2, STRATEGY_ROLLING, 1);
+        start_running(&s);
+        pid_t pids[MAX_PIDS];
+        cr_assert_eq(pids_of(1, ANY_STATE, pids), 2);
+        unsigned slot1 = engine_find_worker(e, pids[1])->slot;
+
+        size_t m = mark();
+        cr_assert_eq(engine_restart(e, now), 0);
+        pump();
+        cr_assert_eq(count_signals(m, pids[0], SIGKILL), 1);
+        cr_assert_eq(count_signals(m, pids[1], SIGKILL), 1);
+        cr_assert_eq(count_signals(m, 0, 0), 2);
+        cr_assert_eq(count_actions(m, ACTION_SPAWN), 0, "replacements wait for the exit");
+
+        kill_pid(pids[1], SIGKILL);
+        cr_assert_eq(count_spawns(m, 1), 1, "replaced at once, no back-off");
+        cr_assert_eq(recorded[index_of(m, ACTION_SPAWN)].slot, slot1);
+        kill_pid(pids[0], SIGKILL);
+        cr_assert_eq(count_spawns(m, 1), 2);
+        cr_assert_eq(workers_in(1, WORKER_STARTING), 2);
+        ready_all(1);
+        cr_assert_eq(engine_count_ready(e), 2);
+        cr_assert_eq(count_actions(0, ACTION_READY), 1);
+        cr_assert_null(strstr(status(), "crashed"), "%s", status());
+}
+
+Test(engine, restart_busy_unless_running) {
+        struct engine_settings s = settings(1, STRATEGY_ROLLING, 1);
+        start(&s);
+        cr_assert_eq(engine_restart(e, now), -EBUSY);
+        ready_all(1);
+        cr_assert_eq(engine_prepare_upgrade(e), 2);
+        cr_assert_eq(engine_restart(e, now), -EBUSY);
+}
+
+Test(engine, set_workers_up_and_down) {
+        struct engine_settings s = settings(2, STRATEGY_ROLLING, 1);
+        start_running(&s);
+        cr_assert_eq(engine_set_workers(e, now, 0), -EINVAL);
+
+        size_t m = mark();
+        now += 1 * SEC;
+        cr_assert_eq(engine_set_workers(e, now, 3), 0);
+        pump();
+        now += 1 * SEC;
+        cr_assert_eq(engine_set_workers(e, now, 4), 0);
+        pump();
+        cr_assert_eq(count_spawns(m, 1), 2);
+        cr_assert_eq(recorded[m].slot, 2);
+        cr_assert_eq(recorded[m + 1].slot, 3);
+        cr_assert_eq(engine_get_desired_workers(e), 4);
+        cr_assert_eq(engine_count_ready(e), 2, "not counted until ready");
+        cr_assert(strstr(status(), "2/4 ready"), "%s", status());
+        cr_assert_eq(count_actions(m, ACTION_READY), 0);
+        ready_all(1);
+        cr_assert_eq(engine_count_ready(e), 4);
+
+        pid_t pids[MAX_PIDS];
+        cr_assert_eq(pids_of(1, ANY_STATE, pids), 4);
+        m = mark();
+        cr_assert_eq(engine_set_workers(e, now, 3), 0);
+        pump();
+        cr_assert_eq(count_signals(m, pids[3], SIGTERM), 1, "newest first");
+        cr_assert_eq(count_signals(m, 0, 0), 1);
+        cr_assert_eq(engine_set_workers(e, now, 1), 0);
+        pump();
+        cr_assert_eq(count_signals(m, pids[2], SIGTERM), 1);
+        cr_assert_eq(count_signals(m, 0, 0), 3);
+        cr_assert_eq(state_of(pids[0]) == WORKER_READY || state_of(pids[1]) == WORKER_READY, true);
+        cr_assert_eq(engine_count_ready(e), 1);
+        cr_assert_eq(engine_get_desired_workers(e), 1);
+        size_t before_exit = mark();
+        exit_draining();
+        cr_assert_eq(n_recorded, before_exit, "scaled-down workers are not respawned");
+
+        /* Same count: nothing happens. */
+        m = mark();
+        cr_assert_eq(engine_set_workers(e, now, 1), 0);
+        pump();
+        cr_assert_eq(n_recorded, m);
+
+        cr_assert_eq(engine_prepare_upgrade(e), 2);
+        cr_assert_eq(engine_set_workers(e, now, 2), -EBUSY, "during the hook");
+        cr_assert_eq(engine_start_upgrade(e, now, "/srv/app/v2", &s), 0);
+        pump();
+        cr_assert_eq(engine_set_workers(e, now, 2), -EBUSY, "during the upgrade");
+        cr_assert_eq(engine_set_workers(e, now, 0), -EINVAL);
+}
+
+Test(engine, set_workers_down_prefers_starting_workers) {
+        struct engine_settings s = settings(2, STRATEGY_ROLLING, 1);
+        start_running(&s);
+        now += SEC;
+        cr_assert_eq(engine_set_workers(e, now, 3), 0);
+        pump();
+        pid_t fresh = first_pid(1, WORKER_STARTING);
+        size_t m = mark();
+        cr_assert_eq(engine_set_workers(e, now, 2), 0);
+        pump();
+        cr_assert_eq(count_signals(m, fresh, SIGTERM), 1);
+        cr_assert_eq(engine_count_ready(e), 2);
+}
+
+/* ---- status ---- */
+
+Test(engine, status_strings) {
+        struct engine_settings s = settings(2, STRATEGY_ROLLING, 1);
+        start(&s);
+        cr_assert_str_eq(engine_state_to_string(engine_get_state(e)), "starting");
+        cr_assert_str_eq(status(), "Starting generation 1 (/srv/app/v1): 0/2 ready");
+        ready_one(1);
+        cr_assert_str_eq(status(), "Starting generation 1 (/srv/app/v1): 1/2 ready");
+        ready_one(1);
+        cr_assert_str_eq(engine_state_to_string(engine_get_state(e)), "running");
+        cr_assert_str_eq(status(), "Serving generation 1 (/srv/app/v1): 2/2 ready");
+
+        begin_upgrade("/srv/app/v2", &s);
+        cr_assert_str_eq(engine_state_to_string(engine_get_state(e)), "upgrading");
+        cr_assert_str_eq(status(), "Upgrading to generation 2: 0/2 ready");
+        ready_one(2);
+        cr_assert_str_eq(status(), "Upgrading to generation 2: 1/2 ready, 1 draining");
+
+        pid_t failing = first_pid(2, WORKER_STARTING);
+        exit_pid(failing, 4);
+        cr_assert_str_eq(engine_state_to_string(engine_get_state(e)), "rolling-back");
+        char want[512];
+        snprintf(want, sizeof(want),
+                 "Upgrade to generation 2 failed: worker %d (generation 2) exited with status 4 before it was "
+                 "ready; rolling back to generation 1, 2 draining",
+                 (int) failing);
+        cr_assert_str_eq(status(), want);
+
+        ready_one(1);
+        cr_assert_str_eq(engine_state_to_string(engine_get_state(e)), "running");
+        snprintf(want, sizeof(want),
+                 "Upgrade to generation 2 failed: worker %d (generation 2) exited with status 4 before it was "
+                 "ready; Serving generation 1 (/srv/app/v1): 2/2 ready, 2 draining",
+                 (int) failing);
+        cr_assert_str_eq(status(), want);
+        exit_draining();
+        cr_assert(strstr(status(), "; Serving generation 1 (/srv/app/v1): 2/2 ready"), "%s", status());
+        cr_assert_null(strstr(status(), "draining"), "%s", status());
+
+        /* The next upgrade clears the failure. */
+        cr_assert_eq(engine_prepare_upgrade(e), 2);
+        engine_abort_upgrade(e, "no");
+        pump();
+        cr_assert_str_eq(status(), "Upgrade to generation 2 failed: no; Serving generation 1 (/srv/app/v1): 2/2 ready");
+        begin_upgrade("/srv/app/v2", &s);
+        ready_all(2);
+        ready_all(2);
+        cr_assert_str_eq(status(), "Serving generation 2 (/srv/app/v2): 2/2 ready, 2 draining");
+
+        engine_stop(e, now);
+        pump();
+        cr_assert_str_eq(engine_state_to_string(engine_get_state(e)), "stopping");
+        cr_assert_str_eq(status(), "Stopping: 4 workers draining");
+        exit_draining();
+        cr_assert_str_eq(status(), "Stopping: 0 workers draining");
+
+        char tiny[8];
+        engine_format_status(e, now, tiny, sizeof(tiny));
+        cr_assert_str_eq(tiny, "Stoppin");
+        cr_assert_str_eq(worker_state_to_string(WORKER_DRAINING), "draining");
+}
+
+/* ---- upgrades out of a bad start ---- */
+
+Test(engine, upgrade_while_first_generation_starting) {
+        struct engine_settings s = settings(2, STRATEGY_ROLLING, 1);
+        start(&s);
+        /* The deployed code crash-loops. */
+        pid_t pids[MAX_PIDS];
+        cr_assert_eq(pids_of(1, ANY_STATE, pids), 2);
+        exit_pid(pids[0], 1);
+        exit_pid(pids[1], 1);
+        cr_assert_eq(engine_get_state(e), ENGINE_STARTING);
+
+        cr_assert_eq(engine_check_upgrade(e), 2);
+        size_t m = mark();
+        begin_upgrade("/srv/app/v2", &s);
+        cr_assert_eq(engine_get_state(e), ENGINE_UPGRADING);
+        cr_assert_eq(count_spawns(m, 2), 1);
+        advance_to_deadline(); /* respawns of the broken code go on meanwhile */
+        cr_assert_eq(count_spawns(m, 1), 2);
+        exit_pid(first_pid(1, WORKER_STARTING), 1);
+
+        ready_one(2);
+        ready_one(2);
+        const struct engine_action *f = finished(m);
+        cr_assert(f->success);
+        cr_assert_eq(f->generation, 2);
+        size_t fin = index_of(m, ACTION_UPGRADE_FINISHED);
+        size_t ready = index_of(m, ACTION_READY);
+        cr_assert_neq(ready, SIZE_MAX, "READY=1 once the replacement serves");
+        cr_assert_gt(ready, fin);
+        cr_assert_eq(count_actions(0, ACTION_READY), 1);
+        cr_assert_eq(engine_get_state(e), ENGINE_RUNNING);
+        cr_assert_eq(engine_get_generation(e), 2);
+        cr_assert_eq(workers_in(1, ANY_STATE), workers_in(1, WORKER_DRAINING));
+        cr_assert_null(strstr(status(), "crashed"), "%s", status());
+
+        /* The old slots' respawns died with their generation. */
+        exit_draining();
+        m = mark();
+        advance(20 * SEC);
+        cr_assert_eq(count_spawns(m, 1), 0);
+}
+
+Test(engine, failed_upgrade_while_starting_still_reports_ready) {
+        struct engine_settings s = settings(2, STRATEGY_ROLLING, 1);
+        start(&s);
+        size_t m = mark();
+        begin_upgrade("/srv/app/v2", &s);
+        /* The first generation comes up while the upgrade runs ... */
+        ready_all(1);
+        cr_assert_eq(count_actions(0, ACTION_READY), 0);
+        /* ... and the upgrade fails. */
+        exit_pid(first_pid(2, WORKER_STARTING), 1);
+        cr_assert_not(finished(m)->success);
+        cr_assert_eq(engine_get_generation(e), 1);
+        cr_assert_eq(engine_get_state(e), ENGINE_RUNNING, "state %s", engine_state_to_string(engine_get_state(e)));
+        cr_assert_eq(count_actions(0, ACTION_READY), 1);
+        cr_assert_eq(engine_restart(e, now), 0, "a running engine accepts requests");
+}
+
+Test(engine, aborted_hook_while_starting_still_reports_ready) {
+        struct engine_settings s = settings(2, STRATEGY_ROLLING, 1);
+        start(&s);
+        cr_assert_eq(engine_prepare_upgrade(e), 2);
+        ready_all(1);
+        cr_assert_eq(count_actions(0, ACTION_READY), 0);
+        engine_abort_upgrade(e, "hook failed");
+        pump();
+        cr_assert_eq(engine_get_state(e), ENGINE_RUNNING);
+        cr_assert_eq(count_actions(0, ACTION_READY), 1);
+}
+
+Test(engine, failed_upgrade_while_starting_keeps_starting) {
+        struct engine_settings s = settings(2, STRATEGY_ROLLING, 1);
+        start(&s);
+        size_t m = mark();
+        begin_upgrade("/srv/app/v2", &s);
+        exit_pid(first_pid(2, WORKER_STARTING), 1);
+        cr_assert_not(finished(m)->success);
+        cr_assert_eq(engine_get_state(e), ENGINE_STARTING);
+        cr_assert_eq(count_actions(0, ACTION_READY), 0);
+        ready_all(1);
+        cr_assert_eq(engine_get_state(e), ENGINE_RUNNING);
+        cr_assert_eq(count_actions(0, ACTION_READY), 1);
+}
+
+/* ---- a crashing old worker during an upgrade ---- */
+
+Test(engine, old_worker_crash_during_rolling_upgrade) {
+        struct engine_settings s = settings(3, STRATEGY_ROLLING, 1);
+        start_running(&s);
+        size_t m = mark();
+        begin_upgrade("/srv/app/v2", &s);
+        pid_t old[MAX_PIDS];
+        cr_assert_eq(pids_of(1, WORKER_READY, old), 3);
+        exit_pid(old[0], 1); /* an old worker crashes: respawn pending */
+        cr_assert_eq(engine_get_state(e), ENGINE_UPGRADING);
+        ready_one(2);
+        /* The pending respawn serves nobody: it goes instead of a ready old worker. */
+        cr_assert_eq(count_signals(m, 0, 0), 0);
+        cr_assert_eq(engine_count_ready(e), 3);
+        ready_one(2);
+        ready_one(2);
+        cr_assert(finished(m)->success);
+        advance(20 * SEC);
+        cr_assert_eq(count_spawns(m, 1), 0);
+        cr_assert_eq(count_signals(m, 0, SIGTERM), 2);
+}
+
+Test(engine, rolling_delay_mode_timer_driven) {
+        struct engine_settings s = settings(2, STRATEGY_ROLLING, 1);
+        s.ready = READY_DELAY;
+        start(&s);
+        advance_to_deadline();
+        cr_assert_eq(engine_get_state(e), ENGINE_RUNNING);
+        min_ready = 2;
+
+        size_t m = mark();
+        uint64_t t0 = now;
+        begin_upgrade("/srv/app/v2", &s);
+        cr_assert_eq(engine_next_deadline(e), t0 + 1 * SEC);
+        ready_all(2); /* READY=1 is ignored in delay mode */
+        cr_assert_eq(count_signals(m, 0, 0), 0);
+        advance_to_deadline();
+        cr_assert_eq(count_signals(m, 0, SIGTERM), 1);
+        cr_assert_eq(count_spawns(m, 2), 2);
+        cr_assert_eq(count_actions(m, ACTION_UPGRADE_FINISHED), 0);
+        /* The drained worker's kill deadline is later than the new worker's ready delay. */
+        cr_assert_eq(engine_next_deadline(e), t0 + 2 * SEC);
+        advance_to_deadline();
+        cr_assert(finished(m)->success);
+        cr_assert_eq(engine_get_generation(e), 2);
+        cr_assert_eq(count_signals(m, 0, SIGTERM), 2);
+}
+
+Test(engine, rollback_counts_pending_respawn) {
+        struct engine_settings s = settings(2, STRATEGY_BLUE_GREEN, 1);
+        start_running(&s);
+        size_t m = mark();
+        begin_upgrade("/srv/app/v2", &s);
+        exit_pid(first_pid(1, WORKER_READY), 1); /* an old worker crashes: respawn pending */
+        exit_pid(first_pid(2, WORKER_STARTING), 1);
+        cr_assert_not(finished(m)->success);
+        cr_assert_eq(count_spawns(m, 1), 0, "the pending respawn restores the old strength");
+        cr_assert_eq(engine_get_state(e), ENGINE_RUNNING);
+        advance_to_deadline();
+        cr_assert_eq(count_spawns(m, 1), 1);
+        ready_all(1);
+        cr_assert_eq(workers_in(1, WORKER_READY), 2);
+}
+
+Test(engine, old_worker_respawned_during_blue_green) {
+        struct engine_settings s = settings(2, STRATEGY_BLUE_GREEN, 1);
+        start_running(&s);
+        size_t m = mark();
+        begin_upgrade("/srv/app/v2", &s);
+        exit_pid(first_pid(1, WORKER_READY), 1);
+        advance_to_deadline();
+        cr_assert_eq(count_spawns(m, 1), 1, "the old generation is kept at strength meanwhile");
+        pid_t respawned = first_pid(1, WORKER_STARTING);
+        ready_all(2);
+        cr_assert(finished(m)->success);
+        cr_assert_eq(count_signals(m, respawned, SIGTERM), 1);
+        cr_assert_eq(workers_in(1, ANY_STATE), workers_in(1, WORKER_DRAINING));
+}

@@ -1,0 +1,271 @@
+/* test-head.c: the HEAD and PREVIOUS files, on a real file system in a fresh directory
+ * under /tmp per test: exact content, mode, parent creation, no temp file left behind,
+ * and every kind of malformed file head_read() must refuse. */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "head.h"
+#include "macro.h"
+
+static char dir[] = "/tmp/test-head.XXXXXX";
+
+static void setup(void) {
+        cr_assert_not_null(mkdtemp(dir));
+}
+
+static int remove_tree(const char *path) {
+        DIR *d = opendir(path);
+        if (!d)
+                return unlink(path);
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                        continue;
+                _cleanup_free_ char *child = NULL;
+                cr_assert_geq(asprintf(&child, "%s/%s", path, de->d_name), 0);
+                (void) remove_tree(child);
+        }
+        closedir(d);
+        return rmdir(path);
+}
+
+static void teardown(void) {
+        cr_assert_eq(remove_tree(dir), 0, "cannot remove %s: %s", dir, strerror(errno));
+}
+
+TestSuite(head, .init = setup, .fini = teardown);
+
+/* A path inside the test directory; the caller frees it. */
+static char *at(const char *name) {
+        char *p;
+        cr_assert_geq(asprintf(&p, "%s/%s", dir, name), 0);
+        return p;
+}
+
+static void put(const char *name, const char *content, size_t len) {
+        _cleanup_free_ char *p = at(name);
+        _cleanup_close_ int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        cr_assert_geq(fd, 0);
+        cr_assert_eq(write(fd, content, len), (ssize_t) len);
+}
+
+static void put_string(const char *name, const char *content) {
+        put(name, content, strlen(content));
+}
+
+/* The exact bytes of a file, as a string. */
+static char *slurp(const char *path) {
+        static char buf[2 * PATH_MAX];
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        cr_assert_geq(fd, 0, "cannot open %s: %s", path, strerror(errno));
+        ssize_t n = read(fd, buf, sizeof(buf) - 1);
+        cr_assert_geq(n, 0);
+        buf[n] = 0;
+        return buf;
+}
+
+/* Entries of a directory other than "." and "..", to catch leftover temp files. */
+static int count_entries(const char *path) {
+        DIR *d = opendir(path);
+        cr_assert_not_null(d);
+        int n = 0;
+        struct dirent *de;
+        while ((de = readdir(d)))
+                if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+                        n++;
+        closedir(d);
+        return n;
+}
+
+static void check_reads(const char *content, const char *expected) {
+        put_string("HEAD", content);
+        _cleanup_free_ char *p = at("HEAD"), *target = NULL;
+        cr_assert_eq(head_read(p, &target), 0, "'%s' was refused", content);
+        cr_assert_str_eq(target, expected);
+}
+
+static void check_invalid(const char *content, size_t len) {
+        put("HEAD", content, len);
+        _cleanup_free_ char *p = at("HEAD");
+        char *target = NULL;
+        int r = head_read(p, &target);
+        cr_assert_eq(r, -EINVAL, "'%.*s' gave %d and '%s'", (int) len, content, r, target ? target : "");
+        cr_assert_null(target);
+}
+
+Test(head, read_valid) {
+        check_reads("/srv/app/releases/42\n", "/srv/app/releases/42");
+        check_reads("/srv/app/releases/42", "/srv/app/releases/42");
+        check_reads("  /srv/app \t\n", "/srv/app");
+        check_reads("\n\n/srv/app\n\n", "/srv/app");
+        check_reads("/srv/app\r\n", "/srv/app");
+        check_reads("/srv/my app/v 1\n", "/srv/my app/v 1");
+        check_reads("/\n", "/");
+}
+
+Test(head, read_invalid) {
+        check_invalid("", 0);
+        check_invalid("\n", 1);
+        check_invalid("  \n\t\n", 5);
+        check_invalid("/srv/a\n/srv/b\n", 14);
+        check_invalid("/srv/a\n\n/srv/b\n", 15);
+        check_invalid("/srv/a\0b\n", 9);
+        check_invalid("/srv/a\n\0", 8);
+        check_invalid("srv/app\n", 8);
+        check_invalid("./app\n", 6);
+        check_invalid("app", 3);
+        check_invalid("/srv/a\rb\n", 9);
+}
+
+Test(head, read_too_long) {
+        static char content[PATH_MAX + 2];
+        content[0] = '/';
+        memset(content + 1, 'a', PATH_MAX - 2);
+        content[PATH_MAX - 1] = '\n';
+        /* PATH_MAX - 1 characters: the longest path there is. */
+        put("HEAD", content, PATH_MAX);
+        _cleanup_free_ char *p = at("HEAD"), *target = NULL;
+        cr_assert_eq(head_read(p, &target), 0);
+        cr_assert_eq(strlen(target), PATH_MAX - 1);
+        /* PATH_MAX characters: not a path. */
+        content[PATH_MAX - 1] = 'a';
+        content[PATH_MAX] = '\n';
+        check_invalid(content, PATH_MAX + 1);
+        /* A big file, in case a read loop stopped at its buffer and took a prefix. */
+        static char big[3 * PATH_MAX];
+        memset(big, ' ', sizeof(big));
+        memcpy(big, "/srv/app", 8);
+        check_invalid(big, sizeof(big));
+}
+
+Test(head, read_missing_and_odd_files) {
+        _cleanup_free_ char *missing = at("nothing"), *sub = at("sub"), *fifo = at("fifo");
+        char *target = NULL;
+        cr_assert_eq(head_read(missing, &target), -ENOENT);
+        cr_assert_eq(mkdir(sub, 0755), 0);
+        cr_assert_eq(head_read(sub, &target), -EISDIR);
+        /* A FIFO nobody writes to must not hang the reader. */
+        cr_assert_eq(mkfifo(fifo, 0600), 0);
+        cr_assert_eq(head_read(fifo, &target), -EINVAL);
+        cr_assert_null(target);
+}
+
+Test(head, write_exact_content_and_mode) {
+        _cleanup_free_ char *p = at("HEAD"), *target = NULL;
+        mode_t old = umask(077); /* the mode must not depend on the umask */
+        cr_assert_eq(head_write(p, "/srv/app/releases/42"), 0);
+        umask(old);
+        cr_assert_str_eq(slurp(p), "/srv/app/releases/42\n");
+        struct stat st;
+        cr_assert_eq(stat(p, &st), 0);
+        cr_assert(S_ISREG(st.st_mode));
+        cr_assert_eq(st.st_mode & 07777, 0644);
+        cr_assert_eq(count_entries(dir), 1, "a temp file was left behind");
+
+        cr_assert_eq(head_read(p, &target), 0);
+        cr_assert_str_eq(target, "/srv/app/releases/42");
+}
+
+Test(head, write_replaces) {
+        _cleanup_free_ char *p = at("HEAD");
+        put_string("HEAD", "/old/target/with/a/much/longer/path/than/the/new/one\n");
+        struct stat before, after;
+        cr_assert_eq(stat(p, &before), 0);
+        cr_assert_eq(head_write(p, "/new"), 0);
+        cr_assert_str_eq(slurp(p), "/new\n");
+        /* Replaced by rename, not rewritten in place: a reader never sees a torn file. */
+        cr_assert_eq(stat(p, &after), 0);
+        cr_assert_neq(before.st_ino, after.st_ino);
+        cr_assert_eq(count_entries(dir), 1);
+}
+
+Test(head, write_creates_parents) {
+        _cleanup_free_ char *p = at("a/b/c/HEAD"), *c = at("a/b/c"), *b = at("a/b");
+        cr_assert_eq(head_write(p, "/srv/app"), 0);
+        cr_assert_str_eq(slurp(p), "/srv/app\n");
+        struct stat st;
+        cr_assert_eq(stat(b, &st), 0);
+        cr_assert(S_ISDIR(st.st_mode));
+        cr_assert_eq(count_entries(c), 1);
+}
+
+Test(head, write_refuses_what_read_would_refuse) {
+        _cleanup_free_ char *p = at("HEAD");
+        put_string("HEAD", "/old\n");
+        cr_assert_eq(head_write(p, ""), -EINVAL);
+        cr_assert_eq(head_write(p, "relative/path"), -EINVAL);
+        cr_assert_eq(head_write(p, "/a\n/b"), -EINVAL);
+        cr_assert_eq(head_write(p, "/trailing "), -EINVAL);
+        cr_assert_eq(head_write(p, NULL), -EINVAL);
+        /* The old file is untouched and nothing was left beside it. */
+        cr_assert_str_eq(slurp(p), "/old\n");
+        cr_assert_eq(count_entries(dir), 1);
+}
+
+Test(head, failed_write_leaves_old_file) {
+        /* The parent "directory" is a regular file: the write must fail cleanly. */
+        put_string("file", "x");
+        _cleanup_free_ char *p = at("file/HEAD");
+        cr_assert_eq(head_write(p, "/srv/app"), -ENOTDIR);
+        /* A directory where HEAD should be: the rename fails after the temp file was
+         * written, which must be removed again. */
+        _cleanup_free_ char *sub = at("sub"), *inner = at("sub/keep");
+        cr_assert_eq(mkdir(sub, 0755), 0);
+        put_string("sub/keep", "k");
+        cr_assert_lt(head_write(sub, "/srv/app"), 0);
+        cr_assert_str_eq(slurp(inner), "k");
+        cr_assert_eq(count_entries(dir), 2, "a temp file was left behind");
+        /* No file name at all. */
+        _cleanup_free_ char *slash = at("sub/");
+        cr_assert_eq(head_write(slash, "/srv/app"), -EISDIR);
+}
+
+Test(head, previous_path) {
+        _cleanup_free_ char *a = head_previous_path("/var/lib/liveswap/web/HEAD");
+        cr_assert_str_eq(a, "/var/lib/liveswap/web/PREVIOUS");
+        _cleanup_free_ char *b = head_previous_path("/srv/deployed");
+        cr_assert_str_eq(b, "/srv/PREVIOUS");
+        _cleanup_free_ char *c = head_previous_path("/HEAD");
+        cr_assert_str_eq(c, "/PREVIOUS");
+        _cleanup_free_ char *d = head_previous_path("HEAD");
+        cr_assert_str_eq(d, "PREVIOUS");
+}
+
+Test(head, commit) {
+        _cleanup_free_ char *p = at("state/HEAD"), *prev = at("state/PREVIOUS"), *state = at("state");
+        _cleanup_free_ char *target = NULL, *previous = NULL;
+
+        /* The first deployment has nothing before it. */
+        cr_assert_eq(head_commit(p, NULL, "/srv/v1"), 0);
+        cr_assert_str_eq(slurp(p), "/srv/v1\n");
+        cr_assert_eq(head_read(prev, &previous), -ENOENT);
+        cr_assert_eq(head_commit(p, "", "/srv/v1"), 0);
+        cr_assert_eq(head_read(prev, &previous), -ENOENT);
+
+        cr_assert_eq(head_commit(p, "/srv/v1", "/srv/v2"), 0);
+        cr_assert_eq(head_read(p, &target), 0);
+        cr_assert_str_eq(target, "/srv/v2");
+        cr_assert_eq(head_read(prev, &previous), 0);
+        cr_assert_str_eq(previous, "/srv/v1");
+        cr_assert_eq(count_entries(state), 2);
+}
+
+Test(head, commit_keeps_head_when_previous_fails) {
+        _cleanup_free_ char *p = at("HEAD"), *prev = at("PREVIOUS");
+        put_string("HEAD", "/srv/v1\n");
+        /* An invalid previous target cannot be written: HEAD must stay. */
+        cr_assert_eq(head_commit(p, "relative", "/srv/v2"), -EINVAL);
+        cr_assert_str_eq(slurp(p), "/srv/v1\n");
+        /* Likewise when PREVIOUS cannot be replaced. */
+        cr_assert_eq(mkdir(prev, 0755), 0);
+        cr_assert_lt(head_commit(p, "/srv/v1", "/srv/v2"), 0);
+        cr_assert_str_eq(slurp(p), "/srv/v1\n");
+        cr_assert_eq(count_entries(dir), 2);
+}
