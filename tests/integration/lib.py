@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -78,42 +79,66 @@ def http_get(address, path="/", timeout=10.0):
 
 
 class NotifyListener:
-    """A notify socket like systemd's: collects READY=1/STATUS=/RELOADING=1 messages."""
+    """A notify socket like systemd's: collects READY=1/STATUS=/RELOADING=1 messages.
+
+    A thread reads the socket all the time, as systemd does: an unread datagram socket
+    fills after net.unix.max_dgram_qlen messages (10 by default) and would then block
+    the supervisor's sd_notify() calls."""
 
     def __init__(self, path):
         self.path = path
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(path)
         self.messages = []
+        self.consumed = 0  # messages before this index were matched by an earlier wait
+        self.cond = threading.Condition()
+        self.closed = False
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
 
-    def _drain(self, timeout):
-        self.sock.settimeout(timeout)
-        try:
-            data = self.sock.recv(65536)
-        except socket.timeout:
-            return False
-        self.messages.append(data.decode(errors="replace"))
-        return True
+    def _read(self):
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except OSError:
+                return
+            if not data:  # shut down by close()
+                return
+            with self.cond:
+                self.messages.append(data.decode(errors="replace"))
+                self.cond.notify_all()
 
     def wait_for(self, predicate, timeout=DEFAULT_TIMEOUT, what="notify message"):
-        """Waits until predicate(message) holds for a message received from now on."""
+        """Waits until predicate(message) holds for a message not matched by an earlier
+        wait; returns it."""
         deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError("timed out waiting for %s; got: %r" % (what, self.messages[-5:]))
-            if self._drain(left) and predicate(self.messages[-1]):
-                return self.messages[-1]
+        with self.cond:
+            while True:
+                for i in range(self.consumed, len(self.messages)):
+                    if predicate(self.messages[i]):
+                        self.consumed = i + 1
+                        return self.messages[i]
+                self.consumed = len(self.messages)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError("timed out waiting for %s; got: %r" % (what, self.messages[-5:]))
+                self.cond.wait(left)
 
     def status(self):
-        for m in reversed(self.messages):
-            for line in m.split("\n"):
-                if line.startswith("STATUS="):
-                    return line[len("STATUS="):]
+        with self.cond:
+            for m in reversed(self.messages):
+                for line in reversed(m.split("\n")):
+                    if line.startswith("STATUS="):
+                        return line[len("STATUS="):]
         return None
 
     def close(self):
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.sock.close()
+        self.thread.join(5)
 
 
 class Supervisor:
@@ -154,6 +179,14 @@ class Supervisor:
                                                  for l in m.split("\n")),
                                    timeout, "STATUS matching %r" % pattern)
         return msg
+
+    def wait_output(self, text, timeout=DEFAULT_TIMEOUT):
+        """Waits until the supervisor's log (stdout and stderr) contains TEXT."""
+        deadline = time.monotonic() + timeout
+        while text not in self.output():
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise AssertionError("no %r in the log:\n%s" % (text, self.output()))
+            time.sleep(0.02)  # a log file offers no event to wait on; bounded above
 
     def client(self, *args, timeout=120, check=None):
         """Runs `liveswap ARGS` as a client of this supervisor; returns CompletedProcess."""

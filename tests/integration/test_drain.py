@@ -57,7 +57,12 @@ class Drain(lib.TestCase):
         self.assertGreaterEqual(elapsed, 0.9)
         self.assertIn("Killing worker %d" % old[0], sup.output())
         result = load.stop()
-        self.assert_no_failures(result, sup)
+        # A worker that ignores the drain signal keeps accepting until SIGKILL, and the
+        # requests it holds at that instant die with it: no supervisor can finish them.
+        # Each client has at most one request in flight, so at most `clients` can fail.
+        self.assertGreater(int(result["ok"]), 0, result["_raw"])
+        self.assertLessEqual(int(result["failed"]), 4, result["_raw"])
+        print("stubborn worker killed: %s requests, %s failed" % (result["requests"], result["failed"]))
 
 
 def _accepted(port, count):

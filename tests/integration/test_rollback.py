@@ -38,15 +38,21 @@ class Rollback(lib.TestCase):
         self.assert_rolled_back(bad, r"exited with status 1 before it was ready")
 
     def test_never_ready(self):
+        """New code stuck in its start-up (never accepting, never sending READY=1)."""
         self.setup_web(ready_timeout="1500ms")
-        bad = lib.make_target(os.path.join(self.dir, "bad"), "v2", "--no-ready")
+        bad = lib.make_target(os.path.join(self.dir, "bad"), "v2", "--no-ready", "--delay-start", "600000")
         self.assert_rolled_back(bad, r"not ready within 1500 ms")
 
     def test_crashes_after_ready(self):
         """Batch 1: the first new worker becomes ready, serves, then crashes before the
         upgrade is over; old workers already drained are replaced from the old code."""
         self.setup_web()
-        bad = lib.make_target(os.path.join(self.dir, "bad"), "v2", "--crash-after", "300")
+        # Slot 0 crashes 300 ms after it is ready; the others take 3 s to start, so the
+        # crash falls inside the upgrade whatever the machine's speed.
+        bad = lib.write_file(os.path.join(self.dir, "bad"), """#!/bin/sh
+if [ "$LIVESWAP_WORKER" = 0 ]; then exec '%s' --version v2 --crash-after 300; fi
+exec '%s' --version v2 --delay-start 3000
+""" % (lib.HTTPD, lib.HTTPD), 0o755)
         p = self.sup.client("-i", "web", "-u", bad)
         self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
         self.assertIn("exited with status 1", p.stderr)

@@ -12,9 +12,10 @@ class Sockets(lib.TestCase):
     def activate(self, listen, *args):
         v1 = lib.make_target(os.path.join(self.dir, "a"), "v1")
         v2 = lib.make_target(os.path.join(self.dir, "b"), "v2")
-        sup = self.start("systemd-socket-activate", "-l", listen, "--fdname=web", "-E", "NOTIFY_SOCKET",
-                         "-E", "XDG_RUNTIME_DIR", "-E", "XDG_STATE_HOME", "-E", "PATH", lib.LIVESWAP,
-                         "--instance", "web", "--config", notify_config(self), "-s", v1, *args, ready=False)
+        sup = lib.Supervisor(self, ["systemd-socket-activate", "-l", listen, "--fdname=web", "-E", "NOTIFY_SOCKET",
+                                    "-E", "XDG_RUNTIME_DIR", "-E", "XDG_STATE_HOME", "-E", "PATH", lib.LIVESWAP,
+                                    "--instance", "web", "--config", notify_config(self), "-s", v1, *args])
+        sup.wait_output("Listening on")  # systemd-socket-activate has bound the socket
         return sup, v2
 
     def test_tcp_from_systemd(self):
