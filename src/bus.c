@@ -1,7 +1,8 @@
 /* bus.c: the org.liveswap1.Supervisor object, served peer-to-peer on the private socket
- * (one sd-bus server connection per client, no broker). Handlers check the caller and
- * the arguments, then hand the request to control.c or the engine; they decide nothing
- * themselves. */
+ * (one sd-bus server connection per client, no broker) and, when one is reachable, on the
+ * system or user bus under org.liveswap1.<escaped instance>. Handlers check the caller
+ * and the arguments, then hand the request to control.c or the engine; they decide
+ * nothing themselves. */
 #include <errno.h>
 #include <grp.h>
 #include <inttypes.h>
@@ -43,6 +44,7 @@ struct snapshot {
 
 struct bus_server {
         struct supervisor *supervisor;
+        sd_bus *broker; /* the system or user bus, NULL when none is used */
         int listen_fd;
         char *path;
         sd_event_source *listen_source;
@@ -384,6 +386,65 @@ static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *us
         return 0;
 }
 
+/* Which bus to register on. A system service (started by systemd, no $MANAGERPID) uses
+ * the system bus, a user service ($MANAGERPID is set only by user managers) and a
+ * standalone supervisor the user bus, if there is one. $LIVESWAP_BUS=system|user|none
+ * overrides the guess. */
+static int open_broker(sd_bus **ret, const char **ret_kind) {
+        const char *want = getenv("LIVESWAP_BUS");
+        if (!want || !*want)
+                want = getenv("INVOCATION_ID") && !getenv("MANAGERPID") ? "system" : "user";
+        *ret_kind = want;
+        if (strcmp(want, "none") == 0)
+                return 0;
+        if (strcmp(want, "system") == 0)
+                return sd_bus_open_system(ret);
+        if (strcmp(want, "user") == 0)
+                return sd_bus_open_user(ret);
+        return -EINVAL;
+}
+
+/* No bus at all is not an error: the private socket is enough. A name already owned by
+ * another process is logged and left alone. */
+static void attach_broker(struct bus_server *b) {
+        struct supervisor *s = b->supervisor;
+        const char *kind;
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_free_ char *name = names_bus_name(s->instance);
+        int r = open_broker(&bus, &kind);
+        if (r == -EINVAL) {
+                log_warning("Ignoring LIVESWAP_BUS=%s: expected system, user or none", kind);
+                return;
+        }
+        if (r < 0 || !bus) {
+                if (r < 0)
+                        log_debug("No %s bus: %s; serving the private socket only", kind, strerror(-r));
+                return;
+        }
+        if (!name) {
+                log_error("Out of memory");
+                return;
+        }
+        r = sd_bus_add_object_vtable(bus, NULL, LIVESWAP_OBJECT_PATH, LIVESWAP_INTERFACE, supervisor_vtable, s);
+        if (r >= 0)
+                r = sd_bus_request_name(bus, name, 0);
+        if (r < 0) {
+                if (r == -ENOENT || r == -ECONNREFUSED || r == -EACCES || r == -EPERM)
+                        log_debug("Not on the %s bus: %s", kind, strerror(-r));
+                else
+                        log_warning("Cannot register %s on the %s bus: %s; serving the private socket only", name,
+                                    kind, strerror(-r));
+                return;
+        }
+        r = sd_bus_attach_event(bus, s->event, 0);
+        if (r < 0) {
+                log_warning("Cannot attach the %s bus to the event loop: %s", kind, strerror(-r));
+                return;
+        }
+        log_info("Registered %s on the %s bus", name, kind);
+        b->broker = TAKE_PTR(bus);
+}
+
 int bus_server_new(struct supervisor *s, const char *socket_path, struct bus_server **ret) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         if (strlen(socket_path) >= sizeof(sa.sun_path))
@@ -419,6 +480,7 @@ int bus_server_new(struct supervisor *s, const char *socket_path, struct bus_ser
                 log_error_errno(r, "Cannot watch the control socket: %s", strerror(-r));
                 goto fail;
         }
+        attach_broker(b);
         *ret = b;
         return 0;
 fail:
@@ -431,6 +493,10 @@ struct bus_server *bus_server_free(struct bus_server *b) {
                 return NULL;
         while (b->connections)
                 connection_free(b->connections);
+        if (b->broker) {
+                (void) sd_bus_detach_event(b->broker);
+                b->broker = sd_bus_flush_close_unref(b->broker);
+        }
         sd_event_source_disable_unref(b->listen_source);
         sd_event_source_disable_unref(b->reaper);
         if (b->listen_fd >= 0) {
@@ -447,6 +513,9 @@ struct bus_server *bus_server_free(struct bus_server *b) {
 void bus_emit_upgrade_finished(struct bus_server *b, uint64_t generation, bool success, const char *reason) {
         if (!b)
                 return;
+        if (b->broker)
+                (void) sd_bus_emit_signal(b->broker, LIVESWAP_OBJECT_PATH, LIVESWAP_INTERFACE, "UpgradeFinished", "tbs",
+                                          generation, (int) success, reason);
         for (struct connection *c = b->connections; c; c = c->next)
                 if (!c->dead)
                         (void) sd_bus_emit_signal(c->bus, LIVESWAP_OBJECT_PATH, LIVESWAP_INTERFACE, "UpgradeFinished", "tbs",
@@ -506,6 +575,8 @@ void bus_emit_changes(struct bus_server *b) {
         *old = now;
         if (n == 0)
                 return;
+        if (b->broker)
+                (void) sd_bus_emit_properties_changed_strv(b->broker, LIVESWAP_OBJECT_PATH, LIVESWAP_INTERFACE, changed);
         for (struct connection *c = b->connections; c; c = c->next)
                 if (!c->dead)
                         (void) sd_bus_emit_properties_changed_strv(c->bus, LIVESWAP_OBJECT_PATH, LIVESWAP_INTERFACE, changed);
