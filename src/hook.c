@@ -146,12 +146,13 @@ int hook_start(sd_event *event, const char *program, const char *target, const c
         *h = (struct hook){ .out.fd = -1, .err.fd = -1, .timeout_usec = timeout_usec, .done = done, .userdata = userdata };
 
         char *extra[4] = {};
+        _cleanup_strv_free_ char **env = NULL; /* declared before any goto that passes it */
         int r = -ENOMEM;
         if (asprintf(&extra[0], "LIVESWAP_INSTANCE=%s", instance) < 0 ||
             asprintf(&extra[1], "LIVESWAP_TARGET=%s", target) < 0 ||
             asprintf(&extra[2], "LIVESWAP_PREVIOUS=%s", previous ?: "") < 0)
                 goto fail;
-        _cleanup_strv_free_ char **env = spawn_build_environment(extra, 0);
+        env = spawn_build_environment(extra, 0);
         if (!env)
                 goto fail;
         if (pipe2(out, O_CLOEXEC | O_NONBLOCK) < 0 || pipe2(err, O_CLOEXEC | O_NONBLOCK) < 0) {

@@ -25,6 +25,7 @@ HTTPD = os.environ.get("HTTPD")
 LOADGEN = os.environ.get("LOADGEN")
 
 DEFAULT_TIMEOUT = 30.0
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
 
 def free_port():
@@ -220,7 +221,8 @@ class Supervisor:
             raise AssertionError("liveswap did not stop within %ss" % timeout)
 
     def output(self):
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         with open(self.log_path, errors="replace") as f:
             return f.read()
 
@@ -285,6 +287,13 @@ class TestCase(unittest.TestCase):
             load.cleanup()
         for sup in self.supervisors:
             sup.cleanup()
+        # Under ASan/UBSan (meson -Db_sanitize=...) a report from the supervisor or a worker
+        # lands in the supervisor's log without necessarily changing an exit status.
+        for sup in self.supervisors:
+            out = sup.output()
+            for marker in SANITIZER_MARKERS:
+                if marker in out:
+                    self.fail("sanitizer report in %s:\n%s" % (sup.log_path, out[-6000:]))
         if os.environ.get("LIVESWAP_KEEP_TEST_DIR"):
             print("test directory kept: %s" % self.dir, file=sys.stderr)
         else:
