@@ -130,6 +130,16 @@ int control_upgrade(struct supervisor *s, const char *target, sd_bus_message *ca
                 config_done(&c);
                 return sd_bus_error_setf(ret_error, ERROR_INVALID_TARGET, "%s: invalid target: %s", s->instance, err);
         }
+        /* An upgrade whose result could not be recorded would be undone by the next
+         * restart: refuse it now, while nothing has changed. */
+        r = head_probe(s->head_path, cmd.target);
+        if (r < 0) {
+                config_done(&c);
+                worker_command_done(&cmd);
+                return sd_bus_error_setf(ret_error, ERROR_UPGRADE_FAILED,
+                                         "%s: upgrade refused, nothing changed: cannot record it in %s: %s",
+                                         s->instance, s->head_path, strerror(-r));
+        }
         if (call && wait && (r = add_waiter(s, call, (uint64_t) generation)) < 0) {
                 config_done(&c);
                 worker_command_done(&cmd);

@@ -136,7 +136,9 @@ static int write_temp(int fd, const char *target) {
         return fsync(fd) < 0 ? -errno : 0;
 }
 
-int head_write(const char *path, const char *target) {
+/* Creates a temp file beside PATH holding TARGET, synced to disk. Returns 0 with its name
+ * and PATH's directory; on failure nothing is left behind. */
+static int prepare_temp(const char *path, const char *target, char **ret_temp, char **ret_dir) {
         if (!path || !*path || !target || !valid_target(target, strlen(target)))
                 return -EINVAL;
 
@@ -159,14 +161,35 @@ int head_write(const char *path, const char *target) {
         /* close() can report a write-back error on some file systems. */
         if (close(fd) < 0 && r >= 0)
                 r = -errno;
-        if (r >= 0 && rename(temp, path) < 0)
-                r = -errno;
         if (r < 0) {
+                (void) unlink(temp);
+                return r;
+        }
+        *ret_temp = TAKE_PTR(temp);
+        *ret_dir = TAKE_PTR(dir);
+        return 0;
+}
+
+int head_write(const char *path, const char *target) {
+        _cleanup_free_ char *temp = NULL, *dir = NULL;
+        int r = prepare_temp(path, target, &temp, &dir);
+        if (r < 0)
+                return r;
+        if (rename(temp, path) < 0) {
+                r = -errno;
                 (void) unlink(temp);
                 return r;
         }
         /* The new content is in place; this makes the rename itself durable. */
         return fsync_directory(dir);
+}
+
+int head_probe(const char *path, const char *target) {
+        _cleanup_free_ char *temp = NULL, *dir = NULL;
+        int r = prepare_temp(path, target, &temp, &dir);
+        if (r < 0)
+                return r;
+        return unlink(temp) < 0 ? -errno : 0;
 }
 
 char *head_previous_path(const char *head_path) {

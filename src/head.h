@@ -18,6 +18,12 @@ int head_read(const char *path, char **ret);
  * in place but may not survive a crash, and that error is returned. */
 int head_write(const char *path, const char *target);
 
+/* Whether head_write(PATH, TARGET) would succeed now: writes and syncs the temp file it
+ * would rename, then removes it. PATH itself is never touched. Lets an upgrade be refused
+ * up front, with nothing changed, when its result could not be recorded (a read-only or
+ * full state directory). Returns 0 or head_write()'s negative errno. */
+int head_probe(const char *path, const char *target);
+
 /* The PREVIOUS file that sits beside HEAD: dirname(head) + "/PREVIOUS". NULL on ENOMEM. */
 char *head_previous_path(const char *head_path);
 

@@ -145,7 +145,7 @@ class NotifyListener:
 class Supervisor:
     """A liveswap process under test, with its own runtime and state directories."""
 
-    def __init__(self, test, args, env=None, workdir=None):
+    def __init__(self, test, args, env=None, workdir=None, prepare=None):
         self.test = test
         self.dir = workdir or test.dir
         self.run_dir = os.path.join(self.dir, "run")
@@ -164,6 +164,8 @@ class Supervisor:
             self.env.pop(k, None)
         self.env.update(env or {})
         self.log = open(self.log_path, "ab")
+        if prepare:
+            prepare(self)  # e.g. hand the directories and sockets to another user
         self.proc = subprocess.Popen(args, env=self.env, stdin=subprocess.DEVNULL, stdout=self.log,
                                      stderr=subprocess.STDOUT, cwd=self.dir)
         test.supervisors.append(self)

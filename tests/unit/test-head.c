@@ -227,6 +227,20 @@ Test(head, failed_write_leaves_old_file) {
         cr_assert_eq(head_write(slash, "/srv/app"), -EISDIR);
 }
 
+Test(head, probe_touches_nothing) {
+        _cleanup_free_ char *p = at("HEAD");
+        put_string("HEAD", "/srv/old\n");
+        cr_assert_eq(head_probe(p, "/srv/new"), 0);
+        cr_assert_str_eq(slurp(p), "/srv/old\n");
+        cr_assert_eq(count_entries(dir), 1, "the probe left a file behind");
+        /* It fails exactly where head_write() would, and leaves nothing either. */
+        put_string("file", "x");
+        _cleanup_free_ char *bad = at("file/HEAD");
+        cr_assert_eq(head_probe(bad, "/srv/new"), -ENOTDIR);
+        cr_assert_eq(head_probe(p, "relative"), -EINVAL);
+        cr_assert_eq(count_entries(dir), 2);
+}
+
 Test(head, previous_path) {
         _cleanup_free_ char *a = head_previous_path("/var/lib/liveswap/web/HEAD");
         cr_assert_str_eq(a, "/var/lib/liveswap/web/PREVIOUS");

@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""The fault matrix, standalone: each fault under continuous load, with the failed-request
+count reported. A crash loop, a state directory that cannot be written, running out of
+file descriptors, and running out of processes must each give a clear error while the
+running code goes on serving with no failed request and no process left behind."""
+
+import os
+import shutil
+import subprocess
+
+import lib
+from test_upgrade import notify_config
+
+
+def worker_slot(pid):
+    """LIVESWAP_WORKER of a running worker, from its environment."""
+    with open("/proc/%d/environ" % pid, "rb") as f:
+        for item in f.read().split(b"\0"):
+            if item.startswith(b"LIVESWAP_WORKER="):
+                return int(item.split(b"=", 1)[1])
+    return None
+
+
+class Faults(lib.TestCase):
+    def report(self, name, result):
+        print("%s: %s requests, %s failed" % (name, result["requests"], result["failed"]))
+
+    def test_crash_loop_outside_an_upgrade(self):
+        """A worker that keeps crashing is restarted with back-off shown in STATUS=, while
+        the others serve; once it starts again, full strength comes back."""
+        port = lib.free_port()
+        flag = os.path.join(self.dir, "break-slot-1")
+        target = lib.write_file(os.path.join(self.dir, "app"), """#!/bin/sh
+if [ "$LIVESWAP_WORKER" = 1 ] && [ -e '%s' ]; then echo "slot 1 cannot start" >&2; exit 3; fi
+exec '%s' --version v1
+""" % (flag, lib.HTTPD), 0o755)
+        sup = self.start("--instance", "web", "--config", notify_config(self), "-s", target, "-p", str(port),
+                         "-f", "4")
+        lib.write_file(flag, "")
+        victim = next(w[0] for w in sup.get_property("web", "Workers") if worker_slot(w[0]) == 1)
+        # The kill itself takes the victim's in-flight requests with it (an application
+        # crash no supervisor can hide), so the load starts once the loop is under way.
+        os.kill(victim, 9)
+        sup.wait_status(r"worker 1 crashed 2 times in a row")
+        load = lib.Load(self, "127.0.0.1:%d" % port, clients=8)
+        status = sup.wait_status(r"Serving generation 1 .*: 3/4 ready; worker 1 crashed 4 times in a row, "
+                                 r"restarting in [0-9.]+s")
+        self.assertIsNone(sup.proc.poll())
+        os.unlink(flag)
+        sup.wait_status(r"Serving generation 1 .*: 4/4 ready$", timeout=60)
+        result = load.stop()
+        self.assert_no_failures(result, sup)
+        self.assertIn("exited with status 3", sup.output())
+        self.report("crash loop", result)
+        print("status during the loop: %s" % status)
+
+    def test_unwritable_state_refuses_the_upgrade(self):
+        """HEAD lives on a read-only mount: the upgrade is refused up front with the cause,
+        nothing changes, and the old HEAD is intact."""
+        port = lib.free_port()
+        state = os.path.join(self.dir, "state")
+        os.makedirs(state)
+        head = os.path.join(state, "HEAD")
+        v1 = lib.make_target(os.path.join(self.dir, "a"), "v1")
+        v2 = lib.make_target(os.path.join(self.dir, "b"), "v2")
+        lib.write_file(head, os.path.realpath(v1) + "\n")
+        if os.geteuid() != 0 or not shutil.which("unshare"):
+            self.skipTest("needs root and unshare for a private read-only mount")
+        # A private mount namespace in which the state directory is read-only, for the
+        # supervisor alone. It execs liveswap, so the pid is the supervisor's.
+        script = ('mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@"')
+        sup = lib.Supervisor(self, ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",
+                                    state, lib.LIVESWAP, "--instance", "web", "--config", notify_config(self),
+                                    "-s", v1, "-p", str(port), "-H", head])
+        sup.wait_ready()
+        load = lib.Load(self, "127.0.0.1:%d" % port, clients=8)
+        p = sup.client("-i", "web", "-u", v2)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("nothing changed: cannot record it in %s: Read-only file system" % head, p.stderr)
+        self.assertEqual(sup.get_property("web", "Generation"), 1)
+        self.assertEqual(lib.http_get(("127.0.0.1", port))[2], "v1\n")
+        with open(head) as f:
+            self.assertEqual(f.read(), os.path.realpath(v1) + "\n")
+        result = load.stop()
+        self.assert_no_failures(result, sup)
+        self.assertEqual(list(lib.versions(result)), ["v1"])
+        self.report("read-only state", result)
+
+    def test_out_of_file_descriptors(self):
+        """RLIMIT_NOFILE too low for a blue-green upgrade's new workers: the upgrade fails
+        with EMFILE in words and rolls back; the old workers serve throughout."""
+        port = lib.free_port()
+        v1 = lib.make_target(os.path.join(self.dir, "a"), "v1")
+        v2 = lib.make_target(os.path.join(self.dir, "b"), "v2")
+        conf = notify_config(self, strategy="blue-green")
+        sup = self.start("--instance", "web", "--config", conf, "-s", v1, "-p", str(port), "-f", "4")
+        # Lower the limit of the running supervisor to what it uses now plus one worker's
+        # worth (a control socket and a pidfd each): the second new worker cannot start.
+        used = len(os.listdir("/proc/%d/fd" % sup.proc.pid))
+        subprocess.run(["prlimit", "--pid", str(sup.proc.pid), "--nofile=%d:" % (used + 3)], check=True)
+        load = lib.Load(self, "127.0.0.1:%d" % port, clients=8)
+        p = sup.client("-i", "web", "-u", v2)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("Too many open files", p.stderr)
+        sup.wait_status(r"Upgrade to generation 2 failed: .*Too many open files.*; Serving generation 1 .*4/4 ready")
+        self.assertEqual(sup.get_property("web", "Generation"), 1)
+        result = load.stop()
+        self.assert_no_failures(result, sup)
+        self.assertEqual(list(lib.versions(result)), ["v1"], result["_raw"])
+        self.assertIsNone(sup.proc.poll())
+        # With the limit back, the same upgrade goes through.
+        subprocess.run(["prlimit", "--pid", str(sup.proc.pid), "--nofile=1024:"], check=True)
+        sup.client("-i", "web", "-u", v2, check=0)
+        self.report("fd exhaustion", result)
+
+    def test_out_of_processes(self):
+        """fork() fails (RLIMIT_NPROC of an unprivileged supervisor): the upgrade fails with
+        the cause in words and rolls back; serving goes on."""
+        if os.geteuid() != 0:
+            self.skipTest("needs root to run the supervisor as nobody")
+        port = lib.free_port()
+        os.chmod(self.dir, 0o755)
+        v1 = lib.make_target(os.path.join(self.dir, "a"), "v1")
+        v2 = lib.make_target(os.path.join(self.dir, "b"), "v2")
+        conf = notify_config(self, strategy="blue-green")
+        # nobody owns no other process here; count them anyway so the limit is exact.
+        others = len(subprocess.run(["pgrep", "-u", "nobody"], capture_output=True, text=True).stdout.split())
+        state = os.path.join(self.dir, "state")
+
+        def hand_to_nobody(sup):
+            for path in (sup.run_dir, state):
+                os.makedirs(path, exist_ok=True)
+                os.chown(path, 65534, 65534)
+            os.chmod(sup.notify.path, 0o777)  # systemd's notify socket takes anyone too
+
+        # Room for the supervisor, its 2 workers and one more: blue-green needs two more.
+        # (Lowering one's own soft limit needs no privilege; prlimit then execs liveswap.)
+        sup = lib.Supervisor(self, ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                                    "prlimit", "--nproc=%d:" % (others + 4), lib.LIVESWAP, "--instance", "web", "--config", conf, "-s", v1, "-p", str(port),
+                                    "-f", "2"], env={"XDG_STATE_HOME": state}, prepare=hand_to_nobody)
+        sup.wait_ready()
+        load = lib.Load(self, "127.0.0.1:%d" % port, clients=8)
+        p = sup.client("-i", "web", "-u", v2)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("Resource temporarily unavailable", p.stderr)
+        self.assertEqual(sup.get_property("web", "Generation"), 1)
+        result = load.stop()
+        self.assert_no_failures(result, sup)
+        self.assertEqual(list(lib.versions(result)), ["v1"], result["_raw"])
+        self.assertIsNone(sup.proc.poll())
+        self.report("fork failure", result)
+
+
+if __name__ == "__main__":
+    lib.main()
