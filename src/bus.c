@@ -30,6 +30,7 @@ struct connection {
         sd_bus *bus;
         sd_bus_slot *disconnect_slot;
         bool dead;
+        bool running; /* authenticated, and what came with BEGIN was processed */
         struct connection *next;
 };
 
@@ -49,6 +50,7 @@ struct bus_server {
         char *path;
         sd_event_source *listen_source;
         sd_event_source *reaper; /* frees closed connections outside their own dispatch */
+        sd_event_source *auth_kick; /* see on_auth_kick() */
         struct connection *connections;
         unsigned n_connections;
         uint64_t next_unique;
@@ -93,16 +95,24 @@ static int check_caller(sd_bus_message *m, struct supervisor *s, sd_bus_error *e
         gid_t gid;
         const gid_t *gids = NULL;
 
-        int r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID | SD_BUS_CREDS_EGID | SD_BUS_CREDS_SUPPLEMENTARY_GIDS |
+        /* Peer-to-peer the kernel's SO_PEERCRED gives the effective ids. Through
+         * dbus-daemon only the connection's uid (also taken from SO_PEERCRED when it
+         * connected) is authoritative, so ask for both and prefer the effective one. */
+        int r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID | SD_BUS_CREDS_UID | SD_BUS_CREDS_EGID |
+                                                     SD_BUS_CREDS_GID | SD_BUS_CREDS_SUPPLEMENTARY_GIDS |
                                                      SD_BUS_CREDS_AUGMENT,
                                           &creds);
-        if (r >= 0)
-                r = sd_bus_creds_get_euid(creds, &uid);
-        if (r < 0)
+        if (r >= 0 && sd_bus_creds_get_euid(creds, &uid) < 0)
+                r = sd_bus_creds_get_uid(creds, &uid);
+        if (r < 0) {
+                log_warning("Refused %s: cannot determine the caller's identity: %s", sd_bus_message_get_member(m),
+                            strerror(-r));
                 return sd_bus_error_setf(error, ERROR_ACCESS_DENIED, "Cannot determine the caller's identity");
+        }
         if (uid_allowed(s, uid))
                 return 0;
-        if (sd_bus_creds_get_egid(creds, &gid) >= 0 && gid_allowed(s, gid))
+        if ((sd_bus_creds_get_egid(creds, &gid) >= 0 || sd_bus_creds_get_gid(creds, &gid) >= 0) &&
+            gid_allowed(s, gid))
                 return 0;
         int n = sd_bus_creds_get_supplementary_gids(creds, &gids);
         for (int i = 0; i < n; i++)
@@ -150,8 +160,12 @@ static int method_rollback(sd_bus_message *m, void *userdata, sd_bus_error *erro
 static int method_cancel(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         struct supervisor *s = userdata;
         CHECK_CALLER(m, s, error);
+        /* Already being undone: what Cancel asks for is under way. */
+        if (engine_get_state(s->engine) == ENGINE_ROLLING_BACK)
+                return sd_bus_reply_method_return(m, NULL);
         if (engine_cancel(s->engine, now_usec()) < 0)
-                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "%s: no upgrade is running", s->instance);
+                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "%s: no upgrade is running, nothing to cancel",
+                                         s->instance);
         log_info("Upgrade cancelled by request");
         supervisor_dispatch(s);
         return sd_bus_reply_method_return(m, NULL);
@@ -186,9 +200,13 @@ static int method_message(sd_bus_message *m, void *userdata, sd_bus_error *error
         int r = sd_bus_message_read(m, "s", &text);
         if (r < 0)
                 return r;
+        /* A zero-length packet reads as end-of-file on a SOCK_SEQPACKET socket: a worker
+         * would take it for the supervisor going away. */
+        if (!*text)
+                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "%s: the message is empty", s->instance);
         if (strlen(text) > MAX_MESSAGE_TEXT)
-                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "message too long (at most %d bytes)",
-                                         MAX_MESSAGE_TEXT);
+                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "%s: the message is too long (at most %d bytes)",
+                                         s->instance, MAX_MESSAGE_TEXT);
         supervisor_message(s, text, &delivered);
         return sd_bus_reply_method_return(m, "u", delivered);
 }
@@ -201,11 +219,14 @@ static int method_set_workers(sd_bus_message *m, void *userdata, sd_bus_error *e
         if (r < 0)
                 return r;
         if (count == 0 || count > 4096)
-                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "worker count must be between 1 and 4096");
+                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "%s: the worker count must be between 1 and 4096",
+                                         s->instance);
         r = engine_set_workers(s->engine, now_usec(), count);
         if (r < 0)
                 return sd_bus_error_setf(error, ERROR_BUSY, "%s: cannot scale while %s", s->instance,
                                          engine_state_to_string(engine_get_state(s->engine)));
+        /* Kept for the next upgrade to a new target; a reload reads the file again. */
+        s->config.workers = count;
         log_info("Scaling to %u workers by request", count);
         supervisor_dispatch(s);
         return sd_bus_reply_method_return(m, NULL);
@@ -325,6 +346,33 @@ static int on_disconnect(sd_bus_message *m, void *userdata, sd_bus_error *error)
         return 0;
 }
 
+/* A client may send its first method call in the same segment as the authentication's
+ * BEGIN. sd-bus (252) then switches the connection to running with that call still in
+ * its read buffer, and as nothing more arrives on the socket, nothing wakes it: the call
+ * would wait for the next unrelated event. So after each loop iteration, process the
+ * connections that are new until they are running and idle. */
+static int on_auth_kick(sd_event_source *source, void *userdata) {
+        struct bus_server *b = userdata;
+        bool pending = false;
+        for (struct connection *c = b->connections; c; c = c->next) {
+                if (c->dead || c->running)
+                        continue;
+                int r = 0;
+                for (int i = 0; i < 64 && (r = sd_bus_process(c->bus, NULL)) > 0; i++)
+                        ;
+                if (r < 0) {
+                        c->dead = true;
+                        (void) sd_event_source_set_enabled(b->reaper, SD_EVENT_ONESHOT);
+                } else if (r == 0 && sd_bus_is_ready(c->bus) > 0)
+                        c->running = true;
+                else
+                        pending = true;
+        }
+        if (!pending)
+                (void) sd_event_source_set_enabled(source, SD_EVENT_OFF);
+        return 0;
+}
+
 static int connection_new(struct bus_server *b, int fd) {
         struct connection *c = calloc(1, sizeof(*c));
         if (!c) {
@@ -357,6 +405,7 @@ static int connection_new(struct bus_server *b, int fd) {
         c->next = b->connections;
         b->connections = c;
         b->n_connections++;
+        (void) sd_event_source_set_enabled(b->auth_kick, SD_EVENT_ON);
         return 0;
 fail:
         sd_bus_slot_unref(c->disconnect_slot);
@@ -464,7 +513,7 @@ int bus_server_new(struct supervisor *s, const char *socket_path, struct bus_ser
         }
         (void) unlink(socket_path);
         /* Mode 0600 from birth: no window in which another user could connect. */
-        mode_t old = umask(0077);
+        mode_t old = umask(0177);
         r = bind(b->listen_fd, (struct sockaddr *) &sa, sizeof(sa));
         umask(old);
         if (r < 0 || listen(b->listen_fd, 64) < 0) {
@@ -476,6 +525,10 @@ int bus_server_new(struct supervisor *s, const char *socket_path, struct bus_ser
                 r = sd_event_add_defer(s->event, &b->reaper, on_reap, b);
         if (r >= 0)
                 r = sd_event_source_set_enabled(b->reaper, SD_EVENT_OFF);
+        if (r >= 0)
+                r = sd_event_add_post(s->event, &b->auth_kick, on_auth_kick, b);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(b->auth_kick, SD_EVENT_OFF);
         if (r < 0) {
                 log_error_errno(r, "Cannot watch the control socket: %s", strerror(-r));
                 goto fail;
@@ -499,6 +552,7 @@ struct bus_server *bus_server_free(struct bus_server *b) {
         }
         sd_event_source_disable_unref(b->listen_source);
         sd_event_source_disable_unref(b->reaper);
+        sd_event_source_disable_unref(b->auth_kick);
         if (b->listen_fd >= 0) {
                 close(b->listen_fd);
                 (void) unlink(b->path);
