@@ -10,6 +10,10 @@
  *   GET /signals         -> "blocked=MASK ignored=MASK": the signals blocked and ignored
  *                           when it started, in hex as /proc/PID/status shows them
  *
+ * Its sockets come the systemd way (LISTEN_FDS: liveswap, systemd, systemd-socket-activate)
+ * or, so that the benchmarks can run the same worker under Server::Starter, the
+ * start_server way (SERVER_STARTER_PORT).
+ *
  * One thread, one level-triggered epoll loop, non-blocking sockets. A connection is only
  * ever read while it waits for a request, so a pipelining client cannot grow its buffer
  * beyond REQUEST_HEAD_MAX and a slow response never blocks another connection.
@@ -906,32 +910,90 @@ static void server_free(struct server *s) {
         free(s->fds_at_start);
 }
 
-/* Takes every stream socket systemd-style socket passing gave us. LISTEN_* stay set so
- * that /env can show them. */
+static bool parse_long(const char *text, long *ret) {
+        char *end;
+        errno = 0;
+        long v = strtol(text, &end, 10);
+        if (errno || end == text || *end || v < 0)
+                return false;
+        *ret = v;
+        return true;
+}
+
+/* Adds FD to the sockets we serve if it is a listening stream socket. Returns 1 when
+ * added, 0 when ignored, or a negative errno. */
+static int server_add_listener(struct server *s, int fd, const char *origin) {
+        if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
+                fprintf(stderr, SD_WARNING "httpd: fd %d from %s is not a listening stream socket, ignored\n", fd,
+                        origin);
+                return 0;
+        }
+        int flags = fcntl(fd, F_GETFL);
+        if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+                fprintf(stderr, SD_ERR "httpd: fd %d: %m\n", fd);
+                return -errno;
+        }
+        s->listeners[s->n_listeners++] = (struct source){ .kind = SOURCE_LISTEN, .fd = fd };
+        return 1;
+}
+
+/* Server::Starter (start_server) does not use LISTEN_FDS: it leaves each socket open at
+ * whatever fd number Perl gave it and describes them as SERVER_STARTER_PORT=
+ * "ADDR=FD;ADDR=FD..." (ADDR is host:port, a port or a unix socket path). The fd is
+ * what follows the last '=' of each item, since a unix path may contain '=' itself. */
+static int server_take_starter_listeners(struct server *s, const char *spec) {
+        _cleanup_free_ char *copy = strdup(spec);
+        if (!copy)
+                return -ENOMEM;
+        size_t items = 1;
+        for (const char *p = spec; *p; p++)
+                items += *p == ';';
+        s->listeners = calloc(items, sizeof(*s->listeners));
+        if (!s->listeners)
+                return -ENOMEM;
+        char *save = NULL;
+        for (char *item = strtok_r(copy, ";", &save); item; item = strtok_r(NULL, ";", &save)) {
+                const char *eq = strrchr(item, '=');
+                long fd;
+                if (!eq || !parse_long(eq + 1, &fd) || fd > INT_MAX) {
+                        fprintf(stderr, SD_WARNING "httpd: SERVER_STARTER_PORT item \"%s\" has no fd number, ignored\n",
+                                item);
+                        continue;
+                }
+                int r = server_add_listener(s, (int) fd, "SERVER_STARTER_PORT");
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* Takes every stream socket systemd-style socket passing gave us (LISTEN_FDS), else
+ * those Server::Starter gave us. LISTEN_* stay set so that /env can show them. */
 static int server_take_listeners(struct server *s) {
         int n = sd_listen_fds(0);
         if (n < 0) {
                 fprintf(stderr, SD_ERR "httpd: LISTEN_FDS: %s\n", strerror(-n));
                 return n;
         }
-        s->listeners = calloc(n > 0 ? (size_t) n : 1, sizeof(*s->listeners));
-        if (!s->listeners)
-                return -ENOMEM;
-        for (int fd = SD_LISTEN_FDS_START; fd < SD_LISTEN_FDS_START + n; fd++) {
-                if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
-                        fprintf(stderr, SD_WARNING "httpd: fd %d is not a listening stream socket, ignored\n", fd);
-                        continue;
+        const char *starter = getenv("SERVER_STARTER_PORT");
+        if (n == 0 && starter && *starter) {
+                int r = server_take_starter_listeners(s, starter);
+                if (r < 0)
+                        return r;
+        } else {
+                s->listeners = calloc(n > 0 ? (size_t) n : 1, sizeof(*s->listeners));
+                if (!s->listeners)
+                        return -ENOMEM;
+                for (int fd = SD_LISTEN_FDS_START; fd < SD_LISTEN_FDS_START + n; fd++) {
+                        int r = server_add_listener(s, fd, "LISTEN_FDS");
+                        if (r < 0)
+                                return r;
                 }
-                int flags = fcntl(fd, F_GETFL);
-                if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
-                        fprintf(stderr, SD_ERR "httpd: fd %d: %m\n", fd);
-                        return -errno;
-                }
-                s->listeners[s->n_listeners++] = (struct source){ .kind = SOURCE_LISTEN, .fd = fd };
         }
         if (s->n_listeners == 0) {
-                fprintf(stderr, SD_ERR "httpd: no listening sockets were passed (LISTEN_FDS/LISTEN_PID); "
-                                "run me under liveswap, systemd or systemd-socket-activate\n");
+                fprintf(stderr, SD_ERR "httpd: no listening sockets were passed (LISTEN_FDS/LISTEN_PID or "
+                                "SERVER_STARTER_PORT); run me under liveswap, systemd, systemd-socket-activate "
+                                "or start_server\n");
                 return -EBADF;
         }
         return 0;
@@ -1012,19 +1074,10 @@ static int usage(const char *argv0, int status) {
         fprintf(status ? stderr : stdout,
                 "usage: %s [--version STR] [--delay-start MS] [--crash-at-start] [--crash-after MS]\n"
                 "       [--no-ready] [--ignore-term] [--log FILE]\n"
-                "An HTTP/1.1 worker for liveswap: serves on the sockets passed in LISTEN_FDS.\n",
+                "An HTTP/1.1 worker for liveswap: serves on the sockets passed in LISTEN_FDS\n"
+                "(or, under Server::Starter's start_server, in SERVER_STARTER_PORT).\n",
                 argv0);
         return status;
-}
-
-static bool parse_long(const char *text, long *ret) {
-        char *end;
-        errno = 0;
-        long v = strtol(text, &end, 10);
-        if (errno || end == text || *end || v < 0)
-                return false;
-        *ret = v;
-        return true;
 }
 
 /* Returns 0, or the exit status for a usage error (-1 for --help). */

@@ -30,6 +30,9 @@ struct connection {
         sd_bus *bus;
         sd_bus_slot *disconnect_slot;
         bool dead;
+        /* Signals only after the peer's first message: busctl and other bus clients send
+         * Hello first and take anything but its reply as a protocol error (EIO). */
+        bool ready;
         bool running; /* authenticated, and what came with BEGIN was processed */
         struct connection *next;
 };
@@ -307,8 +310,19 @@ static int on_driver_call(sd_bus_message *m, void *userdata, sd_bus_error *error
         if (sd_bus_message_is_method_call(m, "org.freedesktop.DBus", "Hello")) {
                 char name[32];
                 snprintf(name, sizeof(name), ":1.%" PRIu64, ++c->server->next_unique);
-                return sd_bus_reply_method_return(m, "s", name);
+                int r = sd_bus_reply_method_return(m, "s", name);
+                c->ready = true;
+                return r;
         }
+        return 0;
+}
+
+/* Runs before any handler: a peer whose first message is not Hello is no bus client and
+ * may get signals from now on. */
+static int on_first_message(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        struct connection *c = userdata;
+        if (!c->ready && !sd_bus_message_is_method_call(m, "org.freedesktop.DBus", "Hello"))
+                c->ready = true;
         return 0;
 }
 
@@ -398,6 +412,7 @@ static int connection_new(struct bus_server *b, int fd) {
             (r = sd_bus_add_object_vtable(c->bus, NULL, LIVESWAP_OBJECT_PATH, LIVESWAP_INTERFACE, supervisor_vtable,
                                           b->supervisor)) < 0 ||
             (r = sd_bus_add_object(c->bus, NULL, "/org/freedesktop/DBus", on_driver_call, c)) < 0 ||
+            (r = sd_bus_add_filter(c->bus, NULL, on_first_message, c)) < 0 ||
             (r = sd_bus_match_signal(c->bus, &c->disconnect_slot, NULL, "/org/freedesktop/DBus/Local",
                                      "org.freedesktop.DBus.Local", "Disconnected", on_disconnect, c)) < 0 ||
             (r = sd_bus_start(c->bus)) < 0 || (r = sd_bus_attach_event(c->bus, b->supervisor->event, 0)) < 0)
@@ -571,7 +586,7 @@ void bus_emit_upgrade_finished(struct bus_server *b, uint64_t generation, bool s
                 (void) sd_bus_emit_signal(b->broker, LIVESWAP_OBJECT_PATH, LIVESWAP_INTERFACE, "UpgradeFinished", "tbs",
                                           generation, (int) success, reason);
         for (struct connection *c = b->connections; c; c = c->next)
-                if (!c->dead)
+                if (c->ready && !c->dead)
                         (void) sd_bus_emit_signal(c->bus, LIVESWAP_OBJECT_PATH, LIVESWAP_INTERFACE, "UpgradeFinished", "tbs",
                                           generation, (int) success, reason);
 }
@@ -632,6 +647,6 @@ void bus_emit_changes(struct bus_server *b) {
         if (b->broker)
                 (void) sd_bus_emit_properties_changed_strv(b->broker, LIVESWAP_OBJECT_PATH, LIVESWAP_INTERFACE, changed);
         for (struct connection *c = b->connections; c; c = c->next)
-                if (!c->dead)
+                if (c->ready && !c->dead)
                         (void) sd_bus_emit_properties_changed_strv(c->bus, LIVESWAP_OBJECT_PATH, LIVESWAP_INTERFACE, changed);
 }

@@ -1,8 +1,12 @@
-/* client.h: finding and calling a running supervisor, shared by liveswapctl and the
- * seed-compatible client flags of liveswap (-u, -k, -d, -m). */
+/* client.h: finding, connecting to and driving a running supervisor, shared by
+ * liveswapctl and the seed-compatible client flags of liveswap (-u, -k, -d, -m), so that
+ * both print the same progress and exit with the same codes. */
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 #include <systemd/sd-bus.h>
 
 /* Exit codes of the contract: 0 done, 1 the upgrade failed and was rolled back (or the
@@ -11,12 +15,122 @@
 #define CLIENT_EXIT_FAILED 1
 #define CLIENT_EXIT_USAGE 2
 
-/* The instance to talk to: NAME if given, else $LIVESWAP_INSTANCE, else the only one
- * running. Prints the reason on failure. Returns 0 or a negative errno. */
-int client_pick_instance(const char *name, char **ret);
+enum client_transport {
+        CLIENT_TRANSPORT_AUTO,   /* the private socket, else the user bus, else the system bus */
+        CLIENT_TRANSPORT_USER,   /* --user */
+        CLIENT_TRANSPORT_SYSTEM, /* --system */
+        CLIENT_TRANSPORT_REMOTE, /* -H [USER@]HOST: the system bus there, over ssh */
+};
 
-/* Connects to the instance's private socket. Prints the reason on failure unless quiet. */
+struct client_options {
+        const char *program; /* names the messages: "liveswapctl", "liveswap" */
+        const char *instance;
+        enum client_transport transport;
+        const char *host;
+        bool json;
+        bool no_wait;
+};
+
+/* One open connection to one instance. */
+struct client {
+        const struct client_options *options;
+        sd_bus *bus;
+        char *instance;
+        char *destination; /* the well-known name on a bus; NULL peer-to-peer */
+        char *where;       /* "the private socket PATH", "the user bus", ... for messages */
+};
+
+/* Where an instance was seen. */
+enum {
+        CLIENT_SEEN_SOCKET = 1 << 0,
+        CLIENT_SEEN_USER_BUS = 1 << 1,
+        CLIENT_SEEN_SYSTEM_BUS = 1 << 2,
+        CLIENT_SEEN_REMOTE = 1 << 3,
+};
+
+struct client_instance {
+        char *name;
+        char *socket; /* the private socket's path when CLIENT_SEEN_SOCKET */
+        unsigned seen;
+};
+
+struct client_instance_list {
+        struct client_instance *items;
+        size_t n;
+};
+
+struct client_worker {
+        uint32_t pid;
+        uint64_t generation;
+        char *state;
+        char *target;
+        uint64_t started_usec; /* CLOCK_MONOTONIC of the supervisor's host */
+};
+
+/* The supervisor's properties. */
+struct client_status {
+        char *instance, *state, *target, *previous_target, *last_result;
+        uint64_t generation;
+        uint32_t desired, ready, draining;
+        struct client_worker *workers;
+        size_t n_workers;
+};
+
+/* ---- client.c: finding and connecting ---- */
+
+/* Every instance reachable with the options' transport (private sockets and both buses
+ * for CLIENT_TRANSPORT_AUTO), sorted by name. Buses that do not exist are skipped. */
+int client_find_instances(const struct client_options *o, struct client_instance_list *ret);
+void client_instance_list_done(struct client_instance_list *l);
+/* "private socket PATH, user bus" */
+char *client_describe_seen(const struct client_instance *i);
+
+/* Picks the instance (options->instance, $LIVESWAP_INSTANCE, else the only one running)
+ * and connects to it. Prints one line saying why on failure. Returns 0 or a negative
+ * errno; the exit code for a failure is CLIENT_EXIT_USAGE. */
+int client_open(struct client *c, const struct client_options *o);
+/* Connects to the instance named by i, through where it was seen. Quiet. */
+int client_open_instance(struct client *c, const struct client_options *o, const struct client_instance *i);
+void client_close(struct client *c);
+/* The supervisor's pid, as the kernel or the bus reports it. */
+int client_supervisor_pid(const struct client *c, pid_t *ret);
+/* Connects to the instance's private socket only (the supervisor asks this to learn
+ * whether it already runs). Prints the reason on failure unless quiet. */
 int client_connect(const char *instance, bool quiet, sd_bus **ret);
 
+/* Calls METHOD of the supervisor with TYPES and the arguments that follow. On failure
+ * prints one line naming the instance and the cause and returns the exit code
+ * (CLIENT_EXIT_FAILED or CLIENT_EXIT_USAGE); 0 on success. */
+int client_call(struct client *c, const char *method, sd_bus_message **ret_reply, const char *types, ...);
+/* The same for a call already made: prints the error and returns its exit code. */
+int client_report_error(const struct client *c, const sd_bus_error *error, int r);
 /* Maps a D-Bus error of a method call to the exit codes above. */
 int client_exit_code_for(const sd_bus_error *error);
+/* Prints "PROGRAM: INSTANCE: " then the formatted text, once, to stderr. */
+void client_error(const struct client *c, const char *format, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- client-status.c: the properties ---- */
+
+/* Reads every property. Returns CLIENT_EXIT_OK, or prints why and returns the exit code. */
+int client_get_status(struct client *c, struct client_status *ret);
+/* Updates s from an a{sv} of the supervisor's properties (GetAll's reply, or the second
+ * argument of PropertiesChanged); unknown properties are skipped. */
+int client_status_update(struct client_status *s, sd_bus_message *m);
+void client_status_done(struct client_status *s);
+/* Workers of GENERATION in STATE ("ready", "starting", "draining"). */
+unsigned client_status_count(const struct client_status *s, uint64_t generation, const char *state);
+
+/* ---- client-commands.c: the commands liveswap and liveswapctl share ---- */
+
+/* Upgrade to TARGET ("" or NULL: reload). Relative targets are made absolute against the
+ * caller's working directory. Waits with live progress unless options->no_wait.
+ * Returns the exit code. */
+int client_upgrade(struct client *c, const char *target);
+/* Upgrade to the previous target; waits like client_upgrade(). */
+int client_rollback(struct client *c);
+/* Quit: drains every worker; waits until the supervisor is gone unless no_wait. */
+int client_stop(struct client *c);
+int client_restart(struct client *c);
+int client_cancel(struct client *c);
+int client_message(struct client *c, const char *text);
+int client_scale(struct client *c, uint32_t count);

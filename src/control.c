@@ -5,6 +5,7 @@
  * engine's UPGRADE_FINISHED action. */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +39,11 @@ static void reply_waiters(struct supervisor *s, uint64_t generation, bool succes
                 if (success)
                         (void) sd_bus_reply_method_return(w->call, "t", generation);
                 else
-                        (void) sd_bus_reply_method_errorf(w->call, error_name, "%s", reason);
+                        (void) sd_bus_reply_method_errorf(w->call, error_name,
+                                                          "%s: upgrade to generation %" PRIu64
+                                                          " failed, still serving generation %" PRIu64 ": %s",
+                                                          s->instance, generation, engine_get_generation(s->engine),
+                                                          reason);
                 sd_bus_message_unref(w->call);
                 *w = s->waiters[--s->n_waiters];
         }
@@ -99,6 +104,23 @@ static const char *reload_target(struct supervisor *s, const struct config *c, c
         return c->target ?: engine_get_target(s->engine);
 }
 
+/* A request refused before anything changed. The caller gets the error; the log and
+ * STATUS= say why as well, since `systemctl reload` shows neither the reply nor its
+ * caller's output. */
+static int refuse(struct supervisor *s, sd_bus_error *ret_error, const char *error_name, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+static int refuse(struct supervisor *s, sd_bus_error *ret_error, const char *error_name, const char *fmt, ...) {
+        char reason[1024];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(reason, sizeof(reason), fmt, ap);
+        va_end(ap);
+        log_warning("%s", reason);
+        engine_upgrade_refused(s->engine, reason);
+        supervisor_dispatch(s);
+        return sd_bus_error_setf(ret_error, error_name, "%s: %s", s->instance, reason);
+}
+
 int control_upgrade(struct supervisor *s, const char *target, sd_bus_message *call, bool wait,
                     sd_bus_error *ret_error) {
         int64_t generation = engine_check_upgrade(s->engine);
@@ -116,8 +138,8 @@ int control_upgrade(struct supervisor *s, const char *target, sd_bus_message *ca
         else {
                 r = supervisor_load_config(s, &c, err, sizeof(err));
                 if (r == -EINVAL || (r < 0 && r != -ENOMEM))
-                        return sd_bus_error_setf(ret_error, ERROR_UPGRADE_FAILED,
-                                                 "%s: reload refused, configuration not changed: %s", s->instance, err);
+                        return refuse(s, ret_error, ERROR_UPGRADE_FAILED,
+                                      "reload refused, configuration not changed: %s", err);
                 if (r >= 0)
                         target = reload_target(s, &c, &head_content);
         }
@@ -128,7 +150,7 @@ int control_upgrade(struct supervisor *s, const char *target, sd_bus_message *ca
         r = target_resolve(target, c.exec, &cmd, err, sizeof(err));
         if (r < 0) {
                 config_done(&c);
-                return sd_bus_error_setf(ret_error, ERROR_INVALID_TARGET, "%s: invalid target: %s", s->instance, err);
+                return refuse(s, ret_error, ERROR_INVALID_TARGET, "upgrade refused, invalid target: %s", err);
         }
         /* An upgrade whose result could not be recorded would be undone by the next
          * restart: refuse it now, while nothing has changed. */
@@ -136,9 +158,9 @@ int control_upgrade(struct supervisor *s, const char *target, sd_bus_message *ca
         if (r < 0) {
                 config_done(&c);
                 worker_command_done(&cmd);
-                return sd_bus_error_setf(ret_error, ERROR_UPGRADE_FAILED,
-                                         "%s: upgrade refused, nothing changed: cannot record it in %s: %s",
-                                         s->instance, s->head_path, strerror(-r));
+                return refuse(s, ret_error, ERROR_UPGRADE_FAILED,
+                              "upgrade refused, nothing changed: cannot record it in %s: %s", s->head_path,
+                              strerror(-r));
         }
         if (call && wait && (r = add_waiter(s, call, (uint64_t) generation)) < 0) {
                 config_done(&c);
@@ -214,7 +236,13 @@ void control_upgrade_finished(struct supervisor *s, const struct engine_action *
                 log_error("Upgrade to generation %" PRIu64 " failed: %s; serving generation %" PRIu64, a->generation,
                           a->reason, engine_get_generation(s->engine));
         }
-        (void) sd_notify(false, "READY=1");
+        /* READY=1 ends systemd's reloading state, success or not; the status goes with it
+         * so that `systemctl show -p StatusText` is current when `systemctl reload`
+         * returns. While the first generation is still starting, the service is not
+         * ready yet, whatever became of this upgrade. */
+        engine_format_status(s->engine, now_usec(), s->status, sizeof(s->status));
+        (void) sd_notifyf(false, "%sSTATUS=%s", engine_get_state(s->engine) == ENGINE_STARTING ? "" : "READY=1\n",
+                          s->status);
         reply_waiters(s, a->generation, a->success, error_name, a->reason);
         bus_emit_upgrade_finished(s->bus, a->generation, a->success, reason);
 }

@@ -455,6 +455,15 @@ void engine_abort_upgrade(struct engine *e, const char *reason) {
         check_started(e);
 }
 
+void engine_upgrade_refused(struct engine *e, const char *reason) {
+        if (e->state == ENGINE_STOPPING || e->state == ENGINE_STOPPED)
+                return;
+        set_reason(e->failure_status, sizeof(e->failure_status), "%s; ", reason);
+        /* It leads the status line: a sentence. */
+        if (e->failure_status[0] >= 'a' && e->failure_status[0] <= 'z')
+                e->failure_status[0] = (char) (e->failure_status[0] - 'a' + 'A');
+}
+
 int engine_start_upgrade(struct engine *e, uint64_t now, const char *target,
                          const struct engine_settings *settings) {
         if (!e->preparing)
@@ -635,6 +644,10 @@ static void mark_ready(struct engine *e, struct engine_worker *w, uint64_t now) 
         w->state = WORKER_READY;
         w->ready_usec = now;
         w->deadline_usec = USEC_INFINITY;
+        struct engine_action *a = push_action(e, ACTION_WORKER_READY);
+        a->pid = w->pid;
+        a->generation = w->generation;
+        a->slot = w->slot;
         rollback_progress(e);
         upgrade_progress(e, now);
         check_started(e);

@@ -59,6 +59,7 @@ struct engine_worker {
 enum action_type {
         ACTION_SPAWN,            /* worker_id, generation, slot: fork/exec, then report */
         ACTION_SIGNAL,           /* pid, signal */
+        ACTION_WORKER_READY,     /* pid, generation, slot: a worker became ready (for the log) */
         ACTION_READY,            /* the first generation is fully ready (sd_notify READY=1) */
         ACTION_UPGRADE_STARTED,  /* generation */
         ACTION_UPGRADE_FINISHED, /* generation, success, reason; on success the generation
@@ -109,6 +110,9 @@ int64_t engine_check_upgrade(const struct engine *e);
 int engine_start_upgrade(struct engine *e, uint64_t now, const char *target,
                          const struct engine_settings *settings);
 void engine_abort_upgrade(struct engine *e, const char *reason);
+/* An upgrade request refused before it began (invalid target, bad configuration): nothing
+ * changes but STATUS=, which leads with REASON until the next upgrade. */
+void engine_upgrade_refused(struct engine *e, const char *reason);
 
 /* Aborts the running upgrade and rolls back. -ENOENT when none runs. */
 int engine_cancel(struct engine *e, uint64_t now);

@@ -170,61 +170,33 @@ static int parse_arguments(int argc, char **argv, struct arguments *a) {
 /* ---- client mode ---- */
 
 static int run_client(const struct arguments *a) {
-        _cleanup_free_ char *instance = NULL, *derived = NULL;
-        const char *name = a->instance;
-        if (!name && a->overrides.target)
-                name = derived = names_instance_from_target(a->overrides.target);
-        if (client_pick_instance(name, &instance) < 0)
-                return CLIENT_EXIT_USAGE;
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        if (client_connect(instance, false, &bus) < 0)
-                return CLIENT_EXIT_USAGE;
+        _cleanup_free_ char *derived = NULL;
+        struct client_options options = { .program = "liveswap", .instance = a->instance };
+        if (!options.instance && a->overrides.target)
+                options.instance = derived = names_instance_from_target(a->overrides.target);
 
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        struct client c;
+        if (client_open(&c, &options) < 0)
+                return CLIENT_EXIT_USAGE;
         int r;
         switch (a->client) {
-        case CLIENT_UPGRADE: {
-                _cleanup_free_ char *target = NULL;
-                /* A relative target means relative to the caller, not to the supervisor. */
-                if (a->client_arg && *a->client_arg && !(target = realpath(a->client_arg, NULL))) {
-                        fprintf(stderr, "%s: %s\n", a->client_arg, strerror(errno));
-                        return CLIENT_EXIT_USAGE;
-                }
-                /* An upgrade may legitimately take minutes (ready and drain timeouts). */
-                (void) sd_bus_set_method_call_timeout(bus, UINT64_MAX / 2);
-                r = sd_bus_call_method(bus, NULL, LIVESWAP_OBJECT_PATH, LIVESWAP_INTERFACE, "Upgrade", &error, &reply,
-                                       "s", target ?: "");
-                if (r >= 0) {
-                        uint64_t generation;
-                        if (sd_bus_message_read(reply, "t", &generation) >= 0)
-                                printf("%s: serving generation %llu\n", instance, (unsigned long long) generation);
-                }
+        case CLIENT_UPGRADE:
+                r = client_upgrade(&c, a->client_arg);
                 break;
-        }
         case CLIENT_KILL:
-                r = sd_bus_call_method(bus, NULL, LIVESWAP_OBJECT_PATH, LIVESWAP_INTERFACE, "Restart", &error, NULL, "");
+                r = client_restart(&c);
                 break;
         case CLIENT_DIE:
-                r = sd_bus_call_method(bus, NULL, LIVESWAP_OBJECT_PATH, LIVESWAP_INTERFACE, "Quit", &error, NULL, "");
+                r = client_stop(&c);
                 break;
         case CLIENT_MESSAGE:
-                r = sd_bus_call_method(bus, NULL, LIVESWAP_OBJECT_PATH, LIVESWAP_INTERFACE, "Message", &error, &reply,
-                                       "s", a->client_arg);
-                if (r >= 0) {
-                        uint32_t delivered;
-                        if (sd_bus_message_read(reply, "u", &delivered) >= 0)
-                                printf("%s: delivered to %u worker%s\n", instance, delivered, delivered == 1 ? "" : "s");
-                }
+                r = client_message(&c, a->client_arg);
                 break;
         default:
-                return CLIENT_EXIT_USAGE;
+                r = CLIENT_EXIT_USAGE;
         }
-        if (r < 0) {
-                fprintf(stderr, "%s\n", error.message ?: strerror(-r));
-                return sd_bus_error_is_set(&error) ? client_exit_code_for(&error) : CLIENT_EXIT_USAGE;
-        }
-        return CLIENT_EXIT_OK;
+        client_close(&c);
+        return r;
 }
 
 /* ---- supervisor mode ---- */
@@ -321,10 +293,18 @@ static int run_supervisor(struct arguments *a) {
 
         r = supervisor_load_config(&s, &s.config, err, sizeof(err));
         if (r < 0) {
+                /* A missing file stays fatal: under systemd it is the only source of the
+                 * target, and running something else would be worse than not running. */
                 if (r == -ENOMEM)
                         log_error("Out of memory");
+                else if (r == -ENOENT)
+                        log_error("Cannot start instance %s: its configuration file %s does not exist "
+                                  "(create it with at least target = PATH, see liveswap.conf(5))",
+                                  instance ?: "(unnamed)", s.config_path);
+                else if (getenv("JOURNAL_STREAM"))
+                        log_error("%s", err); /* journald needs the level */
                 else
-                        fprintf(stderr, "%s\n", err);
+                        fprintf(stderr, "%s\n", err); /* FILE:LINE: first, as compilers write it */
                 return EXIT_CONFIG;
         }
         if (!instance && s.config.target)

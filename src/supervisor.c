@@ -235,7 +235,7 @@ static int on_notify(sd_event_source *source, int fd, uint32_t revents, void *us
                         continue;
                 }
                 if (m.ready) {
-                        log_info("Worker %d (generation %" PRIu64 ") is ready", w->pid, w->generation);
+                        log_debug("Worker %d (generation %" PRIu64 ") sent READY=1", w->pid, w->generation);
                         engine_worker_ready(s->engine, w->pid, now_usec());
                 }
                 if (m.has_status)
@@ -285,6 +285,9 @@ void supervisor_dispatch(struct supervisor *s) {
                                 log_info("Draining worker %d (%s)", a.pid, sigabbrev_np(a.signal) ?: "?");
                         if (kill(a.pid, a.signal) < 0 && errno != ESRCH)
                                 log_warning_errno(errno, "Cannot signal worker %d: %m", a.pid);
+                        break;
+                case ACTION_WORKER_READY:
+                        log_info("Worker %d (generation %" PRIu64 ", slot %u) is ready", a.pid, a.generation, a.slot);
                         break;
                 case ACTION_READY:
                         engine_format_status(s->engine, now_usec(), s->status, sizeof(s->status));

@@ -4,6 +4,10 @@
 // them) and drains on SIGTERM: it stops accepting, finishes the requests it has, closes
 // its idle keep-alive connections and exits, so an upgrade drops nothing.
 //
+// Without LISTEN_FDS it listens itself on 127.0.0.1:$PORT when PORT is set: that is
+// for process managers that share a port through node:cluster instead of passing fds
+// (PM2's cluster mode, which the benchmarks in bench/ compare liveswap with).
+//
 // Node cannot send READY=1 without a library (its dgram module has no unix datagram
 // sockets), so run it with `ready = delay`: it counts as ready once it has stayed alive
 // for `ready_delay`. It ignores LIVESWAP_CONTROL_FD (reading SOCK_SEQPACKET also needs
@@ -16,14 +20,25 @@ const FIRST_FD = 3;
 // How long a connection accepted just before the drain may take to send its request.
 const DRAIN_REQUEST_MS = 5000;
 
-const count = Number.parseInt(process.env.LISTEN_FDS || '', 10);
-if (!(count > 0) || process.env.LISTEN_PID !== String(process.pid)) {
-  console.error('server.js: no listening sockets were passed (LISTEN_FDS/LISTEN_PID); ' +
+const passed = process.env.LISTEN_PID === String(process.pid)
+  ? Number.parseInt(process.env.LISTEN_FDS || '', 10) : 0;
+const port = Number.parseInt(process.env.PORT || '', 10);
+// What to listen on: the passed fds, else the port.
+const addresses = [];
+if (passed > 0) {
+  for (let fd = FIRST_FD; fd < FIRST_FD + passed; fd++) {
+    addresses.push({ fd });
+  }
+} else if (port > 0 && port < 65536) {
+  addresses.push({ port, host: process.env.HOST || '127.0.0.1' });
+} else {
+  console.error('server.js: no listening sockets were passed (LISTEN_FDS/LISTEN_PID) and PORT is not set; ' +
                 'run me under liveswap (or systemd socket activation)');
   process.exit(1);
 }
 
 const servers = [];
+let listening = 0;
 let draining = false;
 const connections = new Map(); // socket -> { served, active }
 
@@ -91,7 +106,7 @@ function drain() {
   exitWhenDone();
 }
 
-for (let fd = FIRST_FD; fd < FIRST_FD + count; fd++) {
+for (const address of addresses) {
   const server = http.createServer(handle);
   server.on('connection', (socket) => {
     connections.set(socket, { served: 0, active: false });
@@ -101,13 +116,19 @@ for (let fd = FIRST_FD; fd < FIRST_FD + count; fd++) {
     });
   });
   server.on('error', (err) => {
-    console.error(`server.js: fd ${fd}: ${err.message}`);
+    console.error(`server.js: ${JSON.stringify(address)}: ${err.message}`);
     process.exit(1);
   });
-  server.listen({ fd });
+  // Said once every socket listens: binding a port completes after listen() returns.
+  server.on('listening', () => {
+    listening += 1;
+    if (listening === addresses.length) {
+      console.error(`server.js ${version}: pid ${process.pid} serving on ${addresses.length} socket(s)`);
+    }
+  });
+  server.listen(address);
   servers.push(server);
 }
 
 process.on('SIGTERM', drain);
 process.on('SIGINT', drain);
-console.error(`server.js ${version}: pid ${process.pid} serving on ${count} socket(s)`);

@@ -275,6 +275,59 @@ def versions(result):
     return out
 
 
+class DBusDaemon:
+    """A real dbus-daemon for one test, standing in for the user (session) bus.
+
+    Its policy lets every user connect, own names and send anything, as a permissive
+    session bus would, so that the supervisor's own credential checks are what refuses
+    callers. The socket lives in a directory of its own that other users can traverse,
+    so that a test can call as `nobody`. Stopped by its pid through test.addCleanup."""
+
+    CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:path=%s</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+  </policy>
+</busconfig>
+"""
+
+    def __init__(self, test, timeout=DEFAULT_TIMEOUT):
+        self.dir = tempfile.mkdtemp(prefix="liveswap-bus-")
+        os.chmod(self.dir, 0o755)
+        config = write_file(os.path.join(self.dir, "bus.conf"), self.CONFIG % os.path.join(self.dir, "bus"))
+        self.log = open(os.path.join(test.dir, "dbus-daemon.log"), "ab")
+        self.proc = subprocess.Popen(["dbus-daemon", "--config-file=" + config, "--nofork", "--print-address=1"],
+                                     stdout=subprocess.PIPE, stderr=self.log, stdin=subprocess.DEVNULL, text=True)
+        test.addCleanup(self.stop)
+        # The daemon prints its address once it listens: that line is the readiness event.
+        ready = []
+        reader = threading.Thread(target=lambda: ready.append(self.proc.stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(timeout)
+        if not ready or not ready[0].strip():
+            raise AssertionError("dbus-daemon did not start within %ss" % timeout)
+        self.address = ready[0].strip()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(DEFAULT_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stdout.close()
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 class TestCase(unittest.TestCase):
     maxDiff = None
 

@@ -1315,6 +1315,47 @@ Test(engine, status_strings) {
         cr_assert_str_eq(worker_state_to_string(WORKER_DRAINING), "draining");
 }
 
+Test(engine, refused_upgrade_shows_in_status) {
+        struct engine_settings s = settings(2, STRATEGY_ROLLING, 1);
+        start(&s);
+        ready_all(1);
+        size_t m = mark();
+        engine_upgrade_refused(e, "upgrade refused, invalid target: /srv/app/v3 is not executable");
+        pump();
+        cr_assert_eq(n_recorded, m, "a refusal changes nothing but the status");
+        cr_assert_eq(engine_get_generation(e), 1);
+        cr_assert_str_eq(status(), "Upgrade refused, invalid target: /srv/app/v3 is not executable; "
+                                   "Serving generation 1 (/srv/app/v1): 2/2 ready");
+        begin_upgrade("/srv/app/v2", &s);
+        ready_all(2); /* rolling: one batch at a time */
+        ready_all(2);
+        cr_assert_str_eq(status(), "Serving generation 2 (/srv/app/v2): 2/2 ready, 2 draining");
+}
+
+/* Every worker that becomes ready is reported once, however it became ready. */
+Test(engine, worker_ready_reported) {
+        struct engine_settings s = settings(2, STRATEGY_ROLLING, 1);
+        start(&s);
+        ready_all(1);
+        cr_assert_eq(count_actions(0, ACTION_WORKER_READY), 2);
+        const struct engine_action *a = find_action(0, ACTION_WORKER_READY);
+        cr_assert_eq(a->generation, 1);
+        cr_assert_gt(a->pid, 0);
+        cr_assert_lt(index_of(0, ACTION_WORKER_READY), index_of(0, ACTION_READY));
+
+        s.ready = READY_DELAY;
+        s.ready_delay_usec = 500 * MSEC;
+        size_t m = mark();
+        begin_upgrade("/srv/app/v2", &s);
+        advance(200 * MSEC);
+        cr_assert_eq(count_actions(m, ACTION_WORKER_READY), 0);
+        advance(400 * MSEC);
+        cr_assert_eq(count_actions(m, ACTION_WORKER_READY), 1);
+        advance(600 * MSEC);
+        cr_assert_eq(count_actions(m, ACTION_WORKER_READY), 2);
+        cr_assert_eq(find_action(m, ACTION_WORKER_READY)->generation, 2);
+}
+
 /* ---- upgrades out of a bad start ---- */
 
 Test(engine, upgrade_while_first_generation_starting) {

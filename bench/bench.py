@@ -1,0 +1,399 @@
+#!/usr/bin/env python3
+"""bench.py: runs every scenario of the side-by-side benchmark and writes the results.
+
+Each scenario starts the app with one tool, puts the same load on it, upgrades it N
+times under that load with the command the tool's users would type, and records every
+request (loadgen's timeline), the upgrade windows and the supervisor's /proc counters.
+Every scenario runs twice: with an app that is ready at once, and with one that needs
+1.5 s of start-up before it accepts anything. Then liveswap alone: upgrades of 1 to 256
+workers, and a soak of many upgrades. report.py turns the results into RESULTS.md and
+the plots. Invoked by bench/run, which installs and builds what this needs.
+
+Everything it starts it stops, by pid; its files live in one temporary directory.
+"""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import measure  # noqa: E402
+import report  # noqa: E402
+import tools  # noqa: E402
+
+SLOW_START_MS = 1500
+
+PROFILES = {
+    "full": dict(upgrades=10, warmup=0.5, steady_pre=3.0, gap=1.0, idle=10.0, clients=64, workers=2,
+                 baseline_s=8.0, ready_samples=3, scale_sizes=(1, 4, 64, 256),
+                 scale_strategies=("rolling", "blue-green"), scale_upgrades=3, scale_clients=16,
+                 soak_upgrades=1000, soak_clients=8),
+    "quick": dict(upgrades=2, warmup=0.3, steady_pre=1.0, gap=0.5, idle=2.0, clients=64, workers=2,
+                  baseline_s=2.5, ready_samples=1, scale_sizes=(1, 4, 64, 256), scale_strategies=("blue-green",),
+                  scale_upgrades=1, scale_clients=16, soak_upgrades=30, soak_clients=8),
+}
+
+
+def log(message):
+    print("bench: " + message, flush=True)
+
+
+class Bench:
+    def __init__(self, args, env, workdir):
+        self.args, self.env, self.work = args, env, workdir
+        self.p = PROFILES["quick" if args.quick else "full"]
+        self.prefix = "r%d-" % (os.getpid() % 100000)
+        self.idle_cache = {}
+        self.results = {"profile": "quick" if args.quick else "full", "params": self.p,
+                        "slow_start_ms": SLOW_START_MS, "machine": machine(env), "scenarios": [],
+                        "skipped": [], "start_to_ready": {}, "scale": [], "soak": None,
+                        "command": " ".join(["bench/run"] + (["--quick"] if args.quick else []))}
+
+    def wanted(self, key):
+        return not self.args.only or any(key.startswith(k) for k in self.args.only.split(","))
+
+    def directory(self, name):
+        path = os.path.join(self.work, name)
+        os.makedirs(path, exist_ok=True)
+        return path
+
+    # ---- the worker's own start-to-ready time ----
+
+    def start_to_ready(self, app, delay_ms):
+        samples = []
+        for i in range(self.p["ready_samples"]):
+            d = self.directory("ready-%s-%d-%d" % (app, delay_ms, i))
+            port = measure.free_port()
+            tool = tools.SocketActivate(self.env, d, port, delay_ms, 1, app=app)
+            try:
+                t0 = time.monotonic()
+                tool.spawn(self.prefix + "ready")
+                # Refused until systemd-socket-activate has bound; then the request
+                # waits in the backlog until the worker accepts.
+                while measure.probe(port, timeout=30) is None:
+                    if tool.exited():
+                        raise RuntimeError("the %s app exited at start-up; see %s" % (app, tool.log.name))
+                    if time.monotonic() - t0 > 30:
+                        raise RuntimeError("the %s app did not answer within 30 s" % app)
+                    time.sleep(0.001)
+                samples.append(time.monotonic() - t0)
+            finally:
+                tool.stop()
+                tool.close()
+        samples.sort()
+        return samples[len(samples) // 2]
+
+    # ---- one scenario ----
+
+    def upgrade_once(self, tool, old, new):
+        t0 = measure.now_us()
+        ok, message = tool.upgrade(new)
+        t_cmd = measure.now_us()
+        # Over when the new version answers and no process of the old one is left; a
+        # failed command gets a moment in case the tool recovers by itself.
+        deadline = time.monotonic() + (120.0 if ok else 2.0)
+        converged = False
+        while time.monotonic() < deadline:
+            processes = measure.descendants(tool.roots())
+            if not any(measure.runs_version(pid, old) for pid in processes) and \
+                    measure.probe(tool.port, timeout=max(0.1, deadline - time.monotonic())) == new:
+                converged = True
+                break
+            # Fine-grained, yet reading /proc for hundreds of workers must not become load.
+            time.sleep(0.005 + 0.0002 * len(processes))
+        t_end = measure.now_us()
+        return {"ok": ok, "message": message, "converged": converged, "command_s": (t_cmd - t0) / 1e6,
+                "wall_s": (t_end - t0) / 1e6, "window": (t0, t_end)}
+
+    def scenario(self, key, make, delay_ms):
+        p = self.p
+        mode = "slow" if delay_ms else "instant"
+        name = "%s-%s" % (key, mode)
+        d = self.directory(name)
+        port = measure.free_port()
+        tool = make(self.env, d, port, delay_ms, p["workers"])
+        log("%s (%s start)" % (tool.label, "1.5 s" if delay_ms else "instant"))
+        result = {"key": key, "label": tool.label, "app": tool.app, "mode": mode, "delay_ms": delay_ms,
+                  "workers": tool.workers, "supervisor": tool.supervisor, "upgrades": []}
+        load = None
+        try:
+            def tag(k):
+                return "%s%s-v%d" % (self.prefix, mode, k)
+            tool.start(tag(0))
+            result["commands"] = [c.replace(d + "/", "").replace(self.env.root + "/", "")
+                                  .replace(os.path.dirname(self.env.liveswap) + "/", "")
+                                  .replace(os.path.dirname(self.env.httpd) + "/", "") for c in tool.commands]
+            sup = tool.supervisor_pids()
+            manager = tool.manager_pids() if hasattr(tool, "manager_pids") else []
+            result["rss_kib_start"] = measure.rss_kib(sup)
+            cpu0, mcpu0 = measure.cpu_seconds(sup), measure.cpu_seconds(manager)
+            load = measure.Load(self.env.loadgen, port, d, p["clients"])
+            time.sleep(p["warmup"] + p["steady_pre"])
+            if tool.upgrades:
+                for k in range(1, p["upgrades"] + 1):
+                    u = self.upgrade_once(tool, tag(k - 1), tag(k))
+                    result["upgrades"].append(u)
+                    log("  upgrade %d: %s in %.2f s%s" % (k, "ok" if u["ok"] else "FAILED", u["wall_s"],
+                                                          "" if u["ok"] else " (%s)" % u["message"]))
+                    time.sleep(p["gap"])
+            else:
+                time.sleep(max(0.0, p["baseline_s"] - p["steady_pre"]))
+            t_stop = measure.now_us()
+            result["load"] = load.stop()
+            sup = tool.supervisor_pids() or sup
+            result["cpu_s"] = measure.cpu_seconds(sup) - cpu0
+            result["manager_cpu_s"] = measure.cpu_seconds(manager) - mcpu0 if manager else None
+            result["rss_kib_end"] = measure.rss_kib(sup)
+            result["fds_end"] = sum(measure.fd_count(pid) for pid in sup)
+            if sup and key not in self.idle_cache:
+                time.sleep(0.5)  # let draining and lingering finish
+                self.idle_cache[key] = measure.sample_idle_wakeups(sup, p["idle"])
+            result["idle_wakeups_per_min"] = self.idle_cache.get(key)
+            t0 = int(result["load"]["t0_monotonic_us"])
+            analysis = measure.analyse(load.timeline, t0, [u["window"] for u in result["upgrades"]],
+                                       [(tag(k), tag(k + 1)) for k in range(len(result["upgrades"]))],
+                                       t0 + int(p["warmup"] * 1e6), t_stop)
+            result["series_file"] = os.path.join(self.args.out, "series", name + ".dat")
+            report.write_series(result["series_file"], analysis.pop("series"))
+            result.update(analysis)
+            os.unlink(load.timeline)
+        except Exception as e:  # a broken peer must not stop the other scenarios
+            result["error"] = "%s: %s" % (type(e).__name__, e)
+            log("  failed: %s" % result["error"])
+            traceback.print_exc()
+        finally:
+            if load:
+                load.kill()
+            tool.stop()
+            tool.close()
+        self.results["scenarios"].append(result)
+
+    # ---- liveswap alone: scale and soak ----
+
+    def scale(self, strategy, workers):
+        p = self.p
+        d = self.directory("scale-%s-%d" % (strategy, workers))
+        port = measure.free_port()
+        tool = tools.Liveswap(self.env, d, port, 0, workers, strategy=strategy)
+        log("scale: %d workers, %s" % (workers, strategy))
+        row = {"strategy": strategy, "workers": workers, "upgrades": []}
+        load = None
+        try:
+            def tag(k):
+                return "%sscale%d-v%d" % (self.prefix, workers, k)
+            t = time.monotonic()
+            tool.start(tag(0))
+            # Serving starts with the first ready worker: wait for all of them.
+            deadline = time.monotonic() + 300
+            while len(measure.processes_of_version(tool.roots(), tag(0))) < workers:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("%d workers did not all start within 300 s" % workers)
+                time.sleep(0.05)
+            row["start_s"] = time.monotonic() - t
+            sup = tool.supervisor_pids()
+            cpu0 = measure.cpu_seconds(sup)
+            load = measure.Load(self.env.loadgen, port, d, p["scale_clients"], timeline=False)
+            time.sleep(0.5)
+            for k in range(1, p["scale_upgrades"] + 1):
+                u = self.upgrade_once(tool, tag(k - 1), tag(k))
+                u.pop("window")
+                row["upgrades"].append(u)
+            row["load"] = load.stop()
+            row["cpu_s"] = measure.cpu_seconds(sup) - cpu0
+            row["rss_kib"] = measure.rss_kib(sup)
+            row["fds"] = sum(measure.fd_count(pid) for pid in sup)
+        except Exception as e:
+            row["error"] = "%s: %s" % (type(e).__name__, e)
+            log("  failed: %s" % row["error"])
+        finally:
+            if load:
+                load.kill()
+            tool.stop()
+            tool.close()
+        self.results["scale"].append(row)
+
+    def soak(self):
+        p = self.p
+        n = p["soak_upgrades"]
+        d = self.directory("soak")
+        port = measure.free_port()
+        tool = tools.Liveswap(self.env, d, port, 0, p["workers"], strategy="rolling")
+        log("soak: %d upgrades" % n)
+        row = {"upgrades": n, "workers": p["workers"], "failed_upgrades": 0, "messages": []}
+        load = None
+        try:
+            tags = [self.prefix + "soak-a", self.prefix + "soak-b"]
+            targets = [tool.releases.make(t) for t in tags]
+            tool.start(tags[0])
+            sup = tool.supervisor_pids()
+            row["fds_start"] = sum(measure.fd_count(pid) for pid in sup)
+            row["rss_kib_start"] = measure.rss_kib(sup)
+            cpu0 = measure.cpu_seconds(sup)
+            load = measure.Load(self.env.loadgen, port, d, p["soak_clients"], timeline=False, max_seconds=3600)
+            t = time.monotonic()
+            for i in range(n):
+                ok, message = tool.upgrade_to(targets[(i + 1) % 2])
+                if not ok:
+                    row["failed_upgrades"] += 1
+                    if len(row["messages"]) < 5:
+                        row["messages"].append(message)
+            row["seconds"] = time.monotonic() - t
+            # The end state: the last release only, every drained worker gone.
+            deadline = time.monotonic() + 120
+            while measure.processes_of_version(tool.roots(), tags[(n + 1) % 2]) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            row["load"] = load.stop()
+            row["cpu_s"] = measure.cpu_seconds(sup) - cpu0
+            row["fds_end"] = sum(measure.fd_count(pid) for pid in sup)
+            row["rss_kib_end"] = measure.rss_kib(sup)
+        except Exception as e:
+            row["error"] = "%s: %s" % (type(e).__name__, e)
+            log("  failed: %s" % row["error"])
+        finally:
+            if load:
+                load.kill()
+            tool.stop()
+            tool.close()
+        self.results["soak"] = row
+
+    # ---- everything ----
+
+    def skip(self, what, why):
+        log("skipped %s: %s" % (what, why))
+        self.results["skipped"].append({"what": what, "why": why})
+
+    def run(self):
+        systemd_why = self.env.systemd_unavailable()
+        if not systemd_why:
+            self.env.make_units(self.directory("units"))
+        node_why = None if shutil.which("node") else "node is not installed"
+        pm2_why = node_why
+        if not pm2_why and not (self.env.pm2 and os.access(self.env.pm2, os.X_OK)):
+            pm2_why = "pm2 is not installed (bench/run installs it with npm)"
+        starter_why = None if shutil.which("start_server") else "start_server (libserver-starter-perl) is missing"
+
+        makers = [
+            ("baseline-c", None, lambda *a: tools.SocketActivate(*a, app="c")),
+            ("baseline-node", node_why, lambda *a: tools.SocketActivate(*a, app="node")),
+            ("liveswap-rolling", None, lambda *a: tools.Liveswap(*a, strategy="rolling")),
+            ("liveswap-blue-green", None, lambda *a: tools.Liveswap(*a, strategy="blue-green")),
+            ("liveswap-systemd-rolling", systemd_why, lambda *a: tools.LiveswapSystemd(*a, strategy="rolling")),
+            ("liveswap-systemd-blue-green", systemd_why,
+             lambda *a: tools.LiveswapSystemd(*a, strategy="blue-green")),
+            ("systemd-restart-default", systemd_why, lambda *a: tools.SystemdRestart(*a, limits="default")),
+            ("systemd-restart-lifted", systemd_why, lambda *a: tools.SystemdRestart(*a, limits="lifted")),
+            ("start-server", starter_why, tools.StartServer),
+            ("pm2", pm2_why, tools.Pm2),
+        ]
+        for app in ("c", "node"):
+            if app == "node" and not shutil.which("node"):
+                continue
+            for delay in (0, SLOW_START_MS):
+                if self.wanted("ready") or self.wanted("baseline-" + app):
+                    self.results["start_to_ready"]["%s-%d" % (app, delay)] = self.start_to_ready(app, delay)
+        for delay in (0, SLOW_START_MS):
+            for key, why, make in makers:
+                if not self.wanted(key):
+                    continue
+                if why:
+                    if delay == 0:
+                        self.skip(key, why)
+                    continue
+                if key.startswith("baseline") and delay:
+                    continue  # the baseline is about throughput: measured once
+                self.scenario(key, make, delay)
+        if self.wanted("scale"):
+            for strategy in self.p["scale_strategies"]:
+                for workers in self.p["scale_sizes"]:
+                    self.scale(strategy, workers)
+        if self.wanted("soak"):
+            self.soak()
+        return self.results
+
+
+def machine(env):
+    def first_line(args):
+        try:
+            r = subprocess.run(args, capture_output=True, text=True, timeout=30)
+            return (r.stdout.strip() or r.stderr.strip()).splitlines()[0]
+        except (OSError, IndexError, subprocess.TimeoutExpired):
+            return "not available"
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        mem_kib = int(f.readline().split()[1])
+    distro = "unknown"
+    if os.path.exists("/etc/os-release"):
+        with open("/etc/os-release") as f:
+            for line in f:
+                if line.startswith("PRETTY_NAME="):
+                    distro = line.split("=", 1)[1].strip().strip('"')
+    return {
+        "nproc": os.cpu_count(), "cpu": cpu, "kernel": platform.release(), "memory_gib": round(mem_kib / 2**20, 1),
+        "distro": distro, "liveswap": first_line([env.liveswap, "-v"]),
+        "systemd": first_line(["systemctl", "--version"]),
+        "start_server": first_line(["start_server", "--version"]),
+        "node": first_line(["node", "--version"]),
+        "pm2": pm2_version(env.pm2),
+        "load": open("/proc/loadavg").read().split()[:3],
+    }
+
+
+def pm2_version(pm2):
+    # Not `pm2 --version`: that starts a PM2 daemon.
+    package = os.path.join(os.path.dirname(os.path.realpath(pm2 or "/nonexistent")), "..", "package.json")
+    try:
+        with open(package) as f:
+            return json.load(f)["version"]
+    except (OSError, ValueError, KeyError):
+        return "not available"
+
+
+def main():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    parser = argparse.ArgumentParser(description="liveswap side by side with the alternatives")
+    parser.add_argument("--quick", action="store_true", help="fewer upgrades and shorter runs (< 3 min)")
+    parser.add_argument("--build", default=os.path.join(root, os.environ.get("BUILDDIR", "build")))
+    parser.add_argument("--pm2", default=os.path.join(root, "bench", ".cache", "npm", "node_modules", ".bin", "pm2"))
+    parser.add_argument("--out", default=os.path.join(root, "bench", "out"), help="raw results and plot data")
+    parser.add_argument("--results", default=os.path.join(root, "bench"), help="where RESULTS.md and PNGs go")
+    parser.add_argument("--only", help="comma-separated scenario key prefixes (for development)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary work directory")
+    args = parser.parse_args()
+    args.build = os.path.abspath(args.build)
+    env = tools.Env(root, args.build, args.pm2)
+    for path in (env.liveswap, env.httpd, env.loadgen):
+        if not os.access(path, os.X_OK):
+            sys.exit("bench: %s is missing: build first (bench/run does)" % path)
+    os.makedirs(os.path.join(args.out, "series"), exist_ok=True)
+    os.makedirs(args.results, exist_ok=True)
+    work = tempfile.mkdtemp(prefix="liveswap-bench.")
+    started = time.monotonic()
+    try:
+        results = Bench(args, env, work).run()
+    finally:
+        if args.keep:
+            log("work directory kept: %s" % work)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    results["seconds"] = time.monotonic() - started
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    report.write(results, args.results, args.out)
+    log("done in %.0f s: %s" % (results["seconds"], os.path.join(args.results, "RESULTS.md")))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+/* client-status.c: the supervisor's properties as the client sees them, read whole with
+ * GetAll and kept current from PropertiesChanged. Parsing only; no output. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "macro.h"
+#include "names.h"
+
+static void workers_free(struct client_status *s) {
+        for (size_t i = 0; i < s->n_workers; i++) {
+                free(s->workers[i].state);
+                free(s->workers[i].target);
+        }
+        free(s->workers);
+        s->workers = NULL;
+        s->n_workers = 0;
+}
+
+void client_status_done(struct client_status *s) {
+        workers_free(s);
+        free(s->instance);
+        free(s->state);
+        free(s->target);
+        free(s->previous_target);
+        free(s->last_result);
+        *s = (struct client_status){};
+}
+
+static int read_string(sd_bus_message *m, char **field) {
+        const char *v;
+        int r = sd_bus_message_read(m, "v", "s", &v);
+        if (r < 0)
+                return r;
+        char *copy = strdup(v);
+        if (!copy)
+                return -ENOMEM;
+        free(*field);
+        *field = copy;
+        return 0;
+}
+
+static int read_workers(sd_bus_message *m, struct client_status *s) {
+        int r = sd_bus_message_enter_container(m, 'v', "a(utsst)");
+        if (r >= 0)
+                r = sd_bus_message_enter_container(m, 'a', "(utsst)");
+        if (r < 0)
+                return r;
+        workers_free(s);
+        for (;;) {
+                struct client_worker w = {};
+                const char *state, *target;
+                r = sd_bus_message_read(m, "(utsst)", &w.pid, &w.generation, &state, &target, &w.started_usec);
+                if (r <= 0)
+                        break;
+                struct client_worker *p = reallocarray(s->workers, s->n_workers + 1, sizeof(*p));
+                if (!p)
+                        return -ENOMEM;
+                s->workers = p;
+                w.state = strdup(state);
+                w.target = strdup(target);
+                s->workers[s->n_workers++] = w;
+                if (!w.state || !w.target)
+                        return -ENOMEM;
+        }
+        if (r < 0)
+                return r;
+        r = sd_bus_message_exit_container(m);
+        return r < 0 ? r : sd_bus_message_exit_container(m);
+}
+
+static int read_property(sd_bus_message *m, const char *name, struct client_status *s) {
+        if (strcmp(name, "Instance") == 0)
+                return read_string(m, &s->instance);
+        if (strcmp(name, "State") == 0)
+                return read_string(m, &s->state);
+        if (strcmp(name, "Target") == 0)
+                return read_string(m, &s->target);
+        if (strcmp(name, "PreviousTarget") == 0)
+                return read_string(m, &s->previous_target);
+        if (strcmp(name, "LastResult") == 0)
+                return read_string(m, &s->last_result);
+        if (strcmp(name, "Generation") == 0)
+                return sd_bus_message_read(m, "v", "t", &s->generation);
+        if (strcmp(name, "DesiredWorkers") == 0)
+                return sd_bus_message_read(m, "v", "u", &s->desired);
+        if (strcmp(name, "ReadyWorkers") == 0)
+                return sd_bus_message_read(m, "v", "u", &s->ready);
+        if (strcmp(name, "DrainingWorkers") == 0)
+                return sd_bus_message_read(m, "v", "u", &s->draining);
+        if (strcmp(name, "Workers") == 0)
+                return read_workers(m, s);
+        return sd_bus_message_skip(m, "v");
+}
+
+int client_status_update(struct client_status *s, sd_bus_message *m) {
+        int r = sd_bus_message_enter_container(m, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        for (;;) {
+                const char *name;
+                r = sd_bus_message_enter_container(m, 'e', "sv");
+                if (r <= 0)
+                        break;
+                r = sd_bus_message_read(m, "s", &name);
+                if (r >= 0)
+                        r = read_property(m, name, s);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(m);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(m);
+}
+
+int client_get_status(struct client *c, struct client_status *ret) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        struct client_status s = {};
+        int r = sd_bus_call_method(c->bus, c->destination, LIVESWAP_OBJECT_PATH, "org.freedesktop.DBus.Properties",
+                                   "GetAll", &error, &reply, "s", LIVESWAP_INTERFACE);
+        if (r < 0)
+                return client_report_error(c, &error, r);
+        r = client_status_update(&s, reply);
+        if (r < 0) {
+                client_status_done(&s);
+                client_error(c, "cannot read the supervisor's properties: %s", strerror(-r));
+                return CLIENT_EXIT_USAGE;
+        }
+        *ret = s;
+        return CLIENT_EXIT_OK;
+}
+
+unsigned client_status_count(const struct client_status *s, uint64_t generation, const char *state) {
+        unsigned n = 0;
+        for (size_t i = 0; i < s->n_workers; i++)
+                if (s->workers[i].generation == generation && strcmp(s->workers[i].state, state) == 0)
+                        n++;
+        return n;
+}

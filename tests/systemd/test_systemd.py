@@ -1,0 +1,517 @@
+#!/usr/bin/env python3
+"""liveswap installed by `meson install` and run by a real systemd service manager: socket
+activation, `systemctl reload` as a zero-downtime upgrade, the user bus, a failed reload,
+stop with requests in flight, restart with the socket kept, and the installed units and
+man pages themselves. See manager.py for the private `systemd --user` it uses."""
+
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+import lib  # noqa: E402
+import manager  # noqa: E402
+
+SERVICE = "liveswap@t.service"
+SOCKET = "liveswap@t.socket"
+INSTALLATION = None
+
+
+def setUpModule():
+    global INSTALLATION
+    INSTALLATION = manager.Installation().install()
+
+
+class SystemdTestCase(lib.TestCase):
+    workers = 2
+
+    def setUp(self):
+        super().setUp()
+        self.manager = manager.UserManager(self.dir, INSTALLATION)
+        try:
+            self.manager.start()
+        except BaseException:
+            self.manager.stop()  # its problems matter less than why it did not start
+            super().tearDown()
+            raise
+        self.manager.log_to_file(SERVICE)
+        self.app = os.path.join(self.dir, "app")
+        self.v1 = lib.make_target(self.app, "v1")
+        self.v2 = lib.make_target(self.app, "v2")
+        # A deploy tool's `current` link: reloads follow it.
+        self.current = os.path.join(self.app, "current")
+        self.point_current(self.v1)
+
+    def tearDown(self):
+        try:
+            self._stop_manager()
+        finally:
+            super().tearDown()
+
+    def _stop_manager(self):
+        problems = self.manager.stop()
+        if problems:
+            raise AssertionError("; ".join(problems))
+
+    # ---- helpers ----
+
+    def point_current(self, target):
+        tmp = self.current + ".new"
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        os.symlink(target, tmp)
+        os.replace(tmp, self.current)  # atomic, as a deploy tool does it
+
+    def write_config(self, **upgrade):
+        settings = {"ready": "notify", "ready_timeout": "20s", "drain_timeout": "10s"}
+        settings.update(upgrade)
+        path = os.path.join(self.manager.config_home, "liveswap", "t.conf")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        lib.write_file(path, "[worker]\ntarget = %s\nworkers = %d\n\n[upgrade]\n%s" % (
+            self.current, self.workers, "".join("%s = %s\n" % kv for kv in settings.items())))
+        return path
+
+    def listen_on_port(self):
+        """The drop-in liveswap(8) documents for a TCP port."""
+        port = lib.free_port()
+        self.manager.drop_in(SOCKET, "50-port", "[Socket]\nListenStream=\nListenStream=127.0.0.1:%d\n" % port)
+        return port
+
+    def assert_status(self, pattern, unit=SERVICE):
+        text = self.manager.status_text(unit)
+        self.assertRegex(text, pattern, "service log:\n" + self.manager.service_output())
+        return text
+
+    def serving(self, generation, target):
+        return r"^Serving generation %d \(%s\): %d/%d ready" % (generation, re.escape(os.path.realpath(target)),
+                                                                  self.workers, self.workers)
+
+    def report(self, name, result):
+        print("%s: %s requests, %s failed, %s refused, versions %s, p99 %s us, max %s us" % (
+            name, result["requests"], result["failed"], result.get("refused"), result["versions"],
+            result.get("p99_us"), result.get("max_us")))
+
+
+class Activation(SystemdTestCase):
+    def test_first_connection_starts_the_service(self):
+        self.write_config()
+        self.manager.systemctl("start", SOCKET)
+        self.assertEqual(self.manager.show(SERVICE, "ActiveState")["ActiveState"], "inactive")
+        sock = os.path.join(self.manager.run_dir, "liveswap", "t.sock")  # %t/liveswap/%i.sock
+        status, headers, body = lib.http_get(sock, timeout=60)
+        self.assertEqual((status, body), (200, "v1\n"), self.manager.service_output())
+
+        props = self.manager.show(SERVICE, "ActiveState", "SubState", "Type", "NotifyAccess", "MainPID",
+                                  "StatusText", "TriggeredBy")
+        self.assertEqual(props["ActiveState"], "active")
+        self.assertEqual(props["Type"], "notify")
+        self.assertEqual(props["NotifyAccess"], "main")
+        self.assertIn(SOCKET, props["TriggeredBy"])
+        self.assertRegex(props["StatusText"], self.serving(1, self.v1) + "$")
+        # The supervisor took the socket from systemd and its control socket went into
+        # RuntimeDirectory=, where `liveswap -u` (ExecReload=) looks for it.
+        self.assertTrue(os.path.exists(os.path.join(self.manager.run_dir, "liveswap", "t", "bus")))
+        with open("/proc/%s/environ" % props["MainPID"], "rb") as f:
+            environ = dict(v.split(b"=", 1) for v in f.read().split(b"\0") if b"=" in v)
+        self.assertEqual(environ.get(b"LISTEN_FDS"), b"1")
+        self.assertEqual(int(headers["x-generation"]), 1)
+
+    def test_missing_configuration_fails_clearly(self):
+        p = self.manager.systemctl("start", SERVICE, check=None)
+        self.assertNotEqual(p.returncode, 0)
+        props = self.manager.show(SERVICE, "ActiveState", "Result", "ExecMainStatus", "NRestarts")
+        # 78 (EX_CONFIG) is in RestartPreventExitStatus=: no restart loop.
+        self.assertEqual((props["ActiveState"], props["Result"], props["ExecMainStatus"], props["NRestarts"]),
+                         ("failed", "exit-code", "78", "0"))
+        self.assertIn("<3>Cannot start instance t: its configuration file %s does not exist" % os.path.join(
+            self.manager.config_home, "liveswap", "t.conf"), self.manager.service_output())
+
+
+class Reload(SystemdTestCase):
+    def test_ten_reloads_under_load(self):
+        self.write_config()
+        port = self.listen_on_port()
+        # WATCHDOG=1 is sent when WatchdogSec= is set; a missing ping would kill it.
+        self.manager.drop_in(SERVICE, "50-watchdog", "[Service]\nWatchdogSec=3s\n")
+        self.manager.systemctl("start", SOCKET)
+        self.manager.systemctl("start", SERVICE)  # without waiting for a connection
+        self.assert_status(self.serving(1, self.v1) + "$")
+        started = self.manager.show(SERVICE, "ExecMainStartTimestampMonotonic", "MainPID")
+
+        load = lib.Load(self, "127.0.0.1:%d" % port, clients=8, mode="mixed")
+        for i in range(10):
+            target = self.v2 if i % 2 == 0 else self.v1
+            self.point_current(target)
+            self.manager.systemctl("reload", SERVICE)
+            # Current when `systemctl reload` returns: READY=1 and STATUS= go together.
+            self.assert_status(self.serving(i + 2, target))
+        # SIGHUP is a reload too (what Type=notify-reload sends on systemd 253+).
+        self.point_current(self.v2)
+        self.manager.systemctl("kill", "--kill-who=main", "--signal=SIGHUP", SERVICE)
+        self.wait_status(self.serving(12, self.v2))
+        result = load.stop()
+
+        self.assert_no_failures(result)
+        seen = lib.versions(result)
+        self.assertIn("v1", seen, result["_raw"])
+        self.assertIn("v2", seen, result["_raw"])
+        after = self.manager.show(SERVICE, "ActiveState", "MainPID", "NRestarts", "WatchdogTimestampMonotonic")
+        self.assertEqual(after["ActiveState"], "active")
+        self.assertEqual(after["MainPID"], started["MainPID"], "the supervisor was never restarted")
+        self.assertEqual(after["NRestarts"], "0")
+        self.assertGreater(int(after["WatchdogTimestampMonotonic"]), int(started["ExecMainStartTimestampMonotonic"]),
+                           "no WATCHDOG=1 seen")
+        self.assertEqual(lib.http_get(("127.0.0.1", port))[2], "v2\n")
+        log = self.manager.service_output()
+        self.assertIn("Upgrade to generation 11 finished", log)
+        self.assertIn("Received SIGHUP: reloading", log)
+        self.report("10 reloads + SIGHUP", result)
+
+    def test_sighup_reload_is_seen_by_systemd(self):
+        """RELOADING=1 puts the unit into `reloading` for as long as the upgrade runs, and
+        READY=1 ends it: what Type=notify-reload relies on."""
+        self.write_config()
+        self.manager.systemctl("start", SOCKET, SERVICE)
+        slow = lib.write_file(os.path.join(self.app, "slow-v2"), "#!/bin/sh\nsleep 2\nexec '%s'\n" % self.v2,
+                              0o755)
+        self.point_current(slow)
+        self.manager.systemctl("kill", "--kill-who=main", "--signal=SIGHUP", SERVICE)
+        states = set()
+        deadline = time.monotonic() + 60
+        # systemd offers no wait on a state change to a client: a bounded poll.
+        while time.monotonic() < deadline:
+            props = self.manager.show(SERVICE, "ActiveState", "StatusText")
+            states.add(props["ActiveState"])
+            if props["ActiveState"] == "active" and props["StatusText"].startswith("Serving generation 2 "):
+                break
+            time.sleep(0.05)
+        self.assertIn("reloading", states, "RELOADING=1 not seen by systemd")
+        self.assert_status(self.serving(2, slow))
+        self.assertEqual(self.manager.show(SERVICE, "ActiveState")["ActiveState"], "active")
+
+    def wait_status(self, pattern, timeout=60):
+        """The status after an upgrade systemctl did not wait for (SIGHUP)."""
+        deadline = time.monotonic() + timeout
+        text = ""
+        while time.monotonic() < deadline:
+            text = self.manager.status_text()
+            if re.search(pattern, text):
+                return text
+            time.sleep(0.05)  # the manager offers no wait on StatusText; bounded poll
+        self.fail("StatusText never matched %r; last %r\n%s" % (pattern, text, self.manager.service_output()))
+
+    def test_failed_reload_keeps_the_old_version(self):
+        self.write_config()
+        port = self.listen_on_port()
+        self.manager.systemctl("start", SOCKET, SERVICE)
+        load = lib.Load(self, "127.0.0.1:%d" % port, clients=8, mode="mixed")
+
+        # New code that dies at once: rolled back, and `systemctl reload` says so.
+        bad = lib.write_file(os.path.join(self.app, "crashes"), "#!/bin/sh\necho 'cannot open database' >&2\nexit 3\n",
+                             0o755)
+        self.point_current(bad)
+        p = self.manager.systemctl("reload", SERVICE, check=None)
+        self.assertNotEqual(p.returncode, 0, "a rolled-back reload must fail")
+        self.assert_status(r"^Upgrade to generation 2 failed: worker \d+ \(generation 2\) exited with status 3 before "
+                           r"it was ready; " + self.serving(1, self.v1)[1:])
+        self.assertEqual(lib.http_get(("127.0.0.1", port))[2], "v1\n")
+
+        # A target that cannot even start: refused before anything changes, and said so.
+        self.point_current(lib.write_file(os.path.join(self.app, "not-executable"), "#!/bin/sh\n", 0o644))
+        p = self.manager.systemctl("reload", SERVICE, check=None)
+        self.assertNotEqual(p.returncode, 0)
+        self.assert_status(r"^Upgrade refused, invalid target: .*/current is not executable; " +
+                           self.serving(1, self.v1)[1:])
+
+        # A broken configuration file: the reload is refused, the settings stay.
+        config = self.write_config(strategy="sideways")
+        p = self.manager.systemctl("reload", SERVICE, check=None)
+        self.assertNotEqual(p.returncode, 0)
+        self.assert_status(r"^Reload refused, configuration not changed: %s:\d+: " % re.escape(config))
+
+        props = self.manager.show(SERVICE, "ActiveState", "SubState", "NRestarts")
+        self.assertEqual((props["ActiveState"], props["SubState"], props["NRestarts"]), ("active", "running", "0"))
+        self.write_config()
+        self.point_current(self.v2)
+        self.manager.systemctl("reload", SERVICE)
+        self.assert_status(self.serving(2, self.v2) + "$")  # the failure is no longer shown
+        result = load.stop()
+        self.assert_no_failures(result)
+        log = self.manager.service_output()
+        self.assertRegex(log, r"<3>Upgrade to generation 2 failed: worker \d+ \(generation 2\) exited with status 3")
+        self.assertIn("<4>upgrade refused, invalid target", log)
+        self.report("failed reloads", result)
+
+
+class Bus(SystemdTestCase):
+    def test_busctl_upgrade_on_the_user_bus(self):
+        self.write_config()
+        self.manager.systemctl("start", "dbus.socket")
+        self.manager.systemctl("start", SOCKET, SERVICE)
+        sock = os.path.join(self.manager.run_dir, "liveswap", "t.sock")
+
+        p = self.manager.busctl("call", "org.liveswap1.t", "/org/liveswap1", "org.liveswap1.Supervisor", "Upgrade",
+                                "s", self.v2)
+        self.assertEqual(p.returncode, 0, p.stderr + self.manager.service_output())
+        self.assertEqual(p.stdout.strip(), "t 2")
+        self.assert_status(self.serving(2, self.v2))
+        self.assertEqual(lib.http_get(sock)[2], "v2\n")
+        p = self.manager.busctl("get-property", "org.liveswap1.t", "/org/liveswap1", "org.liveswap1.Supervisor",
+                                "Target")
+        self.assertEqual(p.stdout.strip(), 's "%s"' % os.path.realpath(self.v2))
+
+        # A bad target over the bus: the error names it, nothing changes.
+        p = self.manager.busctl("call", "org.liveswap1.t", "/org/liveswap1", "org.liveswap1.Supervisor", "Upgrade",
+                                "s", os.path.join(self.app, "missing"))
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("missing", p.stderr)
+        self.assertEqual(lib.http_get(sock)[2], "v2\n")
+
+
+class Stop(SystemdTestCase):
+    def slow_requests(self, port, count, ms):
+        results = []
+
+        def request():
+            try:
+                status, headers, body = lib.http_get(("127.0.0.1", port), "/sleep?ms=%d" % ms, timeout=60)
+                results.append((status, body))
+            except (OSError, IndexError, ValueError) as e:  # cut off: no complete response
+                results.append(repr(e))
+
+        threads = [threading.Thread(target=request) for _ in range(count)]
+        for t in threads:
+            t.start()
+        # In flight = accepted by a worker. The kernel offers no event for that: poll, bounded.
+        deadline = time.monotonic() + 30
+        while not accepted(port, count) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.assertTrue(accepted(port, count), "the slow requests were never accepted")
+        return threads, results
+
+    def test_stop_lets_requests_finish(self):
+        self.write_config(drain_timeout="10s")
+        port = self.listen_on_port()
+        self.manager.systemctl("start", SOCKET, SERVICE)
+        threads, results = self.slow_requests(port, 6, 2000)
+
+        stopped = []
+        stopper = threading.Thread(target=lambda: stopped.append(self.manager.systemctl("stop", SOCKET, SERVICE)))
+        started = time.monotonic()
+        stopper.start()
+        # STATUS= shows the drain while it lasts (a bounded poll: nothing to wait on).
+        seen = set()
+        while stopper.is_alive() and time.monotonic() - started < 30:
+            text = self.manager.status_text()
+            if text.startswith("Stopping:"):
+                seen.add(text)
+            time.sleep(0.05)
+        stopper.join(60)
+        elapsed = time.monotonic() - started
+        for t in threads:
+            t.join(60)
+        self.assertEqual(len(stopped), 1, "systemctl stop failed (see above)")
+
+        self.assertEqual(results, [(200, "v1\n")] * 6)
+        self.assertLess(elapsed, 10, "the stop took longer than drain_timeout")
+        self.assertGreater(elapsed, 0.5, "the stop did not wait for the requests")
+        # A worker that holds none of the requests is gone at once; one that does is not.
+        self.assertTrue(seen & {"Stopping: 1 worker draining", "Stopping: 2 workers draining"}, seen)
+        props = self.manager.show(SERVICE, "ActiveState", "Result", "ExecMainStatus")
+        self.assertEqual((props["ActiveState"], props["Result"], props["ExecMainStatus"]), ("inactive", "success", "0"))
+        log = self.manager.service_output()
+        self.assertEqual(log.count("exited with status 0 after draining"), 2, log)
+        print("stop: 6 requests of 2 s in flight, all answered; the stop took %.2fs" % elapsed)
+
+    def test_stop_extends_the_stop_timeout(self):
+        """A drain longer than TimeoutStopSec=: STOPPING=1 with EXTEND_TIMEOUT_USEC= keeps
+        systemd from killing the requests at the timeout."""
+        self.write_config(drain_timeout="30s")
+        port = self.listen_on_port()
+        self.manager.drop_in(SERVICE, "50-timeout", "[Service]\nTimeoutStopSec=2s\n")
+        self.manager.systemctl("start", SOCKET, SERVICE)
+        threads, results = self.slow_requests(port, 3, 6000)
+        started = time.monotonic()
+        self.manager.systemctl("stop", SOCKET, SERVICE)
+        elapsed = time.monotonic() - started
+        for t in threads:
+            t.join(60)
+        self.assertEqual(results, [(200, "v1\n")] * 3)
+        self.assertGreater(elapsed, 2.5, "the requests cannot have finished this early")
+        props = self.manager.show(SERVICE, "Result", "ExecMainStatus")
+        self.assertEqual((props["Result"], props["ExecMainStatus"]), ("success", "0"))
+        print("stop with TimeoutStopSec=2s: 3 requests of 6 s answered; the stop took %.2fs" % elapsed)
+
+
+class Restart(SystemdTestCase):
+    def test_restart_keeps_the_socket_and_the_deployed_version(self):
+        self.write_config()
+        port = self.listen_on_port()
+        self.manager.systemctl("start", SOCKET, SERVICE)
+        # Deployed by hand, not by the configuration: HEAD records it.
+        p = self.manager.liveswap("-i", "t", "-u", self.v2)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("serving generation 2", p.stdout)
+        first = self.manager.show(SERVICE, "MainPID")["MainPID"]
+
+        load = lib.Load(self, "127.0.0.1:%d" % port, clients=8, mode="mixed")
+        for _ in range(3):
+            self.manager.systemctl("restart", SERVICE)
+            self.assert_status(self.serving(1, self.v2))
+            self.assertEqual(lib.http_get(("127.0.0.1", port))[2], "v2\n")
+        result = load.stop()
+        self.assertEqual(result.get("refused"), "0", result["_raw"])
+        self.assert_no_failures(result)
+        self.assertEqual(list(lib.versions(result)), ["v2"], result["_raw"])
+        self.assertNotEqual(self.manager.show(SERVICE, "MainPID")["MainPID"], first)
+        self.assertEqual(self.manager.show(SOCKET, "ActiveState")["ActiveState"], "active")
+        self.report("3 restarts", result)
+
+
+class Installed(SystemdTestCase):
+    def test_units_verify(self):
+        # verify also runs `man` on each Documentation= page: the installed ones.
+        env = dict(self.manager.env, MANPATH=INSTALLATION.mandir)
+        for mode, units in (("--user", INSTALLATION.user_units), ("--system", INSTALLATION.system_units)):
+            p = subprocess.run(["systemd-analyze", mode, "verify", "--man=yes", SERVICE, SOCKET], capture_output=True,
+                               text=True, env=dict(env, SYSTEMD_UNIT_PATH=units + ":"), timeout=120)
+            self.assertEqual((p.returncode, p.stdout + p.stderr), (0, ""), "systemd-analyze %s verify" % mode)
+        with open(os.path.join(INSTALLATION.user_units, "liveswap@.service")) as f:
+            user = f.read()
+        with open(os.path.join(INSTALLATION.system_units, "liveswap@.service")) as f:
+            system = f.read()
+        liveswap = os.path.join(INSTALLATION.bindir, "liveswap")
+        self.assertIn("ExecStart=%s --instance %%i --config %%E/liveswap/%%i.conf\n" % liveswap, user)
+        self.assertIn("ExecStart=%s --instance %%i --config %s/etc/liveswap/%%i.conf\n" % (
+            liveswap, INSTALLATION.prefix), system)
+        self.assertTrue(os.path.exists(os.path.join(INSTALLATION.datadir, "dbus-1", "system.d",
+                                                    "org.liveswap1.conf")))
+        self.assertTrue(os.path.exists(os.path.join(INSTALLATION.datadir, "doc", "liveswap", "example.conf")))
+
+    def test_man_pages_render(self):
+        pages = {"man8/liveswap.8": ["WORKER PROTOCOL", "UPGRADES", "SYSTEMD", "ListenStream=0.0.0.0:8080"],
+                 "man5/liveswap.conf.5": ["[worker]", "drain_timeout"],
+                 "man1/liveswapctl.1": ["reload"]}
+        env = dict(os.environ, MANWIDTH="80", LANG="C.UTF-8")
+        for page, words in pages.items():
+            path = os.path.join(INSTALLATION.mandir, page)
+            p = subprocess.run(["man", "--warnings", "-P", "cat", "-l", path], capture_output=True, text=True,
+                               env=env, timeout=60)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(p.stderr, "", "%s: troff warnings" % page)
+            text = re.sub(".\x08", "", p.stdout)  # bold and underline are overstrikes
+            for heading in ["NAME", "SYNOPSIS", "DESCRIPTION", "SEE ALSO"] + words:
+                self.assertIn(heading, text, page)
+
+
+class Policy(lib.TestCase):
+    """The installed D-Bus policy on a real dbus-daemon configured as a system bus is
+    (default deny for method calls, as Debian's system.conf): root owns the name and
+    calls methods, anyone else only reads properties."""
+
+    BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path=%(socket)s</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+  </policy>
+  <include>%(policy)s</include>
+</busconfig>
+"""
+
+    def setUp(self):
+        super().setUp()
+        os.chmod(self.dir, 0o755)  # the unprivileged caller must reach the bus socket
+        self.socket = os.path.join(self.dir, "system_bus_socket")
+        config = lib.write_file(os.path.join(self.dir, "system.conf"), self.BUS_CONFIG % {
+            "socket": self.socket,
+            "policy": os.path.join(INSTALLATION.datadir, "dbus-1", "system.d", "org.liveswap1.conf")})
+        self.daemon = subprocess.Popen(["dbus-daemon", "--nofork", "--nopidfile", "--print-address",
+                                        "--config-file", config], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, text=True)
+        # It prints its address once it listens. A daemon that fails exits and closes
+        # stdout, so the read cannot block for ever.
+        self.address = self.daemon.stdout.readline().strip()
+        if not self.address:
+            self.daemon.wait(30)
+            self.fail("dbus-daemon did not start with the installed policy: %s" % self.daemon.stderr.read())
+
+    def tearDown(self):
+        try:
+            super().tearDown()  # the supervisor first, while its bus is there
+        finally:
+            self.daemon.terminate()
+            self.daemon.wait(30)
+            self.daemon.stdout.close()
+            self.daemon.stderr.close()
+
+    def busctl(self, *args, user=None):
+        command = ["busctl", "--address=" + self.address] + list(args)
+        if user:
+            command = ["setpriv", "--reuid=" + user, "--regid=nogroup", "--clear-groups"] + command
+        return subprocess.run(command, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+    def test_root_owns_and_calls_others_read(self):
+        port = lib.free_port()
+        v1 = lib.make_target(os.path.join(self.dir, "app"), "v1")
+        sup = lib.Supervisor(self, [os.path.join(INSTALLATION.bindir, "liveswap"), "--instance", "p", "-s", v1,
+                                    "-p", str(port)],
+                             env={"LIVESWAP_BUS": "system", "DBUS_SYSTEM_BUS_ADDRESS": self.address})
+        sup.wait_ready()
+        sup.wait_output("Registered org.liveswap1.p on the system bus")
+        call = ["call", "org.liveswap1.p", "/org/liveswap1", "org.liveswap1.Supervisor", "Message", "s", "hello"]
+        get = ["get-property", "org.liveswap1.p", "/org/liveswap1", "org.liveswap1.Supervisor", "Generation"]
+
+        p = self.busctl(*call)
+        self.assertEqual((p.returncode, p.stdout.strip()), (0, "u 2"), p.stderr)
+        p = self.busctl(*get, user="nobody")
+        self.assertEqual((p.returncode, p.stdout.strip()), (0, "t 1"), p.stderr)
+        # busctl shows only "Access denied"; dbus-send shows who refused: the bus.
+        p = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "dbus-send",
+                            "--bus=" + self.address, "--print-reply", "--dest=org.liveswap1.p", "/org/liveswap1",
+                            "org.liveswap1.Supervisor.Message", "string:hello"],
+                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("org.freedesktop.DBus.Error.AccessDenied: Rejected send message", p.stderr)
+        self.assertEqual(self.daemon.poll(), None)
+
+
+def accepted(port, count):
+    """COUNT connections to PORT are established and none waits in the accept queue
+    (for a listening socket, /proc/net/tcp's rx_queue is the accept queue length)."""
+    established, queued = 0, 0
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if int(fields[1].split(":")[1], 16) != port:
+                continue
+            if fields[3] == "01":
+                established += 1
+            elif fields[3] == "0A":
+                queued += int(fields[4].split(":")[1], 16)
+    return established >= count and queued == 0
+
+
+if __name__ == "__main__":
+    reason = manager.skip_reason()
+    if reason:
+        print("SKIP: %s" % reason, file=sys.stderr)
+        sys.exit(77)
+    lib.main()
