@@ -114,6 +114,7 @@ struct options {
         bool crash_at_start;
         bool no_ready;
         bool ignore_term;
+        bool die_on_term; /* a naive server: SIGTERM kills it with its connections open */
         const char *log_path;
 };
 
@@ -1041,6 +1042,8 @@ static int server_init(struct server *s) {
         signal(SIGINT, SIG_DFL);
         if (s->opt.ignore_term)
                 signal(SIGTERM, SIG_IGN);
+        else if (s->opt.die_on_term)
+                signal(SIGTERM, SIG_DFL);
         else {
                 sigaddset(&mask, SIGTERM);
                 signal(SIGTERM, SIG_DFL);
@@ -1073,7 +1076,7 @@ static int server_init(struct server *s) {
 static int usage(const char *argv0, int status) {
         fprintf(status ? stderr : stdout,
                 "usage: %s [--version STR] [--delay-start MS] [--crash-at-start] [--crash-after MS]\n"
-                "       [--no-ready] [--ignore-term] [--log FILE]\n"
+                "       [--no-ready] [--ignore-term] [--die-on-term] [--log FILE]\n"
                 "An HTTP/1.1 worker for liveswap: serves on the sockets passed in LISTEN_FDS\n"
                 "(or, under Server::Starter's start_server, in SERVER_STARTER_PORT).\n",
                 argv0);
@@ -1090,6 +1093,8 @@ static int parse_args(int argc, char **argv, struct options *o) {
                         o->no_ready = true;
                 else if (strcmp(a, "--ignore-term") == 0)
                         o->ignore_term = true;
+                else if (strcmp(a, "--die-on-term") == 0)
+                        o->die_on_term = true;
                 else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
                         return -1;
                 else if (strcmp(a, "--version") == 0 || strcmp(a, "--log") == 0 ||

@@ -54,6 +54,31 @@ exec '%s' --version v1
         self.report("crash loop", result)
         print("status during the loop: %s" % status)
 
+    def test_old_worker_dies_mid_drain(self):
+        """Old workers that die at once on SIGTERM, with connections open (a naive
+        server): an exit while draining is what draining is for, so the upgrade goes on,
+        nothing is respawned or rolled back, and only what those workers held at that
+        instant is lost."""
+        port = lib.free_port()
+        v1 = lib.make_target(os.path.join(self.dir, "a"), "v1", "--die-on-term")
+        v2 = lib.make_target(os.path.join(self.dir, "b"), "v2")
+        sup = self.start("--instance", "web", "--config", notify_config(self), "-s", v1, "-p", str(port), "-f", "4")
+        old = [w[0] for w in sup.get_property("web", "Workers")]
+        load = lib.Load(self, "127.0.0.1:%d" % port, clients=8, mode="keepalive")
+        sup.client("-i", "web", "-u", v2, check=0)
+        sup.wait_status(r"^Serving generation 2 .*4/4 ready$")
+        self.assert_pids_gone(old)
+        result = load.stop()
+        workers = sup.get_property("web", "Workers")
+        self.assertEqual(sorted(set(w[1] for w in workers)), [2], workers)
+        self.assertEqual(len(workers), 4)
+        self.assertEqual(sup.get_property("web", "LastResult"), "success")
+        self.assertEqual(sup.output().count("was killed by signal TERM while draining"), 4, sup.output())
+        # Each client has at most one request in flight on the worker that dies under it.
+        self.assertLessEqual(int(result["failed"]), 8, result["_raw"])
+        self.assertGreater(int(result["ok"]), 0)
+        self.report("old workers die mid-drain", result)
+
     def test_unwritable_state_refuses_the_upgrade(self):
         """HEAD lives on a read-only mount: the upgrade is refused up front with the cause,
         nothing changes, and the old HEAD is intact."""

@@ -89,6 +89,17 @@ class SystemdTestCase(lib.TestCase):
         return r"^Serving generation %d \(%s\): %d/%d ready" % (generation, re.escape(os.path.realpath(target)),
                                                                   self.workers, self.workers)
 
+    def wait_status(self, pattern, timeout=60):
+        """The status after a change systemctl did not wait for (SIGHUP, a crash)."""
+        deadline = time.monotonic() + timeout
+        text = ""
+        while time.monotonic() < deadline:
+            text = self.manager.status_text()
+            if re.search(pattern, text):
+                return text
+            time.sleep(0.05)  # the manager offers no wait on StatusText; bounded poll
+        self.fail("StatusText never matched %r; last %r\n%s" % (pattern, text, self.manager.service_output()))
+
     def report(self, name, result):
         print("%s: %s requests, %s failed, %s refused, versions %s, p99 %s us, max %s us" % (
             name, result["requests"], result["failed"], result.get("refused"), result["versions"],
@@ -191,17 +202,6 @@ class Reload(SystemdTestCase):
         self.assertIn("reloading", states, "RELOADING=1 not seen by systemd")
         self.assert_status(self.serving(2, slow))
         self.assertEqual(self.manager.show(SERVICE, "ActiveState")["ActiveState"], "active")
-
-    def wait_status(self, pattern, timeout=60):
-        """The status after an upgrade systemctl did not wait for (SIGHUP)."""
-        deadline = time.monotonic() + timeout
-        text = ""
-        while time.monotonic() < deadline:
-            text = self.manager.status_text()
-            if re.search(pattern, text):
-                return text
-            time.sleep(0.05)  # the manager offers no wait on StatusText; bounded poll
-        self.fail("StatusText never matched %r; last %r\n%s" % (pattern, text, self.manager.service_output()))
 
     def test_failed_reload_keeps_the_old_version(self):
         self.write_config()
@@ -369,6 +369,38 @@ class Restart(SystemdTestCase):
         self.assertNotEqual(self.manager.show(SERVICE, "MainPID")["MainPID"], first)
         self.assertEqual(self.manager.show(SOCKET, "ActiveState")["ActiveState"], "active")
         self.report("3 restarts", result)
+
+
+    def test_supervisor_killed_socket_stays_open(self):
+        """SIGKILL to the supervisor: its workers die with it (nothing is left to drain
+        them), but the socket belongs to systemd, so connections queue instead of being
+        refused, Restart=on-failure brings the service back and HEAD's version serves."""
+        self.write_config()
+        port = self.listen_on_port()
+        self.manager.systemctl("start", SOCKET, SERVICE)
+        p = self.manager.liveswap("-i", "t", "-u", self.v2)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        first = self.manager.show(SERVICE, "MainPID")["MainPID"]
+        workers = [int(pid) for pid in subprocess.run(["pgrep", "-P", first], capture_output=True,
+                                                      text=True).stdout.split()]
+        self.assertEqual(len(workers), self.workers)
+
+        load = lib.Load(self, "127.0.0.1:%d" % port, clients=8, mode="mixed")
+        os.kill(int(first), 9)
+        self.assert_pids_gone(workers)
+        deadline = time.monotonic() + 60
+        while self.manager.show(SERVICE, "MainPID")["MainPID"] in ("0", first):
+            self.assertLess(time.monotonic(), deadline, self.manager.service_output())
+            time.sleep(0.05)  # the manager offers no wait on a restart; bounded poll
+        self.wait_status(self.serving(1, self.v2))
+        result = load.stop()
+        self.assertEqual(result.get("refused"), "0", result["_raw"])
+        # Requests the killed workers held at that instant die with them; every client
+        # has at most one in flight. Everything that arrived later queued and was served.
+        self.assertLessEqual(int(result["failed"]), 8, result["_raw"])
+        self.assertEqual(lib.http_get(("127.0.0.1", port))[2], "v2\n")
+        self.assertGreaterEqual(int(self.manager.show(SERVICE, "NRestarts")["NRestarts"]), 1)
+        self.report("supervisor SIGKILL", result)
 
 
 class Installed(SystemdTestCase):

@@ -168,8 +168,11 @@ int main(int argc, char **argv) {
                 return 1;
         }
         qsort(s.outcomes, s.n_outcomes, sizeof(*s.outcomes), compare_outcomes);
-        for (size_t i = 0; i < s.n_outcomes; i++)
+        for (size_t i = 0; i < s.n_outcomes; i++) {
                 printf("%s %u %s\n", s.outcomes[i].name, s.outcomes[i].count, s.outcomes[i].message);
+                free(s.outcomes[i].name);
+                free(s.outcomes[i].message);
+        }
         for (unsigned i = 0; i < connections; i++) {
                 (void) sd_bus_detach_event(buses[i]);
                 sd_bus_flush_close_unref(buses[i]);
