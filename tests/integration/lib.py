@@ -380,6 +380,22 @@ class TestCase(unittest.TestCase):
         self.assertEqual(alive, [], "processes left behind")
 
 
+def accepted(port, count):
+    """COUNT connections to PORT are established and none waits in the accept queue
+    (for a listening socket, /proc/net/tcp's rx_queue is the accept queue length)."""
+    established, queued = 0, 0
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if int(fields[1].split(":")[1], 16) != port:
+                continue
+            if fields[3] == "01":
+                established += 1
+            elif fields[3] == "0A":
+                queued += int(fields[4].split(":")[1], 16)
+    return established >= count and queued == 0
+
+
 def _zombie(pid):
     try:
         with open("/proc/%d/stat" % pid) as f:

@@ -27,9 +27,9 @@ class Drain(lib.TestCase):
         # In flight = established and accepted by a worker (the listening socket's accept
         # queue is empty). The kernel offers no event for that, so poll it, bounded.
         deadline = time.monotonic() + 10
-        while not _accepted(port, 6) and time.monotonic() < deadline:
+        while not lib.accepted(port, 6) and time.monotonic() < deadline:
             time.sleep(0.02)
-        self.assertTrue(_accepted(port, 6))
+        self.assertTrue(lib.accepted(port, 6))
         started = time.monotonic()
         sup.client("-i", "web", "-u", v2, check=0)
         for t in threads:
@@ -63,22 +63,6 @@ class Drain(lib.TestCase):
         self.assertGreater(int(result["ok"]), 0, result["_raw"])
         self.assertLessEqual(int(result["failed"]), 4, result["_raw"])
         print("stubborn worker killed: %s requests, %s failed" % (result["requests"], result["failed"]))
-
-
-def _accepted(port, count):
-    """COUNT connections to PORT are established and none waits in the accept queue
-    (for a listening socket, /proc/net/tcp's rx_queue is the accept queue length)."""
-    established, queued = 0, 0
-    with open("/proc/net/tcp") as f:
-        for line in f.readlines()[1:]:
-            fields = line.split()
-            if int(fields[1].split(":")[1], 16) != port:
-                continue
-            if fields[3] == "01":
-                established += 1
-            elif fields[3] == "0A":
-                queued += int(fields[4].split(":")[1], 16)
-    return established >= count and queued == 0
 
 
 if __name__ == "__main__":

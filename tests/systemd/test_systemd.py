@@ -287,9 +287,9 @@ class Stop(SystemdTestCase):
             t.start()
         # In flight = accepted by a worker. The kernel offers no event for that: poll, bounded.
         deadline = time.monotonic() + 30
-        while not accepted(port, count) and time.monotonic() < deadline:
+        while not lib.accepted(port, count) and time.monotonic() < deadline:
             time.sleep(0.02)
-        self.assertTrue(accepted(port, count), "the slow requests were never accepted")
+        self.assertTrue(lib.accepted(port, count), "the slow requests were never accepted")
         return threads, results
 
     def test_stop_lets_requests_finish(self):
@@ -523,22 +523,6 @@ class Policy(lib.TestCase):
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("org.freedesktop.DBus.Error.AccessDenied: Rejected send message", p.stderr)
         self.assertEqual(self.daemon.poll(), None)
-
-
-def accepted(port, count):
-    """COUNT connections to PORT are established and none waits in the accept queue
-    (for a listening socket, /proc/net/tcp's rx_queue is the accept queue length)."""
-    established, queued = 0, 0
-    with open("/proc/net/tcp") as f:
-        for line in f.readlines()[1:]:
-            fields = line.split()
-            if int(fields[1].split(":")[1], 16) != port:
-                continue
-            if fields[3] == "01":
-                established += 1
-            elif fields[3] == "0A":
-                queued += int(fields[4].split(":")[1], 16)
-    return established >= count and queued == 0
 
 
 if __name__ == "__main__":
