@@ -841,7 +841,9 @@ void engine_format_status(const struct engine *e, uint64_t now, char *buf, size_
                            engine_get_target(e), count_in_state(e, cur, WORKER_READY), e->current.settings.workers);
                 break;
         case ENGINE_RUNNING:
-                p = append(buf, size, p, "%sServing generation %llu (%s): %u/%u ready", e->failure_status,
+                /* After a failure the line leads with it: "...failed: R; serving generation 3 (...)". */
+                p = append(buf, size, p, "%s%serving generation %llu (%s): %u/%u ready", e->failure_status,
+                           e->failure_status[0] ? "s" : "S",
                            (unsigned long long) cur, engine_get_target(e), count_in_state(e, cur, WORKER_READY),
                            e->current.settings.workers);
                 break;

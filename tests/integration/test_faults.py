@@ -127,7 +127,7 @@ exec '%s' --version v1
         p = sup.client("-i", "web", "-u", v2)
         self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
         self.assertIn("Too many open files", p.stderr)
-        sup.wait_status(r"Upgrade to generation 2 failed: .*Too many open files.*; Serving generation 1 .*4/4 ready")
+        sup.wait_status(r"Upgrade to generation 2 failed: .*Too many open files.*; serving generation 1 .*4/4 ready")
         self.assertEqual(sup.get_property("web", "Generation"), 1)
         result = load.stop()
         self.assert_no_failures(result, sup)

@@ -21,7 +21,7 @@ class Rollback(lib.TestCase):
         p = sup.client("-i", "web", "-u", bad)
         self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
         self.assertRegex(p.stderr, reason)
-        sup.wait_status(r"Upgrade to generation 2 failed: .*; Serving generation 1 .*4/4 ready")
+        sup.wait_status(r"Upgrade to generation 2 failed: .*; serving generation 1 .*4/4 ready")
         self.assertEqual(sup.get_property("web", "Generation"), 1)
         self.assertEqual(sup.get_property("web", "Target"), os.path.realpath(self.v1))
         self.assertRegex(sup.get_property("web", "LastResult"), "^failed: worker .*" + reason)

@@ -216,7 +216,7 @@ class Reload(SystemdTestCase):
         p = self.manager.systemctl("reload", SERVICE, check=None)
         self.assertNotEqual(p.returncode, 0, "a rolled-back reload must fail")
         self.assert_status(r"^Upgrade to generation 2 failed: worker \d+ \(generation 2\) exited with status 3 before "
-                           r"it was ready; " + self.serving(1, self.v1)[1:])
+                           r"it was ready; s" + self.serving(1, self.v1)[2:])
         self.assertEqual(lib.http_get(("127.0.0.1", port))[2], "v1\n")
 
         # A target that cannot even start: refused before anything changes, and said so.
@@ -224,7 +224,7 @@ class Reload(SystemdTestCase):
         p = self.manager.systemctl("reload", SERVICE, check=None)
         self.assertNotEqual(p.returncode, 0)
         self.assert_status(r"^Upgrade refused, invalid target: .*/current is not executable; " +
-                           self.serving(1, self.v1)[1:])
+                           "s" + self.serving(1, self.v1)[2:])
 
         # A broken configuration file: the reload is refused, the settings stay.
         config = self.write_config(strategy="sideways")

@@ -1285,18 +1285,18 @@ Test(engine, status_strings) {
         cr_assert_str_eq(engine_state_to_string(engine_get_state(e)), "running");
         snprintf(want, sizeof(want),
                  "Upgrade to generation 2 failed: worker %d (generation 2) exited with status 4 before it was "
-                 "ready; Serving generation 1 (/srv/app/v1): 2/2 ready, 2 draining",
+                 "ready; serving generation 1 (/srv/app/v1): 2/2 ready, 2 draining",
                  (int) failing);
         cr_assert_str_eq(status(), want);
         exit_draining();
-        cr_assert(strstr(status(), "; Serving generation 1 (/srv/app/v1): 2/2 ready"), "%s", status());
+        cr_assert(strstr(status(), "; serving generation 1 (/srv/app/v1): 2/2 ready"), "%s", status());
         cr_assert_null(strstr(status(), "draining"), "%s", status());
 
         /* The next upgrade clears the failure. */
         cr_assert_eq(engine_prepare_upgrade(e), 2);
         engine_abort_upgrade(e, "no");
         pump();
-        cr_assert_str_eq(status(), "Upgrade to generation 2 failed: no; Serving generation 1 (/srv/app/v1): 2/2 ready");
+        cr_assert_str_eq(status(), "Upgrade to generation 2 failed: no; serving generation 1 (/srv/app/v1): 2/2 ready");
         begin_upgrade("/srv/app/v2", &s);
         ready_all(2);
         ready_all(2);
@@ -1325,7 +1325,7 @@ Test(engine, refused_upgrade_shows_in_status) {
         cr_assert_eq(n_recorded, m, "a refusal changes nothing but the status");
         cr_assert_eq(engine_get_generation(e), 1);
         cr_assert_str_eq(status(), "Upgrade refused, invalid target: /srv/app/v3 is not executable; "
-                                   "Serving generation 1 (/srv/app/v1): 2/2 ready");
+                                   "serving generation 1 (/srv/app/v1): 2/2 ready");
         begin_upgrade("/srv/app/v2", &s);
         ready_all(2); /* rolling: one batch at a time */
         ready_all(2);
