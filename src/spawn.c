@@ -96,6 +96,23 @@ int spawn_child_reset(pid_t parent) {
         return 0;
 }
 
+int spawn_signal_worker(pid_t pid, int sig) {
+        bool any = false;
+
+        /* getpgid() fails once the worker is reaped; its group may still hold children. */
+        if (getpgid(pid) != pid) {
+                if (kill(pid, sig) >= 0)
+                        any = true;
+                else if (errno != ESRCH)
+                        return -errno;
+        }
+        if (kill(-pid, sig) >= 0)
+                any = true;
+        else if (errno != ESRCH)
+                return -errno;
+        return any;
+}
+
 /* Writes v in decimal into buf (child side: no stdio). */
 static void format_pid(char *buf, pid_t v) {
         char tmp[16];

@@ -109,6 +109,10 @@ static int on_worker_exit(sd_event_source *source, const siginfo_t *si, void *us
                         log_full(level, "Worker %d (generation %" PRIu64 ", slot %u) exited with status %d%s", pid,
                                  w->generation, w->slot, si->si_status, expected ? " after draining" : "");
         }
+        /* sd-event reaps the worker after this callback, so its pid, and with it its
+         * process group, cannot have been reused yet: whatever it left behind goes now. */
+        if (kill(-pid, SIGKILL) >= 0)
+                log_notice("Worker %d exited; killed what was left of its process group", pid);
         struct worker_io *io = io_find(s, pid);
         if (io)
                 io_remove(s, io);
@@ -270,6 +274,7 @@ static uint64_t max_drain_timeout(struct supervisor *s) {
  * Called after each event handed to the engine. */
 void supervisor_dispatch(struct supervisor *s) {
         struct engine_action a;
+        int r;
 
         /* Bounded: actions only queue more actions through spawn reports, which add at
          * most one signal each. */
@@ -283,8 +288,9 @@ void supervisor_dispatch(struct supervisor *s) {
                                 log_warning("Killing worker %d: it did not exit in time", a.pid);
                         else
                                 log_info("Draining worker %d (%s)", a.pid, sigabbrev_np(a.signal) ?: "?");
-                        if (kill(a.pid, a.signal) < 0 && errno != ESRCH)
-                                log_warning_errno(errno, "Cannot signal worker %d: %m", a.pid);
+                        r = spawn_signal_worker(a.pid, a.signal);
+                        if (r < 0)
+                                log_warning_errno(r, "Cannot signal worker %d: %s", a.pid, strerror(-r));
                         break;
                 case ACTION_WORKER_READY:
                         log_info("Worker %d (generation %" PRIu64 ", slot %u) is ready", a.pid, a.generation, a.slot);
@@ -387,7 +393,7 @@ void supervisor_done(struct supervisor *s) {
         s->bus = bus_server_free(s->bus);
         while (s->n_io > 0) {
                 /* Only reached when the loop ended abnormally: never leave a worker behind. */
-                (void) kill(s->io[0].pid, SIGKILL);
+                (void) spawn_signal_worker(s->io[0].pid, SIGKILL);
                 (void) waitpid(s->io[0].pid, NULL, 0);
                 io_remove(s, &s->io[0]);
         }
