@@ -406,3 +406,80 @@ def _zombie(pid):
 
 def main():
     unittest.main(verbosity=2)
+
+
+# ---- helpers for the fault matrix (HEAD intact, no process left, error names) ----
+
+def default_head(test, instance):
+    """Where a Supervisor of TEST keeps INSTANCE's HEAD when no -H/head= is given:
+    $XDG_STATE_HOME/liveswap/<instance>/HEAD (Supervisor sets XDG_STATE_HOME)."""
+    return os.path.join(test.dir, "state", "liveswap", instance, "HEAD")
+
+
+def deploy_head(head, current, previous=None):
+    """HEAD (and PREVIOUS) as liveswap writes them, before the supervisor starts: it
+    starts from HEAD, so a test can then check that a failed upgrade leaves both alone."""
+    os.makedirs(os.path.dirname(head), exist_ok=True)
+    write_file(head, os.path.realpath(current) + "\n")
+    if previous:
+        write_file(os.path.join(os.path.dirname(head), "PREVIOUS"), os.path.realpath(previous) + "\n")
+
+
+def head_files(head):
+    """{name: (content, inode, mtime_ns)} of HEAD and PREVIOUS beside it (None if absent):
+    liveswap replaces them by rename, so any rewrite shows in the inode."""
+    out = {}
+    for path in (head, os.path.join(os.path.dirname(head), "PREVIOUS")):
+        try:
+            with open(path) as f:
+                st = os.fstat(f.fileno())
+                out[os.path.basename(path)] = (f.read(), st.st_ino, st.st_mtime_ns)
+        except FileNotFoundError:
+            out[os.path.basename(path)] = None
+    return out
+
+
+def started_workers(sup, generation=None):
+    """Pids of every worker the supervisor's log says it started (of GENERATION only if
+    given), in order: short-lived workers a Workers property read could miss are here."""
+    rx = re.compile(r"Worker (\d+) \(generation (\d+), slot \d+\) started")
+    return [int(pid) for pid, gen in rx.findall(sup.output()) if generation is None or int(gen) == generation]
+
+
+def read_pids(path, count, timeout=DEFAULT_TIMEOUT):
+    """The first COUNT pids in PATH (one a line), waiting until a script has written them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with open(path) as f:
+                pids = [int(l) for l in f.read().split()]
+        except (FileNotFoundError, ValueError):
+            pids = []
+        if len(pids) >= count:
+            return pids[:count]
+        if time.monotonic() > deadline:
+            raise AssertionError("%s holds %s, not %d pids" % (path, pids, count))
+        time.sleep(0.02)  # a file written by a shell script has no event to wait on; bounded
+
+
+def callstorm(env, address, method, *args, destination=None, prefix=(), calls=1, connections=1, timeout=300):
+    """Calls METHOD on the supervisor at ADDRESS (a D-Bus address; None for the user bus,
+    where DESTINATION names it) with the callstorm tool, as PREFIX (e.g. setpriv) says;
+    returns {outcome: (count, first message)}, outcome "ok" or the D-Bus error name
+    (busctl does not print error names, and the contract is about them)."""
+    where = ["--address", address] if address else ["--user", "--destination", destination]
+    p = subprocess.run(list(prefix) + [os.environ["CALLSTORM"]] + where +
+                       ["--calls", str(calls), "--connections", str(connections), method] + list(args),
+                       env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    if p.returncode != 0:
+        raise AssertionError("callstorm %s %s: %s" % (method, args, p.stderr))
+    out = {}
+    for line in p.stdout.splitlines():
+        name, count, message = (line.split(" ", 2) + [""])[:3]
+        out[name] = (int(count), message)
+    return out
+
+
+def private_bus(sup, instance):
+    """The D-Bus address of INSTANCE's private socket under SUP's runtime directory."""
+    return "unix:path=" + os.path.join(sup.run_dir, "liveswap", instance, "bus")

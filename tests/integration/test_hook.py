@@ -48,6 +48,74 @@ class Hook(lib.TestCase):
         self.assertIn("invalid target", p.stderr)
         self.assertEqual(sup.get_property("web", "Generation"), 1)
 
+    def refused_under_load(self, name, hook_body, error, reason, timeout="5s", runs=2):
+        """The hook fault of HOOK_BODY refuses an upgrade, asked RUNS times (over D-Bus for
+        the error name, then with `liveswap -u` for the exit status), while 8 clients load
+        2 workers: no failed request, the reason everywhere, nothing changed (generation,
+        target, workers, HEAD and PREVIOUS)."""
+        self.port = lib.free_port()
+        v0 = lib.make_target(os.path.join(self.dir, "z"), "v0")
+        self.v1 = lib.make_target(os.path.join(self.dir, "a"), "v1")
+        self.v2 = lib.make_target(os.path.join(self.dir, "b"), "v2")
+        head = lib.default_head(self, "web")
+        lib.deploy_head(head, self.v1, v0)
+        hook = lib.write_file(os.path.join(self.dir, "hook"), "#!/bin/sh\n" + hook_body, 0o755)
+        conf = notify_config(self, pre_upgrade_timeout=timeout)
+        sup = self.start("--instance", "web", "--config", conf, "-s", self.v1, "-p", str(self.port), "-f", "2",
+                         "--pre-upgrade", hook)
+        files = lib.head_files(head)
+        props = ("Generation", "Target", "PreviousTarget", "State", "Workers")
+        before = {p: sup.get_property("web", p) for p in props}
+        self.assertEqual((before["Generation"], before["Target"], before["PreviousTarget"]),
+                         (1, os.path.realpath(self.v1), os.path.realpath(v0)))
+        load = lib.Load(self, "127.0.0.1:%d" % self.port, clients=8, mode="mixed")
+
+        out = lib.callstorm(sup.env, lib.private_bus(sup, "web"), "Upgrade", "s", self.v2)
+        self.assertEqual(list(out), [error], out)
+        self.assertRegex(out[error][1], r"^web: upgrade to generation 2 failed, still serving generation 1: " + reason)
+        sup.wait_status(r"^Upgrade to generation 2 failed: %s.*; serving generation 1 .*2/2 ready" % reason)
+        if runs > 1:
+            p = sup.client("-i", "web", "-u", self.v2)
+            self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+            self.assertRegex(p.stderr, reason)
+
+        self.assertRegex(sup.get_property("web", "LastResult"), "^failed: " + reason)
+        self.assertEqual({p: sup.get_property("web", p) for p in props}, before)
+        self.assertEqual(lib.head_files(head), files, "HEAD or PREVIOUS was rewritten")
+        self.assertEqual(lib.started_workers(sup), [w[0] for w in before["Workers"]], "a worker was started")
+        self.assertEqual(lib.http_get(("127.0.0.1", self.port))[2], "v1\n")
+        result = load.stop()
+        self.assert_no_failures(result, sup)
+        self.assertEqual(list(lib.versions(result)), ["v1"], result["_raw"])
+        self.assertIsNone(sup.proc.poll())
+        print("%s: %s requests, %s failed, HEAD intact, generation 1" % (name, result["requests"], result["failed"]))
+        return sup
+
+    def test_hook_fails_under_load(self):
+        pids = os.path.join(self.dir, "hook-pids")
+        self.refused_under_load("hook exits 3", 'echo $$ >> %s\necho checking >&2\necho "migration 42 failed" >&2\n'
+                                'exit 3\n' % pids, "org.liveswap1.Error.HookFailed",
+                                "pre-upgrade hook failed: migration 42 failed")
+        self.assert_pids_gone(lib.read_pids(pids, 2))
+
+    def test_hook_prints_bad_target_under_load(self):
+        # HookFailed rather than InvalidTarget: the caller's own target was valid; what
+        # was wrong is the hook's answer (the reason names the path it gave).
+        self.refused_under_load("hook prints a bad target", "echo building\necho /nonexistent/build\n",
+                                "org.liveswap1.Error.HookFailed",
+                                "pre-upgrade hook gave an invalid target: .*/nonexistent/build")
+
+    def test_hung_hook_is_killed_with_its_children(self):
+        """A hook stuck past pre_upgrade_timeout, with a child of its own: the supervisor
+        kills its whole process group, so neither is left behind."""
+        pids = os.path.join(self.dir, "hook-pids")
+        self.refused_under_load("hook hangs past 1000 ms", "sleep 60 &\necho $! >> %s\necho $$ >> %s\nwait\n"
+                                % (pids, pids), "org.liveswap1.Error.HookFailed",
+                                "pre-upgrade hook timed out after 1000 ms", timeout="1s")
+        hung = lib.read_pids(pids, 4)  # child and hook, of each of the two runs
+        self.assertEqual(len(set(hung)), 4, hung)
+        self.assert_pids_gone(hung)
+
     def test_hook_times_out(self):
         sup = self.setup_web('exec sleep 60\n', timeout="500ms")
         p = sup.client("-i", "web", "-u", self.v2)
