@@ -234,6 +234,9 @@ static int choose_target(struct supervisor *s) {
                         return 0;
                 }
                 log_warning("Ignoring %s: %s", s->head_path, err);
+                /* Seen all the same: only a later rewrite is a deploy that a reload follows,
+                 * or every reload would try this stale target again and be refused. */
+                s->head_seen = TAKE_PTR(head);
         } else if (r != -ENOENT)
                 log_warning_errno(r, "Ignoring %s: %s", s->head_path, strerror(-r));
 

@@ -59,6 +59,17 @@ class State(lib.TestCase):
         sup = self.start("--instance", "web", "--config", notify_config(self), "-s", v1, "-p", str(port), "-H", head)
         self.assertEqual(lib.http_get(("127.0.0.1", port))[2], "v1\n")
         self.assertIn("Ignoring %s" % head, sup.output())
+        # The stale HEAD does not count as a deploy: a reload goes to the configured
+        # target (and records it), instead of being refused on the stale one.
+        sup.client("-i", "web", "-u", check=0)
+        self.assertEqual(sup.get_property("web", "Generation"), 2)
+        with open(head) as f:
+            self.assertEqual(f.read(), os.path.realpath(v1) + "\n")
+        # A deploy tool's later rewrite is still followed.
+        v3 = lib.make_target(os.path.join(self.dir, "c"), "v3")
+        lib.write_file(head, v3 + "\n")
+        sup.client("-i", "web", "-u", check=0)
+        self.assertEqual(lib.http_get(("127.0.0.1", port))[2], "v3\n")
 
 
 if __name__ == "__main__":
