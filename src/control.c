@@ -104,6 +104,14 @@ static const char *reload_target(struct supervisor *s, const struct config *c, c
         return c->target ?: engine_get_target(s->engine);
 }
 
+/* systemd's reloading state covers a whole request, the pre-upgrade hook included, and
+ * READY=1 ends it whatever the outcome (control_upgrade_finished(), refuse()). With
+ * Type=notify-reload a SIGHUP that sends no RELOADING=1 and READY=1 would leave the unit
+ * reloading until its timeout. */
+static void notify_reloading(void) {
+        (void) sd_notifyf(false, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64, now_usec());
+}
+
 /* A request refused before anything changed. The caller gets the error; the log and
  * STATUS= say why as well, since `systemctl reload` shows neither the reply nor its
  * caller's output. */
@@ -116,8 +124,10 @@ static int refuse(struct supervisor *s, sd_bus_error *ret_error, const char *err
         vsnprintf(reason, sizeof(reason), fmt, ap);
         va_end(ap);
         log_warning("%s", reason);
+        notify_reloading();
         engine_upgrade_refused(s->engine, reason);
         supervisor_dispatch(s);
+        (void) sd_notifyf(false, "READY=1\nSTATUS=%s", s->status);
         return sd_bus_error_setf(ret_error, error_name, "%s: %s", s->instance, reason);
 }
 
@@ -169,6 +179,7 @@ int control_upgrade(struct supervisor *s, const char *target, sd_bus_message *ca
         }
 
         generation = engine_prepare_upgrade(s->engine);
+        notify_reloading();
         candidate_clear(s);
         s->candidate_config = c;
         s->candidate = cmd;

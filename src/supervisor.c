@@ -303,7 +303,6 @@ void supervisor_dispatch(struct supervisor *s) {
                 case ACTION_UPGRADE_STARTED:
                         log_info("Upgrading to generation %" PRIu64 " (%s, strategy %s)", a.generation,
                                  s->candidate.target, strategy_to_string(s->candidate_config.strategy));
-                        (void) sd_notifyf(false, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64, now_usec());
                         break;
                 case ACTION_UPGRADE_FINISHED:
                         control_upgrade_finished(s, &a);
