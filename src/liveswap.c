@@ -343,8 +343,10 @@ static int run_supervisor(struct arguments *a) {
                           s.instance);
                 goto finish;
         }
-        if (take_sockets(&s, a) < 0) {
-                status = EXIT_USAGE;
+        if ((r = take_sockets(&s, a)) < 0) {
+                /* A malformed address or nothing to listen on is bad usage; a port in use or
+                 * a permission is a failure like any other (and worth a restart). */
+                status = r == -EINVAL ? EXIT_USAGE : EXIT_FAILURE;
                 goto finish;
         }
         s.fdnames = sockets_fdnames(&s.sockets);

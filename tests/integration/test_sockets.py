@@ -71,7 +71,7 @@ class Sockets(lib.TestCase):
         first = self.start("--instance", "one", "--config", notify_config(self), "-s", v1, "-p", str(port))
         second = self.start("--instance", "two", "--config", notify_config(self), "-s", v1, "-p", str(port),
                             ready=False)
-        self.assertEqual(second.proc.wait(10), 2)
+        self.assertEqual(second.proc.wait(10), 1)
         self.assertIn("Cannot bind", second.output())
         self.assertIn("Address already in use", second.output())
         self.assertEqual(lib.http_get(("127.0.0.1", port))[2], "v1\n")
