@@ -483,3 +483,13 @@ def callstorm(env, address, method, *args, destination=None, prefix=(), calls=1,
 def private_bus(sup, instance):
     """The D-Bus address of INSTANCE's private socket under SUP's runtime directory."""
     return "unix:path=" + os.path.join(sup.run_dir, "liveswap", instance, "bus")
+
+
+def wait_load(port, connections, timeout=DEFAULT_TIMEOUT):
+    """Waits until the load has CONNECTIONS connections open to PORT (the kept-alive
+    clients of a mixed Load), so that a fault that follows lands under load."""
+    deadline = time.monotonic() + timeout
+    while not accepted(port, connections):
+        if time.monotonic() > deadline:
+            raise AssertionError("the load did not open %d connections to port %d" % (connections, port))
+        time.sleep(0.01)  # /proc/net/tcp has no event to wait on; bounded above

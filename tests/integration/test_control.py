@@ -19,6 +19,8 @@ NAME = "org.liveswap1.web"
 PATH = "/org/liveswap1"
 IFACE = "org.liveswap1.Supervisor"
 AS_NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+AS_DAEMON = ["setpriv", "--reuid=daemon", "--regid=daemon", "--clear-groups"]  # uid 1, another unprivileged user
+AS_USER = {"nobody": AS_NOBODY, "daemon": AS_DAEMON}
 
 METHODS = {  # name: ([(arg name, type)] in, [(arg name, type)] out)
     "Upgrade": ([("target", "s")], [("generation", "t")]),
@@ -78,7 +80,7 @@ class ControlTest(lib.TestCase):
     def busctl(self, sup, via, *args, user=None):
         """busctl through the user bus ("bus") or the private socket ("socket")."""
         where = ["--user"] if via == "bus" else ["--address=" + self.socket_address(sup)]
-        prefix = AS_NOBODY if user == "nobody" else []
+        prefix = AS_USER[user] if user else []
         return subprocess.run(prefix + ["busctl"] + where + list(args), env=sup.env, capture_output=True, text=True,
                               timeout=120, stdin=subprocess.DEVNULL)
 
@@ -97,7 +99,7 @@ class ControlTest(lib.TestCase):
         """Calls with callstorm; returns {outcome: (count, first message)}: busctl does
         not print the D-Bus error name, and the contract is about names."""
         where = ["--user", "--destination", NAME] if via == "bus" else ["--address", self.socket_address(sup)]
-        prefix = AS_NOBODY if user == "nobody" else []
+        prefix = AS_USER[user] if user else []
         p = subprocess.run(prefix + [CALLSTORM] + where + ["--calls", str(calls), "--connections", str(connections),
                                                            method] + list(args),
                            env=sup.env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
@@ -326,6 +328,97 @@ class Authorisation(ControlTest):
         for method in METHODS:
             self.assertIn("Refused %s from uid 65534" % method, sup.output())
         self.assertIsNone(sup.proc.poll())
+
+    CALLS = [("Upgrade", "s", None), ("StartUpgrade", "s", None), ("Rollback",), ("Cancel",), ("Restart",),
+             ("Quit",), ("Message", "s", "hi"), ("SetWorkers", "u", "5")]
+
+    def calls(self, target):
+        calls = [tuple(target if a is None else a for a in c) for c in self.CALLS]
+        self.assertEqual(sorted(c[0] for c in calls), sorted(METHODS))
+        return calls
+
+    def open_path_to_socket(self, sup):
+        """Lets other users traverse the directories down to the private socket, so that
+        only the socket's own mode and then the credential check stand in their way."""
+        path = os.path.join(sup.run_dir, "liveswap", "web")
+        for d in (self.dir, sup.run_dir, os.path.dirname(path), path):
+            os.chmod(d, 0o711)
+        return os.path.join(path, "bus")
+
+    def test_private_socket_refuses_nobody_by_mode_then_by_credentials(self):
+        """Two lines of defence on the private socket: its mode 0600 keeps other users
+        from connecting at all; with the mode relaxed to 0666, the supervisor's check of
+        the caller's SO_PEERCRED refuses every method and still lets it read."""
+        sup = self.start_web()
+        bus = self.open_path_to_socket(sup)
+        self.assertEqual(os.stat(bus).st_mode & 0o777, 0o600)
+        p = self.busctl(sup, "socket", "get-property", NAME, PATH, IFACE, "Generation", user="nobody")
+        self.assertNotEqual(p.returncode, 0, p.stdout)
+        self.assertIn("Permission denied", p.stderr)
+        self.assertNotIn("Refused", sup.output())
+
+        os.chmod(bus, 0o666)
+        before = self.snapshot(sup)
+        pids = [w[0] for w in before["Workers"]]
+        for call in self.calls(self.v2):
+            out = self.storm(sup, "socket", *call, user="nobody")
+            self.assertEqual(list(out), ["org.freedesktop.DBus.Error.AccessDenied"], "%s: %s" % (call, out))
+            self.assertIn("uid 65534 may not control liveswap instance web",
+                          out["org.freedesktop.DBus.Error.AccessDenied"][1])
+        for prop in PROPERTIES:
+            self.get(sup, "socket", prop, user="nobody")
+        self.assertEqual(self.get(sup, "socket", "Generation", user="nobody"), 1)
+        self.assertEqual(self.snapshot(sup), before)
+        for method in METHODS:
+            self.assertIn("Refused %s from uid 65534" % method, sup.output())
+        self.assertIsNone(sup.proc.poll())
+        self.assertTrue(all(os.path.exists("/proc/%d" % pid) for pid in pids), pids)
+        self.assertEqual(sorted(lib.started_workers(sup)), sorted(pids), "a worker was started")
+
+    def test_a_user_cannot_upgrade_another_users_instance(self):
+        """A supervisor of uid A (nobody) refuses uid B (daemon) on the user bus and on its
+        private socket (mode relaxed), and lets A itself upgrade on both."""
+        os.chmod(self.dir, 0o755)  # the targets and the config, for nobody
+        conf = write_config(self)
+        state = os.path.join(self.dir, "state")
+
+        def hand_to_nobody(sup):
+            for path in (sup.run_dir, state):
+                os.makedirs(path, exist_ok=True)
+                os.chown(path, 65534, 65534)
+            os.chmod(sup.notify.path, 0o777)  # systemd's notify socket takes anyone too
+
+        sup = lib.Supervisor(self, AS_NOBODY + [lib.LIVESWAP, "--instance", "web", "--config", conf, "-s", self.v1,
+                                                "-p", str(self.port), "-f", "2"],
+                             env={"DBUS_SESSION_BUS_ADDRESS": self.bus.address, "LIVESWAP_BUS": "user",
+                                  "XDG_STATE_HOME": state}, prepare=hand_to_nobody)
+        sup.wait_ready()
+        sup.wait_output("Registered %s on the user bus" % NAME)
+        self.assertEqual(os.stat("/proc/%d" % sup.proc.pid).st_uid, 65534)
+        bus = self.open_path_to_socket(sup)
+        os.chmod(bus, 0o666)
+        load = lib.Load(self, "127.0.0.1:%d" % self.port, clients=8, mode="mixed")
+        before = self.snapshot(sup)
+        for via in ("bus", "socket"):
+            out = self.storm(sup, via, "Upgrade", "s", self.v2, user="daemon")
+            self.assertEqual(list(out), ["org.freedesktop.DBus.Error.AccessDenied"], "%s: %s" % (via, out))
+            self.assertIn("uid 1 may not control liveswap instance web",
+                          out["org.freedesktop.DBus.Error.AccessDenied"][1])
+        self.assertEqual(self.snapshot(sup), before)
+        self.assertEqual(sup.output().count("Refused Upgrade from uid 1:"), 2, sup.output())
+
+        self.assertEqual(self.storm(sup, "bus", "Upgrade", "s", self.v2, user="nobody"), {"ok": (1, "")})
+        self.assertEqual(self.get(sup, "socket", "Generation"), 2)
+        self.assertEqual(self.storm(sup, "socket", "Upgrade", "s", self.v1, user="nobody"), {"ok": (1, "")})
+        self.assertEqual(self.get(sup, "socket", "Generation"), 3)
+        self.assertEqual(self.get(sup, "socket", "Target"), os.path.realpath(self.v1))
+        result = load.stop()
+        self.assert_no_failures(result, sup)
+        workers = [w[0] for w in self.get(sup, "socket", "Workers")]
+        self.assertEqual(sup.stop(), 0, sup.output())
+        self.assert_pids_gone(workers)
+        print("uid 1 refused, uid 65534 upgraded its own instance twice: %s requests, %s failed" % (
+            result["requests"], result["failed"]))
 
     def check_allowed(self, control):
         sup = self.start_web(control=control)

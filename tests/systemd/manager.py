@@ -22,12 +22,20 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+from lib import SANITIZER_MARKERS  # noqa: E402  the integration suite's, so both scan alike
+
 SOURCE_ROOT = os.environ.get("LIVESWAP_SOURCE_ROOT", "")
 BUILD_ROOT = os.environ.get("LIVESWAP_BUILD_ROOT", "")
 SYSTEMD = "/lib/systemd/systemd"
 CGROUP_ROOT = "/sys/fs/cgroup"
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 60.0
+# meson's b_sanitize of the build under test ("none" without sanitizers).
+SANITIZE = os.environ.get("LIVESWAP_SANITIZE", "none") or "none"
+# What scripts/test exports, unless the caller set its own.
+SANITIZER_DEFAULTS = {"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=1",
+                      "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1"}
 
 _counter = itertools.count()
 
@@ -58,6 +66,15 @@ def cgroup_hierarchies():
     found = [os.path.join(CGROUP_ROOT, h) for h in ("systemd", "unified")
              if os.path.exists(os.path.join(CGROUP_ROOT, h, "cgroup.procs"))]
     return found if any(h.endswith("/systemd") for h in found) else []
+
+
+def sanitizer_environment():
+    """ASAN_OPTIONS and UBSAN_OPTIONS for a sanitizer build (empty otherwise): the caller's,
+    else scripts/test's. The user manager passes its environment on to every service, so
+    the supervisor, its workers and ExecReload= get them."""
+    if SANITIZE == "none":
+        return {}
+    return {k: os.environ.get(k) or v for k, v in SANITIZER_DEFAULTS.items()}
 
 
 def run(args, timeout=600, **kwargs):
@@ -134,8 +151,18 @@ class UserManager:
             "SYSTEMD_PAGER": "",
             "SYSTEMD_COLORS": "0",
         }
+        self.env.update(sanitizer_environment())
+        # Where liveswap would put HEAD without $STATE_DIRECTORY: set for the services by
+        # a drop-in (start()), apart from where systemd puts StateDirectory= (252:
+        # $XDG_CONFIG_HOME, newer: the manager's $XDG_STATE_HOME), so that the fallback
+        # cannot stand in for a missing StateDirectory=.
+        self.fallback_state_home = os.path.join(directory, "fallback-state")
+        # Output of the liveswap clients run here, scanned for sanitizer reports too.
+        self.client_output = []
 
     def start(self):
+        self.drop_in("liveswap@.service", "40-fallback-state",
+                     "[Service]\nEnvironment=XDG_STATE_HOME=%s\n" % self.fallback_state_home)
         for cg in self.cgroups:
             os.mkdir(cg)
         env = dict(self.env)
@@ -148,7 +175,18 @@ class UserManager:
                   '[ -d /run/systemd ] || mkdir -p /run/systemd\n'
                   'mount -t tmpfs -o mode=0755 tmpfs /run/systemd\n'
                   'mkdir /run/systemd/system\n'
-                  'exec %s --user\n' % SYSTEMD)
+                  # What PID 1 makes at boot (make_inaccessible_nodes()): the nodes that
+                  # InaccessiblePaths= and ProtectKernelTunables=/Logs= mount over files,
+                  # else the system unit's hardening fails with 226/NAMESPACE here.
+                  'i=/run/systemd/inaccessible\n'
+                  'mkdir $i && mkdir -m 0000 $i/dir\n'
+                  ': > $i/reg\n'
+                  'mkfifo $i/fifo\n'
+                  'mknod $i/chr c 0 0\n'
+                  'mknod $i/blk b 0 0\n'
+                  '%s -c "import socket; socket.socket(socket.AF_UNIX).bind(\'$i/sock\')"\n'
+                  'chmod 0000 $i/reg $i/fifo $i/chr $i/blk $i/sock\n'
+                  'exec %s --user\n' % (sys.executable, SYSTEMD))
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
                                          env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -256,8 +294,27 @@ class UserManager:
 
     def liveswap(self, *args, timeout=180):
         """The installed liveswap as a client, as a user of this manager would run it."""
-        return subprocess.run([os.path.join(self.installation.bindir, "liveswap")] + list(args), env=self.env,
-                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+        return self._client("liveswap", args, timeout)
+
+    def liveswapctl(self, *args, timeout=180):
+        """The installed liveswapctl, as a user of this manager would run it."""
+        return self._client("liveswapctl", args, timeout)
+
+    def _client(self, name, args, timeout):
+        p = subprocess.run([os.path.join(self.installation.bindir, name)] + list(args), env=self.env,
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+        self.client_output.append("$ %s %s\n%s%s" % (name, " ".join(args), p.stdout, p.stderr))
+        return p
+
+    def sanitizer_reports(self):
+        """The service log and the clients' output when either holds an ASan, LSan or
+        UBSan report (the markers of tests/integration/lib.py), else None."""
+        found = []
+        for name, text in [("service log %s" % self.service_log, self.service_output())] + [
+                ("client output", out) for out in self.client_output]:
+            if any(marker in text for marker in SANITIZER_MARKERS):
+                found.append("--- %s:\n%s" % (name, text[-6000:]))
+        return "\n".join(found) or None
 
     # ---- configuration ----
 

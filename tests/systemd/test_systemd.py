@@ -4,8 +4,11 @@ activation, `systemctl reload` as a zero-downtime upgrade, the user bus, a faile
 stop with requests in flight, restart with the socket kept, and the installed units and
 man pages themselves. See manager.py for the private `systemd --user` it uses."""
 
+import grp
+import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -18,6 +21,22 @@ import manager  # noqa: E402
 SERVICE = "liveswap@t.service"
 SOCKET = "liveswap@t.socket"
 INSTALLATION = None
+
+
+def process_environ(pid):
+    with open("/proc/%s/environ" % pid, "rb") as f:
+        return dict(v.decode(errors="replace").split("=", 1) for v in f.read().split(b"\0") if b"=" in v)
+
+
+def mount_options(pid):
+    """{mount point: per-mount options} of PID's mount namespace; the last mount on a
+    point is the one that is visible."""
+    mounts = {}
+    with open("/proc/%s/mountinfo" % pid) as f:
+        for line in f:
+            fields = line.split()
+            mounts[fields[4].replace("\\040", " ")] = fields[5].split(",")
+    return mounts
 
 
 def setUpModule():
@@ -53,6 +72,10 @@ class SystemdTestCase(lib.TestCase):
 
     def _stop_manager(self):
         problems = self.manager.stop()
+        # After the stop: LeakSanitizer reports when the supervisor exits.
+        reports = self.manager.sanitizer_reports()
+        if reports:
+            problems.append("sanitizer report:\n" + reports)
         if problems:
             raise AssertionError("; ".join(problems))
 
@@ -402,6 +425,177 @@ class Restart(SystemdTestCase):
         self.assertEqual(lib.http_get(("127.0.0.1", port))[2], "v2\n")
         self.assertGreaterEqual(int(self.manager.show(SERVICE, "NRestarts")["NRestarts"]), 1)
         self.report("supervisor SIGKILL", result)
+
+class Units(SystemdTestCase):
+    """The settings of the installed liveswap@.service (contract section 7), as the
+    manager loaded them, and in effect on the running supervisor."""
+
+    # units/liveswap@.service.in; both flavours share them.
+    SETTINGS = {"Type": "notify", "NotifyAccess": "main", "KillMode": "mixed", "Restart": "on-failure",
+                "TimeoutStopUSec": "1min 30s", "TimeoutStartUSec": "2min", "RestartPreventExitStatus": "2 78",
+                "StateDirectory": "liveswap/t", "RuntimeDirectory": "liveswap/t"}
+    # The system flavour's hardening (units/meson.build); the user flavour has none.
+    HARDENING = ("ProtectKernelTunables", "ProtectKernelModules", "ProtectKernelLogs", "ProtectControlGroups",
+                 "LockPersonality")
+
+    def assert_settings(self, unit):
+        props = self.manager.show(unit, *self.SETTINGS, "ExecReload")
+        self.assertEqual({k: props[k] for k in self.SETTINGS}, self.SETTINGS, unit)
+        self.assertIn("argv[]=%s --instance t -u ;" % os.path.join(INSTALLATION.bindir, "liveswap"),
+                      props["ExecReload"])
+
+    def test_settings_directories_and_head(self):
+        self.write_config()
+        self.manager.systemctl("start", SOCKET, SERVICE)
+        self.assert_settings(SERVICE)
+        props = self.manager.show(SERVICE, "MainPID", *self.HARDENING)
+        self.assertEqual({k: props[k] for k in self.HARDENING}, dict.fromkeys(self.HARDENING, "no"),
+                         "user units get no sandboxing (it would imply PrivateUsers=)")
+
+        environ = process_environ(props["MainPID"])
+        runtime = os.path.join(self.manager.run_dir, "liveswap", "t")
+        self.assertEqual(environ.get("RUNTIME_DIRECTORY"), runtime)
+        self.assertTrue(os.path.exists(os.path.join(runtime, "bus")))
+        # systemd 252 puts a user unit's StateDirectory= under $XDG_CONFIG_HOME, later
+        # releases under $XDG_STATE_HOME: either, but never where liveswap falls back to.
+        state = environ.get("STATE_DIRECTORY")
+        self.assertIn(state, (os.path.join(self.manager.config_home, "liveswap", "t"),
+                              os.path.join(self.manager.env["XDG_STATE_HOME"], "liveswap", "t")), environ)
+        self.assertTrue(os.path.isdir(state))
+        self.assertEqual(environ.get("XDG_STATE_HOME"), self.manager.fallback_state_home)
+
+        self.point_current(self.v2)
+        self.manager.systemctl("reload", SERVICE)
+        self.assert_status(self.serving(2, self.v2))
+        with open(os.path.join(state, "HEAD")) as f:
+            self.assertEqual(f.read(), os.path.realpath(self.v2) + "\n")
+        with open(os.path.join(state, "PREVIOUS")) as f:
+            self.assertEqual(f.read(), os.path.realpath(self.v1) + "\n")
+        self.assertFalse(os.path.exists(self.manager.fallback_state_home), "HEAD went to the fallback")
+
+        # RuntimeDirectory= goes with the service, StateDirectory= stays.
+        self.manager.systemctl("stop", SOCKET, SERVICE)
+        self.assertFalse(os.path.exists(runtime))
+        self.assertTrue(os.path.exists(os.path.join(state, "HEAD")))
+
+    def test_system_unit_hardening_is_in_effect(self):
+        """The system flavour, loaded by this manager under another name: systemd reports
+        its hardening, the supervisor and its workers run under it, and upgrades work."""
+        unit = "liveswap-system@t.service"
+        shutil.copy(os.path.join(INSTALLATION.system_units, "liveswap@.service"),
+                    os.path.join(self.manager.unit_dir, "liveswap-system@.service"))
+        port = lib.free_port()
+        # Its configuration file is under the prefix's /etc: the test's instead, and a port,
+        # since the socket unit of this name hands its socket to liveswap@t.service.
+        self.manager.drop_in(unit, "50-test", "[Service]\nExecStart=\nExecStart=%s --instance %%i --config %s "
+                             "--listen 127.0.0.1:%d\nEnvironment=XDG_STATE_HOME=%s\n" % (
+                                 os.path.join(INSTALLATION.bindir, "liveswap"), self.write_config(), port,
+                                 self.manager.fallback_state_home))
+        self.manager.log_to_file(unit)
+        probe = os.path.join(self.dir, "probe")
+        # What a worker finds: setarch changes the personality, which LockPersonality= forbids.
+        probed = lib.write_file(os.path.join(self.app, "probed"), "#!/bin/sh\n"
+                                "if setarch -R true 2>/dev/null; then echo personality=changed; "
+                                "else echo personality=locked; fi >> '%s'\nexec '%s'\n" % (probe, self.v2), 0o755)
+        self.manager.systemctl("start", unit)
+        self.assert_settings(unit)
+        props = self.manager.show(unit, "MainPID", *self.HARDENING)
+        self.assertEqual({k: props[k] for k in self.HARDENING}, dict.fromkeys(self.HARDENING, "yes"))
+        self.assert_status(self.serving(1, self.v1), unit)
+
+        pid = props["MainPID"]
+        with open("/proc/%s/status" % pid) as f:
+            status = dict(line.split(":\t", 1) for line in f.read().splitlines() if ":\t" in line)
+        bounding = int(status["CapBnd"], 16)
+        self.assertFalse(bounding & (1 << 16), "CAP_SYS_MODULE kept: ProtectKernelModules= not in effect")
+        self.assertFalse(bounding & (1 << 34), "CAP_SYSLOG kept: ProtectKernelLogs= not in effect")
+        self.assertEqual(status["Seccomp"].strip(), "2", "no seccomp filter")
+        mounts = mount_options(pid)
+        self.assertIn("ro", mounts.get("/proc/sys", ()), "ProtectKernelTunables= not in effect")
+        self.assertIn("ro", mounts.get("/sys", ()), "ProtectKernelTunables= not in effect")
+        cgroups = [m for m in mounts if m == "/sys/fs/cgroup" or m.startswith("/sys/fs/cgroup/")]
+        self.assertTrue(cgroups)
+        for m in cgroups:
+            self.assertIn("ro", mounts[m], "ProtectControlGroups= not in effect on %s" % m)
+        self.assertIn("/proc/kmsg", mounts, "ProtectKernelLogs= not in effect")
+        if os.path.isdir("/usr/lib/modules"):
+            self.assertTrue({"/usr/lib/modules", "/lib/modules"} & set(mounts), "ProtectKernelModules= not in effect")
+
+        # An upgrade under the hardening: its workers run under it too.
+        self.point_current(probed)
+        self.manager.systemctl("reload", unit)
+        self.assert_status(self.serving(2, probed), unit)
+        self.assertEqual(lib.http_get(("127.0.0.1", port))[2], "v2\n")
+        with open(probe) as f:
+            self.assertEqual(f.read(), "personality=locked\n" * self.workers, "LockPersonality= not in effect")
+        self.assertFalse(os.path.exists(self.manager.fallback_state_home))
+
+
+class Sanitizers(SystemdTestCase):
+    def test_sanitizer_build_is_tested_as_one(self):
+        """Under -Db_sanitize= the installed binaries are sanitized and the supervisor gets
+        ASAN_OPTIONS/UBSAN_OPTIONS; every test scans the service log (tearDown)."""
+        if manager.SANITIZE == "none":
+            self.skipTest("not a sanitizer build (LIVESWAP_SANITIZE=%s)" % manager.SANITIZE)
+        liveswap = os.path.join(INSTALLATION.bindir, "liveswap")
+        libraries = subprocess.run(["ldd", liveswap], capture_output=True, text=True, timeout=60).stdout
+        for name, lib_name in (("address", "libasan"), ("undefined", "libubsan")):
+            if name in manager.SANITIZE.split(","):
+                self.assertIn(lib_name, libraries, "the installed liveswap is no %s sanitizer build" % name)
+        self.write_config()
+        self.manager.systemctl("start", SOCKET, SERVICE)
+        pid = self.manager.show(SERVICE, "MainPID")["MainPID"]
+        worker = subprocess.run(["pgrep", "-P", pid], capture_output=True, text=True).stdout.split()[0]
+        for who in (pid, worker):
+            environ = process_environ(who)
+            for k, v in manager.sanitizer_environment().items():
+                self.assertEqual(environ.get(k), v, "pid %s" % who)
+
+
+class Ctl(SystemdTestCase):
+    def status(self):
+        p = self.manager.liveswapctl("--user", "-i", "t", "status")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        lines = p.stdout.splitlines()
+        self.assertEqual(lines[0], "● t - liveswap supervisor", p.stdout)
+        fields = dict(m.groups() for m in re.finditer(r"(?m)^ *([A-Z][A-Za-z ]+): (.*)$", p.stdout))
+        workers = re.findall(r"(?m)^ +[├└]─(\d+) generation (\d+), (starting|ready|draining), ", p.stdout)
+        return fields, workers
+
+    def test_liveswapctl_reload_and_status_on_the_user_bus(self):
+        self.write_config()
+        self.manager.systemctl("start", "dbus.socket")
+        self.manager.systemctl("start", SOCKET, SERVICE)
+        pid = self.manager.show(SERVICE, "MainPID")["MainPID"]
+        fields, workers = self.status()
+        self.assertEqual((fields["State"], fields["Main PID"], fields["Generation"], fields["Control"]),
+                         ("running", pid, "1", "the user bus"))
+
+        self.point_current(self.v2)
+        p = self.manager.liveswapctl("--user", "-i", "t", "reload")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr + self.manager.service_output())
+        self.assertEqual(p.stdout, "t: serving generation 2 (%s)\n" % os.path.realpath(self.v2))
+        fields, workers = self.status()
+        self.assertEqual((fields["Generation"], fields["Target"]), ("2", os.path.realpath(self.v2)))
+        self.assertEqual([w[1:] for w in workers if w[2] != "draining"], [("2", "ready")] * self.workers)
+        status = json.loads(self.manager.liveswapctl("--user", "-i", "t", "--json", "status").stdout)
+        self.assertEqual((status["generation"], status["pid"]), (2, int(pid)))
+        # systemd sees the upgrade liveswapctl made.
+        self.assert_status(self.serving(2, self.v2))
+
+        bad = lib.write_file(os.path.join(self.app, "crashes"), "#!/bin/sh\nexit 3\n", 0o755)
+        self.point_current(bad)
+        p = self.manager.liveswapctl("--user", "-i", "t", "reload")
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertEqual(p.stdout, "")
+        self.assertRegex(p.stderr, r"(?m)^liveswapctl: t: upgrade to generation 3 failed, still serving generation 2: "
+                                   r"worker \d+ \(generation 3\) exited with status 3")
+        fields, workers = self.status()
+        self.assertEqual((fields["Generation"], fields["Target"]), ("2", os.path.realpath(self.v2)))
+        self.assertTrue(fields["Last result"].startswith("failed"), fields)
+        self.assertEqual(lib.http_get(os.path.join(self.manager.run_dir, "liveswap", "t.sock"))[2], "v2\n")
+        props = self.manager.show(SERVICE, "ActiveState", "MainPID", "NRestarts")
+        self.assertEqual((props["ActiveState"], props["MainPID"], props["NRestarts"]), ("active", pid, "0"))
 
 
 class Installed(SystemdTestCase):
