@@ -166,6 +166,13 @@ int sockets_bind(struct socket_set *set, const char *spec, const char *default_a
                 close(fd);
                 return log_error_errno(r, "Out of memory");
         }
+        struct stat st;
+        struct listen_socket *s = &set->sockets[set->n - 1];
+        if (strchr(spec, '/') && stat(spec, &st) == 0) {
+                s->path = strdup(spec); /* without it the file merely stays behind */
+                s->dev = st.st_dev;
+                s->ino = st.st_ino;
+        }
         return 0;
 }
 
@@ -184,8 +191,14 @@ char *sockets_fdnames(const struct socket_set *set) {
 
 void sockets_done(struct socket_set *set) {
         for (size_t i = 0; i < set->n; i++) {
-                close(set->sockets[i].fd);
-                free(set->sockets[i].name);
+                struct listen_socket *s = &set->sockets[i];
+                struct stat st;
+                /* A file another process bound there since is not ours to remove. */
+                if (s->path && stat(s->path, &st) == 0 && st.st_dev == s->dev && st.st_ino == s->ino)
+                        (void) unlink(s->path);
+                close(s->fd);
+                free(s->name);
+                free(s->path);
         }
         free(set->sockets);
         *set = (struct socket_set){};

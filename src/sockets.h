@@ -3,10 +3,14 @@
 #pragma once
 
 #include <stddef.h>
+#include <sys/types.h>
 
 struct listen_socket {
         int fd;
         char *name; /* the LISTEN_FDNAMES entry */
+        char *path; /* a unix socket we bound ourselves, removed again by sockets_done() */
+        dev_t dev;  /* ...but only while the file is still ours */
+        ino_t ino;
 };
 
 struct socket_set {
@@ -26,4 +30,5 @@ int sockets_bind(struct socket_set *set, const char *spec, const char *default_a
 /* "name1:name2:..." for LISTEN_FDNAMES. NULL on ENOMEM. */
 char *sockets_fdnames(const struct socket_set *set);
 
+/* Closes every socket and removes the unix socket files that sockets_bind() made. */
 void sockets_done(struct socket_set *set);

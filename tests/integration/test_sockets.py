@@ -65,6 +65,14 @@ class Sockets(lib.TestCase):
             self.skipTest("no IPv6 loopback on this machine")
         self.assertEqual(out.stdout, "v1\n", out.stderr)
 
+    def test_unix_socket_file_removed_on_exit(self):
+        path = os.path.join(self.dir, "s.sock")
+        v1 = lib.make_target(os.path.join(self.dir, "a"), "v1")
+        sup = self.start("--instance", "web", "--config", notify_config(self), "-s", v1, "--listen", path)
+        self.assertEqual(lib.http_get(path)[2], "v1\n")
+        self.assertEqual(sup.stop(), 0)
+        self.assertFalse(os.path.lexists(path), "the socket file was left behind")
+
     def test_port_in_use(self):
         port = lib.free_port()
         v1 = lib.make_target(os.path.join(self.dir, "a"), "v1")
