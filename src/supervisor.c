@@ -110,9 +110,9 @@ static int on_worker_exit(sd_event_source *source, const siginfo_t *si, void *us
                                  w->generation, w->slot, si->si_status, expected ? " after draining" : "");
         }
         /* sd-event reaps the worker after this callback, so its pid, and with it its
-         * process group, cannot have been reused yet: whatever it left behind goes now. */
-        if (kill(-pid, SIGKILL) >= 0)
-                log_notice("Worker %d exited; killed what was left of its process group", pid);
+         * process group, cannot have been reused yet: whatever it left behind goes now.
+         * (kill() cannot tell whether anything but the zombie leader got it, so no log.) */
+        (void) kill(-pid, SIGKILL);
         struct worker_io *io = io_find(s, pid);
         if (io)
                 io_remove(s, io);
