@@ -168,7 +168,7 @@ int hook_start(sd_event *event, const char *program, const char *target, const c
         }
         if (h->pid == 0) {
                 int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-                if (spawn_child_reset(parent) < 0 || null < 0 || dup2(null, 0) < 0 || dup2(out[1], 1) < 0 ||
+                if (spawn_child_reset(parent, false) < 0 || null < 0 || dup2(null, 0) < 0 || dup2(out[1], 1) < 0 ||
                     dup2(err[1], 2) < 0)
                         _exit(127);
                 /* Blocking pipes for the hook: O_NONBLOCK is shared with our end otherwise. */

@@ -79,7 +79,7 @@ static int push(char **env, size_t *k, const char *fmt, ...) {
         return 0;
 }
 
-int spawn_child_reset(pid_t parent) {
+int spawn_child_reset(pid_t parent, bool own_session) {
         sigset_t none;
         sigemptyset(&none);
         (void) sigprocmask(SIG_SETMASK, &none, NULL);
@@ -88,8 +88,13 @@ int spawn_child_reset(pid_t parent) {
                         (void) signal(sig, SIG_DFL);
 
         /* Its own process group, so that a signal to the group reaches what it forks, and
-         * notify messages from its children can be attributed to it. */
-        (void) setpgid(0, 0);
+         * notify messages from its children can be attributed to it. A worker's is in a
+         * session of its own too: setpgid() cannot join a group of another session, so
+         * only the worker's own descendants can ever be in it (and speak for it). */
+        if (own_session)
+                (void) setsid();
+        else
+                (void) setpgid(0, 0);
         /* Nothing we start outlives a supervisor that dies: nothing would drain it. */
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
                 return -1;
@@ -130,7 +135,7 @@ static _Noreturn void child(const struct spawn_request *r, char **env, char *lis
         int n = (int) r->sockets->n;
         int first_free = FIRST_LISTEN_FD + n + 1;
 
-        if (spawn_child_reset(parent) < 0)
+        if (spawn_child_reset(parent, true) < 0)
                 _exit(127);
 
         /* Park every fd we keep above the target range first, so no dup2 clobbers one. */
@@ -207,8 +212,8 @@ int spawn_worker(const struct spawn_request *r, pid_t *ret_pid, int *ret_control
         if (pid == 0)
                 child(r, env, listen_pid, theirs, error_write, parent, moved);
 
-        /* Also from here, so the group exists before any signal we send to it. */
-        (void) setpgid(pid, pid);
+        /* No setpgid() from here as for the hook (it would make the child's setsid() fail):
+         * the child has its session and group before exec, and we return only after that. */
         closep(&error_write);
         error_write = -1; /* so the read below sees EOF once the child has exec'd */
         int child_errno = 0;

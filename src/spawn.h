@@ -3,6 +3,7 @@
  * supervisor's NOTIFY_SOCKET, LIVESWAP_* variables and the control socketpair. */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -37,6 +38,7 @@ int spawn_signal_worker(pid_t pid, int sig);
  * manager relationship, plus EXTRA. NULL on ENOMEM. */
 char **spawn_build_environment(char *const *extra, size_t reserve);
 
-/* In a freshly forked child: default signal mask and dispositions, its own process group,
- * and death with the supervisor. Returns -1 when the parent is already gone. */
-int spawn_child_reset(pid_t parent);
+/* In a freshly forked child: default signal mask and dispositions, its own process group
+ * (in a session of its own with OWN_SESSION), and death with the supervisor. Returns -1
+ * when the parent is already gone. */
+int spawn_child_reset(pid_t parent, bool own_session);

@@ -111,11 +111,12 @@ class Worker(lib.TestCase):
         self.assertEqual(env("LIVESWAP_CONTROL_FD"), "4")
         self.assertEqual(env("APP_MODE"), "production")
         self.assertEqual(env("GREETING"), "hello world")
-        # The worker runs in its own process group, and started with no signal blocked or
-        # ignored (the supervisor itself blocks several and ignores SIGPIPE).
+        # The worker runs in its own session and process group, and started with no
+        # signal blocked or ignored (the supervisor itself blocks several and ignores SIGPIPE).
         with open("/proc/%s/stat" % pid) as f:
             fields = f.read().rsplit(")", 1)[1].split()
         self.assertEqual(fields[2], pid)  # pgrp
+        self.assertEqual(fields[3], pid)  # session
         self.assertEqual(lib.http_get(("127.0.0.1", port), "/signals")[2], "blocked=0 ignored=0\n")
 
     def test_crashed_worker_is_respawned(self):
@@ -157,7 +158,7 @@ class ReadyAttribution(lib.TestCase):
     pid or from a process in its process group (a start script's child, src/supervisor.c
     on_notify); from anyone else it is ignored, whoever knows the socket's path."""
 
-    TIMEOUT_MS = 3000
+    TIMEOUT_MS = 5000
 
     def setup_web(self):
         self.port = lib.free_port()
@@ -243,6 +244,15 @@ class ReadyAttribution(lib.TestCase):
         pid, pgid = self.read_sender(result)
         self.assertNotEqual(pgid, worker)
         self.assert_rolled_back(client, [pid])
+
+    def test_outsider_cannot_join_the_worker_group(self):
+        """The group rule is safe because nobody else can get into the group: the worker
+        leads a session of its own, and setpgid() cannot cross sessions."""
+        sup = self.setup_web()
+        worker = workers_of(sup, "web", 1)[0]
+        probe = subprocess.run([sys.executable, "-c", "import os, sys\ntry:\n    os.setpgid(0, %d)\n"
+                                "except PermissionError:\n    sys.exit(3)\n" % worker], timeout=30)
+        self.assertEqual(probe.returncode, 3, "a process outside joined the worker's process group")
 
     def test_ready_from_worker_process_group_counts(self):
         """The rule's other half: a process in the worker's process group (a start
