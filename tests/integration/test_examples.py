@@ -147,7 +147,8 @@ class Examples(lib.TestCase):
             lib.http_get(("127.0.0.1", decoy))
         for pid in [w[0] for w in sup.get_property("node", "Workers")]:
             self.assertEqual(os.readlink("/proc/%d/cwd" % pid), v1)
-            self.assertIn("server.js v1: pid %d serving on 2 socket(s)" % pid, sup.output())
+            # Said once both fds listen; a worker may be ready (by delay) before that.
+            sup.wait_output("server.js v1: pid %d serving on 2 socket(s)" % pid)
 
         load = lib.Load(self, "127.0.0.1:%d" % port, clients=8, mode="mixed")
         targets = [v2, v1, v2]
@@ -165,7 +166,7 @@ class Examples(lib.TestCase):
         self.assertEqual(len(current), 2, workers)
         for pid in current:
             self.assertEqual(os.readlink("/proc/%d/cwd" % pid), v2)
-            self.assertIn("server.js v2: pid %d serving on 2 socket(s)" % pid, sup.output())
+            sup.wait_output("server.js v2: pid %d serving on 2 socket(s)" % pid)
         self.assertEqual(sup.stop(), 0, sup.output())
         self.assert_pids_gone([w[0] for w in workers])
         print("node under liveswap, %d upgrades: %s requests, %s failed, versions %s, p99 %s us, max %s us" % (
