@@ -49,10 +49,10 @@
 #define REQUEST_HEAD_MAX 8192
 #define TARGET_MAX 2048
 #define SLEEP_MAX_MS (3600L * 1000)
-#define LINGER_MS 2000            /* how long a closing connection may take to drain its input */
-#define DRAIN_REQUEST_MS 5000     /* while draining, how long a request head may take to arrive */
-#define ACCEPT_PAUSE_MS 100       /* back-off when out of fds */
-#define ACCEPT_BATCH 64           /* accepts per wake-up, so other workers get a share */
+#define LINGER_MS 2000 /* how long a closing connection may take to drain its input */
+#define DRAIN_REQUEST_MS 5000 /* while draining, how long a request head may take to arrive */
+#define ACCEPT_PAUSE_MS 100 /* back-off when out of fds */
+#define ACCEPT_BATCH 64 /* accepts per wake-up, so other workers get a share */
 #define CONTROL_MESSAGE_MAX 65536
 
 #define _cleanup_(f) __attribute__((cleanup(f)))
@@ -81,10 +81,10 @@ struct source {
 };
 
 enum conn_state {
-        CONN_READ,   /* waiting for (the rest of) a request head */
-        CONN_BODY,   /* discarding a request body before answering */
-        CONN_SLEEP,  /* a /sleep request waits for its timer */
-        CONN_WRITE,  /* a response is being sent */
+        CONN_READ, /* waiting for (the rest of) a request head */
+        CONN_BODY, /* discarding a request body before answering */
+        CONN_SLEEP, /* a /sleep request waits for its timer */
+        CONN_WRITE, /* a response is being sent */
         CONN_LINGER, /* our side is shut: reading what the client still sends, then close */
 };
 
@@ -96,9 +96,9 @@ struct conn {
         uint32_t events; /* the current epoll interest */
         bool closed;
         bool close_after; /* the response says Connection: close */
-        bool head_only;   /* a HEAD request: no body in the response */
-        bool method_ok;   /* GET or HEAD */
-        unsigned served;  /* responses completed on this connection */
+        bool head_only; /* a HEAD request: no body in the response */
+        bool method_ok; /* GET or HEAD */
+        unsigned served; /* responses completed on this connection */
         uint64_t body_left;
         char target[TARGET_MAX + 1]; /* of the request being answered */
         size_t in_len;
@@ -128,7 +128,7 @@ struct server {
         uint64_t blocked_at_start, ignored_at_start; /* bit N-1 is signal N */
         struct source *listeners;
         size_t n_listeners;
-        bool serving;   /* listeners are watched */
+        bool serving; /* listeners are watched */
         bool draining;
         struct source signal, control, start_timer, crash_timer, accept_timer;
         struct conn *conns, *graveyard;
@@ -324,14 +324,22 @@ static void conn_flush(struct conn *c);
 
 static const char *status_reason(int status) {
         switch (status) {
-        case 200: return "OK";
-        case 400: return "Bad Request";
-        case 404: return "Not Found";
-        case 405: return "Method Not Allowed";
-        case 431: return "Request Header Fields Too Large";
-        case 501: return "Not Implemented";
-        case 505: return "HTTP Version Not Supported";
-        default: return "Unknown";
+        case 200:
+                return "OK";
+        case 400:
+                return "Bad Request";
+        case 404:
+                return "Not Found";
+        case 405:
+                return "Method Not Allowed";
+        case 431:
+                return "Request Header Fields Too Large";
+        case 501:
+                return "Not Implemented";
+        case 505:
+                return "HTTP Version Not Supported";
+        default:
+                return "Unknown";
         }
 }
 
@@ -720,8 +728,7 @@ static void server_watch_listeners(struct server *s, bool on) {
                         /* Not EPOLLEXCLUSIVE: a worker woken alone that then drains or dies
                          * would leave the connection queued until the next one arrives. */
                         if (watch(s, &s->listeners[i], EPOLLIN) < 0)
-                                fprintf(stderr, SD_ERR "httpd: watching listening socket %d: %m\n",
-                                        s->listeners[i].fd);
+                                fprintf(stderr, SD_ERR "httpd: watching listening socket %d: %m\n", s->listeners[i].fd);
                 } else
                         unwatch(s, &s->listeners[i]);
         }
@@ -993,8 +1000,8 @@ static int server_take_listeners(struct server *s) {
         }
         if (s->n_listeners == 0) {
                 fprintf(stderr, SD_ERR "httpd: no listening sockets were passed (LISTEN_FDS/LISTEN_PID or "
-                                "SERVER_STARTER_PORT); run me under liveswap, systemd, systemd-socket-activate "
-                                "or start_server\n");
+                                       "SERVER_STARTER_PORT); run me under liveswap, systemd, systemd-socket-activate "
+                                       "or start_server\n");
                 return -EBADF;
         }
         return 0;
@@ -1097,8 +1104,8 @@ static int parse_args(int argc, char **argv, struct options *o) {
                         o->die_on_term = true;
                 else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
                         return -1;
-                else if (strcmp(a, "--version") == 0 || strcmp(a, "--log") == 0 ||
-                         strcmp(a, "--delay-start") == 0 || strcmp(a, "--crash-after") == 0) {
+                else if (strcmp(a, "--version") == 0 || strcmp(a, "--log") == 0 || strcmp(a, "--delay-start") == 0 ||
+                         strcmp(a, "--crash-after") == 0) {
                         if (i + 1 >= argc) {
                                 fprintf(stderr, "httpd: %s needs a value\n", a);
                                 return 2;
@@ -1109,7 +1116,7 @@ static int parse_args(int argc, char **argv, struct options *o) {
                         else if (strcmp(a, "--log") == 0)
                                 o->log_path = v;
                         else if (!parse_long(v, strcmp(a, "--delay-start") == 0 ? &o->delay_start_ms
-                                                                                  : &o->crash_after_ms)) {
+                                                                                : &o->crash_after_ms)) {
                                 fprintf(stderr, "httpd: %s: not a number of milliseconds: %s\n", a, v);
                                 return 2;
                         }

@@ -101,9 +101,9 @@ static int check_caller(sd_bus_message *m, struct supervisor *s, sd_bus_error *e
         /* Peer-to-peer the kernel's SO_PEERCRED gives the effective ids. Through
          * dbus-daemon only the connection's uid (also taken from SO_PEERCRED when it
          * connected) is authoritative, so ask for both and prefer the effective one. */
-        int r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID | SD_BUS_CREDS_UID | SD_BUS_CREDS_EGID |
-                                                     SD_BUS_CREDS_GID | SD_BUS_CREDS_SUPPLEMENTARY_GIDS |
-                                                     SD_BUS_CREDS_AUGMENT,
+        int r = sd_bus_query_sender_creds(m,
+                                          SD_BUS_CREDS_EUID | SD_BUS_CREDS_UID | SD_BUS_CREDS_EGID | SD_BUS_CREDS_GID |
+                                                  SD_BUS_CREDS_SUPPLEMENTARY_GIDS | SD_BUS_CREDS_AUGMENT,
                                           &creds);
         if (r >= 0 && sd_bus_creds_get_euid(creds, &uid) < 0)
                 r = sd_bus_creds_get_uid(creds, &uid);
@@ -114,24 +114,23 @@ static int check_caller(sd_bus_message *m, struct supervisor *s, sd_bus_error *e
         }
         if (uid_allowed(s, uid))
                 return 0;
-        if ((sd_bus_creds_get_egid(creds, &gid) >= 0 || sd_bus_creds_get_gid(creds, &gid) >= 0) &&
-            gid_allowed(s, gid))
+        if ((sd_bus_creds_get_egid(creds, &gid) >= 0 || sd_bus_creds_get_gid(creds, &gid) >= 0) && gid_allowed(s, gid))
                 return 0;
         int n = sd_bus_creds_get_supplementary_gids(creds, &gids);
         for (int i = 0; i < n; i++)
                 if (gid_allowed(s, gids[i]))
                         return 0;
-        log_warning("Refused %s from uid %u: not allowed to control %s", sd_bus_message_get_member(m),
-                    (unsigned) uid, s->instance);
+        log_warning("Refused %s from uid %u: not allowed to control %s", sd_bus_message_get_member(m), (unsigned) uid,
+                    s->instance);
         return sd_bus_error_setf(error, ERROR_ACCESS_DENIED, "uid %u may not control liveswap instance %s",
                                  (unsigned) uid, s->instance);
 }
 
-#define CHECK_CALLER(m, s, error)                              \
-        do {                                                   \
-                int _r = check_caller((m), (s), (error));      \
-                if (_r < 0)                                    \
-                        return _r;                             \
+#define CHECK_CALLER(m, s, error)                         \
+        do {                                              \
+                int _r = check_caller((m), (s), (error)); \
+                if (_r < 0)                               \
+                        return _r;                        \
         } while (0)
 
 /* ---- methods ---- */
@@ -208,8 +207,9 @@ static int method_message(sd_bus_message *m, void *userdata, sd_bus_error *error
         if (!*text)
                 return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "%s: the message is empty", s->instance);
         if (strlen(text) > MAX_MESSAGE_TEXT)
-                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "%s: the message is too long (at most %d bytes)",
-                                         s->instance, MAX_MESSAGE_TEXT);
+                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT,
+                                         "%s: the message is too long (at most %d bytes)", s->instance,
+                                         MAX_MESSAGE_TEXT);
         supervisor_message(s, text, &delivered);
         return sd_bus_reply_method_return(m, "u", delivered);
 }
@@ -222,8 +222,8 @@ static int method_set_workers(sd_bus_message *m, void *userdata, sd_bus_error *e
         if (r < 0)
                 return r;
         if (count == 0 || count > 4096)
-                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "%s: the worker count must be between 1 and 4096",
-                                         s->instance);
+                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT,
+                                         "%s: the worker count must be between 1 and 4096", s->instance);
         r = engine_set_workers(s->engine, now_usec(), count);
         if (r < 0)
                 return sd_bus_error_setf(error, ERROR_BUSY, "%s: cannot scale while %s", s->instance,
@@ -286,8 +286,8 @@ static const sd_bus_vtable supervisor_vtable[] = {
         SD_BUS_PROPERTY("DrainingWorkers", "u", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Workers", "a(utsst)", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("LastResult", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_METHOD_WITH_NAMES("Upgrade", "s", SD_BUS_PARAM(target), "t", SD_BUS_PARAM(generation),
-                                 method_upgrade, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("Upgrade", "s", SD_BUS_PARAM(target), "t", SD_BUS_PARAM(generation), method_upgrade,
+                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("StartUpgrade", "s", SD_BUS_PARAM(target), "t", SD_BUS_PARAM(generation),
                                  method_start_upgrade, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("Rollback", NULL, , "t", SD_BUS_PARAM(generation), method_rollback,
@@ -299,8 +299,8 @@ static const sd_bus_vtable supervisor_vtable[] = {
                                  SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("SetWorkers", "u", SD_BUS_PARAM(count), NULL, , method_set_workers,
                                  SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_SIGNAL_WITH_NAMES("UpgradeFinished", "tbs", SD_BUS_PARAM(generation) SD_BUS_PARAM(success)
-                                 SD_BUS_PARAM(reason), 0),
+        SD_BUS_SIGNAL_WITH_NAMES("UpgradeFinished", "tbs",
+                                 SD_BUS_PARAM(generation) SD_BUS_PARAM(success) SD_BUS_PARAM(reason), 0),
         SD_BUS_VTABLE_END,
 };
 
@@ -496,8 +496,8 @@ static void attach_broker(struct bus_server *b) {
                 if (r == -ENOENT || r == -ECONNREFUSED || r == -EACCES || r == -EPERM)
                         log_debug("Not on the %s bus: %s", kind, strerror(-r));
                 else
-                        log_warning("Cannot register %s on the %s bus: %s; serving the private socket only", name,
-                                    kind, strerror(-r));
+                        log_warning("Cannot register %s on the %s bus: %s; serving the private socket only", name, kind,
+                                    strerror(-r));
                 return;
         }
         r = sd_bus_attach_event(bus, s->event, 0);
@@ -587,8 +587,8 @@ void bus_emit_upgrade_finished(struct bus_server *b, uint64_t generation, bool s
                                           generation, (int) success, reason);
         for (struct connection *c = b->connections; c; c = c->next)
                 if (c->ready && !c->dead)
-                        (void) sd_bus_emit_signal(c->bus, LIVESWAP_OBJECT_PATH, LIVESWAP_INTERFACE, "UpgradeFinished", "tbs",
-                                          generation, (int) success, reason);
+                        (void) sd_bus_emit_signal(c->bus, LIVESWAP_OBJECT_PATH, LIVESWAP_INTERFACE, "UpgradeFinished",
+                                                  "tbs", generation, (int) success, reason);
 }
 
 static uint64_t hash_workers(const struct engine *e) {
@@ -645,8 +645,10 @@ void bus_emit_changes(struct bus_server *b) {
         if (n == 0)
                 return;
         if (b->broker)
-                (void) sd_bus_emit_properties_changed_strv(b->broker, LIVESWAP_OBJECT_PATH, LIVESWAP_INTERFACE, changed);
+                (void) sd_bus_emit_properties_changed_strv(b->broker, LIVESWAP_OBJECT_PATH, LIVESWAP_INTERFACE,
+                                                           changed);
         for (struct connection *c = b->connections; c; c = c->next)
                 if (c->ready && !c->dead)
-                        (void) sd_bus_emit_properties_changed_strv(c->bus, LIVESWAP_OBJECT_PATH, LIVESWAP_INTERFACE, changed);
+                        (void) sd_bus_emit_properties_changed_strv(c->bus, LIVESWAP_OBJECT_PATH, LIVESWAP_INTERFACE,
+                                                                   changed);
 }

@@ -22,8 +22,8 @@
 struct wait {
         struct client *c;
         struct client_status status; /* kept current from PropertiesChanged */
-        uint64_t generation;         /* the generation being built, for the progress line */
-        bool stopping;               /* waiting for the supervisor to go away */
+        uint64_t generation; /* the generation being built, for the progress line */
+        bool stopping; /* waiting for the supervisor to go away */
         bool done;
         int exit;
         uint64_t result_generation;
@@ -77,7 +77,8 @@ static void progress_show(struct wait *w) {
         char text[sizeof(w->shown)];
         progress_text(w, text, sizeof(text));
         if (w->tty) {
-                fprintf(stderr, "\r\033[K%s (%" PRIu64 "s)", text, (uint64_t) ((monotonic_usec() - w->started_usec) / USEC_PER_SEC));
+                fprintf(stderr, "\r\033[K%s (%" PRIu64 "s)", text,
+                        (uint64_t) ((monotonic_usec() - w->started_usec) / USEC_PER_SEC));
                 fflush(stderr);
                 w->line_shown = true;
         } else if (strcmp(text, w->shown) != 0)

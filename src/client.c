@@ -111,7 +111,8 @@ int client_connect(const char *instance, bool quiet, sd_bus **ret) {
                         return 0;
                 last = r;
                 if (!quiet)
-                        fprintf(stderr, "Cannot connect to liveswap instance %s at %s: %s\n", instance, path, strerror(-r));
+                        fprintf(stderr, "Cannot connect to liveswap instance %s at %s: %s\n", instance, path,
+                                strerror(-r));
         }
         if (last == -ENOENT && !quiet)
                 fprintf(stderr, "liveswap instance %s is not running (no control socket found)\n", instance);
@@ -320,7 +321,8 @@ static int pick_instance(const struct client_options *o, char **ret) {
                 return r;
         }
         if (l.n == 0) {
-                fprintf(stderr, "%s: no running liveswap instance found%s%s (start one with liveswap -s TARGET -p PORT)\n",
+                fprintf(stderr,
+                        "%s: no running liveswap instance found%s%s (start one with liveswap -s TARGET -p PORT)\n",
                         program(o), o->transport == CLIENT_TRANSPORT_AUTO ? "" : " on the ",
                         o->transport == CLIENT_TRANSPORT_AUTO ? "" : BUS_LABEL(o->transport, o->host));
                 r = -ESRCH;
@@ -412,8 +414,10 @@ static int connect_auto(struct client *c) {
         else {
                 _cleanup_free_ char *user = socket_path(c->instance, false), *sys = socket_path(c->instance, true);
                 _cleanup_free_ char *name = names_bus_name(c->instance);
-                client_error(c, "liveswap instance %s is not running (no control socket %s%s%s, no %s on the user or system bus)",
-                             c->instance, user ?: "", user ? " or " : "", sys ?: "", name ?: "name");
+                client_error(
+                        c,
+                        "liveswap instance %s is not running (no control socket %s%s%s, no %s on the user or system bus)",
+                        c->instance, user ?: "", user ? " or " : "", sys ?: "", name ?: "name");
         }
         return socket_error ?: -ESRCH;
 }

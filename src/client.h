@@ -16,8 +16,8 @@
 #define CLIENT_EXIT_USAGE 2
 
 enum client_transport {
-        CLIENT_TRANSPORT_AUTO,   /* the private socket, else the user bus, else the system bus */
-        CLIENT_TRANSPORT_USER,   /* --user */
+        CLIENT_TRANSPORT_AUTO, /* the private socket, else the user bus, else the system bus */
+        CLIENT_TRANSPORT_USER, /* --user */
         CLIENT_TRANSPORT_SYSTEM, /* --system */
         CLIENT_TRANSPORT_REMOTE, /* -H [USER@]HOST: the system bus there, over ssh */
 };
@@ -37,7 +37,7 @@ struct client {
         sd_bus *bus;
         char *instance;
         char *destination; /* the well-known name on a bus; NULL peer-to-peer */
-        char *where;       /* "the private socket PATH", "the user bus", ... for messages */
+        char *where; /* "the private socket PATH", "the user bus", ... for messages */
 };
 
 /* Where an instance was seen. */

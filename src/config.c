@@ -110,9 +110,8 @@ int config_copy(struct config *dst, const struct config *src) {
         /* Nothing in dst may point into src, or config_done() would free it twice. */
         dst->environment = dst->allow_users = dst->allow_groups = NULL;
         if (strdup_or_null(&dst->target, src->target) < 0 || strdup_or_null(&dst->exec, src->exec) < 0 ||
-            strdup_or_null(&dst->pre_upgrade, src->pre_upgrade) < 0 ||
-            strdup_or_null(&dst->head, src->head) < 0 || !(dst->environment = strv_copy(src->environment)) ||
-            !(dst->allow_users = strv_copy(src->allow_users)) ||
+            strdup_or_null(&dst->pre_upgrade, src->pre_upgrade) < 0 || strdup_or_null(&dst->head, src->head) < 0 ||
+            !(dst->environment = strv_copy(src->environment)) || !(dst->allow_users = strv_copy(src->allow_users)) ||
             !(dst->allow_groups = strv_copy(src->allow_groups))) {
                 config_done(dst);
                 return -ENOMEM;
@@ -302,9 +301,9 @@ int config_split_command(const char *s, char ***ret_argv) {
 struct parse_state {
         struct config *config;
         FILE *file;
-        unsigned line;       /* lines read so far, i.e. the one inih is working on */
+        unsigned line; /* lines read so far, i.e. the one inih is working on */
         unsigned error_line; /* the first line we found wrong, 0 if none */
-        int error;           /* its negative errno */
+        int error; /* its negative errno */
         int read_errno;
         char message[512];
 };
@@ -460,8 +459,7 @@ static int parse_ready(struct parse_state *st, const char *key, const char *valu
         return 0;
 }
 
-static int parse_duration(struct parse_state *st, const char *key, const char *value, uint64_t *dst,
-                          bool zero_ok) {
+static int parse_duration(struct parse_state *st, const char *key, const char *value, uint64_t *dst, bool zero_ok) {
         uint64_t usec;
         int r = config_parse_duration(value, &usec);
         if (r == -ERANGE)
@@ -588,8 +586,7 @@ static int handler(void *userdata, const char *section, const char *name, const 
         }
         if (!known_section(section, strlen(section))) {
                 /* read_line() normally reports the header itself, before any key. */
-                fail(st, -EINVAL, "unknown section [%s] (expected [worker], [upgrade], [control] or [state])",
-                     section);
+                fail(st, -EINVAL, "unknown section [%s] (expected [worker], [upgrade], [control] or [state])", section);
                 return 0;
         }
         const struct key *key = find_key(section, name);

@@ -19,22 +19,22 @@ enum ready_mode {
 
 struct config {
         /* [worker] */
-        char *target;           /* NULL when unset */
-        char *exec;             /* command for a directory target; default "./start" */
-        unsigned workers;       /* >= 1, default 2 */
-        char **environment;     /* NULL-terminated "KEY=VALUE" list, never NULL */
+        char *target; /* NULL when unset */
+        char *exec; /* command for a directory target; default "./start" */
+        unsigned workers; /* >= 1, default 2 */
+        char **environment; /* NULL-terminated "KEY=VALUE" list, never NULL */
         /* [upgrade] */
         enum strategy strategy; /* default rolling */
-        unsigned batch;         /* >= 1, default 1 */
-        enum ready_mode ready;  /* default delay */
-        uint64_t ready_delay_usec;   /* default 1s */
+        unsigned batch; /* >= 1, default 1 */
+        enum ready_mode ready; /* default delay */
+        uint64_t ready_delay_usec; /* default 1s */
         uint64_t ready_timeout_usec; /* default 30s */
-        int drain_signal;            /* default SIGTERM */
+        int drain_signal; /* default SIGTERM */
         uint64_t drain_timeout_usec; /* default 60s */
-        char *pre_upgrade;           /* NULL when unset */
+        char *pre_upgrade; /* NULL when unset */
         uint64_t pre_upgrade_timeout_usec; /* default 300s */
         /* [control] */
-        char **allow_users;  /* NULL-terminated, never NULL; from a space/comma separated list */
+        char **allow_users; /* NULL-terminated, never NULL; from a space/comma separated list */
         char **allow_groups; /* likewise */
         /* [state] */
         char *head; /* NULL when unset (the caller picks the default path) */

@@ -194,7 +194,8 @@ int control_upgrade(struct supervisor *s, const char *target, sd_bus_message *ca
                 r = hook_start(s->event, c.pre_upgrade, cmd.target, s->instance, engine_get_target(s->engine),
                                c.pre_upgrade_timeout_usec, on_hook_done, s, &s->hook);
                 if (r < 0) {
-                        snprintf(err, sizeof(err), "cannot run the pre-upgrade hook %s: %s", c.pre_upgrade, strerror(-r));
+                        snprintf(err, sizeof(err), "cannot run the pre-upgrade hook %s: %s", c.pre_upgrade,
+                                 strerror(-r));
                         abort_with(s, ERROR_HOOK_FAILED, err);
                 }
         } else
@@ -232,8 +233,10 @@ void control_upgrade_finished(struct supervisor *s, const struct engine_action *
                 if (r < 0) {
                         /* The new code is live; only the record of it failed. Say so loudly:
                          * a restart would bring back the old version. */
-                        log_error_errno(r, "Cannot record the new target in %s: %s (a restart would start the previous version)",
-                                        s->head_path, strerror(-r));
+                        log_error_errno(
+                                r,
+                                "Cannot record the new target in %s: %s (a restart would start the previous version)",
+                                s->head_path, strerror(-r));
                         snprintf(reason, sizeof(reason), "serving %s, but HEAD could not be written: %s",
                                  s->current.target, strerror(-r));
                 } else {

@@ -49,7 +49,7 @@ struct engine {
         unsigned *failures; /* consecutive crashes per slot of the current generation */
         size_t n_failures;
 
-        uint64_t credited;  /* rolling: new ready workers an old one was drained for */
+        uint64_t credited; /* rolling: new ready workers an old one was drained for */
         char rollback_reason[512];
 
         struct engine_action *actions;
@@ -177,8 +177,7 @@ static const struct generation *generation_of(const struct engine *e, uint64_t n
         return NULL;
 }
 
-static struct engine_worker *spawn_worker(struct engine *e, const struct generation *g, unsigned slot,
-                                          uint64_t now) {
+static struct engine_worker *spawn_worker(struct engine *e, const struct generation *g, unsigned slot, uint64_t now) {
         if (!grow((void **) &e->workers, &e->allocated_workers, e->n_workers + 1, sizeof(*e->workers)))
                 oom();
         char *target = strdup(g->target);
@@ -352,9 +351,8 @@ static void finish_upgrade(struct engine *e, bool success, const char *reason) {
         } else {
                 set_reason(a->reason, sizeof(a->reason), "%s", reason);
                 set_reason(e->last_result, sizeof(e->last_result), "failed: %s", reason);
-                set_reason(e->failure_status, sizeof(e->failure_status),
-                           "Upgrade to generation %llu failed: %s; ", (unsigned long long) e->candidate.number,
-                           reason);
+                set_reason(e->failure_status, sizeof(e->failure_status), "Upgrade to generation %llu failed: %s; ",
+                           (unsigned long long) e->candidate.number, reason);
                 generation_clear(&e->candidate);
                 e->state = e->ready_sent ? ENGINE_RUNNING : ENGINE_STARTING;
         }
@@ -464,8 +462,7 @@ void engine_upgrade_refused(struct engine *e, const char *reason) {
                 e->failure_status[0] = (char) (e->failure_status[0] - 'a' + 'A');
 }
 
-int engine_start_upgrade(struct engine *e, uint64_t now, const char *target,
-                         const struct engine_settings *settings) {
+int engine_start_upgrade(struct engine *e, uint64_t now, const char *target, const struct engine_settings *settings) {
         if (!e->preparing)
                 return -EBUSY;
         if (!target || !settings_valid(settings))
@@ -740,9 +737,9 @@ enum engine_state engine_get_state(const struct engine *e) {
 
 const char *engine_state_to_string(enum engine_state s) {
         static const char *const names[] = {
-                [ENGINE_STARTING] = "starting",       [ENGINE_RUNNING] = "running",
-                [ENGINE_UPGRADING] = "upgrading",     [ENGINE_ROLLING_BACK] = "rolling-back",
-                [ENGINE_STOPPING] = "stopping",       [ENGINE_STOPPED] = "stopping",
+                [ENGINE_STARTING] = "starting",   [ENGINE_RUNNING] = "running",
+                [ENGINE_UPGRADING] = "upgrading", [ENGINE_ROLLING_BACK] = "rolling-back",
+                [ENGINE_STOPPING] = "stopping",   [ENGINE_STOPPED] = "stopping",
         };
         return (unsigned) s < ELEMENTSOF(names) ? names[s] : "unknown";
 }
@@ -843,9 +840,8 @@ void engine_format_status(const struct engine *e, uint64_t now, char *buf, size_
         case ENGINE_RUNNING:
                 /* After a failure the line leads with it: "...failed: R; serving generation 3 (...)". */
                 p = append(buf, size, p, "%s%serving generation %llu (%s): %u/%u ready", e->failure_status,
-                           e->failure_status[0] ? "s" : "S",
-                           (unsigned long long) cur, engine_get_target(e), count_in_state(e, cur, WORKER_READY),
-                           e->current.settings.workers);
+                           e->failure_status[0] ? "s" : "S", (unsigned long long) cur, engine_get_target(e),
+                           count_in_state(e, cur, WORKER_READY), e->current.settings.workers);
                 break;
         case ENGINE_UPGRADING:
                 if (e->preparing)
@@ -854,8 +850,7 @@ void engine_format_status(const struct engine *e, uint64_t now, char *buf, size_
                 else
                         p = append(buf, size, p, "Upgrading to generation %llu: %u/%u ready",
                                    (unsigned long long) e->candidate.number,
-                                   count_in_state(e, e->candidate.number, WORKER_READY),
-                                   e->candidate.settings.workers);
+                                   count_in_state(e, e->candidate.number, WORKER_READY), e->candidate.settings.workers);
                 break;
         case ENGINE_ROLLING_BACK:
                 p = append(buf, size, p, "Upgrade to generation %llu failed: %s; rolling back to generation %llu",

@@ -13,12 +13,12 @@
 #include "config.h"
 
 enum engine_state {
-        ENGINE_STARTING,     /* first generation not yet fully ready */
+        ENGINE_STARTING, /* first generation not yet fully ready */
         ENGINE_RUNNING,
-        ENGINE_UPGRADING,    /* includes the pre-upgrade hook phase */
+        ENGINE_UPGRADING, /* includes the pre-upgrade hook phase */
         ENGINE_ROLLING_BACK,
         ENGINE_STOPPING,
-        ENGINE_STOPPED,      /* every worker is gone; the supervisor may exit */
+        ENGINE_STOPPED, /* every worker is gone; the supervisor may exit */
 };
 
 enum worker_state {
@@ -40,8 +40,8 @@ struct engine_settings {
 };
 
 struct engine_worker {
-        uint64_t id;            /* engine-assigned, never reused */
-        pid_t pid;              /* 0 until the shell reports the spawn */
+        uint64_t id; /* engine-assigned, never reused */
+        pid_t pid; /* 0 until the shell reports the spawn */
         uint64_t generation;
         unsigned slot;
         enum worker_state state;
@@ -51,21 +51,21 @@ struct engine_worker {
         uint64_t deadline_usec; /* ready delay/timeout, or the drain kill; USEC_INFINITY if none */
         int drain_signal;
         uint64_t drain_timeout_usec;
-        bool killed;            /* SIGKILL already sent */
-        bool respawn_now;       /* Restart(): replace at once when it exits */
-        bool for_rollback;      /* started to restore the old generation's strength */
+        bool killed; /* SIGKILL already sent */
+        bool respawn_now; /* Restart(): replace at once when it exits */
+        bool for_rollback; /* started to restore the old generation's strength */
 };
 
 enum action_type {
-        ACTION_SPAWN,            /* worker_id, generation, slot: fork/exec, then report */
-        ACTION_SIGNAL,           /* pid, signal */
-        ACTION_WORKER_READY,     /* pid, generation, slot: a worker became ready (for the log) */
-        ACTION_READY,            /* the first generation is fully ready (sd_notify READY=1) */
-        ACTION_UPGRADE_STARTED,  /* generation */
+        ACTION_SPAWN, /* worker_id, generation, slot: fork/exec, then report */
+        ACTION_SIGNAL, /* pid, signal */
+        ACTION_WORKER_READY, /* pid, generation, slot: a worker became ready (for the log) */
+        ACTION_READY, /* the first generation is fully ready (sd_notify READY=1) */
+        ACTION_UPGRADE_STARTED, /* generation */
         ACTION_UPGRADE_FINISHED, /* generation, success, reason; on success the generation
                                   * and target are already the new ones */
-        ACTION_CANCEL_HOOK,      /* stop the pre-upgrade hook, then call engine_abort_upgrade() */
-        ACTION_EXIT,             /* every worker is gone after a stop */
+        ACTION_CANCEL_HOOK, /* stop the pre-upgrade hook, then call engine_abort_upgrade() */
+        ACTION_EXIT, /* every worker is gone after a stop */
 };
 
 struct engine_action {
@@ -85,8 +85,7 @@ int engine_new(struct engine **ret);
 struct engine *engine_free(struct engine *e);
 
 /* Starts the first generation. Returns 0, -EINVAL or -ENOMEM. */
-int engine_start(struct engine *e, uint64_t now, const char *target,
-                 const struct engine_settings *settings);
+int engine_start(struct engine *e, uint64_t now, const char *target, const struct engine_settings *settings);
 
 /* Shell reports. */
 void engine_worker_spawned(struct engine *e, uint64_t worker_id, pid_t pid, uint64_t now);
@@ -107,8 +106,7 @@ void engine_timer(struct engine *e, uint64_t now);
 int64_t engine_prepare_upgrade(struct engine *e);
 /* The same answer as engine_prepare_upgrade() without reserving anything. */
 int64_t engine_check_upgrade(const struct engine *e);
-int engine_start_upgrade(struct engine *e, uint64_t now, const char *target,
-                         const struct engine_settings *settings);
+int engine_start_upgrade(struct engine *e, uint64_t now, const char *target, const struct engine_settings *settings);
 void engine_abort_upgrade(struct engine *e, const char *reason);
 /* An upgrade request refused before it began (invalid target, bad configuration): nothing
  * changes but STATUS=, which leads with REASON until the next upgrade. */

@@ -89,9 +89,8 @@ static void hook_free(struct hook *h) {
 
 static void finish(struct hook *h, bool success, const char *reason) {
         _cleanup_free_ char *line = success ? hook_last_line(h->out.buf, h->out.len) : NULL;
-        const char *target = line && (line[0] == '/' || strncmp(line, "./", 2) == 0 || strncmp(line, "../", 3) == 0)
-                                     ? line
-                                     : NULL;
+        const char *target =
+                line && (line[0] == '/' || strncmp(line, "./", 2) == 0 || strncmp(line, "../", 3) == 0) ? line : NULL;
         h->done(h->userdata, success, reason, target);
         hook_free(h);
 }
@@ -137,13 +136,15 @@ void hook_cancel(struct hook *h) {
         hook_free(h);
 }
 
-int hook_start(sd_event *event, const char *program, const char *target, const char *instance,
-               const char *previous, uint64_t timeout_usec, hook_done_t done, void *userdata, struct hook **ret) {
+int hook_start(sd_event *event, const char *program, const char *target, const char *instance, const char *previous,
+               uint64_t timeout_usec, hook_done_t done, void *userdata, struct hook **ret) {
         int out[2] = { -1, -1 }, err[2] = { -1, -1 };
         struct hook *h = calloc(1, sizeof(*h));
         if (!h)
                 return -ENOMEM;
-        *h = (struct hook){ .out.fd = -1, .err.fd = -1, .timeout_usec = timeout_usec, .done = done, .userdata = userdata };
+        *h = (struct hook){
+                .out.fd = -1, .err.fd = -1, .timeout_usec = timeout_usec, .done = done, .userdata = userdata
+        };
 
         char *extra[4] = {};
         _cleanup_strv_free_ char **env = NULL; /* declared before any goto that passes it */

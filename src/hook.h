@@ -14,8 +14,8 @@ struct hook;
  * right after the callback returns. */
 typedef void (*hook_done_t)(void *userdata, bool success, const char *reason, const char *new_target);
 
-int hook_start(sd_event *event, const char *program, const char *target, const char *instance,
-               const char *previous, uint64_t timeout_usec, hook_done_t done, void *userdata, struct hook **ret);
+int hook_start(sd_event *event, const char *program, const char *target, const char *instance, const char *previous,
+               uint64_t timeout_usec, hook_done_t done, void *userdata, struct hook **ret);
 
 /* Kills the hook's process group and frees it, without calling done. */
 void hook_cancel(struct hook *h);

@@ -76,18 +76,24 @@ static int parse_unsigned(const char *s, unsigned *ret) {
 
 static int parse_arguments(int argc, char **argv, struct arguments *a) {
         enum { OPT_FOREGROUND = 0x100, OPT_PRE_UPGRADE };
-        static const struct option options[] = {
-                { "instance", required_argument, NULL, 'i' },  { "config", required_argument, NULL, 'c' },
-                { "listen", required_argument, NULL, 'l' },    { "workers", required_argument, NULL, 'f' },
-                { "forks", required_argument, NULL, 'f' },     { "start", required_argument, NULL, 's' },
-                { "foreground", no_argument, NULL, OPT_FOREGROUND },
-                { "port", required_argument, NULL, 'p' },      { "address", required_argument, NULL, 'a' },
-                { "pre-upgrade", required_argument, NULL, OPT_PRE_UPGRADE },
-                { "head", required_argument, NULL, 'H' },      { "upgrade", optional_argument, NULL, 'u' },
-                { "kill", no_argument, NULL, 'k' },            { "die", no_argument, NULL, 'd' },
-                { "message", required_argument, NULL, 'm' },   { "version", no_argument, NULL, 'v' },
-                { "help", no_argument, NULL, 'h' },            {}
-        };
+        static const struct option options[] = { { "instance", required_argument, NULL, 'i' },
+                                                 { "config", required_argument, NULL, 'c' },
+                                                 { "listen", required_argument, NULL, 'l' },
+                                                 { "workers", required_argument, NULL, 'f' },
+                                                 { "forks", required_argument, NULL, 'f' },
+                                                 { "start", required_argument, NULL, 's' },
+                                                 { "foreground", no_argument, NULL, OPT_FOREGROUND },
+                                                 { "port", required_argument, NULL, 'p' },
+                                                 { "address", required_argument, NULL, 'a' },
+                                                 { "pre-upgrade", required_argument, NULL, OPT_PRE_UPGRADE },
+                                                 { "head", required_argument, NULL, 'H' },
+                                                 { "upgrade", optional_argument, NULL, 'u' },
+                                                 { "kill", no_argument, NULL, 'k' },
+                                                 { "die", no_argument, NULL, 'd' },
+                                                 { "message", required_argument, NULL, 'm' },
+                                                 { "version", no_argument, NULL, 'v' },
+                                                 { "help", no_argument, NULL, 'h' },
+                                                 {} };
         int c;
         while ((c = getopt_long(argc, argv, "i:c:l:f:s:p:a:H:u::kdm:zvh", options, NULL)) >= 0) {
                 switch (c) {
@@ -265,7 +271,8 @@ static int take_sockets(struct supervisor *s, const struct arguments *a) {
         if (a->port && (r = sockets_bind(&s->sockets, a->port, a->address)) < 0)
                 return r;
         if (s->sockets.n == 0) {
-                log_error("Nothing to listen on: use -p PORT or --listen ADDR:PORT|PATH, or start from a systemd socket unit");
+                log_error(
+                        "Nothing to listen on: use -p PORT or --listen ADDR:PORT|PATH, or start from a systemd socket unit");
                 return -EINVAL;
         }
         return 0;
@@ -289,8 +296,7 @@ static int run_supervisor(struct arguments *a) {
         if (!instance && a->overrides.target)
                 instance = derived_instance = names_instance_from_target(a->overrides.target);
         s.config_path = a->config;
-        if (!s.config_path && instance &&
-            asprintf(&default_config, "%s/%s.conf", DEFAULT_CONFIG_DIR, instance) >= 0 &&
+        if (!s.config_path && instance && asprintf(&default_config, "%s/%s.conf", DEFAULT_CONFIG_DIR, instance) >= 0 &&
             access(default_config, F_OK) == 0)
                 s.config_path = default_config;
 
@@ -350,8 +356,8 @@ static int run_supervisor(struct arguments *a) {
                 goto finish;
         }
         s.fdnames = sockets_fdnames(&s.sockets);
-        if (asprintf(&s.notify_path, "%s/notify", s.runtime_dir) < 0 || asprintf(&bus_path, "%s/bus", s.runtime_dir) < 0 ||
-            !s.fdnames) {
+        if (asprintf(&s.notify_path, "%s/notify", s.runtime_dir) < 0 ||
+            asprintf(&bus_path, "%s/bus", s.runtime_dir) < 0 || !s.fdnames) {
                 log_error("Out of memory");
                 goto finish;
         }

@@ -55,13 +55,15 @@ static void help(void) {
 
 static int parse_arguments(int argc, char **argv, struct arguments *a) {
         enum { OPT_SYSTEM = 0x100, OPT_USER, OPT_JSON, OPT_NO_WAIT, OPT_VERSION };
-        static const struct option options[] = {
-                { "instance", required_argument, NULL, 'i' }, { "system", no_argument, NULL, OPT_SYSTEM },
-                { "user", no_argument, NULL, OPT_USER },      { "host", required_argument, NULL, 'H' },
-                { "json", no_argument, NULL, OPT_JSON },      { "no-wait", no_argument, NULL, OPT_NO_WAIT },
-                { "help", no_argument, NULL, 'h' },           { "version", no_argument, NULL, OPT_VERSION },
-                {}
-        };
+        static const struct option options[] = { { "instance", required_argument, NULL, 'i' },
+                                                 { "system", no_argument, NULL, OPT_SYSTEM },
+                                                 { "user", no_argument, NULL, OPT_USER },
+                                                 { "host", required_argument, NULL, 'H' },
+                                                 { "json", no_argument, NULL, OPT_JSON },
+                                                 { "no-wait", no_argument, NULL, OPT_NO_WAIT },
+                                                 { "help", no_argument, NULL, 'h' },
+                                                 { "version", no_argument, NULL, OPT_VERSION },
+                                                 {} };
         int c;
         opterr = 0; /* getopt would name the program by its full path */
         while ((c = getopt_long(argc, argv, ":i:H:h", options, NULL)) >= 0) {
@@ -96,7 +98,8 @@ static int parse_arguments(int argc, char **argv, struct arguments *a) {
                                 argv[optind - 1]);
                         return -EINVAL;
                 default:
-                        fprintf(stderr, "liveswapctl: unknown option '%s' (see liveswapctl --help)\n", argv[optind - 1]);
+                        fprintf(stderr, "liveswapctl: unknown option '%s' (see liveswapctl --help)\n",
+                                argv[optind - 1]);
                         return -EINVAL;
                 }
         }
@@ -422,16 +425,11 @@ struct command {
 };
 
 static const struct command commands[] = {
-        { "status", 0, 0, "status", run_status },
-        { "upgrade", 0, 1, "upgrade [TARGET]", run_upgrade },
-        { "reload", 0, 0, "reload", run_reload },
-        { "rollback", 0, 0, "rollback", run_rollback },
-        { "cancel", 0, 0, "cancel", run_cancel },
-        { "restart", 0, 0, "restart", run_restart },
-        { "stop", 0, 0, "stop", run_stop },
-        { "message", 1, 1, "message TEXT", run_message },
-        { "scale", 1, 1, "scale N", run_scale },
-        { "list", 0, 0, "list", NULL },
+        { "status", 0, 0, "status", run_status }, { "upgrade", 0, 1, "upgrade [TARGET]", run_upgrade },
+        { "reload", 0, 0, "reload", run_reload }, { "rollback", 0, 0, "rollback", run_rollback },
+        { "cancel", 0, 0, "cancel", run_cancel }, { "restart", 0, 0, "restart", run_restart },
+        { "stop", 0, 0, "stop", run_stop },       { "message", 1, 1, "message TEXT", run_message },
+        { "scale", 1, 1, "scale N", run_scale },  { "list", 0, 0, "list", NULL },
 };
 
 static const struct command *find_command(const char *name) {

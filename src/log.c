@@ -25,8 +25,8 @@ void log_set_max_level(int level) {
 }
 
 int log_full_errno(int level, int error, const char *fmt, ...) {
-        static const char *const words[] = { "emergency", "alert", "critical", "error",
-                                             "warning",   "notice", "info",    "debug" };
+        static const char *const words[] = { "emergency", "alert",  "critical", "error",
+                                             "warning",   "notice", "info",     "debug" };
         int saved = errno;
         error = error < 0 ? -error : error;
         if (level <= max_level) {

@@ -40,15 +40,15 @@ static inline void strv_freep(char ***v) {
 #define _cleanup_strv_free_ _cleanup_(strv_freep)
 
 /* Takes ownership: returns the pointer and leaves NULL behind, so cleanup does nothing. */
-#define TAKE_PTR(p)                              \
-        ({                                       \
-                __typeof__(p) _taken = (p);      \
-                (p) = NULL;                      \
-                _taken;                          \
+#define TAKE_PTR(p)                         \
+        ({                                  \
+                __typeof__(p) _taken = (p); \
+                (p) = NULL;                 \
+                _taken;                     \
         })
-#define TAKE_FD(fd)                              \
-        ({                                       \
-                int _taken = (fd);               \
-                (fd) = -1;                       \
-                _taken;                          \
+#define TAKE_FD(fd)                \
+        ({                         \
+                int _taken = (fd); \
+                (fd) = -1;         \
+                _taken;            \
         })

@@ -199,8 +199,7 @@ char *names_head_path(const char *state_directory, const char *xdg_state_home, c
         else if (is_root)
                 r = asprintf(&path, "/var/lib/liveswap/%s/HEAD", instance);
         else if (usable(home))
-                r = asprintf(&path, "%.*s/.local/state/liveswap/%s/HEAD", (int) trimmed_length(home), home,
-                             instance);
+                r = asprintf(&path, "%.*s/.local/state/liveswap/%s/HEAD", (int) trimmed_length(home), home, instance);
         else {
                 /* No home to put it in; a shared directory such as /tmp would let other
                  * users plant a HEAD. */

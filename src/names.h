@@ -35,8 +35,7 @@ char *names_instance_from_target(const char *target);
  * XDG base directory specification asks, and of a ':'-separated runtime_directory (several
  * RuntimeDirectory= entries) the first is used. Returns a new string, or NULL with errno
  * EINVAL when the instance is needed and invalid, or ENOMEM. */
-char *names_runtime_dir(const char *runtime_directory, const char *xdg_runtime_dir,
-                        const char *instance);
+char *names_runtime_dir(const char *runtime_directory, const char *xdg_runtime_dir, const char *instance);
 
 /* Default HEAD file: state_directory + "/HEAD" if set, else xdg_state_home +
  * "/liveswap/<instance>/HEAD" if set (for root too), else
@@ -45,5 +44,5 @@ char *names_runtime_dir(const char *runtime_directory, const char *xdg_runtime_d
  * names_runtime_dir()'s rules. Returns a new string, or NULL with errno EINVAL (invalid
  * instance), ENOENT (non-root with neither xdg_state_home nor home: no private place for
  * the file), or ENOMEM. */
-char *names_head_path(const char *state_directory, const char *xdg_state_home,
-                      const char *home, int is_root, const char *instance);
+char *names_head_path(const char *state_directory, const char *xdg_state_home, const char *home, int is_root,
+                      const char *instance);

@@ -78,8 +78,7 @@ static int bind_unix(const char *path, int *ret_fd) {
         return 0;
 }
 
-static int parse_inet(const char *spec, const char *default_address, struct sockaddr_storage *ss,
-                      socklen_t *len) {
+static int parse_inet(const char *spec, const char *default_address, struct sockaddr_storage *ss, socklen_t *len) {
         char host[256];
         const char *port;
 
@@ -133,8 +132,8 @@ static int bind_inet(const char *spec, const char *default_address, int *ret_fd)
         struct sockaddr_storage ss;
         socklen_t len;
         if (parse_inet(spec, default_address, &ss, &len) < 0)
-                return log_error_errno(EINVAL, "Invalid listen address '%s' (expected ADDR:PORT, [ADDR]:PORT, PORT or a path)",
-                                       spec);
+                return log_error_errno(
+                        EINVAL, "Invalid listen address '%s' (expected ADDR:PORT, [ADDR]:PORT, PORT or a path)", spec);
 
         _cleanup_close_ int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0)

@@ -9,7 +9,7 @@ struct listen_socket {
         int fd;
         char *name; /* the LISTEN_FDNAMES entry */
         char *path; /* a unix socket we bound ourselves, removed again by sockets_done() */
-        dev_t dev;  /* ...but only while the file is still ours */
+        dev_t dev; /* ...but only while the file is still ours */
         ino_t ino;
 };
 

@@ -26,9 +26,8 @@ extern char **environ;
 /* Variables that describe the supervisor's own relationship with its service manager or
  * a previous exec; a worker gets fresh ones (or none). */
 static bool inherited_unwanted(const char *kv) {
-        static const char *const prefixes[] = { "LISTEN_PID=", "LISTEN_FDS=", "LISTEN_FDNAMES=",
-                                                "NOTIFY_SOCKET=", "WATCHDOG_PID=", "WATCHDOG_USEC=",
-                                                "LIVESWAP_" };
+        static const char *const prefixes[] = { "LISTEN_PID=",   "LISTEN_FDS=",    "LISTEN_FDNAMES=", "NOTIFY_SOCKET=",
+                                                "WATCHDOG_PID=", "WATCHDOG_USEC=", "LIVESWAP_" };
         for (size_t i = 0; i < ELEMENTSOF(prefixes); i++)
                 if (strncmp(kv, prefixes[i], strlen(prefixes[i])) == 0)
                         return true;
@@ -130,8 +129,8 @@ static void format_pid(char *buf, pid_t v) {
         *buf = 0;
 }
 
-static _Noreturn void child(const struct spawn_request *r, char **env, char *listen_pid, int control_fd,
-                            int error_fd, pid_t parent, int *moved) {
+static _Noreturn void child(const struct spawn_request *r, char **env, char *listen_pid, int control_fd, int error_fd,
+                            pid_t parent, int *moved) {
         int n = (int) r->sockets->n;
         int first_free = FIRST_LISTEN_FD + n + 1;
 
@@ -178,8 +177,7 @@ int spawn_worker(const struct spawn_request *r, pid_t *ret_pid, int *ret_control
 
         /* LISTEN_PID must be the child's own pid: reserve room, fill it in the child. */
         size_t listen_pid_index = k;
-        if (push(env, &k, "LISTEN_PID=%-20s", "") < 0 ||
-            push(env, &k, "LISTEN_FDS=%zu", r->sockets->n) < 0 ||
+        if (push(env, &k, "LISTEN_PID=%-20s", "") < 0 || push(env, &k, "LISTEN_FDS=%zu", r->sockets->n) < 0 ||
             push(env, &k, "LISTEN_FDNAMES=%s", r->fdnames) < 0 ||
             push(env, &k, "NOTIFY_SOCKET=%s", r->notify_socket) < 0 ||
             push(env, &k, "LIVESWAP_INSTANCE=%s", r->instance) < 0 ||

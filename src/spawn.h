@@ -10,9 +10,9 @@
 #include "sockets.h"
 
 struct spawn_request {
-        const char *directory;     /* working directory */
-        char *const *argv;         /* argv[0] is a path (with '/') or a name looked up in PATH */
-        char *const *environment;  /* extra KEY=VALUE entries (config), may be NULL */
+        const char *directory; /* working directory */
+        char *const *argv; /* argv[0] is a path (with '/') or a name looked up in PATH */
+        char *const *environment; /* extra KEY=VALUE entries (config), may be NULL */
         const struct socket_set *sockets;
         const char *fdnames;
         const char *notify_socket;

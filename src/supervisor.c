@@ -378,8 +378,8 @@ int supervisor_setup_loop(struct supervisor *s) {
         if (r < 0)
                 return log_error_errno(r, "Cannot watch the notify socket: %s", strerror(-r));
         if (sd_watchdog_enabled(false, &interval) > 0) {
-                r = sd_event_add_time_relative(s->event, &s->watchdog, CLOCK_MONOTONIC, interval / 2, 0,
-                                               on_watchdog, s);
+                r = sd_event_add_time_relative(s->event, &s->watchdog, CLOCK_MONOTONIC, interval / 2, 0, on_watchdog,
+                                               s);
                 if (r < 0)
                         return log_error_errno(r, "Cannot set up the watchdog: %s", strerror(-r));
                 (void) sd_event_source_set_enabled(s->watchdog, SD_EVENT_ON);

@@ -15,8 +15,8 @@
 /* Command-line settings; they override the config file at start and on every reload. */
 struct cli_overrides {
         const char *target;
-        unsigned workers;   /* 0 = unset */
-        bool restart;       /* -z */
+        unsigned workers; /* 0 = unset */
+        bool restart; /* -z */
         const char *pre_upgrade;
         const char *head;
 };
@@ -41,12 +41,12 @@ struct supervisor {
         struct engine *engine;
         char *instance;
 
-        const char *config_path;        /* NULL when running without a file */
+        const char *config_path; /* NULL when running without a file */
         struct cli_overrides overrides;
-        struct config config;           /* the current generation's settings */
+        struct config config; /* the current generation's settings */
         struct config candidate_config; /* the settings of the generation being built */
         struct worker_command current, candidate;
-        uint64_t candidate_generation;  /* the generation `candidate` is for, 0 if none */
+        uint64_t candidate_generation; /* the generation `candidate` is for, 0 if none */
 
         struct socket_set sockets;
         char *fdnames;
@@ -87,8 +87,7 @@ int supervisor_message(struct supervisor *s, const char *text, unsigned *ret_del
 /* control.c: requests from the bus or signals. `call` may be NULL (SIGHUP). For
  * upgrades, wait=true keeps the call until the end of the upgrade. Errors are returned
  * as a D-Bus error in ret_error (name + message) and nothing changes. */
-int control_upgrade(struct supervisor *s, const char *target, sd_bus_message *call, bool wait,
-                    sd_bus_error *ret_error);
+int control_upgrade(struct supervisor *s, const char *target, sd_bus_message *call, bool wait, sd_bus_error *ret_error);
 int control_rollback(struct supervisor *s, sd_bus_message *call, sd_bus_error *ret_error);
 void control_upgrade_finished(struct supervisor *s, const struct engine_action *a);
 void control_cancel_hook(struct supervisor *s);

@@ -81,8 +81,8 @@ int target_resolve(const char *target, const char *exec, struct worker_command *
                         if (!executable_file(program)) {
                                 strv_free(c.argv);
                                 return fail(err, errlen, ENOEXEC,
-                                            "%s is a directory without an executable '%s' (set exec= for it)",
-                                            target, cmd);
+                                            "%s is a directory without an executable '%s' (set exec= for it)", target,
+                                            cmd);
                         }
                 } else if (!in_path(c.argv[0])) {
                         int r = fail(err, errlen, ENOENT, "%s: exec command '%s' not found in PATH", target, c.argv[0]);

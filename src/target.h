@@ -6,9 +6,9 @@
 #include <stddef.h>
 
 struct worker_command {
-        char *target;    /* the resolved absolute path (symlinks followed) */
+        char *target; /* the resolved absolute path (symlinks followed) */
         char *directory; /* where the worker runs */
-        char **argv;     /* what is executed (argv[0] relative to directory or in PATH) */
+        char **argv; /* what is executed (argv[0] relative to directory or in PATH) */
 };
 
 /* Resolves and checks TARGET (relative paths against the current directory, symlinks

@@ -2,8 +2,8 @@
  * valid D-Bus name element that unescapes to the same bytes; unescaping arbitrary input
  * must either fail or give a name that escapes back to exactly that input. */
 #include <assert.h>
-#include <stdint.h>
 #include <ctype.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 

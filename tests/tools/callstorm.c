@@ -81,8 +81,8 @@ static int open_bus(const char *address, sd_bus **ret) {
         return 0;
 }
 
-static int queue_call(sd_bus *bus, const char *destination, const char *method, const char *signature,
-                      const char *arg, struct storm *s) {
+static int queue_call(sd_bus *bus, const char *destination, const char *method, const char *signature, const char *arg,
+                      struct storm *s) {
         if (!signature || !*signature)
                 return sd_bus_call_method_async(bus, NULL, destination, OBJECT_PATH, INTERFACE, method, on_reply, s,
                                                 NULL);
@@ -96,12 +96,13 @@ static int queue_call(sd_bus *bus, const char *destination, const char *method, 
 }
 
 int main(int argc, char **argv) {
-        static const struct option options[] = {
-                { "address", required_argument, NULL, 'a' },     { "user", no_argument, NULL, 'U' },
-                { "destination", required_argument, NULL, 'd' }, { "connections", required_argument, NULL, 'k' },
-                { "calls", required_argument, NULL, 'n' },       { "timeout", required_argument, NULL, 't' },
-                {}
-        };
+        static const struct option options[] = { { "address", required_argument, NULL, 'a' },
+                                                 { "user", no_argument, NULL, 'U' },
+                                                 { "destination", required_argument, NULL, 'd' },
+                                                 { "connections", required_argument, NULL, 'k' },
+                                                 { "calls", required_argument, NULL, 'n' },
+                                                 { "timeout", required_argument, NULL, 't' },
+                                                 {} };
         const char *address = NULL, *destination = NULL;
         bool user = false;
         unsigned connections = 1, calls = 1;
@@ -143,8 +144,8 @@ int main(int argc, char **argv) {
         sd_bus **buses = calloc(connections, sizeof(*buses));
         struct storm s = { .calls = calls };
         if (!buses || sd_event_new(&s.event) < 0 ||
-            sd_event_add_time_relative(s.event, NULL, CLOCK_MONOTONIC, (uint64_t) (timeout * 1e6), 0, on_timeout,
-                                       &s) < 0)
+            sd_event_add_time_relative(s.event, NULL, CLOCK_MONOTONIC, (uint64_t) (timeout * 1e6), 0, on_timeout, &s) <
+                    0)
                 return 1;
         for (unsigned i = 0; i < connections; i++) {
                 int r = open_bus(address, &buses[i]);

@@ -43,17 +43,17 @@
 #define VERSION_MAX 64
 #define VERSIONS_MAX 64
 #define FAILURE_BACKOFF_US 10000 /* after a failure, so a refusing server is not hammered */
-#define SWEEP_US 10000           /* how often timeouts and back-offs are checked */
+#define SWEEP_US 10000 /* how often timeouts and back-offs are checked */
 #define UNTIL_FILE_CHECK_US 50000
 #define CLIENTS_MAX 100000
 
 enum outcome {
         OUTCOME_OK,
-        OUTCOME_BAD_STATUS,   /* a complete response, not 2xx */
+        OUTCOME_BAD_STATUS, /* a complete response, not 2xx */
         OUTCOME_BAD_RESPONSE, /* not HTTP, or framing we cannot follow */
-        OUTCOME_REFUSED,      /* ECONNREFUSED (or a full unix backlog) */
-        OUTCOME_RESET,        /* ECONNRESET/EPIPE on a request in flight */
-        OUTCOME_EOF,          /* closed before a full response to a request we sent */
+        OUTCOME_REFUSED, /* ECONNREFUSED (or a full unix backlog) */
+        OUTCOME_RESET, /* ECONNRESET/EPIPE on a request in flight */
+        OUTCOME_EOF, /* closed before a full response to a request we sent */
         OUTCOME_TIMEOUT,
         OUTCOME_CONNECT_ERROR, /* any other failure to connect */
         _OUTCOME_MAX,
@@ -87,15 +87,15 @@ struct response {
         int status;
         bool close;
         char version[VERSION_MAX];
-        uint64_t left;   /* body or chunk bytes still to come */
-        uint64_t bytes;  /* everything received for this response */
+        uint64_t left; /* body or chunk bytes still to come */
+        uint64_t bytes; /* everything received for this response */
         size_t line_len; /* head bytes, or the current chunk-size/trailer line */
         char line[RESPONSE_HEAD_MAX + 1];
 };
 
 enum phase {
-        PHASE_IDLE,       /* about to start the next request */
-        PHASE_BACKOFF,    /* waiting a little after a failure */
+        PHASE_IDLE, /* about to start the next request */
+        PHASE_BACKOFF, /* waiting a little after a failure */
         PHASE_CONNECTING,
         PHASE_SENDING,
         PHASE_READING,
@@ -106,9 +106,9 @@ struct client {
         uint32_t index, serial; /* serial changes with each connection: stale events are dropped */
         int fd;
         bool keepalive;
-        bool retrying;       /* this attempt is the one retry after a keep-alive race */
+        bool retrying; /* this attempt is the one retry after a keep-alive race */
         enum phase phase;
-        unsigned served;     /* responses on this connection */
+        unsigned served; /* responses on this connection */
         size_t sent;
         uint64_t started_us; /* of the request, kept across its retry */
         uint64_t deadline_us;
@@ -323,7 +323,8 @@ static ssize_t response_feed(struct response *r, const char *data, size_t len) {
                                 if (r->line_len >= RESPONSE_HEAD_MAX)
                                         return -EBADMSG;
                                 r->line[r->line_len++] = p[take++];
-                                if (r->line_len >= tlen && memcmp(r->line + r->line_len - tlen, terminator, tlen) == 0) {
+                                if (r->line_len >= tlen &&
+                                    memcmp(r->line + r->line_len - tlen, terminator, tlen) == 0) {
                                         complete = true;
                                         break;
                                 }
@@ -651,10 +652,9 @@ static void report(FILE *f, double seconds) {
 static _Noreturn void usage(const char *message) {
         if (message)
                 fprintf(stderr, "loadgen: %s\n", message);
-        fprintf(stderr,
-                "usage: loadgen --target HOST:PORT|unix:PATH [--clients N] [--mode close|keepalive|mixed]\n"
-                "               (--duration SEC | --until-file PATH) [--max-seconds SEC] [--path /]\n"
-                "               [--timeout-ms MS] [--report FILE] [--timeline FILE]\n");
+        fprintf(stderr, "usage: loadgen --target HOST:PORT|unix:PATH [--clients N] [--mode close|keepalive|mixed]\n"
+                        "               (--duration SEC | --until-file PATH) [--max-seconds SEC] [--path /]\n"
+                        "               [--timeout-ms MS] [--report FILE] [--timeline FILE]\n");
         exit(2);
 }
 

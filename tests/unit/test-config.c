@@ -370,11 +370,10 @@ static const struct {
         { "[worker]\nforks = 2\n", 2, "unknown key 'forks' in section [worker]" },
         { "[worker]\nWorkers = 2\n", 2, "unknown key 'Workers' in section [worker]" },
         { "[worker]\nbatch = 2\n", 2, "unknown key 'batch' in section [worker] (it belongs in [upgrade])" },
-        { "[state]\n\nhead = /x\nworkers = 2\n", 4, "unknown key 'workers' in section [state] (it belongs in [worker])" },
-        { "[server]\nport = 80\n", 1,
-          "unknown section [server] (expected [worker], [upgrade], [control] or [state])" },
-        { "[worker]\n[Worker]\n", 2,
-          "unknown section [Worker] (expected [worker], [upgrade], [control] or [state])" },
+        { "[state]\n\nhead = /x\nworkers = 2\n", 4,
+          "unknown key 'workers' in section [state] (it belongs in [worker])" },
+        { "[server]\nport = 80\n", 1, "unknown section [server] (expected [worker], [upgrade], [control] or [state])" },
+        { "[worker]\n[Worker]\n", 2, "unknown section [Worker] (expected [worker], [upgrade], [control] or [state])" },
         { "workers = 2\n", 1, "key 'workers' must be in section [worker]" },
         { "; comment\nport = 2\n[worker]\n", 2, "unknown key 'port' outside of any section" },
         /* [worker] */
@@ -435,7 +434,8 @@ static const struct {
           "invalid drain_signal 'SIGFOO' (a signal name or number, e.g. SIGTERM, QUIT, 10)" },
         { "[upgrade]\ndrain_signal = 0\n", 2,
           "invalid drain_signal '0' (a signal name or number, e.g. SIGTERM, QUIT, 10)" },
-        { "[upgrade]\ndrain_signal = SIGKILL\n", 2, "drain_signal cannot be SIGKILL: a worker cannot catch it to drain" },
+        { "[upgrade]\ndrain_signal = SIGKILL\n", 2,
+          "drain_signal cannot be SIGKILL: a worker cannot catch it to drain" },
         { "[upgrade]\ndrain_signal = 19\n", 2, "drain_signal cannot be SIGSTOP: a worker cannot catch it to drain" },
         { "[upgrade]\npre_upgrade = '/bin/check'\n", 2, "pre_upgrade: write the path without quotes: '/bin/check'" },
         /* [control], [state] */
@@ -537,9 +537,9 @@ Test(values, durations) {
 }
 
 Test(values, bad_durations) {
-        const char *invalid[] = { "",     "abc",   "-1s",  "+1s",  "1.s",  ".5s",  "1e3",  "1h",   "1sec",
-                                  "1m",   "s",     "ms",   "1.5.5s", " 1s", "1s ", "0x10", "inf",  "nan",
-                                  "1,5s", "1 ms x", "1S",  "1MIN", "1ss" };
+        const char *invalid[] = { "",     "abc", "-1s",  "+1s",    "1.s",    ".5s",  "1e3", "1h",
+                                  "1sec", "1m",  "s",    "ms",     "1.5.5s", " 1s",  "1s ", "0x10",
+                                  "inf",  "nan", "1,5s", "1 ms x", "1S",     "1MIN", "1ss" };
         for (size_t i = 0; i < ELEMENTSOF(invalid); i++)
                 check_bad_duration(invalid[i], -EINVAL);
         check_bad_duration(NULL, -EINVAL);
@@ -569,7 +569,7 @@ Test(values, signals) {
         check_signal("USR1", SIGUSR1);
         check_signal("SIGUSR2", SIGUSR2);
         check_signal("SIGWINCH", SIGWINCH); /* Apache's graceful stop */
-        check_signal("SIGKILL", SIGKILL);   /* parsed; config refuses it as a drain signal */
+        check_signal("SIGKILL", SIGKILL); /* parsed; config refuses it as a drain signal */
         check_signal("1", SIGHUP);
         check_signal("SIGRTMIN", SIGRTMIN);
         check_signal("SIGRTMIN+2", SIGRTMIN + 2);
@@ -585,10 +585,9 @@ Test(values, bad_signals) {
         char too_big[16], reserved[16];
         snprintf(too_big, sizeof(too_big), "%d", SIGRTMAX + 1);
         snprintf(reserved, sizeof(reserved), "%d", SIGRTMIN - 1); /* glibc's own */
-        const char *invalid[] = { "",        "0",        "-15",      "+15",      " 15",    "15 ",
-                                  "15x",     "SIG",      "SIGFOO",   "TERMINATE", "SIGTERM2", "RTMIN-1",
-                                  "RTMAX+1", "RTMIN+99", "RTMIN+",   "RTMINX",   "SIG15",  too_big,
-                                  reserved,  "99999999999" };
+        const char *invalid[] = { "",       "0",      "-15",       "+15",      " 15",     "15 ",        "15x",
+                                  "SIG",    "SIGFOO", "TERMINATE", "SIGTERM2", "RTMIN-1", "RTMAX+1",    "RTMIN+99",
+                                  "RTMIN+", "RTMINX", "SIG15",     too_big,    reserved,  "99999999999" };
         for (size_t i = 0; i < ELEMENTSOF(invalid); i++) {
                 int sig = -1;
                 cr_assert_eq(config_parse_signal(invalid[i], &sig), -EINVAL, "'%s' gave %d", invalid[i], sig);
@@ -624,13 +623,13 @@ Test(values, split_command) {
         SPLIT("\"say \\\"hi\\\"\"", "say \"hi\"");
         SPLIT("\"back\\\\slash\"", "back\\slash");
         SPLIT("\"\\$HOME \\`x\\`\"", "$HOME `x`");
-        SPLIT("\"a\\nb\"", "a\\nb");     /* other escapes stay inside double quotes */
+        SPLIT("\"a\\nb\"", "a\\nb"); /* other escapes stay inside double quotes */
         SPLIT("'a\\b' 'x\"y'", "a\\b", "x\"y"); /* nothing is special inside single quotes */
         SPLIT("\"it's\"", "it's");
-        SPLIT("a\\nb", "anb");           /* outside quotes a backslash takes any character */
+        SPLIT("a\\nb", "anb"); /* outside quotes a backslash takes any character */
         SPLIT("\\\\", "\\");
         SPLIT("\\'", "'");
-        SPLIT("a\\\nb", "ab");           /* backslash-newline joins */
+        SPLIT("a\\\nb", "ab"); /* backslash-newline joins */
         SPLIT("''", "");
         SPLIT("x '' \"\" y", "x", "", "", "y");
         SPLIT("$HOME *.js ~", "$HOME", "*.js", "~"); /* no expansion */

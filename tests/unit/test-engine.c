@@ -24,10 +24,10 @@ static uint64_t now;
 static pid_t next_pid;
 static struct engine_action recorded[MAX_LOG];
 static size_t n_recorded;
-static unsigned min_ready;          /* checked after every event when non-zero */
-static uint64_t fail_generation;    /* spawns of this generation fail ... */
-static unsigned fail_spawns;        /* ... this many times */
-static bool hold_spawns;            /* do not report spawns (the fork has not happened yet) */
+static unsigned min_ready; /* checked after every event when non-zero */
+static uint64_t fail_generation; /* spawns of this generation fail ... */
+static unsigned fail_spawns; /* ... this many times */
+static bool hold_spawns; /* do not report spawns (the fork has not happened yet) */
 static uint64_t held[MAX_PIDS];
 static size_t n_held;
 
@@ -678,7 +678,7 @@ Test(engine, rollback_rolling_regains_full_strength) {
         size_t m = mark();
         begin_upgrade("/srv/app/v2", &s);
 
-        ready_one(2);                                  /* new #1 ready, one old drains */
+        ready_one(2); /* new #1 ready, one old drains */
         pid_t drained_old = first_pid(1, WORKER_DRAINING);
         pid_t ready_new = first_pid(2, WORKER_READY);
         pid_t failing = first_pid(2, WORKER_STARTING); /* new #2 */

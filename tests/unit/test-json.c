@@ -38,8 +38,8 @@ Test(json, escapes) {
 Test(json, utf8_kept_and_invalid_replaced) {
         check("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x9a\x80", "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x9a\x80\"");
         check("\xff", "\"\\ufffd\"");
-        check("a\xc3", "\"a\\ufffd\"");              /* truncated sequence */
-        check("\xc0\xaf", "\"\\ufffd\\ufffd\"");      /* overlong '/' */
+        check("a\xc3", "\"a\\ufffd\""); /* truncated sequence */
+        check("\xc0\xaf", "\"\\ufffd\\ufffd\""); /* overlong '/' */
         check("\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\""); /* surrogate */
         check("\xf4\x90\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\""); /* past U+10FFFF */
 }

@@ -68,16 +68,16 @@ static void check_malformed(const char *escaped) {
 Test(names, unescape_rejects_malformed) {
         check_malformed(NULL);
         check_malformed("");
-        check_malformed("_");         /* truncated escapes */
+        check_malformed("_"); /* truncated escapes */
         check_malformed("a_2");
         check_malformed("a_");
-        check_malformed("a_2D");      /* upper-case hex is never written */
+        check_malformed("a_2D"); /* upper-case hex is never written */
         check_malformed("a_zz");
-        check_malformed("a_00");      /* NUL */
-        check_malformed("_61");       /* "a" needs no escaping: a second spelling */
-        check_malformed("a_39");      /* digit after the first byte needs none either */
-        check_malformed("1web");      /* a leading digit must be escaped */
-        check_malformed("my-app");    /* raw bytes outside [A-Za-z0-9] */
+        check_malformed("a_00"); /* NUL */
+        check_malformed("_61"); /* "a" needs no escaping: a second spelling */
+        check_malformed("a_39"); /* digit after the first byte needs none either */
+        check_malformed("1web"); /* a leading digit must be escaped */
+        check_malformed("my-app"); /* raw bytes outside [A-Za-z0-9] */
         check_malformed("a.b");
         check_malformed("a b");
 }
