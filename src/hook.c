@@ -97,6 +97,10 @@ static void finish(struct hook *h, bool success, const char *reason) {
 
 static int on_hook_exit(sd_event_source *s, const siginfo_t *si, void *userdata) {
         struct hook *h = userdata;
+        /* Whatever the hook left running goes with it, as on a timeout: it would outlive
+         * the upgrade it was run for. (sd-event reaps the hook after this callback, so its
+         * process group cannot have been reused.) */
+        (void) kill(-h->pid, SIGKILL);
         output_read(&h->out);
         output_read(&h->err);
         if (si->si_code == CLD_EXITED && si->si_status == 0) {

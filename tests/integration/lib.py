@@ -488,8 +488,13 @@ def private_bus(sup, instance):
 def wait_load(port, connections, timeout=DEFAULT_TIMEOUT):
     """Waits until the load has CONNECTIONS connections open to PORT (the kept-alive
     clients of a mixed Load), so that a fault that follows lands under load."""
+    def established():
+        with open("/proc/net/tcp") as f:
+            return sum(1 for line in f.readlines()[1:]
+                       if int(line.split()[1].split(":")[1], 16) == port and line.split()[3] == "01")
+
     deadline = time.monotonic() + timeout
-    while not accepted(port, connections):
+    while established() < connections:
         if time.monotonic() > deadline:
             raise AssertionError("the load did not open %d connections to port %d" % (connections, port))
         time.sleep(0.01)  # /proc/net/tcp has no event to wait on; bounded above

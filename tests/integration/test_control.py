@@ -214,7 +214,7 @@ class Methods(ControlTest):
         self.assert_error(sup, via, "org.liveswap1.Error.Busy", "Restart")
         self.assert_error(sup, via, "org.liveswap1.Error.Busy", "SetWorkers", "u", "3")
         self.assertEqual(self.call(sup, via, "Cancel"), "")
-        sup.wait_status(r"Serving generation 3 .*: 2/2 ready$")
+        sup.wait_status(r"^Upgrade to generation 4 failed: cancelled; serving generation 3 .*: 2/2 ready$")
         self.assertEqual(self.get(sup, via, "LastResult"), "failed: cancelled")
         self.assertEqual(self.get(sup, via, "Generation"), 3)
 
@@ -226,7 +226,8 @@ class Methods(ControlTest):
 
         self.assertEqual(self.call(sup, via, "Message", "s", "hello"), "u 2")
         self.assertEqual(self.call(sup, via, "SetWorkers", "u", "3"), "")
-        sup.wait_status(r"Serving generation 3 .*: 3/3 ready$")
+        # The last upgrade's failure stays in STATUS= until the next upgrade.
+        sup.wait_status(r"; serving generation 3 .*: 3/3 ready$")
         self.assertEqual(self.get(sup, via, "DesiredWorkers"), 3)
 
         self.assertEqual(self.call(sup, via, "Quit"), "")
@@ -398,6 +399,7 @@ class Authorisation(ControlTest):
         bus = self.open_path_to_socket(sup)
         os.chmod(bus, 0o666)
         load = lib.Load(self, "127.0.0.1:%d" % self.port, clients=8, mode="mixed")
+        lib.wait_load(self.port, 4)
         before = self.snapshot(sup)
         for via in ("bus", "socket"):
             out = self.storm(sup, via, "Upgrade", "s", self.v2, user="daemon")

@@ -53,7 +53,7 @@ class Rollback(lib.TestCase):
         self.assert_no_failures(result, sup)
         self.assertEqual(list(lib.versions(result)), ["v1"], result["_raw"])
         # Nothing of the failed generation is left running; the old workers never stopped.
-        self.assert_nothing_left(self.id().rsplit(".", 1)[1], result)
+        self.assert_nothing_left(self._testMethodName[len("test_"):].replace("_", " "), result)
         self.assertEqual(sorted(w[0] for w in sup.get_property("web", "Workers")), self.old_workers)
 
     def test_exits_at_once(self):
