@@ -251,6 +251,45 @@ class Discovery(CtlTest):
         self.assertIn("api: liveswap instance api is not running on the user bus", p.stderr)
 
 
+class Remote(CtlTest):
+    def test_host_through_ssh_and_the_stdio_bridge(self):
+        """-H HOST is sd-bus's SSH transport: `ssh HOST systemd-stdio-bridge`, then the
+        remote system bus. An `ssh` first on PATH stands in for the real one (sd-bus runs
+        it by name): it runs the bridge here, on a real dbus-daemon acting as that host's
+        system bus, and records how it was called."""
+        bus = lib.DBusDaemon(self)
+        port = lib.free_port()
+        web = self.start("--instance", "web", "--config", notify_config(self), "-s", self.v1, "-p", str(port),
+                         env={"LIVESWAP_BUS": "system", "DBUS_SYSTEM_BUS_ADDRESS": bus.address})
+        web.wait_output("Registered org.liveswap1.web on the system bus")
+        calls = os.path.join(self.dir, "ssh-calls")
+        fake, broken = os.path.join(self.dir, "fake-ssh"), os.path.join(self.dir, "broken-ssh")
+        os.makedirs(fake)
+        os.makedirs(broken)
+        lib.write_file(os.path.join(fake, "ssh"), "#!/bin/sh\necho \"$*\" >> '%s'\n"
+                       "exec systemd-stdio-bridge --bus-path='%s'\n" % (calls, bus.address), 0o755)
+        lib.write_file(os.path.join(broken, "ssh"), "#!/bin/sh\necho 'ssh: no route to host' >&2\nexit 255\n", 0o755)
+        # Nothing local to find: no private socket where the client looks.
+        elsewhere = os.path.join(self.dir, "elsewhere")
+        os.makedirs(elsewhere)
+        env = {"PATH": fake + ":" + os.environ["PATH"], "XDG_RUNTIME_DIR": elsewhere}
+        status = json.loads(self.ok(web, "-H", "deploy@web1.example", "-i", "web", "--json", "status", env=env).stdout)
+        self.assertEqual((status["instance"], status["generation"]), ("web", 1))
+        self.assertIn("web1.example", status["control"])
+        p = self.ok(web, "-H", "deploy@web1.example", "-i", "web", "upgrade", self.v2, env=env)
+        self.assertIn("web: serving generation 2", p.stdout)
+        self.assertEqual(lib.http_get(("127.0.0.1", port))[2], "v2\n")
+        with open(calls) as f:
+            seen = f.read()
+        self.assertIn("deploy@web1.example", seen)
+        self.assertIn("systemd-stdio-bridge", seen)
+        # An unreachable host is exit status 2 with one clear line.
+        p = self.ctl(web, "-H", "web2.example", "-i", "web", "status",
+                     env={"PATH": broken + ":" + os.environ["PATH"], "XDG_RUNTIME_DIR": elsewhere})
+        self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
+        self.assertIn("web2.example", p.stderr)
+
+
 class SeedClient(CtlTest):
     def test_liveswap_client_flags_share_liveswapctl(self):
         sup = self.start_web()
