@@ -186,6 +186,7 @@ class UserManager:
                   'mknod $i/blk b 0 0\n'
                   '%s -c "import socket; socket.socket(socket.AF_UNIX).bind(\'$i/sock\')"\n'
                   'chmod 0000 $i/reg $i/fifo $i/chr $i/blk $i/sock\n'
+                  'unset CGROUPS\n'
                   'exec %s --user\n' % (sys.executable, SYSTEMD))
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
