@@ -116,14 +116,14 @@ class ExitCodes(CtlTest):
         self.assertEqual(p.stdout, "web: upgrade to generation 4 started\n")
         p = self.ok(sup, "cancel")
         self.assertEqual(p.stdout, "web: upgrade cancelled, rolling back\n")
-        sup.wait_status(r"Serving generation 3 .*: 2/2 ready$")
+        sup.wait_status(r"^Upgrade to generation 4 failed: cancelled; serving generation 3 .*: 2/2 ready$")
         self.assertEqual(sup.get_property("web", "LastResult"), "failed: cancelled")
 
         before = {w[0] for w in sup.get_property("web", "Workers")}
         self.assertEqual(self.ok(sup, "restart").stdout, "web: restarting every worker\n")
         self.assertEqual(self.ok(sup, "message", "hello").stdout, "web: delivered to 2 workers\n")
         self.assertEqual(self.ok(sup, "scale", "3").stdout, "web: scaling to 3 workers\n")
-        sup.wait_status(r"Serving generation 3 .*: 3/3 ready$")
+        sup.wait_status(r"; serving generation 3 .*: 3/3 ready$")  # the cancel is still shown
         after = {w[0] for w in sup.get_property("web", "Workers")}
         self.assertFalse(before & after)
         self.assertEqual(len(after), 3)
