@@ -112,7 +112,17 @@ def main():
             load.kill()
             load.wait()
         sup.send_signal(signal.SIGTERM)
-        sup.wait(60)
+        try:
+            sup.wait(60)
+        except subprocess.TimeoutExpired:  # never leave it (and its workers) behind
+            sup.kill()
+            sup.wait()
+        if sup.returncode != 0:
+            print("bench/hold: liveswap exited with status %s; its log: %s" % (sup.returncode, work),
+                  file=sys.stderr)
+
+    if not durations:
+        raise SystemExit("bench/hold: no upgrade ran (--minutes too short?)")
 
     durations.sort()
     classes = ("ok", "failed", "refused", "reset", "eof", "timeout", "bad_status", "connect_error",
@@ -136,8 +146,8 @@ def main():
     ]
     lines += ["| %s | %s |" % (k, result.get(k, "0")) for k in classes]
     lines += [
-        "| p50 / p99 / max latency | %s / %s / %s us |" % (result.get("p50_us"), result.get("p99_us"),
-                                                         result.get("max_us")),
+        "| p50 / p99 / p99.9 / max latency | %s / %s / %s / %s us |" % (
+            result.get("p50_us"), result.get("p99_us"), result.get("p999_us"), result.get("max_us")),
         "| upgrades | %d (%d failed) |" % (len(durations), refused_upgrades),
         "| upgrade time median / max | %.3f / %.3f s |" % (durations[len(durations) // 2], durations[-1]),
         "| supervisor fds start / end | %d / %d |" % (fds0, fds1),
