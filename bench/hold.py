@@ -56,6 +56,7 @@ def main():
     ap.add_argument("--every", type=float, default=5)
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     args = ap.parse_args()
+    args.build = os.path.abspath(args.build)  # workers run from their own directory
 
     liveswap = os.path.join(args.build, "src", "liveswap")
     httpd = os.path.join(args.build, "examples", "liveswap-example-httpd")
