@@ -498,3 +498,14 @@ def wait_load(port, connections, timeout=DEFAULT_TIMEOUT):
         if time.monotonic() > deadline:
             raise AssertionError("the load did not open %d connections to port %d" % (connections, port))
         time.sleep(0.01)  # /proc/net/tcp has no event to wait on; bounded above
+
+
+def hand_to_nobody(state):
+    """A Supervisor prepare= hook for a supervisor run as nobody: its runtime directory
+    and STATE are nobody's, and the test's notify socket takes anyone (as systemd's does)."""
+    def prepare(sup):
+        for path in (sup.run_dir, state):
+            os.makedirs(path, exist_ok=True)
+            os.chown(path, 65534, 65534)
+        os.chmod(sup.notify.path, 0o777)
+    return prepare

@@ -383,16 +383,10 @@ class Authorisation(ControlTest):
         conf = write_config(self)
         state = os.path.join(self.dir, "state")
 
-        def hand_to_nobody(sup):
-            for path in (sup.run_dir, state):
-                os.makedirs(path, exist_ok=True)
-                os.chown(path, 65534, 65534)
-            os.chmod(sup.notify.path, 0o777)  # systemd's notify socket takes anyone too
-
         sup = lib.Supervisor(self, AS_NOBODY + [lib.LIVESWAP, "--instance", "web", "--config", conf, "-s", self.v1,
                                                 "-p", str(self.port), "-f", "2"],
                              env={"DBUS_SESSION_BUS_ADDRESS": self.bus.address, "LIVESWAP_BUS": "user",
-                                  "XDG_STATE_HOME": state}, prepare=hand_to_nobody)
+                                  "XDG_STATE_HOME": state}, prepare=lib.hand_to_nobody(state))
         sup.wait_ready()
         sup.wait_output("Registered %s on the user bus" % NAME)
         self.assertEqual(os.stat("/proc/%d" % sup.proc.pid).st_uid, 65534)

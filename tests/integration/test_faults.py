@@ -152,17 +152,11 @@ exec '%s' --version v1
         others = len(subprocess.run(["pgrep", "-u", "nobody"], capture_output=True, text=True).stdout.split())
         state = os.path.join(self.dir, "state")
 
-        def hand_to_nobody(sup):
-            for path in (sup.run_dir, state):
-                os.makedirs(path, exist_ok=True)
-                os.chown(path, 65534, 65534)
-            os.chmod(sup.notify.path, 0o777)  # systemd's notify socket takes anyone too
-
         # Room for the supervisor, its 2 workers and one more: blue-green needs two more.
         # (Lowering one's own soft limit needs no privilege; prlimit then execs liveswap.)
         sup = lib.Supervisor(self, ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
                                     "prlimit", "--nproc=%d:" % (others + 4), lib.LIVESWAP, "--instance", "web", "--config", conf, "-s", v1, "-p", str(port),
-                                    "-f", "2"], env={"XDG_STATE_HOME": state}, prepare=hand_to_nobody)
+                                    "-f", "2"], env={"XDG_STATE_HOME": state}, prepare=lib.hand_to_nobody(state))
         sup.wait_ready()
         load = lib.Load(self, "127.0.0.1:%d" % port, clients=8)
         p = sup.client("-i", "web", "-u", v2)
