@@ -257,6 +257,9 @@ void control_upgrade_finished(struct supervisor *s, const struct engine_action *
         engine_format_status(s->engine, now_usec(), s->status, sizeof(s->status));
         (void) sd_notifyf(false, "%sSTATUS=%s", engine_get_state(s->engine) == ENGINE_STARTING ? "" : "READY=1\n",
                           s->status);
+        /* Properties first: a client that sees the reply or UpgradeFinished and then reads
+         * its cached Generation/Target must find the new ones already. */
+        bus_emit_changes(s->bus);
         reply_waiters(s, a->generation, a->success, error_name, a->reason);
         bus_emit_upgrade_finished(s->bus, a->generation, a->success, reason);
 }

@@ -293,6 +293,8 @@ class Signals(ControlTest):
         finished = wait_for(lambda m: m.get("member") == "UpgradeFinished", "UpgradeFinished")
         self.assertEqual((finished["path"], finished["interface"]), (PATH, IFACE))
         self.assertEqual(finished["payload"]["data"][:2], [2, True])
+        # The new Generation is announced before the upgrade is said to be finished.
+        self.assertLess(seen.index(changed), seen.index(finished))
 
         self.busctl(sup, "bus", "call", NAME, PATH, IFACE, "Upgrade", "s", bad)
         finished = wait_for(lambda m: m.get("member") == "UpgradeFinished" and m["payload"]["data"][0] == 3,
