@@ -13,6 +13,7 @@ Everything it starts it stops, by pid; its files live in one temporary directory
 """
 
 import argparse
+import datetime
 import json
 import os
 import platform
@@ -389,6 +390,7 @@ def main():
         else:
             shutil.rmtree(work, ignore_errors=True)
     results["seconds"] = time.monotonic() - started
+    results["date"] = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")  # report.py may run again later
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
     report.write(results, args.results, args.out)

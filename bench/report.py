@@ -132,6 +132,21 @@ def main_table(results, mode):
     return "\n".join(out)
 
 
+def percentiles_table(results):
+    out = ["| tool | app start | steady p50 / p99 / p99.9 / max | upgrade windows p50 / p99 / p99.9 / max |",
+           "|---|---|---|---|"]
+    for mode, _ in MODES:
+        for r in results["scenarios"]:
+            if r["mode"] != mode or "error" in r:
+                continue
+
+            def four(w):
+                return " / ".join(ms(w[k]) for k in ("p50_us", "p99_us", "p999_us", "max_us"))
+            out.append("| %s | %s | %s | %s |" % (r["label"], "instant" if mode == "instant" else "%.1f s" % (
+                results["slow_start_ms"] / 1000.0), four(r["steady"]), four(r["upgrade"]) if r["upgrades"] else "–"))
+    return "\n".join(out)
+
+
 def clients_table(results):
     out = ["| tool | app start | new version first answered (s) | old version last answered (s) | "
            "idle keep-alive closes (benign) | keep-alive races retried (benign) | "
@@ -358,6 +373,13 @@ app alone measured in the same run. Do not compare absolute numbers across machi
 
 {instant_table}
 
+## Latency percentiles
+
+Every request of a scenario's steady state, and every request of its upgrade windows
+taken together, in ms (the per-window figures are in `bench/out/results.json`).
+
+{percentiles_table}
+
 {plots}
 
 ## What clients saw during upgrades
@@ -416,7 +438,7 @@ load ({soak_clients} clients).
   shared with the systemd tests), not PID 1; the "supervisor" of the plain systemd rows is that manager.
 {skipped}
 """.format(
-        command=results["command"], date=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        command=results["command"], date=results.get("date") or datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
         minutes=results.get("seconds", 0) / 60.0,
         quick=" (quick mode: {} upgrades per scenario, short runs; the full mode is `bench/run`)".format(
             p["upgrades"]) if quick else "",
@@ -427,6 +449,7 @@ load ({soak_clients} clients).
         steady=p["steady_pre"], idle=p["idle"], workers=p["workers"],
         slow_title=MODES[0][1], instant_title=MODES[1][1],
         slow_table=main_table(results, "slow"), instant_table=main_table(results, "instant"),
+        percentiles_table=percentiles_table(results),
         plots=plots, clients_table=clients_table(results), cost_table=cost_table(results),
         scale_clients=p["scale_clients"],
         scale_upgrades=p["scale_upgrades"], scale_table=scale_table(results), soak_n=p["soak_upgrades"],
