@@ -101,20 +101,12 @@ int spawn_child_reset(pid_t parent, bool own_session) {
 }
 
 int spawn_signal_worker(pid_t pid, int sig) {
-        bool any = false;
-
         /* getpgid() fails once the worker is reaped; its group may still hold children. */
-        if (getpgid(pid) != pid) {
-                if (kill(pid, sig) >= 0)
-                        any = true;
-                else if (errno != ESRCH)
-                        return -errno;
-        }
-        if (kill(-pid, sig) >= 0)
-                any = true;
-        else if (errno != ESRCH)
+        if (getpgid(pid) != pid && kill(pid, sig) < 0 && errno != ESRCH)
                 return -errno;
-        return any;
+        if (kill(-pid, sig) < 0 && errno != ESRCH)
+                return -errno;
+        return 0;
 }
 
 /* Writes v in decimal into buf (child side: no stdio). */

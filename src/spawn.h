@@ -30,8 +30,8 @@ int spawn_worker(const struct spawn_request *r, pid_t *ret_pid, int *ret_control
 /* Sends SIG to a worker and to everything in the process group it leads, as systemd's
  * KillMode=control-group would: a pre-fork server's children or a wrapper's child must
  * drain (and die after drain_timeout) with it, or they would go on serving old code. A
- * worker that left its group still gets SIG itself, once. Returns 1 when some process got
- * it, 0 when none was left, or a negative errno. */
+ * worker that left its group still gets SIG itself, once. Returns 0 (also when nothing
+ * was left to signal) or a negative errno. */
 int spawn_signal_worker(pid_t pid, int sig);
 
 /* The environment a child gets: ours minus the variables that describe our own service
