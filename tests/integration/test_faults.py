@@ -79,67 +79,52 @@ exec '%s' --version v1
         self.assertGreater(int(result["ok"]), 0)
         self.report("old workers die mid-drain", result)
 
-    def test_unwritable_state_refuses_the_upgrade(self):
-        """HEAD lives on a read-only mount: the upgrade is refused up front with the cause,
-        nothing changes, and the old HEAD is intact."""
+    def refused_on_unusable_state(self, name, script, cause, seed_head=True):
+        """A supervisor in a private mount namespace where SCRIPT (run with the state
+        directory and v1's path) made its state directory unusable, then execs liveswap:
+        under load, an upgrade is refused up front naming CAUSE, nothing changes, and the
+        old HEAD is intact (read through the supervisor's own mount namespace)."""
+        if os.geteuid() != 0 or not shutil.which("unshare"):
+            self.skipTest("needs root and unshare for a private mount")
         port = lib.free_port()
         state = os.path.join(self.dir, "state")
         os.makedirs(state)
         head = os.path.join(state, "HEAD")
         v1 = lib.make_target(os.path.join(self.dir, "a"), "v1")
         v2 = lib.make_target(os.path.join(self.dir, "b"), "v2")
-        lib.write_file(head, os.path.realpath(v1) + "\n")
-        if os.geteuid() != 0 or not shutil.which("unshare"):
-            self.skipTest("needs root and unshare for a private read-only mount")
-        # A private mount namespace in which the state directory is read-only, for the
-        # supervisor alone. It execs liveswap, so the pid is the supervisor's.
-        script = ('mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@"')
-        sup = lib.Supervisor(self, ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",
-                                    state, lib.LIVESWAP, "--instance", "web", "--config", notify_config(self),
-                                    "-s", v1, "-p", str(port), "-H", head])
+        if seed_head:
+            lib.write_file(head, os.path.realpath(v1) + "\n")
+        # It execs liveswap, so the pid is the supervisor's. -s v2: HEAD (v1) must win.
+        sup = lib.Supervisor(self, ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                                    script + ' && shift 2 && exec "$@"', "sh", state, os.path.realpath(v1),
+                                    lib.LIVESWAP, "--instance", "web", "--config", notify_config(self),
+                                    "-s", v2, "-p", str(port), "-H", head])
         sup.wait_ready()
+        self.assertEqual(lib.http_get(("127.0.0.1", port))[2], "v1\n", "HEAD did not win")
         load = lib.Load(self, "127.0.0.1:%d" % port, clients=8)
         p = sup.client("-i", "web", "-u", v2)
         self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
-        self.assertIn("nothing changed: cannot record it in %s: Read-only file system" % head, p.stderr)
+        self.assertIn("nothing changed: cannot record it in %s: %s" % (head, cause), p.stderr)
         self.assertEqual(sup.get_property("web", "Generation"), 1)
         self.assertEqual(lib.http_get(("127.0.0.1", port))[2], "v1\n")
-        with open(head) as f:
-            self.assertEqual(f.read(), os.path.realpath(v1) + "\n")
-        result = load.stop()
-        self.assert_no_failures(result, sup)
-        self.assertEqual(list(lib.versions(result)), ["v1"])
-        self.report("read-only state", result)
-
-    def test_full_state_directory_refuses_the_upgrade(self):
-        """HEAD lives on a full file system (a 64 KiB tmpfs, filled): the same refusal with
-        ENOSPC, and the old HEAD intact (read through the supervisor's own mount namespace)."""
-        if os.geteuid() != 0 or not shutil.which("unshare"):
-            self.skipTest("needs root and unshare for a private tmpfs")
-        port = lib.free_port()
-        state = os.path.join(self.dir, "state")
-        os.makedirs(state)
-        head = os.path.join(state, "HEAD")
-        v1 = lib.make_target(os.path.join(self.dir, "a"), "v1")
-        v2 = lib.make_target(os.path.join(self.dir, "b"), "v2")
-        script = ('mount -t tmpfs -o size=64k tmpfs "$1" && printf "%s\\n" "$2" > "$1/HEAD" && '
-                  '{ dd if=/dev/zero of="$1/filler" bs=4k 2>/dev/null; [ -s "$1/filler" ]; } && shift 2 && exec "$@"')
-        sup = lib.Supervisor(self, ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",
-                                    state, os.path.realpath(v1), lib.LIVESWAP, "--instance", "web", "--config",
-                                    notify_config(self), "-s", v2, "-p", str(port), "-H", head])
-        sup.wait_ready()
-        self.assertEqual(lib.http_get(("127.0.0.1", port))[2], "v1\n", "HEAD on the tmpfs did not win")
-        load = lib.Load(self, "127.0.0.1:%d" % port, clients=8)
-        p = sup.client("-i", "web", "-u", v2)
-        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
-        self.assertIn("nothing changed: cannot record it in %s: No space left on device" % head, p.stderr)
-        self.assertEqual(sup.get_property("web", "Generation"), 1)
         with open("/proc/%d/root%s" % (sup.proc.pid, head)) as f:
             self.assertEqual(f.read(), os.path.realpath(v1) + "\n")
         result = load.stop()
         self.assert_no_failures(result, sup)
         self.assertEqual(list(lib.versions(result)), ["v1"])
-        self.report("full state directory", result)
+        self.report(name, result)
+
+    def test_unwritable_state_refuses_the_upgrade(self):
+        """HEAD lives on a read-only mount."""
+        self.refused_on_unusable_state("read-only state", 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1"',
+                                       "Read-only file system")
+
+    def test_full_state_directory_refuses_the_upgrade(self):
+        """HEAD lives on a full file system (a 64 KiB tmpfs, filled)."""
+        self.refused_on_unusable_state(
+            "full state directory", 'mount -t tmpfs -o size=64k tmpfs "$1" && printf "%s\\n" "$2" > "$1/HEAD" && '
+            '{ dd if=/dev/zero of="$1/filler" bs=4k 2>/dev/null; [ -s "$1/filler" ]; }',
+            "No space left on device", seed_head=False)
 
     def test_out_of_file_descriptors(self):
         """RLIMIT_NOFILE too low for a blue-green upgrade's new workers: the upgrade fails
