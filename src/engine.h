@@ -136,6 +136,8 @@ const char *engine_get_last_result(const struct engine *e);
 unsigned engine_get_desired_workers(const struct engine *e);
 unsigned engine_count_ready(const struct engine *e);
 unsigned engine_count_draining(const struct engine *e);
+/* Both point into the engine's worker array, valid only until the next call that
+ * changes the engine (any event may spawn workers and move the array). */
 size_t engine_get_workers(const struct engine *e, const struct engine_worker **ret);
 const struct engine_worker *engine_find_worker(const struct engine *e, pid_t pid);
 /* The generation an upgrade is building, 0 when none. */

@@ -238,12 +238,15 @@ static int on_notify(sd_event_source *source, int fd, uint32_t revents, void *us
                         log_debug("Ignoring notify message from pid %d: not a worker", pid);
                         continue;
                 }
-                if (m.ready) {
-                        log_debug("Worker %d (generation %" PRIu64 ") sent READY=1", w->pid, w->generation);
-                        engine_worker_ready(s->engine, w->pid, now_usec());
-                }
+                /* Copied out: engine_worker_ready() may spawn the next batch, which can
+                 * move the engine's worker array and leave w dangling. */
+                pid_t worker = w->pid;
                 if (m.has_status)
-                        log_debug("Worker %d: %s", w->pid, m.status);
+                        log_debug("Worker %d: %s", worker, m.status);
+                if (m.ready) {
+                        log_debug("Worker %d (generation %" PRIu64 ") sent READY=1", worker, w->generation);
+                        engine_worker_ready(s->engine, worker, now_usec());
+                }
         }
         supervisor_dispatch(s);
         return 0;

@@ -107,6 +107,27 @@ class UpgradeUnderLoad(lib.TestCase):
         self.assert_no_failures(result, sup)
         self.assertEqual(lib.http_get(("127.0.0.1", port))[2], "v2\n")
 
+    def test_many_workers_old_ones_slow_to_drain(self):
+        """Nine workers, rolling one at a time, and old workers that ignore the drain
+        signal, so all nine stay in the table until drain_timeout: the 17th worker is
+        started while the supervisor handles a READY=1 (with STATUS=, as the example
+        sends), and the table grows under it. Under ASan this caught a use of the moved
+        table (the CI failure of 2026-12-01); here it must end with generation 2 and every
+        old worker killed once drain_timeout passed."""
+        port = lib.free_port()
+        v1 = lib.make_target(os.path.join(self.dir, "a"), "v1", "--ignore-term")
+        v2 = lib.make_target(os.path.join(self.dir, "b"), "v2")
+        conf = notify_config(self, drain_timeout="5s")
+        sup = self.start("--instance", "web", "--config", conf, "-s", v1, "-p", str(port), "-f", "9")
+        old = workers_of(sup, "web", 1)
+        self.assertEqual(len(old), 9)
+        p = sup.client("-i", "web", "-u", v2, check=0)
+        self.assertIn("serving generation 2", p.stdout)
+        self.assert_pids_gone(old, timeout=15)
+        self.assertEqual(len(workers_of(sup, "web", 2)), 9)
+        self.assertEqual(lib.http_get(("127.0.0.1", port))[2], "v2\n")
+        self.assertEqual(sup.stop(), 0, sup.output())
+
     def test_restart_strategy(self):
         """-z stops the old workers before starting new ones; the socket stays open, so
         connections wait in the backlog instead of being refused."""
