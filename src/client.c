@@ -380,6 +380,7 @@ static int connect_socket(struct client *c, const char *path) {
                 return r;
         if (asprintf(&c->where, "the private socket %s", path) < 0) {
                 c->where = NULL;
+                c->bus = sd_bus_flush_close_unref(c->bus); /* the next attempt would overwrite it */
                 return -ENOMEM;
         }
         return 0;

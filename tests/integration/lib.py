@@ -380,9 +380,9 @@ class TestCase(unittest.TestCase):
         self.assertEqual(alive, [], "processes left behind")
 
 
-def accepted(port, count):
-    """COUNT connections to PORT are established and none waits in the accept queue
-    (for a listening socket, /proc/net/tcp's rx_queue is the accept queue length)."""
+def tcp_counts(port):
+    """(connections established to PORT, connections waiting in its accept queue): for a
+    listening socket, /proc/net/tcp's rx_queue is the accept queue length."""
     established, queued = 0, 0
     with open("/proc/net/tcp") as f:
         for line in f.readlines()[1:]:
@@ -393,7 +393,21 @@ def accepted(port, count):
                 established += 1
             elif fields[3] == "0A":
                 queued += int(fields[4].split(":")[1], 16)
-    return established >= count and queued == 0
+    return established, queued
+
+
+def wait_accepted(test, port, count, timeout=DEFAULT_TIMEOUT):
+    """Until COUNT connections to PORT are established and none waits in the accept queue,
+    i.e. workers accepted them all. The kernel offers no event for that: a bounded poll."""
+    deadline = time.monotonic() + timeout
+    while True:
+        established, queued = tcp_counts(port)
+        if established >= count and queued == 0:
+            return
+        if time.monotonic() > deadline:
+            test.fail("%d connections to port %d never all accepted: %d established, %d in the accept queue"
+                      % (count, port, established, queued))
+        time.sleep(0.02)
 
 
 def _zombie(pid):

@@ -20,19 +20,16 @@ class Drain(lib.TestCase):
         results = []
 
         def slow():
-            results.append(lib.http_get(("127.0.0.1", port), "/sleep?ms=3000", timeout=30))
+            results.append(lib.http_get(("127.0.0.1", port), "/sleep?ms=5000", timeout=30))
 
-        # 3 s each (longer than the 2 s asked for), so that all six are in flight at once
-        # even on a loaded machine where starting the threads takes a while.
+        # 5 s each (longer than the 2 s asked for), so that all six are in flight at once
+        # even on a loaded machine where starting the threads takes a while (3 s once
+        # was not enough under ASan with a second test suite running beside it).
         threads = [threading.Thread(target=slow) for _ in range(6)]
         for t in threads:
             t.start()
-        # In flight = established and accepted by a worker (the listening socket's accept
-        # queue is empty). The kernel offers no event for that, so poll it, bounded.
-        deadline = time.monotonic() + 10
-        while not lib.accepted(port, 6) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        self.assertTrue(lib.accepted(port, 6))
+        # In flight = established and accepted by a worker.
+        lib.wait_accepted(self, port, 6, timeout=10)
         started = time.monotonic()
         sup.client("-i", "web", "-u", v2, check=0)
         for t in threads:

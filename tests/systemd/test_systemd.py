@@ -316,11 +316,7 @@ class Stop(SystemdTestCase):
         threads = [threading.Thread(target=request) for _ in range(count)]
         for t in threads:
             t.start()
-        # In flight = accepted by a worker. The kernel offers no event for that: poll, bounded.
-        deadline = time.monotonic() + 30
-        while not lib.accepted(port, count) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        self.assertTrue(lib.accepted(port, count), "the slow requests were never accepted")
+        lib.wait_accepted(self, port, count, timeout=30)  # in flight = accepted by a worker
         return threads, results
 
     def test_stop_lets_requests_finish(self):
