@@ -1,0 +1,298 @@
+/* fuzz-engine.c: libFuzzer target for the upgrade state machine. The input is a script of
+ * events: the fuzzer plays the shell (upgrade requests, hook outcomes, Cancel, Restart,
+ * SetWorkers, stop, spawns that fail) and the kernel (workers that become ready, crash,
+ * exit, ignore the drain signal, time that passes). After every event it checks what
+ * must hold in production whatever the order of events:
+ *   - a signal only ever goes to a live worker (never to a pid already reaped, which the
+ *     kernel may have given to an unrelated process);
+ *   - the engine knows every live worker (one it forgot would be an orphan), and every
+ *     spawn it asked for was reported back;
+ *   - one upgrade at a time: a second request is refused until the first has finished,
+ *     each finishes exactly once, and a success makes its generation current;
+ *   - after a stop, firing the timers and reaping what was SIGKILLed always ends in
+ *     ACTION_EXIT with no worker left, however stubborn the workers are. */
+#include <assert.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "engine.h"
+#include "macro.h"
+
+#define MAX_LIVE 512
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+struct script {
+        const uint8_t *data;
+        size_t size, pos;
+};
+
+static uint8_t next(struct script *s) {
+        return s->pos < s->size ? s->data[s->pos++] : 0;
+}
+
+struct shell {
+        struct engine *e;
+        uint64_t now;
+        pid_t next_pid;
+        pid_t live[MAX_LIVE]; /* spawned and not yet reaped */
+        bool killed[MAX_LIVE]; /* got SIGKILL: the kernel will end it */
+        size_t n_live;
+        bool fail_spawns; /* the next spawns fail (a target gone missing, EAGAIN) */
+        bool prepared; /* between engine_prepare_upgrade() and start/abort: the hook runs */
+        uint64_t outstanding; /* generation of the upgrade not finished yet, 0 if none */
+        uint64_t generation;
+        bool exited;
+};
+
+static ssize_t live_index(const struct shell *sh, pid_t pid) {
+        for (size_t i = 0; i < sh->n_live; i++)
+                if (sh->live[i] == pid)
+                        return (ssize_t) i;
+        return -1;
+}
+
+static void reap(struct shell *sh, size_t i, bool signaled, int status) {
+        pid_t pid = sh->live[i];
+        sh->n_live--;
+        sh->live[i] = sh->live[sh->n_live];
+        sh->killed[i] = sh->killed[sh->n_live];
+        engine_worker_exited(sh->e, pid, signaled, status, sh->now);
+}
+
+static void settings_from(struct script *s, struct engine_settings *ret) {
+        *ret = (struct engine_settings){
+                .workers = 1 + next(s) % 6,
+                .strategy = (enum strategy)(next(s) % 3),
+                .batch = 1 + next(s) % 3,
+                .ready = next(s) % 2 ? READY_NOTIFY : READY_DELAY,
+                .ready_delay_usec = (uint64_t) (next(s) % 4) * 100 * USEC_PER_MSEC,
+                .ready_timeout_usec = (uint64_t) (1 + next(s) % 4) * USEC_PER_SEC,
+                .drain_signal = SIGTERM,
+                .drain_timeout_usec = (uint64_t) (1 + next(s) % 4) * USEC_PER_SEC,
+        };
+}
+
+/* Performs the queued actions as supervisor_dispatch() does, checking each. */
+static void pump(struct shell *sh) {
+        struct engine_action a;
+        while (engine_next_action(sh->e, &a)) {
+                assert(!sh->exited);
+                switch (a.type) {
+                case ACTION_SPAWN:
+                        if (sh->fail_spawns || sh->n_live == MAX_LIVE)
+                                engine_worker_spawn_failed(sh->e, a.worker_id, "No such file or directory", sh->now);
+                        else {
+                                sh->live[sh->n_live] = sh->next_pid;
+                                sh->killed[sh->n_live++] = false;
+                                engine_worker_spawned(sh->e, a.worker_id, sh->next_pid++, sh->now);
+                        }
+                        break;
+                case ACTION_SIGNAL: {
+                        ssize_t i = live_index(sh, a.pid);
+                        assert(i >= 0); /* never a reaped pid */
+                        if (a.signal == SIGKILL)
+                                sh->killed[i] = true;
+                        break;
+                }
+                case ACTION_UPGRADE_STARTED:
+                        assert(a.generation == sh->outstanding);
+                        break;
+                case ACTION_UPGRADE_FINISHED:
+                        assert(sh->outstanding != 0 && a.generation == sh->outstanding);
+                        sh->outstanding = 0;
+                        if (a.success) {
+                                assert(engine_get_generation(sh->e) == a.generation);
+                                sh->generation = a.generation;
+                        }
+                        break;
+                case ACTION_CANCEL_HOOK: /* control_cancel_hook() */
+                        sh->prepared = false;
+                        engine_abort_upgrade(sh->e, "cancelled");
+                        break;
+                case ACTION_EXIT:
+                        sh->exited = true;
+                        break;
+                case ACTION_WORKER_READY:
+                case ACTION_READY:
+                        break;
+                }
+        }
+}
+
+static void check(struct shell *sh) {
+        const struct engine_worker *w;
+        size_t n = engine_get_workers(sh->e, &w);
+        for (size_t i = 0; i < n; i++) {
+                assert(w[i].pid > 0); /* every spawn was reported, none is pending */
+                assert(live_index(sh, w[i].pid) >= 0);
+        }
+        for (size_t i = 0; i < sh->n_live; i++)
+                assert(engine_find_worker(sh->e, sh->live[i])); /* no orphan */
+        assert(n == sh->n_live);
+        assert(engine_count_ready(sh->e) <= n);
+        assert(engine_count_draining(sh->e) <= n);
+        assert(engine_get_generation(sh->e) == sh->generation);
+        if (sh->exited)
+                assert(n == 0 && engine_get_state(sh->e) == ENGINE_STOPPED);
+
+        char small[16], status[1024];
+        engine_format_status(sh->e, sh->now, small, sizeof(small));
+        assert(memchr(small, 0, sizeof(small)));
+        engine_format_status(sh->e, sh->now, status, sizeof(status));
+        assert(memchr(status, 0, sizeof(status)));
+}
+
+static void request_upgrade(struct shell *sh) {
+        int64_t g = engine_prepare_upgrade(sh->e);
+        if (g < 0) {
+                assert(g == -EBUSY || g == -ESHUTDOWN);
+                return;
+        }
+        assert(sh->outstanding == 0 && !sh->prepared); /* one upgrade at a time */
+        assert((uint64_t) g == sh->generation + 1);
+        sh->outstanding = (uint64_t) g;
+        sh->prepared = true;
+}
+
+static void start_prepared(struct shell *sh, struct script *s) {
+        if (!sh->prepared)
+                return;
+        struct engine_settings settings;
+        settings_from(s, &settings);
+        sh->prepared = false;
+        int r = engine_start_upgrade(sh->e, sh->now, next(s) % 2 ? "/srv/b" : "/srv/c", &settings);
+        if (r < 0) /* control.c's start_candidate() */
+                engine_abort_upgrade(sh->e, "cannot start");
+}
+
+static void step(struct shell *sh, struct script *s) {
+        uint8_t op = next(s), arg = next(s);
+        switch (op % 16) {
+        case 0: /* time passes; the timer fires at its deadline or later */
+        case 1: {
+                uint64_t deadline = engine_next_deadline(sh->e);
+                uint64_t later = sh->now + (uint64_t) arg * 20 * USEC_PER_MSEC;
+                if (deadline != USEC_INFINITY && deadline > sh->now && (op & 0x10))
+                        later = deadline;
+                sh->now = later;
+                engine_timer(sh->e, sh->now);
+                break;
+        }
+        case 2: /* READY=1 */
+        case 3:
+                if (sh->n_live)
+                        engine_worker_ready(sh->e, sh->live[arg % sh->n_live], sh->now);
+                break;
+        case 4: /* a worker exits or crashes */
+                if (sh->n_live)
+                        reap(sh, arg % sh->n_live, op & 0x10, op & 0x10 ? SIGSEGV : (op >> 5));
+                break;
+        case 5: /* the kernel ends everything that got SIGKILL */
+                for (size_t i = 0; i < sh->n_live;)
+                        if (sh->killed[i])
+                                reap(sh, i, true, SIGKILL);
+                        else
+                                i++;
+                break;
+        case 6: /* drained workers leave */
+                for (size_t i = 0; i < sh->n_live;) {
+                        const struct engine_worker *w = engine_find_worker(sh->e, sh->live[i]);
+                        if (w && w->state == WORKER_DRAINING && (arg & 1))
+                                reap(sh, i, false, 0);
+                        else
+                                i++;
+                }
+                break;
+        case 7:
+        case 8:
+                request_upgrade(sh);
+                if (!(op & 0x10))
+                        start_prepared(sh, s); /* no pre-upgrade hook */
+                break;
+        case 9: /* the hook succeeded */
+                start_prepared(sh, s);
+                break;
+        case 10: /* the hook failed */
+                if (sh->prepared) {
+                        sh->prepared = false;
+                        engine_abort_upgrade(sh->e, "hook failed");
+                }
+                break;
+        case 11:
+                (void) engine_cancel(sh->e, sh->now);
+                break;
+        case 12:
+                (void) engine_restart(sh->e, sh->now);
+                break;
+        case 13:
+                (void) engine_set_workers(sh->e, sh->now, arg % 9);
+                break;
+        case 14:
+                sh->fail_spawns = arg & 1;
+                break;
+        case 15:
+                if (arg == 0xff)
+                        engine_stop(sh->e, sh->now);
+                else
+                        engine_upgrade_refused(sh->e, "upgrade refused, invalid target: /srv/x: No such file");
+                break;
+        }
+        pump(sh);
+        check(sh);
+}
+
+/* However the script left things, a stop ends: drain, wait out the deadlines, reap what
+ * was killed (the workers themselves never cooperate here). */
+static void stop(struct shell *sh) {
+        sh->fail_spawns = true;
+        if (sh->prepared) {
+                sh->prepared = false;
+                engine_abort_upgrade(sh->e, "stopping");
+        }
+        engine_stop(sh->e, sh->now);
+        pump(sh);
+        check(sh);
+        for (int round = 0; !sh->exited && round < 64; round++) {
+                for (size_t i = 0; i < sh->n_live;)
+                        if (sh->killed[i])
+                                reap(sh, i, true, SIGKILL);
+                        else
+                                i++;
+                pump(sh);
+                check(sh);
+                if (sh->exited)
+                        break;
+                uint64_t deadline = engine_next_deadline(sh->e);
+                assert(deadline != USEC_INFINITY); /* else it would wait forever */
+                if (deadline > sh->now)
+                        sh->now = deadline;
+                engine_timer(sh->e, sh->now);
+                pump(sh);
+                check(sh);
+        }
+        assert(sh->exited);
+        assert(sh->outstanding == 0);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+        struct script s = { .data = data, .size = size };
+        struct shell sh = { .now = 1000 * USEC_PER_SEC, .next_pid = 100 };
+        if (engine_new(&sh.e) < 0)
+                return 0;
+        struct engine_settings settings;
+        settings_from(&s, &settings);
+        assert(engine_start(sh.e, sh.now, "/srv/a", &settings) == 0);
+        sh.generation = 1;
+        pump(&sh);
+        check(&sh);
+        for (unsigned i = 0; s.pos < s.size && !sh.exited && i < 4096; i++)
+                step(&sh, &s);
+        if (!sh.exited)
+                stop(&sh);
+        engine_free(sh.e);
+        return 0;
+}
