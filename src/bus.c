@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <grp.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #include "macro.h"
 #include "names.h"
 #include "supervisor.h"
+#include "utf8.h"
 
 #define MAX_CONNECTIONS 256
 #define MAX_MESSAGE_TEXT 65536
@@ -59,6 +61,52 @@ struct bus_server {
         uint64_t next_unique;
         struct snapshot last;
 };
+
+/* ---- text on the bus ---- */
+
+/* D-Bus strings must be valid UTF-8, or sd-bus refuses the whole message: one stray byte
+ * in a hook's stderr line or a truncated reason would make every property read or reply
+ * fail, and the instance could no longer be controlled. Targets are checked when they
+ * come in (target.c), but whatever the supervisor says goes through here all the same:
+ * invalid bytes are shown as \xNN. The one place that decides what text may go out. */
+static char *bus_text(const char *s) {
+        return utf8_escape_invalid(s ?: "");
+}
+
+static int append_text(sd_bus_message *m, const char *s) {
+        _cleanup_free_ char *text = bus_text(s);
+        if (!text)
+                return -ENOMEM;
+        return sd_bus_message_append(m, "s", text);
+}
+
+static char *format_text(const char *format, va_list ap) __attribute__((format(printf, 1, 0)));
+static char *format_text(const char *format, va_list ap) {
+        _cleanup_free_ char *raw = NULL;
+        if (vasprintf(&raw, format, ap) < 0)
+                return NULL;
+        return bus_text(raw);
+}
+
+int bus_error_setf(sd_bus_error *error, const char *name, const char *format, ...) {
+        va_list ap;
+        va_start(ap, format);
+        _cleanup_free_ char *text = format_text(format, ap);
+        va_end(ap);
+        if (!text)
+                return sd_bus_error_set_errno(error, -ENOMEM);
+        return sd_bus_error_set(error, name, text);
+}
+
+int bus_reply_errorf(sd_bus_message *call, const char *name, const char *format, ...) {
+        va_list ap;
+        va_start(ap, format);
+        _cleanup_free_ char *text = format_text(format, ap);
+        va_end(ap);
+        if (!text)
+                return sd_bus_reply_method_errno(call, -ENOMEM, NULL);
+        return sd_bus_reply_method_error(call, &SD_BUS_ERROR_MAKE_CONST(name, text));
+}
 
 /* ---- authorisation ---- */
 
@@ -110,7 +158,7 @@ static int check_caller(sd_bus_message *m, struct supervisor *s, sd_bus_error *e
         if (r < 0) {
                 log_warning("Refused %s: cannot determine the caller's identity: %s", sd_bus_message_get_member(m),
                             strerror(-r));
-                return sd_bus_error_setf(error, ERROR_ACCESS_DENIED, "Cannot determine the caller's identity");
+                return bus_error_setf(error, ERROR_ACCESS_DENIED, "Cannot determine the caller's identity");
         }
         if (uid_allowed(s, uid))
                 return 0;
@@ -122,7 +170,7 @@ static int check_caller(sd_bus_message *m, struct supervisor *s, sd_bus_error *e
                         return 0;
         log_warning("Refused %s from uid %u: not allowed to control %s", sd_bus_message_get_member(m), (unsigned) uid,
                     s->instance);
-        return sd_bus_error_setf(error, ERROR_ACCESS_DENIED, "uid %u may not control liveswap instance %s",
+        return bus_error_setf(error, ERROR_ACCESS_DENIED, "uid %u may not control liveswap instance %s",
                                  (unsigned) uid, s->instance);
 }
 
@@ -166,7 +214,7 @@ static int method_cancel(sd_bus_message *m, void *userdata, sd_bus_error *error)
         if (engine_get_state(s->engine) == ENGINE_ROLLING_BACK)
                 return sd_bus_reply_method_return(m, NULL);
         if (engine_cancel(s->engine, now_usec()) < 0)
-                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "%s: no upgrade is running, nothing to cancel",
+                return bus_error_setf(error, ERROR_INVALID_ARGUMENT, "%s: no upgrade is running, nothing to cancel",
                                          s->instance);
         log_info("Upgrade cancelled by request");
         supervisor_dispatch(s);
@@ -177,7 +225,7 @@ static int method_restart(sd_bus_message *m, void *userdata, sd_bus_error *error
         struct supervisor *s = userdata;
         CHECK_CALLER(m, s, error);
         if (engine_restart(s->engine, now_usec()) < 0)
-                return sd_bus_error_setf(error, ERROR_BUSY, "%s: cannot restart while %s", s->instance,
+                return bus_error_setf(error, ERROR_BUSY, "%s: cannot restart while %s", s->instance,
                                          engine_state_to_string(engine_get_state(s->engine)));
         log_info("Restarting every worker by request");
         supervisor_dispatch(s);
@@ -205,9 +253,9 @@ static int method_message(sd_bus_message *m, void *userdata, sd_bus_error *error
         /* A zero-length packet reads as end-of-file on a SOCK_SEQPACKET socket: a worker
          * would take it for the supervisor going away. */
         if (!*text)
-                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT, "%s: the message is empty", s->instance);
+                return bus_error_setf(error, ERROR_INVALID_ARGUMENT, "%s: the message is empty", s->instance);
         if (strlen(text) > MAX_MESSAGE_TEXT)
-                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT,
+                return bus_error_setf(error, ERROR_INVALID_ARGUMENT,
                                          "%s: the message is too long (at most %d bytes)", s->instance,
                                          MAX_MESSAGE_TEXT);
         supervisor_message(s, text, &delivered);
@@ -222,11 +270,11 @@ static int method_set_workers(sd_bus_message *m, void *userdata, sd_bus_error *e
         if (r < 0)
                 return r;
         if (count == 0 || count > 4096)
-                return sd_bus_error_setf(error, ERROR_INVALID_ARGUMENT,
+                return bus_error_setf(error, ERROR_INVALID_ARGUMENT,
                                          "%s: the worker count must be between 1 and 4096", s->instance);
         r = engine_set_workers(s->engine, now_usec(), count);
         if (r < 0)
-                return sd_bus_error_setf(error, ERROR_BUSY, "%s: cannot scale while %s", s->instance,
+                return bus_error_setf(error, ERROR_BUSY, "%s: cannot scale while %s", s->instance,
                                          engine_state_to_string(engine_get_state(s->engine)));
         /* Kept for the next upgrade to a new target; a reload reads the file again. */
         s->config.workers = count;
@@ -243,13 +291,13 @@ static int property_get(sd_bus *bus, const char *path, const char *interface, co
         struct engine *e = s->engine;
 
         if (strcmp(property, "Instance") == 0)
-                return sd_bus_message_append(reply, "s", s->instance);
+                return append_text(reply, s->instance);
         if (strcmp(property, "Generation") == 0)
                 return sd_bus_message_append(reply, "t", engine_get_generation(e));
         if (strcmp(property, "Target") == 0)
-                return sd_bus_message_append(reply, "s", engine_get_target(e));
+                return append_text(reply, engine_get_target(e));
         if (strcmp(property, "PreviousTarget") == 0)
-                return sd_bus_message_append(reply, "s", engine_get_previous_target(e));
+                return append_text(reply, engine_get_previous_target(e));
         if (strcmp(property, "State") == 0)
                 return sd_bus_message_append(reply, "s", engine_state_to_string(engine_get_state(e)));
         if (strcmp(property, "DesiredWorkers") == 0)
@@ -259,19 +307,22 @@ static int property_get(sd_bus *bus, const char *path, const char *interface, co
         if (strcmp(property, "DrainingWorkers") == 0)
                 return sd_bus_message_append(reply, "u", engine_count_draining(e));
         if (strcmp(property, "LastResult") == 0)
-                return sd_bus_message_append(reply, "s", engine_get_last_result(e));
+                return append_text(reply, engine_get_last_result(e));
         if (strcmp(property, "Workers") == 0) {
                 const struct engine_worker *w;
                 size_t n = engine_get_workers(e, &w);
                 int r = sd_bus_message_open_container(reply, 'a', "(utsst)");
                 for (size_t i = 0; r >= 0 && i < n; i++)
-                        if (w[i].pid > 0)
-                                r = sd_bus_message_append(reply, "(utsst)", (uint32_t) w[i].pid, w[i].generation,
-                                                          worker_state_to_string(w[i].state), w[i].target,
-                                                          w[i].started_usec);
+                        if (w[i].pid > 0) {
+                                _cleanup_free_ char *target = bus_text(w[i].target);
+                                r = target ? sd_bus_message_append(reply, "(utsst)", (uint32_t) w[i].pid,
+                                                                   w[i].generation, worker_state_to_string(w[i].state),
+                                                                   target, w[i].started_usec)
+                                           : -ENOMEM;
+                        }
                 return r < 0 ? r : sd_bus_message_close_container(reply);
         }
-        return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_PROPERTY, "Unknown property %s", property);
+        return bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_PROPERTY, "Unknown property %s", property);
 }
 
 static const sd_bus_vtable supervisor_vtable[] = {
@@ -582,13 +633,16 @@ struct bus_server *bus_server_free(struct bus_server *b) {
 void bus_emit_upgrade_finished(struct bus_server *b, uint64_t generation, bool success, const char *reason) {
         if (!b)
                 return;
+        _cleanup_free_ char *text = bus_text(reason);
+        if (!text)
+                return;
         if (b->broker)
                 (void) sd_bus_emit_signal(b->broker, LIVESWAP_OBJECT_PATH, LIVESWAP_INTERFACE, "UpgradeFinished", "tbs",
-                                          generation, (int) success, reason);
+                                          generation, (int) success, text);
         for (struct connection *c = b->connections; c; c = c->next)
                 if (c->ready && !c->dead)
                         (void) sd_bus_emit_signal(c->bus, LIVESWAP_OBJECT_PATH, LIVESWAP_INTERFACE, "UpgradeFinished",
-                                                  "tbs", generation, (int) success, reason);
+                                                  "tbs", generation, (int) success, text);
 }
 
 static uint64_t hash_workers(const struct engine *e) {

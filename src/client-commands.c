@@ -17,6 +17,7 @@
 #include "json.h"
 #include "macro.h"
 #include "names.h"
+#include "utf8.h"
 
 /* One request being waited for. */
 struct wait {
@@ -277,9 +278,19 @@ static int absolute_target(struct client *c, const char *target, char **ret) {
         return 0;
 }
 
+/* sd-bus refuses to send a string that is not UTF-8, which would only say "Invalid
+ * argument": name the problem instead, with the bad bytes shown as \xNN. */
+static bool check_utf8(struct client *c, const char *what, const char *text) {
+        if (utf8_is_valid(text))
+                return true;
+        _cleanup_free_ char *shown = utf8_escape_invalid(text);
+        client_error(c, "%s is not valid UTF-8 (D-Bus carries only UTF-8): %s", what, shown ?: "(out of memory)");
+        return false;
+}
+
 int client_upgrade(struct client *c, const char *target) {
         _cleanup_free_ char *absolute = NULL;
-        if (absolute_target(c, target, &absolute) < 0)
+        if (absolute_target(c, target, &absolute) < 0 || !check_utf8(c, "target", absolute))
                 return CLIENT_EXIT_USAGE;
         if (c->options->no_wait)
                 return start_upgrade(c, absolute);
@@ -374,6 +385,8 @@ int client_cancel(struct client *c) {
 int client_message(struct client *c, const char *text) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         uint32_t delivered = 0;
+        if (!check_utf8(c, "the message", text))
+                return CLIENT_EXIT_USAGE;
         int r = client_call(c, "Message", &reply, "s", text);
         if (r != CLIENT_EXIT_OK)
                 return r;

@@ -39,7 +39,7 @@ static void reply_waiters(struct supervisor *s, uint64_t generation, bool succes
                 if (success)
                         (void) sd_bus_reply_method_return(w->call, "t", generation);
                 else
-                        (void) sd_bus_reply_method_errorf(w->call, error_name,
+                        (void) bus_reply_errorf(w->call, error_name,
                                                           "%s: upgrade to generation %" PRIu64
                                                           " failed, still serving generation %" PRIu64 ": %s",
                                                           s->instance, generation, engine_get_generation(s->engine),
@@ -128,16 +128,16 @@ static int refuse(struct supervisor *s, sd_bus_error *ret_error, const char *err
         engine_upgrade_refused(s->engine, reason);
         supervisor_dispatch(s);
         (void) sd_notifyf(false, "READY=1\nSTATUS=%s", s->status);
-        return sd_bus_error_setf(ret_error, error_name, "%s: %s", s->instance, reason);
+        return bus_error_setf(ret_error, error_name, "%s: %s", s->instance, reason);
 }
 
 int control_upgrade(struct supervisor *s, const char *target, sd_bus_message *call, bool wait,
                     sd_bus_error *ret_error) {
         int64_t generation = engine_check_upgrade(s->engine);
         if (generation == -EBUSY)
-                return sd_bus_error_setf(ret_error, ERROR_BUSY, "%s: an upgrade is already in progress", s->instance);
+                return bus_error_setf(ret_error, ERROR_BUSY, "%s: an upgrade is already in progress", s->instance);
         if (generation < 0)
-                return sd_bus_error_setf(ret_error, ERROR_BUSY, "%s: the supervisor is stopping", s->instance);
+                return bus_error_setf(ret_error, ERROR_BUSY, "%s: the supervisor is stopping", s->instance);
 
         struct config c;
         char err[512];
@@ -207,7 +207,7 @@ int control_upgrade(struct supervisor *s, const char *target, sd_bus_message *ca
 int control_rollback(struct supervisor *s, sd_bus_message *call, sd_bus_error *ret_error) {
         const char *previous = engine_get_previous_target(s->engine);
         if (!*previous)
-                return sd_bus_error_setf(ret_error, ERROR_NO_PREVIOUS, "%s: there is no previous target", s->instance);
+                return bus_error_setf(ret_error, ERROR_NO_PREVIOUS, "%s: there is no previous target", s->instance);
         _cleanup_free_ char *target = strdup(previous);
         if (!target)
                 return sd_bus_error_set_errno(ret_error, -ENOMEM);
@@ -274,7 +274,7 @@ void control_done(struct supervisor *s) {
         hook_cancel(s->hook);
         s->hook = NULL;
         for (size_t i = 0; i < s->n_waiters; i++) {
-                (void) sd_bus_reply_method_errorf(s->waiters[i].call, ERROR_UPGRADE_FAILED,
+                (void) bus_reply_errorf(s->waiters[i].call, ERROR_UPGRADE_FAILED,
                                                   "%s: the supervisor is stopping", s->instance);
                 sd_bus_message_unref(s->waiters[i].call);
         }

@@ -12,6 +12,7 @@
 #include "config.h"
 #include "macro.h"
 #include "target.h"
+#include "utf8.h"
 
 void worker_command_done(struct worker_command *c) {
         free(c->target);
@@ -27,6 +28,13 @@ static int fail(char *err, size_t errlen, int error, const char *fmt, ...) {
         vsnprintf(err, errlen, fmt, ap);
         va_end(ap);
         return -error;
+}
+
+static int not_utf8(char *err, size_t errlen, const char *what, const char *path) {
+        _cleanup_free_ char *shown = utf8_escape_invalid(path);
+        if (!shown)
+                return fail(err, errlen, ENOMEM, "out of memory");
+        return fail(err, errlen, EILSEQ, "%s is not valid UTF-8: %s", what, shown);
 }
 
 static bool executable_file(const char *path) {
@@ -57,9 +65,17 @@ int target_resolve(const char *target, const char *exec, struct worker_command *
         if (strlen(target) >= PATH_MAX)
                 return fail(err, errlen, ENAMETOOLONG, "target path is too long");
 
+        /* The target is shown on the bus (Target, Workers, replies), and D-Bus carries only
+         * UTF-8: a path that is not would leave the instance uncontrollable. The message
+         * escapes the bad bytes so that it can itself travel on the bus. */
+        if (!utf8_is_valid(target))
+                return not_utf8(err, errlen, "target", target);
         _cleanup_free_ char *resolved = realpath(target, NULL);
         if (!resolved)
                 return fail(err, errlen, errno, "%s: %s", target, strerror(errno));
+        /* A symlink can lead to a name that is not UTF-8 either. */
+        if (!utf8_is_valid(resolved))
+                return not_utf8(err, errlen, "resolved target", resolved);
         if (stat(resolved, &st) < 0)
                 return fail(err, errlen, errno, "%s: %s", target, strerror(errno));
 

@@ -1,0 +1,81 @@
+/* utf8.c: checking and escaping strings for D-Bus (see utf8.h). Paths and a hook's output
+ * are arbitrary bytes, and one invalid byte in a property or a reply makes sd-bus refuse
+ * the whole message, which would leave an instance that cannot be controlled. Pure. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "utf8.h"
+
+/* The length of the character that starts at S (1 to 4), or 0 when the bytes there are
+ * not one character sd-bus accepts. Never reads past a NUL: a NUL is not a continuation
+ * byte, so a truncated sequence stops at it. */
+static size_t character_length(const unsigned char *s) {
+        uint32_t c;
+        size_t n;
+        if (s[0] < 0x80)
+                return 1;
+        if (s[0] < 0xc2) /* a continuation byte, or C0/C1: an overlong two-byte form */
+                return 0;
+        if (s[0] < 0xe0) {
+                n = 2;
+                c = s[0] & 0x1f;
+        } else if (s[0] < 0xf0) {
+                n = 3;
+                c = s[0] & 0x0f;
+        } else if (s[0] < 0xf5) {
+                n = 4;
+                c = s[0] & 0x07;
+        } else
+                return 0;
+        for (size_t i = 1; i < n; i++) {
+                if ((s[i] & 0xc0) != 0x80)
+                        return 0;
+                c = c << 6 | (s[i] & 0x3f);
+        }
+        static const uint32_t smallest[] = { 0, 0, 0x80, 0x800, 0x10000 };
+        if (c < smallest[n] || c > 0x10ffff) /* overlong, or beyond Unicode */
+                return 0;
+        if (c >= 0xd800 && c <= 0xdfff) /* UTF-16 surrogates */
+                return 0;
+        if ((c >= 0xfdd0 && c <= 0xfdef) || (c & 0xfffe) == 0xfffe) /* noncharacters */
+                return 0;
+        return n;
+}
+
+bool utf8_is_valid(const char *s) {
+        const unsigned char *p = (const unsigned char *) s;
+        while (*p) {
+                size_t n = character_length(p);
+                if (n == 0)
+                        return false;
+                p += n;
+        }
+        return true;
+}
+
+char *utf8_escape_invalid(const char *s) {
+        static const char hex[] = "0123456789abcdef";
+        /* At worst every byte becomes four. */
+        char *out = malloc(strlen(s) * 4 + 1), *o = out;
+        if (!out)
+                return NULL;
+        const unsigned char *p = (const unsigned char *) s;
+        while (*p) {
+                size_t n = character_length(p);
+                if (n > 0) {
+                        memcpy(o, p, n);
+                        o += n;
+                        p += n;
+                } else {
+                        *o++ = '\\';
+                        *o++ = 'x';
+                        *o++ = hex[*p >> 4];
+                        *o++ = hex[*p & 15];
+                        p++;
+                }
+        }
+        *o = 0;
+        return out;
+}

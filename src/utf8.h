@@ -1,0 +1,15 @@
+/* utf8.h: what D-Bus can carry. Every string on the bus must be valid UTF-8 in sd-bus's
+ * sense; a path or a hook's output is any bytes. Pure: no syscalls, no logging. */
+#pragma once
+
+#include <stdbool.h>
+
+/* Whether S is a string sd-bus accepts: well-formed UTF-8 (no overlong encodings, no
+ * UTF-16 surrogates, nothing above U+10FFFF, no truncated sequence) without the
+ * noncharacters U+FDD0..U+FDEF and U+xxFFFE/U+xxFFFF, which sd-bus refuses as well. */
+bool utf8_is_valid(const char *s);
+
+/* A copy of S in which every byte that is not part of such a character is written as
+ * "\xNN" (lower-case hex), so that the result is always valid and still shows what the
+ * bytes were. Valid input comes back unchanged. NULL only when out of memory. */
+char *utf8_escape_invalid(const char *s);
