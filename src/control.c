@@ -92,14 +92,29 @@ static void on_hook_done(void *userdata, bool success, const char *reason, const
         supervisor_dispatch(s);
 }
 
+bool control_head_applies(struct supervisor *s, const char *head, const char *configured_target) {
+        _cleanup_free_ char *origin_path = head_origin_path(s->head_path),
+                            *configured = head_configured_target(configured_target);
+        struct head_origin origin = {};
+        /* An unreadable origin says nothing: HEAD is then taken as a deploy tool's. */
+        bool have_origin = origin_path && head_origin_read(origin_path, &origin) >= 0;
+        enum head_verdict v = head_judge(have_origin ? &origin : NULL, head, s->instance, configured);
+        if (v == HEAD_FROM_ELSEWHERE)
+                log_warning("Ignoring HEAD %s (%s): deployed from another configuration (instance %s, target %s), "
+                            "not this one (instance %s, target %s)",
+                            s->head_path, head, origin.instance, origin.target, s->instance, configured ?: "?");
+        head_origin_done(&origin);
+        return v != HEAD_FROM_ELSEWHERE;
+}
+
 /* Reload: the HEAD file wins when something other than liveswap rewrote it since the last
- * upgrade (a deploy tool's workflow); otherwise the configured target, resolved anew. */
+ * upgrade (a deploy tool's workflow), unless another liveswap configuration sharing the
+ * state directory wrote it; otherwise the configured target, resolved anew. */
 static const char *reload_target(struct supervisor *s, const struct config *c, char **head_content) {
-        if (head_read(s->head_path, head_content) >= 0) {
-                if (!s->head_seen || strcmp(*head_content, s->head_seen) != 0) {
-                        log_info("HEAD was changed to %s: upgrading to it", *head_content);
-                        return *head_content;
-                }
+        if (head_read(s->head_path, head_content) >= 0 && (!s->head_seen || strcmp(*head_content, s->head_seen) != 0) &&
+            control_head_applies(s, *head_content, c->target)) {
+                log_info("HEAD was changed to %s: upgrading to it", *head_content);
+                return *head_content;
         }
         return c->target ?: engine_get_target(s->engine);
 }
@@ -229,7 +244,12 @@ void control_upgrade_finished(struct supervisor *s, const struct engine_action *
                 memset(&s->candidate_config, 0, sizeof(s->candidate_config));
 
                 snprintf(reason, sizeof(reason), "serving %s", s->current.target);
-                int r = head_commit(s->head_path, engine_get_previous_target(s->engine), s->current.target);
+                /* With the configuration it came from, so that another one sharing this
+                 * state directory does not start it (control_head_applies()). */
+                _cleanup_free_ char *configured = head_configured_target(s->config.target);
+                int r = configured ? head_commit(s->head_path, engine_get_previous_target(s->engine),
+                                                 s->current.target, s->instance, configured)
+                                   : -errno;
                 if (r < 0) {
                         /* The new code is live; only the record of it failed. Say so loudly:
                          * a restart would bring back the old version. */

@@ -1,7 +1,9 @@
-/* head.c: the HEAD and PREVIOUS state files, each one absolute path and a newline. A
- * write goes to a temp file in the same directory, is synced, renamed over the old file,
- * and the directory is synced: a crash or a full disk leaves the old content or the new,
- * never a torn file. Never logs; callers say what failed. */
+/* head.c: the HEAD and PREVIOUS state files, each one absolute path and a newline, and
+ * HEAD.origin, which says from which configuration liveswap wrote HEAD. A write goes to a
+ * temp file in the same directory, is synced, renamed over the old file, and the
+ * directory is synced: a crash or a full disk leaves the old content or the new, never a
+ * torn file. Never logs; callers say what failed. Parsing, formatting and the decision
+ * whether a HEAD applies are pure functions. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -29,7 +31,9 @@ static bool valid_target(const char *s, size_t len) {
                !memchr(s, '\r', len) && !memchr(s, 0, len);
 }
 
-int head_read(const char *path, char **ret) {
+/* Reads a small regular file whole into a new NUL-terminated buffer; longer than
+ * HEAD_FILE_MAX = -EINVAL. */
+static int read_small_file(const char *path, char **ret, size_t *ret_len) {
         /* O_NONBLOCK: a FIFO planted at the path must not hang the supervisor. */
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0)
@@ -59,6 +63,18 @@ int head_read(const char *path, char **ret) {
                 if (len > HEAD_FILE_MAX)
                         return -EINVAL;
         }
+        buf[len] = 0;
+        *ret = TAKE_PTR(buf);
+        *ret_len = len;
+        return 0;
+}
+
+int head_read(const char *path, char **ret) {
+        _cleanup_free_ char *buf = NULL;
+        size_t len;
+        int r = read_small_file(path, &buf, &len);
+        if (r < 0)
+                return r;
 
         const char *start = buf, *end = buf + len;
         while (start < end && is_blank(*start))
@@ -123,10 +139,7 @@ static int fsync_directory(const char *dir) {
 }
 
 /* Writes the temp file completely; the caller renames it or removes it. */
-static int write_temp(int fd, const char *target) {
-        _cleanup_free_ char *content = NULL;
-        if (asprintf(&content, "%s\n", target) < 0)
-                return -ENOMEM;
+static int write_temp(int fd, const char *content) {
         /* mkostemp() creates 0600; HEAD is meant to be read by deploy tools. */
         if (fchmod(fd, 0644) < 0)
                 return -errno;
@@ -136,10 +149,10 @@ static int write_temp(int fd, const char *target) {
         return fsync(fd) < 0 ? -errno : 0;
 }
 
-/* Creates a temp file beside PATH holding TARGET, synced to disk. Returns 0 with its name
- * and PATH's directory; on failure nothing is left behind. */
-static int prepare_temp(const char *path, const char *target, char **ret_temp, char **ret_dir) {
-        if (!path || !*path || !target || !valid_target(target, strlen(target)))
+/* Creates a temp file beside PATH holding CONTENT, synced to disk. Returns 0 with its
+ * name and PATH's directory; on failure nothing is left behind. */
+static int prepare_temp(const char *path, const char *content, char **ret_temp, char **ret_dir) {
+        if (!path || !*path)
                 return -EINVAL;
 
         const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
@@ -157,7 +170,7 @@ static int prepare_temp(const char *path, const char *target, char **ret_temp, c
         int fd = mkostemp(temp, O_CLOEXEC);
         if (fd < 0)
                 return -errno;
-        r = write_temp(fd, target);
+        r = write_temp(fd, content);
         /* close() can report a write-back error on some file systems. */
         if (close(fd) < 0 && r >= 0)
                 r = -errno;
@@ -170,9 +183,23 @@ static int prepare_temp(const char *path, const char *target, char **ret_temp, c
         return 0;
 }
 
-int head_write(const char *path, const char *target) {
+/* "TARGET\n", or NULL (errno set) when TARGET is not what head_read() accepts. */
+static char *head_content(const char *target) {
+        char *content;
+        if (!target || !valid_target(target, strlen(target))) {
+                errno = EINVAL;
+                return NULL;
+        }
+        if (asprintf(&content, "%s\n", target) < 0) {
+                errno = ENOMEM;
+                return NULL;
+        }
+        return content;
+}
+
+static int replace_file(const char *path, const char *content) {
         _cleanup_free_ char *temp = NULL, *dir = NULL;
-        int r = prepare_temp(path, target, &temp, &dir);
+        int r = prepare_temp(path, content, &temp, &dir);
         if (r < 0)
                 return r;
         if (rename(temp, path) < 0) {
@@ -184,9 +211,18 @@ int head_write(const char *path, const char *target) {
         return fsync_directory(dir);
 }
 
+int head_write(const char *path, const char *target) {
+        _cleanup_free_ char *content = head_content(target);
+        if (!content)
+                return -errno;
+        return replace_file(path, content);
+}
+
 int head_probe(const char *path, const char *target) {
-        _cleanup_free_ char *temp = NULL, *dir = NULL;
-        int r = prepare_temp(path, target, &temp, &dir);
+        _cleanup_free_ char *temp = NULL, *dir = NULL, *content = head_content(target);
+        if (!content)
+                return -errno;
+        int r = prepare_temp(path, content, &temp, &dir);
         if (r < 0)
                 return r;
         return unlink(temp) < 0 ? -errno : 0;
@@ -200,14 +236,207 @@ char *head_previous_path(const char *head_path) {
         return p;
 }
 
-int head_commit(const char *head_path, const char *previous, const char *current) {
+int head_commit(const char *head_path, const char *previous, const char *current, const char *instance,
+                const char *configured) {
+        int r;
         if (previous && *previous) {
                 _cleanup_free_ char *p = head_previous_path(head_path);
                 if (!p)
                         return -ENOMEM;
-                int r = head_write(p, previous);
+                r = head_write(p, previous);
                 if (r < 0)
                         return r;
         }
-        return head_write(head_path, current);
+        r = head_write(head_path, current);
+        if (r < 0)
+                return r;
+        /* After HEAD, not before: a crash in between leaves an origin that names other
+         * content, which reads as a deploy tool's HEAD, so the new HEAD still wins at the
+         * next start. The other order could pair our new origin with another
+         * configuration's HEAD and start that. */
+        _cleanup_free_ char *origin_path = head_origin_path(head_path), *text = NULL;
+        const struct head_origin origin = { .instance = (char *) instance,
+                                            .target = (char *) (configured ?: ""),
+                                            .head = (char *) current };
+        if (!origin_path)
+                return -ENOMEM;
+        r = head_origin_format(&origin, &text);
+        if (r < 0)
+                return r;
+        return replace_file(origin_path, text);
+}
+
+/* ---- HEAD.origin ---- */
+
+char *head_origin_path(const char *head_path) {
+        char *p;
+        if (asprintf(&p, "%s.origin", head_path) < 0)
+                return NULL;
+        return p;
+}
+
+void head_origin_done(struct head_origin *o) {
+        free(o->instance);
+        free(o->target);
+        free(o->head);
+        *o = (struct head_origin){};
+}
+
+/* Values are one line each: a backslash and a newline (a configured path may hold one)
+ * are written as \\ and \n. */
+static int append_value(FILE *f, const char *key, const char *value) {
+        fprintf(f, "%s=", key);
+        for (const char *p = value; *p; p++) {
+                if (*p == '\\')
+                        fputs("\\\\", f);
+                else if (*p == '\n')
+                        fputs("\\n", f);
+                else
+                        fputc(*p, f);
+        }
+        fputc('\n', f);
+        return 0;
+}
+
+int head_origin_format(const struct head_origin *o, char **ret) {
+        if (!o->instance || !*o->instance || !o->target || !o->head || !*o->head)
+                return -EINVAL;
+        char *text = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&text, &size);
+        if (!f)
+                return -ENOMEM;
+        fputs("# Written by liveswap with HEAD: the configuration that deployed it (liveswap(8)).\n", f);
+        append_value(f, "instance", o->instance);
+        append_value(f, "target", o->target);
+        append_value(f, "head", o->head);
+        if (fclose(f) != 0 || !text) {
+                free(text);
+                return -ENOMEM;
+        }
+        *ret = text;
+        return 0;
+}
+
+/* Undoes append_value()'s escaping of LEN bytes at S; NULL on a stray backslash. */
+static char *unescape_value(const char *s, size_t len) {
+        _cleanup_free_ char *out = malloc(len + 1);
+        if (!out)
+                return NULL;
+        size_t n = 0;
+        for (size_t i = 0; i < len; i++) {
+                if (s[i] != '\\') {
+                        out[n++] = s[i];
+                        continue;
+                }
+                if (++i == len || (s[i] != '\\' && s[i] != 'n'))
+                        return NULL;
+                out[n++] = s[i] == 'n' ? '\n' : '\\';
+        }
+        out[n] = 0;
+        return TAKE_PTR(out);
+}
+
+int head_origin_parse(const char *text, struct head_origin *ret) {
+        struct head_origin o = {};
+        for (const char *line = text; *line;) {
+                size_t len = strcspn(line, "\n");
+                const char *eq = memchr(line, '=', len), *next = line + len + (line[len] == '\n');
+                if (len == 0 || line[0] == '#') {
+                        line = next;
+                        continue;
+                }
+                if (!eq)
+                        goto invalid;
+                char **slot = NULL;
+                size_t klen = (size_t) (eq - line);
+                if (klen == 8 && strncmp(line, "instance", 8) == 0)
+                        slot = &o.instance;
+                else if (klen == 6 && strncmp(line, "target", 6) == 0)
+                        slot = &o.target;
+                else if (klen == 4 && strncmp(line, "head", 4) == 0)
+                        slot = &o.head;
+                if (slot) { /* other keys: from a newer liveswap, skipped */
+                        if (*slot)
+                                goto invalid; /* twice: which one would be meant? */
+                        *slot = unescape_value(eq + 1, len - klen - 1);
+                        if (!*slot)
+                                goto invalid;
+                }
+                line = next;
+        }
+        if (!o.instance || !*o.instance || !o.target || !o.head || !*o.head)
+                goto invalid;
+        *ret = o;
+        return 0;
+invalid:
+        head_origin_done(&o);
+        return -EINVAL;
+}
+
+int head_origin_read(const char *path, struct head_origin *ret) {
+        _cleanup_free_ char *buf = NULL;
+        size_t len;
+        int r = read_small_file(path, &buf, &len);
+        if (r < 0)
+                return r;
+        if (memchr(buf, 0, len))
+                return -EINVAL;
+        return head_origin_parse(buf, ret);
+}
+
+char *head_absolute_path(const char *cwd, const char *path) {
+        if (!path || !*path || (path[0] != '/' && (!cwd || cwd[0] != '/'))) {
+                errno = EINVAL;
+                return NULL;
+        }
+        _cleanup_free_ char *joined = NULL;
+        if (asprintf(&joined, "%s/%s", path[0] == '/' ? "" : cwd, path) < 0)
+                return NULL;
+        /* Component by component into out, which only shrinks: "." and empty components
+         * go, ".." takes the last one back (never above "/"). */
+        char *out = malloc(strlen(joined) + 2);
+        if (!out)
+                return NULL;
+        size_t n = 0;
+        for (char *c = joined; *c;) {
+                size_t len = strcspn(c, "/");
+                if ((len == 1 && c[0] == '.') || len == 0) {
+                } else if (len == 2 && c[0] == '.' && c[1] == '.') {
+                        while (n > 0 && out[n - 1] != '/')
+                                n--;
+                        if (n > 0)
+                                n--; /* the slash before it */
+                } else {
+                        out[n++] = '/';
+                        memcpy(out + n, c, len);
+                        n += len;
+                }
+                c += len + (c[len] == '/');
+        }
+        if (n == 0)
+                out[n++] = '/';
+        out[n] = 0;
+        return out;
+}
+
+char *head_configured_target(const char *target) {
+        if (!target || !*target)
+                return strdup("");
+        _cleanup_free_ char *cwd = target[0] == '/' ? NULL : getcwd(NULL, 0);
+        if (target[0] != '/' && !cwd)
+                return NULL;
+        return head_absolute_path(cwd, target);
+}
+
+enum head_verdict head_judge(const struct head_origin *origin, const char *head, const char *instance,
+                             const char *configured) {
+        if (!origin || strcmp(origin->head, head) != 0)
+                return HEAD_FROM_DEPLOY_TOOL;
+        if (strcmp(origin->instance, instance) != 0)
+                return HEAD_FROM_ELSEWHERE;
+        /* Without a configured target, now or then, there is nothing to tell apart. */
+        if (configured && *configured && *origin->target && strcmp(origin->target, configured) != 0)
+                return HEAD_FROM_ELSEWHERE;
+        return HEAD_FROM_HERE;
 }

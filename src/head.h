@@ -1,4 +1,5 @@
-/* head.h: the HEAD state file (the deployed target) and PREVIOUS beside it.
+/* head.h: the HEAD state file (the deployed target), PREVIOUS beside it, and
+ * HEAD.origin: from which configuration liveswap wrote HEAD.
  * Writes are atomic: temp file, fsync, rename, fsync of the directory. */
 #pragma once
 
@@ -27,6 +28,57 @@ int head_probe(const char *path, const char *target);
 /* The PREVIOUS file that sits beside HEAD: dirname(head) + "/PREVIOUS". NULL on ENOMEM. */
 char *head_previous_path(const char *head_path);
 
-/* Records a successful upgrade: PREVIOUS := old target (if not NULL), then HEAD := new.
- * Returns 0 or a negative errno (HEAD is untouched if PREVIOUS could not be written). */
-int head_commit(const char *head_path, const char *previous, const char *current);
+/* Records a successful upgrade: PREVIOUS := old target (if not NULL), then HEAD := new,
+ * then HEAD.origin := { INSTANCE, CONFIGURED (the absolute configured target, see
+ * head_configured_target(); NULL or "" when none), CURRENT }. Returns 0 or a negative
+ * errno (HEAD is untouched if PREVIOUS could not be written). */
+int head_commit(const char *head_path, const char *previous, const char *current, const char *instance,
+                const char *configured);
+
+/* Where liveswap last wrote HEAD from. HEAD itself stays one line that deploy tools read
+ * and write; this sits beside it so that a HEAD left by another configuration sharing
+ * the state directory (two apps both started as ./server: the same default instance) is
+ * not taken for this one's. */
+struct head_origin {
+        char *instance;
+        char *target; /* the configured target, absolute; "" when none was configured */
+        char *head; /* the HEAD content liveswap wrote with it */
+};
+void head_origin_done(struct head_origin *o);
+
+/* head_path + ".origin". NULL on ENOMEM. */
+char *head_origin_path(const char *head_path);
+
+/* The file's text: a comment line, then "instance=", "target=" and "head=" lines, with
+ * backslash and newline in values written as \\ and \n. -EINVAL when instance or head
+ * is missing or empty. */
+int head_origin_format(const struct head_origin *o, char **ret);
+/* The reverse. Blank and '#' lines and unknown keys are skipped; a missing, repeated or
+ * badly escaped key is -EINVAL. */
+int head_origin_parse(const char *text, struct head_origin *ret);
+/* Reads and parses PATH: 0, -ENOENT, -EINVAL, or another negative errno. */
+int head_origin_read(const char *path, struct head_origin *ret);
+
+/* PATH made absolute against CWD and normalised without looking at the file system
+ * ("." and empty components dropped, ".." taking back one): a configured "./server" and
+ * "server" are the same target, and a "current" symlink that deploys repoint stays the
+ * same configured target, however it resolves today. NULL with errno EINVAL for an empty
+ * PATH or a relative one without an absolute CWD, or ENOMEM. */
+char *head_absolute_path(const char *cwd, const char *path);
+/* The configured TARGET as recorded in HEAD.origin: head_absolute_path() against the
+ * current directory; "" for NULL or "". NULL with errno on failure. */
+char *head_configured_target(const char *target);
+
+enum head_verdict {
+        HEAD_FROM_DEPLOY_TOOL, /* not what liveswap last wrote (or no origin): a deploy tool's */
+        HEAD_FROM_HERE, /* written by liveswap for this instance and configured target */
+        HEAD_FROM_ELSEWHERE, /* written by liveswap for another instance or configured target */
+};
+/* Whether HEAD (its content) applies to this INSTANCE with this CONFIGURED target (as
+ * head_configured_target() gives it). ORIGIN may be NULL (none, or unreadable). A HEAD
+ * that differs from the one the origin names was rewritten by a deploy tool for this
+ * state directory, and is followed as before; one liveswap wrote itself applies only to
+ * the same instance and the same configured target (unless none is known, now or in the
+ * origin: then there is nothing to tell apart). Pure. */
+enum head_verdict head_judge(const struct head_origin *origin, const char *head, const char *instance,
+                             const char *configured);

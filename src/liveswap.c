@@ -223,12 +223,17 @@ static int mkdir_parents(const char *path, mode_t mode) {
 }
 
 /* The first generation's target: a valid HEAD wins over the configuration, so that a
- * restart or a reboot keeps what was deployed. */
+ * restart or a reboot keeps what was deployed, unless liveswap wrote it for another
+ * configuration that shares the state directory (two apps both started as ./server get
+ * the same default instance): then it is not ours to start. */
 static int choose_target(struct supervisor *s) {
         char err[512];
         _cleanup_free_ char *head = NULL;
         int r = head_read(s->head_path, &head);
-        if (r >= 0) {
+        if (r >= 0 && !control_head_applies(s, head, s->config.target))
+                /* Seen all the same, so that a reload does not take it for a new deploy. */
+                s->head_seen = TAKE_PTR(head);
+        else if (r >= 0) {
                 struct worker_command cmd;
                 if (target_resolve(head, s->config.exec, &cmd, err, sizeof(err)) >= 0) {
                         log_info("Starting the deployed target from %s: %s", s->head_path, cmd.target);

@@ -90,6 +90,9 @@ int supervisor_message(struct supervisor *s, const char *text, unsigned *ret_del
 int control_upgrade(struct supervisor *s, const char *target, sd_bus_message *call, bool wait, sd_bus_error *ret_error);
 int control_rollback(struct supervisor *s, sd_bus_message *call, sd_bus_error *ret_error);
 void control_upgrade_finished(struct supervisor *s, const struct engine_action *a);
+/* Whether HEAD (its content) was deployed for this instance and CONFIGURED_TARGET (as in
+ * the configuration, possibly relative), per HEAD.origin; logs why not. */
+bool control_head_applies(struct supervisor *s, const char *head, const char *configured_target);
 void control_cancel_hook(struct supervisor *s);
 void control_done(struct supervisor *s);
 

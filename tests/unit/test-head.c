@@ -257,29 +257,164 @@ Test(head, commit) {
         _cleanup_free_ char *target = NULL, *previous = NULL;
 
         /* The first deployment has nothing before it. */
-        cr_assert_eq(head_commit(p, NULL, "/srv/v1"), 0);
+        cr_assert_eq(head_commit(p, NULL, "/srv/v1", "web", "/srv/current"), 0);
         cr_assert_str_eq(slurp(p), "/srv/v1\n");
         cr_assert_eq(head_read(prev, &previous), -ENOENT);
-        cr_assert_eq(head_commit(p, "", "/srv/v1"), 0);
+        cr_assert_eq(head_commit(p, "", "/srv/v1", "web", "/srv/current"), 0);
         cr_assert_eq(head_read(prev, &previous), -ENOENT);
 
-        cr_assert_eq(head_commit(p, "/srv/v1", "/srv/v2"), 0);
+        cr_assert_eq(head_commit(p, "/srv/v1", "/srv/v2", "web", "/srv/current"), 0);
         cr_assert_eq(head_read(p, &target), 0);
         cr_assert_str_eq(target, "/srv/v2");
         cr_assert_eq(head_read(prev, &previous), 0);
         cr_assert_str_eq(previous, "/srv/v1");
-        cr_assert_eq(count_entries(state), 2);
+        /* HEAD.origin beside them records who wrote HEAD, and from what. */
+        _cleanup_free_ char *origin_path = at("state/HEAD.origin");
+        struct head_origin o = {};
+        cr_assert_eq(head_origin_read(origin_path, &o), 0);
+        cr_assert_str_eq(o.instance, "web");
+        cr_assert_str_eq(o.target, "/srv/current");
+        cr_assert_str_eq(o.head, "/srv/v2");
+        head_origin_done(&o);
+        cr_assert_eq(count_entries(state), 3);
 }
 
 Test(head, commit_keeps_head_when_previous_fails) {
         _cleanup_free_ char *p = at("HEAD"), *prev = at("PREVIOUS");
         put_string("HEAD", "/srv/v1\n");
         /* An invalid previous target cannot be written: HEAD must stay. */
-        cr_assert_eq(head_commit(p, "relative", "/srv/v2"), -EINVAL);
+        cr_assert_eq(head_commit(p, "relative", "/srv/v2", "web", "/srv/current"), -EINVAL);
         cr_assert_str_eq(slurp(p), "/srv/v1\n");
         /* Likewise when PREVIOUS cannot be replaced. */
         cr_assert_eq(mkdir(prev, 0755), 0);
-        cr_assert_lt(head_commit(p, "/srv/v1", "/srv/v2"), 0);
+        cr_assert_lt(head_commit(p, "/srv/v1", "/srv/v2", "web", "/srv/current"), 0);
         cr_assert_str_eq(slurp(p), "/srv/v1\n");
         cr_assert_eq(count_entries(dir), 2);
+}
+
+/* ---- HEAD.origin ---- */
+
+Test(head, origin_path) {
+        _cleanup_free_ char *a = head_origin_path("/var/lib/liveswap/web/HEAD");
+        cr_assert_str_eq(a, "/var/lib/liveswap/web/HEAD.origin");
+        _cleanup_free_ char *b = head_origin_path("/srv/state/deployed");
+        cr_assert_str_eq(b, "/srv/state/deployed.origin");
+}
+
+static void round_trip(const char *instance, const char *target, const char *head) {
+        const struct head_origin o = { (char *) instance, (char *) target, (char *) head };
+        _cleanup_free_ char *text = NULL;
+        cr_assert_eq(head_origin_format(&o, &text), 0);
+        struct head_origin back = {};
+        cr_assert_eq(head_origin_parse(text, &back), 0, "cannot parse back:\n%s", text);
+        cr_assert_str_eq(back.instance, instance);
+        cr_assert_str_eq(back.target, target);
+        cr_assert_str_eq(back.head, head);
+        head_origin_done(&back);
+}
+
+Test(head, origin_format) {
+        const struct head_origin o = { "server", "/appA/server", "/appA/server-v2" };
+        _cleanup_free_ char *text = NULL;
+        cr_assert_eq(head_origin_format(&o, &text), 0);
+        cr_assert_str_eq(text, "# Written by liveswap with HEAD: the configuration that deployed it (liveswap(8)).\n"
+                               "instance=server\n"
+                               "target=/appA/server\n"
+                               "head=/appA/server-v2\n");
+        round_trip("server", "/appA/server", "/appA/server-v2");
+        round_trip("web", "", "/srv/v1"); /* no configured target */
+        round_trip("a=b", "/x=y/with\nnewline\\n and \\", "/h\\n"); /* what escaping is for */
+        round_trip("caf\xc3\xa9", "/bad\xff", "/srv/v1"); /* bytes go through as they are */
+
+        const struct head_origin no_head = { "web", "/t", "" }, no_instance = { NULL, "/t", "/h" };
+        cr_assert_eq(head_origin_format(&no_head, &text), -EINVAL);
+        cr_assert_eq(head_origin_format(&no_instance, &text), -EINVAL);
+}
+
+Test(head, origin_parse) {
+        struct head_origin o = {};
+        /* Order, blank and comment lines, unknown keys and a missing final newline do not matter. */
+        cr_assert_eq(head_origin_parse("\nhead=/h\n# c\nfuture=1\ntarget=\ninstance=web", &o), 0);
+        cr_assert_str_eq(o.instance, "web");
+        cr_assert_str_eq(o.target, "");
+        cr_assert_str_eq(o.head, "/h");
+        head_origin_done(&o);
+
+        static const char *const bad[] = {
+                "",
+                "instance=web\ntarget=/t\n",                       /* no head */
+                "instance=web\nhead=/h\n",                         /* no target */
+                "target=/t\nhead=/h\n",                            /* no instance */
+                "instance=\ntarget=/t\nhead=/h\n",                 /* empty instance */
+                "instance=web\ntarget=/t\nhead=\n",                /* empty head */
+                "instance=web\ntarget=/t\nhead=/h\nhead=/i\n",     /* twice */
+                "instance=web\ntarget=/t\\\nhead=/h\n",            /* a stray backslash at the end */
+                "instance=web\ntarget=/t\\x\nhead=/h\n",           /* an unknown escape */
+                "instance=web\ntarget /t\nhead=/h\n",              /* not key=value */
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                cr_assert_eq(head_origin_parse(bad[i], &o), -EINVAL, "accepted: %s", bad[i]);
+}
+
+Test(head, origin_read) {
+        _cleanup_free_ char *p = at("HEAD.origin"), *missing = at("none");
+        struct head_origin o = {};
+        cr_assert_eq(head_origin_read(missing, &o), -ENOENT);
+        put("HEAD.origin", "instance=web\0\ntarget=/t\nhead=/h\n", 31);
+        cr_assert_eq(head_origin_read(p, &o), -EINVAL);
+        put_string("HEAD.origin", "instance=web\ntarget=/t\nhead=/h\n");
+        cr_assert_eq(head_origin_read(p, &o), 0);
+        cr_assert_str_eq(o.head, "/h");
+        head_origin_done(&o);
+}
+
+static void absolute(const char *cwd, const char *path, const char *expected) {
+        _cleanup_free_ char *a = head_absolute_path(cwd, path);
+        cr_assert_not_null(a, "%s against %s", path, cwd);
+        cr_assert_str_eq(a, expected, "%s against %s", path, cwd);
+}
+
+Test(head, absolute_path) {
+        absolute("/appA", "./server", "/appA/server");
+        absolute("/appA", "server", "/appA/server");
+        absolute("/appA/", ".//server/", "/appA/server");
+        absolute("/appA/sub", "../server", "/appA/server");
+        absolute("/", "server", "/server");
+        absolute("/", "../../server", "/server"); /* never above the root */
+        absolute("/ignored", "/srv/app/current", "/srv/app/current"); /* a symlink stays itself */
+        absolute("/ignored", "/srv//app/./current/", "/srv/app/current");
+        absolute("/a", "..", "/");
+        absolute(NULL, "/abs", "/abs");
+        cr_assert_null(head_absolute_path("/a", ""));
+        cr_assert_null(head_absolute_path(NULL, "relative"));
+        cr_assert_null(head_absolute_path("relative", "relative"));
+}
+
+Test(head, configured_target) {
+        _cleanup_free_ char *none = head_configured_target(NULL), *empty = head_configured_target("");
+        cr_assert_str_eq(none, "");
+        cr_assert_str_eq(empty, "");
+        _cleanup_free_ char *cwd = getcwd(NULL, 0), *expected = NULL, *rel = head_configured_target("./server");
+        cr_assert_geq(asprintf(&expected, "%s/server", strcmp(cwd, "/") == 0 ? "" : cwd), 0);
+        cr_assert_str_eq(rel, expected);
+}
+
+Test(head, judge) {
+        const struct head_origin a = { "server", "/appA/server", "/appA/server-v2" };
+        const struct head_origin none = { "web", "", "/srv/v2" };
+
+        /* No origin, or one naming other content: a deploy tool wrote HEAD; it is followed. */
+        cr_assert_eq(head_judge(NULL, "/srv/v2", "web", "/srv/current"), HEAD_FROM_DEPLOY_TOOL);
+        cr_assert_eq(head_judge(&a, "/appA/server-v3", "server", "/appB/server"), HEAD_FROM_DEPLOY_TOOL);
+
+        /* Written by liveswap: only for the same instance and configured target. */
+        cr_assert_eq(head_judge(&a, "/appA/server-v2", "server", "/appA/server"), HEAD_FROM_HERE);
+        cr_assert_eq(head_judge(&a, "/appA/server-v2", "server", "/appB/server"), HEAD_FROM_ELSEWHERE);
+        cr_assert_eq(head_judge(&a, "/appA/server-v2", "other", "/appA/server"), HEAD_FROM_ELSEWHERE);
+
+        /* Nothing configured now, or then: only the instance can tell. */
+        cr_assert_eq(head_judge(&a, "/appA/server-v2", "server", ""), HEAD_FROM_HERE);
+        cr_assert_eq(head_judge(&a, "/appA/server-v2", "server", NULL), HEAD_FROM_HERE);
+        cr_assert_eq(head_judge(&a, "/appA/server-v2", "web", NULL), HEAD_FROM_ELSEWHERE);
+        cr_assert_eq(head_judge(&none, "/srv/v2", "web", "/srv/current"), HEAD_FROM_HERE);
 }
