@@ -71,6 +71,74 @@ class State(lib.TestCase):
         sup.client("-i", "web", "-u", check=0)
         self.assertEqual(lib.http_get(("127.0.0.1", port))[2], "v3\n")
 
+    def quick_start(self, app, port, shared):
+        """`liveswap -s ./server -p PORT -f 1` run from the directory APP, as the quick start
+        says, with the runtime and state directories of SHARED: the default instance of
+        both apps is "server", so they share one state directory."""
+        sup = lib.Supervisor(self, [lib.LIVESWAP, "--config", notify_config(self), "-s", "./server", "-p", str(port),
+                                    "-f", "1"],
+                             env={"XDG_RUNTIME_DIR": os.path.join(shared, "run"),
+                                  "XDG_STATE_HOME": os.path.join(shared, "state")},
+                             workdir=app)
+        sup.run_dir = os.path.join(shared, "run")  # where get_property() finds the bus
+        try:
+            sup.wait_ready()
+        except AssertionError:
+            raise AssertionError("supervisor not ready; its log:\n" + sup.output())
+        return sup
+
+    def test_two_apps_called_server_share_a_state_directory(self):
+        shared = os.path.join(self.dir, "shared")
+        os.makedirs(os.path.join(shared, "run"), mode=0o700)
+        app_a, app_b = os.path.join(self.dir, "appA"), os.path.join(self.dir, "appB")
+        lib.make_target(app_a, "A1", name="server")
+        lib.make_target(app_a, "A2", name="server-v2")
+        lib.make_target(app_b, "B1", name="server")
+        head = os.path.join(shared, "state", "liveswap", "server", "HEAD")
+        port_a, port_b = lib.free_port(), lib.free_port()
+
+        a = self.quick_start(app_a, port_a, shared)
+        a.client("-u", "./server-v2", check=0)
+        a.client("-d", check=0)
+        self.assertEqual(a.proc.wait(lib.DEFAULT_TIMEOUT), 0)
+        with open(head) as f:
+            self.assertEqual(f.read(), os.path.join(os.path.realpath(app_a), "server-v2") + "\n")
+
+        # The reboot case: the same app, started the same way, keeps what was deployed.
+        again = self.quick_start(app_a, port_a, shared)
+        self.assertEqual(lib.http_get(("127.0.0.1", port_a))[2], "A2\n")
+        self.assertIn("Starting the deployed target", again.output())
+        again.client("-d", check=0)
+        self.assertEqual(again.proc.wait(lib.DEFAULT_TIMEOUT), 0)
+
+        # Another app that is also ./server: appA's HEAD is not its code.
+        b = self.quick_start(app_b, port_b, shared)
+        self.assertEqual(lib.http_get(("127.0.0.1", port_b))[2], "B1\n")
+        self.assertIn("Ignoring HEAD %s" % head, b.output())
+        self.assertIn("deployed from another configuration (instance server, target %s/server), "
+                      "not this one (instance server, target %s/server)" % (app_a, app_b), b.output())
+        self.assertNotIn("Starting the deployed target", b.output())
+        # Ignored once is ignored for good: a reload goes to appB's own target, not to appA's HEAD.
+        b.client("-u", check=0)
+        self.assertEqual(b.get_property("server", "Generation"), 2)
+        self.assertEqual(lib.http_get(("127.0.0.1", port_b))[2], "B1\n")
+        with open(head) as f:
+            self.assertEqual(f.read(), os.path.join(os.path.realpath(app_b), "server") + "\n")
+
+    def test_head_from_another_instance_is_ignored(self):
+        # One HEAD file given to two instances (-H): the other one's upgrade is not ours.
+        port = lib.free_port()
+        head = os.path.join(self.dir, "HEAD")
+        v1 = lib.make_target(os.path.join(self.dir, "a"), "v1")
+        v2 = lib.make_target(os.path.join(self.dir, "b"), "v2")
+        sup = self.start("--instance", "one", "--config", notify_config(self), "-s", v1, "-p", str(port), "-H", head)
+        sup.client("-i", "one", "-u", v2, check=0)
+        self.assertEqual(sup.stop(), 0)
+        other = self.start("--instance", "two", "--config", notify_config(self), "-s", v1, "-p", str(port), "-H",
+                           head)
+        self.assertEqual(lib.http_get(("127.0.0.1", port))[2], "v1\n")
+        self.assertIn("deployed from another configuration (instance one, target %s)" % v1, other.output())
+
 
 if __name__ == "__main__":
     lib.main()
