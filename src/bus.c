@@ -6,8 +6,8 @@
 #include <errno.h>
 #include <grp.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <pwd.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,8 +170,8 @@ static int check_caller(sd_bus_message *m, struct supervisor *s, sd_bus_error *e
                         return 0;
         log_warning("Refused %s from uid %u: not allowed to control %s", sd_bus_message_get_member(m), (unsigned) uid,
                     s->instance);
-        return bus_error_setf(error, ERROR_ACCESS_DENIED, "uid %u may not control liveswap instance %s",
-                                 (unsigned) uid, s->instance);
+        return bus_error_setf(error, ERROR_ACCESS_DENIED, "uid %u may not control liveswap instance %s", (unsigned) uid,
+                              s->instance);
 }
 
 #define CHECK_CALLER(m, s, error)                         \
@@ -215,7 +215,7 @@ static int method_cancel(sd_bus_message *m, void *userdata, sd_bus_error *error)
                 return sd_bus_reply_method_return(m, NULL);
         if (engine_cancel(s->engine, now_usec()) < 0)
                 return bus_error_setf(error, ERROR_INVALID_ARGUMENT, "%s: no upgrade is running, nothing to cancel",
-                                         s->instance);
+                                      s->instance);
         log_info("Upgrade cancelled by request");
         supervisor_dispatch(s);
         return sd_bus_reply_method_return(m, NULL);
@@ -226,7 +226,7 @@ static int method_restart(sd_bus_message *m, void *userdata, sd_bus_error *error
         CHECK_CALLER(m, s, error);
         if (engine_restart(s->engine, now_usec()) < 0)
                 return bus_error_setf(error, ERROR_BUSY, "%s: cannot restart while %s", s->instance,
-                                         engine_state_to_string(engine_get_state(s->engine)));
+                                      engine_state_to_string(engine_get_state(s->engine)));
         log_info("Restarting every worker by request");
         supervisor_dispatch(s);
         return sd_bus_reply_method_return(m, NULL);
@@ -255,9 +255,8 @@ static int method_message(sd_bus_message *m, void *userdata, sd_bus_error *error
         if (!*text)
                 return bus_error_setf(error, ERROR_INVALID_ARGUMENT, "%s: the message is empty", s->instance);
         if (strlen(text) > MAX_MESSAGE_TEXT)
-                return bus_error_setf(error, ERROR_INVALID_ARGUMENT,
-                                         "%s: the message is too long (at most %d bytes)", s->instance,
-                                         MAX_MESSAGE_TEXT);
+                return bus_error_setf(error, ERROR_INVALID_ARGUMENT, "%s: the message is too long (at most %d bytes)",
+                                      s->instance, MAX_MESSAGE_TEXT);
         supervisor_message(s, text, &delivered);
         return sd_bus_reply_method_return(m, "u", delivered);
 }
@@ -270,12 +269,12 @@ static int method_set_workers(sd_bus_message *m, void *userdata, sd_bus_error *e
         if (r < 0)
                 return r;
         if (count == 0 || count > 4096)
-                return bus_error_setf(error, ERROR_INVALID_ARGUMENT,
-                                         "%s: the worker count must be between 1 and 4096", s->instance);
+                return bus_error_setf(error, ERROR_INVALID_ARGUMENT, "%s: the worker count must be between 1 and 4096",
+                                      s->instance);
         r = engine_set_workers(s->engine, now_usec(), count);
         if (r < 0)
                 return bus_error_setf(error, ERROR_BUSY, "%s: cannot scale while %s", s->instance,
-                                         engine_state_to_string(engine_get_state(s->engine)));
+                                      engine_state_to_string(engine_get_state(s->engine)));
         /* Kept for the next upgrade to a new target; a reload reads the file again. */
         s->config.workers = count;
         log_info("Scaling to %u workers by request", count);

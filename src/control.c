@@ -40,10 +40,9 @@ static void reply_waiters(struct supervisor *s, uint64_t generation, bool succes
                         (void) sd_bus_reply_method_return(w->call, "t", generation);
                 else
                         (void) bus_reply_errorf(w->call, error_name,
-                                                          "%s: upgrade to generation %" PRIu64
-                                                          " failed, still serving generation %" PRIu64 ": %s",
-                                                          s->instance, generation, engine_get_generation(s->engine),
-                                                          reason);
+                                                "%s: upgrade to generation %" PRIu64
+                                                " failed, still serving generation %" PRIu64 ": %s",
+                                                s->instance, generation, engine_get_generation(s->engine), reason);
                 sd_bus_message_unref(w->call);
                 *w = s->waiters[--s->n_waiters];
         }
@@ -247,8 +246,8 @@ void control_upgrade_finished(struct supervisor *s, const struct engine_action *
                 /* With the configuration it came from, so that another one sharing this
                  * state directory does not start it (control_head_applies()). */
                 _cleanup_free_ char *configured = head_configured_target(s->config.target);
-                int r = configured ? head_commit(s->head_path, engine_get_previous_target(s->engine),
-                                                 s->current.target, s->instance, configured)
+                int r = configured ? head_commit(s->head_path, engine_get_previous_target(s->engine), s->current.target,
+                                                 s->instance, configured)
                                    : -errno;
                 if (r < 0) {
                         /* The new code is live; only the record of it failed. Say so loudly:
@@ -294,8 +293,8 @@ void control_done(struct supervisor *s) {
         hook_cancel(s->hook);
         s->hook = NULL;
         for (size_t i = 0; i < s->n_waiters; i++) {
-                (void) bus_reply_errorf(s->waiters[i].call, ERROR_UPGRADE_FAILED,
-                                                  "%s: the supervisor is stopping", s->instance);
+                (void) bus_reply_errorf(s->waiters[i].call, ERROR_UPGRADE_FAILED, "%s: the supervisor is stopping",
+                                        s->instance);
                 sd_bus_message_unref(s->waiters[i].call);
         }
         free(s->waiters);

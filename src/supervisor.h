@@ -103,6 +103,7 @@ void bus_emit_upgrade_finished(struct bus_server *b, uint64_t generation, bool s
 void bus_emit_changes(struct bus_server *b);
 /* Error replies with text made safe for D-Bus (invalid UTF-8 escaped as \xNN): every
  * error the supervisor sends goes through these, so no reason can make a reply fail. */
-int bus_error_setf(sd_bus_error *error, const char *name, const char *format, ...) __attribute__((format(printf, 3, 4)));
+int bus_error_setf(sd_bus_error *error, const char *name, const char *format, ...)
+        __attribute__((format(printf, 3, 4)));
 int bus_reply_errorf(sd_bus_message *call, const char *name, const char *format, ...)
         __attribute__((format(printf, 3, 4)));

@@ -342,15 +342,15 @@ Test(head, origin_parse) {
 
         static const char *const bad[] = {
                 "",
-                "instance=web\ntarget=/t\n",                       /* no head */
-                "instance=web\nhead=/h\n",                         /* no target */
-                "target=/t\nhead=/h\n",                            /* no instance */
-                "instance=\ntarget=/t\nhead=/h\n",                 /* empty instance */
-                "instance=web\ntarget=/t\nhead=\n",                /* empty head */
-                "instance=web\ntarget=/t\nhead=/h\nhead=/i\n",     /* twice */
-                "instance=web\ntarget=/t\\\nhead=/h\n",            /* a stray backslash at the end */
-                "instance=web\ntarget=/t\\x\nhead=/h\n",           /* an unknown escape */
-                "instance=web\ntarget /t\nhead=/h\n",              /* not key=value */
+                "instance=web\ntarget=/t\n", /* no head */
+                "instance=web\nhead=/h\n", /* no target */
+                "target=/t\nhead=/h\n", /* no instance */
+                "instance=\ntarget=/t\nhead=/h\n", /* empty instance */
+                "instance=web\ntarget=/t\nhead=\n", /* empty head */
+                "instance=web\ntarget=/t\nhead=/h\nhead=/i\n", /* twice */
+                "instance=web\ntarget=/t\\\nhead=/h\n", /* a stray backslash at the end */
+                "instance=web\ntarget=/t\\x\nhead=/h\n", /* an unknown escape */
+                "instance=web\ntarget /t\nhead=/h\n", /* not key=value */
         };
         for (size_t i = 0; i < ELEMENTSOF(bad); i++)
                 cr_assert_eq(head_origin_parse(bad[i], &o), -EINVAL, "accepted: %s", bad[i]);

@@ -24,29 +24,31 @@ static void invalid(const char *s, const char *escaped) {
 Test(utf8, valid_text) {
         valid("");
         valid("/srv/app/releases/42");
-        valid("caf\xc3\xa9");                 /* U+00E9, two bytes */
-        valid("\xc2\x80");                    /* U+0080, the smallest two-byte */
-        valid("\xe0\xa0\x80");                /* U+0800, the smallest three-byte */
-        valid("\xe2\x82\xac");                /* U+20AC */
-        valid("\xed\x9f\xbf");                /* U+D7FF, just below the surrogates */
-        valid("\xee\x80\x80");                /* U+E000, just above them */
-        valid("\xef\xbf\xbd");                /* U+FFFD */
-        valid("\xf0\x90\x80\x80");            /* U+10000, the smallest four-byte */
-        valid("\xf0\x9f\x98\x80");            /* U+1F600 */
-        valid("\xf4\x8f\xbf\xbd");            /* U+10FFFD */
-        valid("a\\xffb");                     /* a literal backslash stays as it is */
+        valid("caf\xc3\xa9"); /* U+00E9, two bytes */
+        valid("\xc2\x80"); /* U+0080, the smallest two-byte */
+        valid("\xe0\xa0\x80"); /* U+0800, the smallest three-byte */
+        valid("\xe2\x82\xac"); /* U+20AC */
+        valid("\xed\x9f\xbf"); /* U+D7FF, just below the surrogates */
+        valid("\xee\x80\x80"); /* U+E000, just above them */
+        valid("\xef\xbf\xbd"); /* U+FFFD */
+        valid("\xf0\x90\x80\x80"); /* U+10000, the smallest four-byte */
+        valid("\xf0\x9f\x98\x80"); /* U+1F600 */
+        valid("\xf4\x8f\xbf\xbd"); /* U+10FFFD */
+        valid("a\\xffb"); /* a literal backslash stays as it is */
 }
 
 Test(utf8, invalid_bytes) {
         invalid("/tmp/bad\xff\xfename", "/tmp/bad\\xff\\xfename");
-        invalid("\x80", "\\x80");              /* a continuation byte alone */
-        invalid("\xbf" "a", "\\xbfa");
+        invalid("\x80", "\\x80"); /* a continuation byte alone */
+        invalid("\xbf"
+                "a",
+                "\\xbfa");
         invalid("\xf5\x80\x80\x80", "\\xf5\\x80\\x80\\x80"); /* beyond U+10FFFF by its lead */
         invalid("\xf4\x90\x80\x80", "\\xf4\\x90\\x80\\x80"); /* U+110000 */
 }
 
 Test(utf8, overlong_encodings) {
-        invalid("\xc0\xaf", "\\xc0\\xaf");     /* '/' in two bytes */
+        invalid("\xc0\xaf", "\\xc0\\xaf"); /* '/' in two bytes */
         invalid("\xc1\xbf", "\\xc1\\xbf");
         invalid("\xe0\x80\xaf", "\\xe0\\x80\\xaf");
         invalid("\xe0\x9f\xbf", "\\xe0\\x9f\\xbf"); /* U+07FF in three bytes */
@@ -55,8 +57,8 @@ Test(utf8, overlong_encodings) {
 }
 
 Test(utf8, surrogates) {
-        invalid("\xed\xa0\x80", "\\xed\\xa0\\x80");  /* U+D800 */
-        invalid("\xed\xbf\xbf", "\\xed\\xbf\\xbf");  /* U+DFFF */
+        invalid("\xed\xa0\x80", "\\xed\\xa0\\x80"); /* U+D800 */
+        invalid("\xed\xbf\xbf", "\\xed\\xbf\\xbf"); /* U+DFFF */
         invalid("\xed\xa0\xbd\xed\xb8\x80", "\\xed\\xa0\\xbd\\xed\\xb8\\x80"); /* a CESU-8 pair */
 }
 
@@ -65,14 +67,16 @@ Test(utf8, truncated_sequences) {
         invalid("caf\xc3", "caf\\xc3");
         invalid("\xe2\x82", "\\xe2\\x82");
         invalid("\xf0\x9f\x98", "\\xf0\\x9f\\x98");
-        invalid("\xe2\x82" "x", "\\xe2\\x82x");      /* cut short by an ASCII byte */
-        invalid("\xc3\xc3\xa9", "\\xc3\xc3\xa9");     /* by the next lead byte: that one is kept */
+        invalid("\xe2\x82"
+                "x",
+                "\\xe2\\x82x"); /* cut short by an ASCII byte */
+        invalid("\xc3\xc3\xa9", "\\xc3\xc3\xa9"); /* by the next lead byte: that one is kept */
 }
 
 Test(utf8, noncharacters_refused_by_sd_bus) {
-        invalid("\xef\xbf\xbf", "\\xef\\xbf\\xbf");   /* U+FFFF */
-        invalid("\xef\xbf\xbe", "\\xef\\xbf\\xbe");   /* U+FFFE */
-        invalid("\xef\xb7\x90", "\\xef\\xb7\\x90");   /* U+FDD0 */
+        invalid("\xef\xbf\xbf", "\\xef\\xbf\\xbf"); /* U+FFFF */
+        invalid("\xef\xbf\xbe", "\\xef\\xbf\\xbe"); /* U+FFFE */
+        invalid("\xef\xb7\x90", "\\xef\\xb7\\x90"); /* U+FDD0 */
         invalid("\xf4\x8f\xbf\xbf", "\\xf4\\x8f\\xbf\\xbf"); /* U+10FFFF */
-        valid("\xef\xb7\xb0");                        /* U+FDF0, just past them */
+        valid("\xef\xb7\xb0"); /* U+FDF0, just past them */
 }
