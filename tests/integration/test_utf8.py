@@ -62,6 +62,17 @@ class Utf8(lib.TestCase):
                 self.assertIn("target is not valid UTF-8: %s/%s" % (self.bad_dir.decode(), BAD_SHOWN), sup.output())
                 self.assertEqual(lib.started_workers(sup), [])
 
+    def test_head_not_utf8_ignored_at_start(self):
+        # A deploy tool wrote a HEAD that names a working target whose name is not UTF-8.
+        head = lib.default_head(self, "web")
+        os.makedirs(os.path.dirname(head))
+        with open(head, "wb") as f:
+            f.write(self.bad + b"\n")
+        sup = self.web()
+        self.assertIn("Ignoring %s: target is not valid UTF-8: %s/%s" % (head, self.bad_dir.decode(), BAD_SHOWN),
+                      sup.output())
+        self.assert_controllable(sup)
+
     def test_clients_refuse_to_send(self):
         sup = self.web()
         p = subprocess.run([lib.LIVESWAP, "-i", "web", "-u", self.bad], env=sup.env, capture_output=True,
