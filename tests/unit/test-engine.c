@@ -98,12 +98,13 @@ static size_t count_spawns(size_t from, uint64_t generation) {
         return n;
 }
 
-/* Signals to pid (0: to anyone) of sig (0: any signal). */
+/* Signals to pid (0: to anyone) of sig (0: any signal but the SIGCONT that follows each
+ * drain signal, which drain_resumes_stopped_worker and its neighbours check). */
 static size_t count_signals(size_t from, pid_t pid, int sig) {
         size_t n = 0;
         for (size_t i = from; i < n_recorded; i++)
                 if (recorded[i].type == ACTION_SIGNAL && (pid == 0 || recorded[i].pid == pid) &&
-                    (sig == 0 || recorded[i].signal == sig))
+                    (sig == 0 ? recorded[i].purpose != SIGNAL_RESUME : recorded[i].signal == sig))
                         n++;
         return n;
 }
