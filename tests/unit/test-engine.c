@@ -1714,8 +1714,8 @@ Test(engine, start_timeout_crash_loop_stops_and_fails) {
         cr_assert_not_null(failed);
         cr_assert_eq(count_actions(0, ACTION_START_FAILED), 1);
         char want[512];
-        snprintf(want, sizeof(want), "Start timed out: generation 1 not ready after 90s (0/2 ready, %u crashes; last: ",
-                 crashes);
+        snprintf(want, sizeof(want),
+                 "Start timed out: generation 1 not ready after 90s (0/2 ready, %u crashes; last: ", crashes);
         cr_assert(strncmp(failed->reason, want, strlen(want)) == 0, "%s", failed->reason);
         cr_assert(strstr(failed->reason, "exited with status 1)"), "%s", failed->reason);
         cr_assert(strncmp(engine_get_last_result(e), "failed: Start timed out", 23) == 0, "%s",
