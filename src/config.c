@@ -42,6 +42,16 @@ const char *ready_mode_to_string(enum ready_mode m) {
         return "unknown";
 }
 
+const char *kill_mode_to_string(enum kill_mode m) {
+        switch (m) {
+        case KILL_MODE_GROUP:
+                return "group";
+        case KILL_MODE_MIXED:
+                return "mixed";
+        }
+        return "unknown";
+}
+
 /* ---- the struct ---- */
 
 static size_t strv_length(char *const *v) {
@@ -81,6 +91,8 @@ int config_init(struct config *c) {
                 .ready_timeout_usec = 30 * USEC_PER_SEC,
                 .drain_signal = SIGTERM,
                 .drain_timeout_usec = 60 * USEC_PER_SEC,
+                .kill_mode = KILL_MODE_GROUP,
+                .start_timeout_usec = 90 * USEC_PER_SEC, /* systemd's DefaultTimeoutStartSec= */
                 .pre_upgrade_timeout_usec = 300 * USEC_PER_SEC,
         };
         c->exec = strdup("./start");
@@ -487,6 +499,21 @@ static int parse_drain_timeout(struct parse_state *st, const char *key, const ch
         return parse_duration(st, key, value, &st->config->drain_timeout_usec, true);
 }
 
+/* Zero turns the bound off, as TimeoutStartSec=infinity would. */
+static int parse_start_timeout(struct parse_state *st, const char *key, const char *value) {
+        return parse_duration(st, key, value, &st->config->start_timeout_usec, true);
+}
+
+static int parse_kill_mode(struct parse_state *st, const char *key, const char *value) {
+        if (strcmp(value, "group") == 0)
+                st->config->kill_mode = KILL_MODE_GROUP;
+        else if (strcmp(value, "mixed") == 0)
+                st->config->kill_mode = KILL_MODE_MIXED;
+        else
+                return fail(st, -EINVAL, "invalid kill_mode '%s' (group or mixed)", value);
+        return 0;
+}
+
 static int parse_pre_upgrade_timeout(struct parse_state *st, const char *key, const char *value) {
         return parse_duration(st, key, value, &st->config->pre_upgrade_timeout_usec, false);
 }
@@ -546,6 +573,8 @@ static const struct key {
         { "upgrade", "ready_timeout", parse_ready_timeout },
         { "upgrade", "drain_signal", parse_drain_signal },
         { "upgrade", "drain_timeout", parse_drain_timeout },
+        { "upgrade", "kill_mode", parse_kill_mode },
+        { "upgrade", "start_timeout", parse_start_timeout },
         { "upgrade", "pre_upgrade", parse_pre_upgrade },
         { "upgrade", "pre_upgrade_timeout", parse_pre_upgrade_timeout },
         { "control", "allow_users", parse_allow_users },

@@ -17,6 +17,14 @@ enum ready_mode {
         READY_NOTIFY,
 };
 
+/* Who gets the drain signal (and the SIGCONT after it), in systemd's KillMode= words. The
+ * SIGKILL at drain_timeout and the cleanup when a worker exits go to the whole group in
+ * both modes. */
+enum kill_mode {
+        KILL_MODE_GROUP, /* the worker's process group (KillMode=control-group) */
+        KILL_MODE_MIXED, /* its main process only: a prefork master drains its children */
+};
+
 struct config {
         /* [worker] */
         char *target; /* NULL when unset */
@@ -31,6 +39,8 @@ struct config {
         uint64_t ready_timeout_usec; /* default 30s */
         int drain_signal; /* default SIGTERM */
         uint64_t drain_timeout_usec; /* default 60s */
+        enum kill_mode kill_mode; /* default group */
+        uint64_t start_timeout_usec; /* default 90s; 0 = no bound */
         char *pre_upgrade; /* NULL when unset */
         uint64_t pre_upgrade_timeout_usec; /* default 300s */
         /* [control] */
@@ -69,3 +79,4 @@ int config_split_command(const char *s, char ***ret_argv);
 
 const char *strategy_to_string(enum strategy s);
 const char *ready_mode_to_string(enum ready_mode m);
+const char *kill_mode_to_string(enum kill_mode m);

@@ -52,6 +52,13 @@ struct engine {
         uint64_t credited; /* rolling: new ready workers an old one was drained for */
         char rollback_reason[512];
 
+        /* The start bound (start_timeout): while the first generation was never fully
+         * ready, the supervisor gives up at this instant; USEC_INFINITY = no bound. */
+        uint64_t start_deadline_usec;
+        unsigned start_failures; /* workers of the first generation that failed before it was ready */
+        char start_last_failure[256];
+        char exit_reason[512]; /* set when the stop is a failure: ACTION_EXIT reports it */
+
         struct engine_action *actions;
         size_t n_actions, first_action, allocated_actions;
 };
@@ -94,12 +101,36 @@ static struct engine_action *push_action(struct engine *e, enum action_type type
         return a;
 }
 
-static void push_signal(struct engine *e, pid_t pid, int sig) {
+static struct engine_action *push_signal(struct engine *e, pid_t pid, int sig, bool group,
+                                         enum signal_purpose purpose) {
         if (pid <= 0)
-                return;
+                return NULL;
         struct engine_action *a = push_action(e, ACTION_SIGNAL);
         a->pid = pid;
         a->signal = sig;
+        a->group = group;
+        a->purpose = purpose;
+        return a;
+}
+
+/* The drain signal, then SIGCONT as systemd sends after SIGTERM: a worker stopped with
+ * SIGSTOP still counts as ready, and would otherwise sit out the whole drain_timeout and
+ * be SIGKILLed instead of draining. Both go where kill_mode says. */
+static void signal_drain(struct engine *e, const struct engine_worker *w) {
+        bool group = w->kill_mode == KILL_MODE_GROUP;
+        if (!push_signal(e, w->pid, w->drain_signal, group, SIGNAL_DRAIN))
+                return;
+        if (w->drain_signal != SIGCONT && w->drain_signal != SIGKILL)
+                push_signal(e, w->pid, SIGCONT, group, SIGNAL_RESUME);
+}
+
+/* SIGKILL always reaches the whole process group, whatever kill_mode says: nothing of a
+ * worker may survive it (systemd's KillMode=mixed does the same). */
+static void kill_worker(struct engine *e, struct engine_worker *w, const char *why) {
+        w->killed = true;
+        struct engine_action *a = push_signal(e, w->pid, SIGKILL, true, SIGNAL_KILL);
+        if (a)
+                set_reason(a->reason, sizeof(a->reason), "%s", why);
 }
 
 bool engine_next_action(struct engine *e, struct engine_action *ret) {
@@ -115,6 +146,7 @@ int engine_new(struct engine **ret) {
                 return -ENOMEM;
         e->state = ENGINE_STOPPED;
         e->next_worker_id = 1;
+        e->start_deadline_usec = USEC_INFINITY;
         *ret = e;
         return 0;
 }
@@ -195,6 +227,7 @@ static struct engine_worker *spawn_worker(struct engine *e, const struct generat
                                                                          : g->settings.ready_timeout_usec),
                 .drain_signal = g->settings.drain_signal,
                 .drain_timeout_usec = g->settings.drain_timeout_usec,
+                .kill_mode = g->settings.kill_mode,
         };
         struct engine_action *a = push_action(e, ACTION_SPAWN);
         a->worker_id = w->id;
@@ -203,15 +236,14 @@ static struct engine_worker *spawn_worker(struct engine *e, const struct generat
         return w;
 }
 
-static void drain_worker(struct engine *w_engine, struct engine_worker *w, uint64_t now) {
+static void drain_worker(struct engine *e, struct engine_worker *w, uint64_t now) {
         if (w->state == WORKER_DRAINING)
                 return;
         w->state = WORKER_DRAINING;
         w->respawn_now = false;
         w->for_rollback = false;
         w->deadline_usec = now + w->drain_timeout_usec;
-        if (w->pid > 0)
-                push_signal(w_engine, w->pid, w->drain_signal);
+        signal_drain(e, w);
 }
 
 static bool slot_taken(const struct engine *e, uint64_t generation, unsigned slot) {
@@ -317,11 +349,17 @@ static uint64_t backoff_for(unsigned failures) {
         return d < BACKOFF_MAX_USEC ? d : BACKOFF_MAX_USEC;
 }
 
-static void schedule_respawn(struct engine *e, const struct engine_worker *w, uint64_t now) {
+/* WHY is the failure, kept for the start timeout's reason while the first generation has
+ * never been fully ready. */
+static void schedule_respawn(struct engine *e, const struct engine_worker *w, const char *why, uint64_t now) {
         unsigned *f = failures_of(e, w->slot);
         if (w->state == WORKER_READY && now - w->ready_usec >= BACKOFF_RESET_USEC)
                 *f = 0;
         (*f)++;
+        if (!e->ready_sent) {
+                e->start_failures++;
+                set_reason(e->start_last_failure, sizeof(e->start_last_failure), "%s", why);
+        }
         if (!grow((void **) &e->respawns, &e->allocated_respawns, e->n_respawns + 1, sizeof(*e->respawns)))
                 oom();
         e->respawns[e->n_respawns++] = (struct respawn){ .slot = w->slot, .at_usec = now + backoff_for(*f) };
@@ -504,6 +542,7 @@ int engine_start(struct engine *e, uint64_t now, const char *target, const struc
                 return -ENOMEM;
         e->current = (struct generation){ .number = 1, .target = t, .settings = *settings };
         e->state = ENGINE_STARTING;
+        e->start_deadline_usec = settings->start_timeout_usec > 0 ? now + settings->start_timeout_usec : USEC_INFINITY;
         for (unsigned i = 0; i < settings->workers; i++)
                 spawn_worker(e, &e->current, i, now);
         return 0;
@@ -522,8 +561,54 @@ static void check_started(struct engine *e) {
 static void check_stopped(struct engine *e) {
         if (e->state == ENGINE_STOPPING && e->n_workers == 0) {
                 e->state = ENGINE_STOPPED;
-                push_action(e, ACTION_EXIT);
+                struct engine_action *a = push_action(e, ACTION_EXIT);
+                a->success = !e->exit_reason[0];
+                set_reason(a->reason, sizeof(a->reason), "%s", e->exit_reason);
         }
+}
+
+/* "90s", "1500ms": the start bound as the user wrote it, near enough. */
+static void format_duration(char *buf, size_t size, uint64_t usec) {
+        if (usec % USEC_PER_SEC == 0)
+                set_reason(buf, size, "%llus", (unsigned long long) (usec / USEC_PER_SEC));
+        else
+                set_reason(buf, size, "%llums", (unsigned long long) (usec / USEC_PER_MSEC));
+}
+
+/* The first generation missed start_timeout: give up, as systemd gives up on a service
+ * that is not ready within TimeoutStartSec=, so that the supervisor exits non-zero and
+ * releases the sockets (clients are refused instead of waiting in the backlog forever,
+ * and a service manager may restart us). Workers that said they were ready may be
+ * serving requests: they drain, bounded by their drain_timeout as in any stop. Workers
+ * still starting have not said so, and are crashing or stuck: SIGKILL. */
+static void start_timed_out(struct engine *e, uint64_t now) {
+        const struct generation *g = &e->current;
+        char after[32];
+        format_duration(after, sizeof(after), g->settings.start_timeout_usec);
+        set_reason(e->exit_reason, sizeof(e->exit_reason),
+                   "Start timed out: generation %llu not ready after %s (%u/%u ready, %u crash%s%s%s)",
+                   (unsigned long long) g->number, after, count_in_state(e, g->number, WORKER_READY),
+                   g->settings.workers, e->start_failures, e->start_failures == 1 ? "" : "es",
+                   e->start_last_failure[0] ? "; last: " : "", e->start_last_failure);
+        set_reason(e->last_result, sizeof(e->last_result), "failed: %s", e->exit_reason);
+        struct engine_action *a = push_action(e, ACTION_START_FAILED);
+        a->generation = g->number;
+        set_reason(a->reason, sizeof(a->reason), "%s", e->exit_reason);
+
+        e->state = ENGINE_STOPPING;
+        e->n_respawns = 0;
+        for (size_t i = 0; i < e->n_workers; i++) {
+                struct engine_worker *w = &e->workers[i];
+                /* One not forked yet drains instead: the drain signal follows its spawn
+                 * report, and the SIGKILL its drain deadline. */
+                if (w->state == WORKER_STARTING && w->pid > 0) {
+                        w->state = WORKER_DRAINING;
+                        w->deadline_usec = now + w->drain_timeout_usec;
+                        kill_worker(e, w, "it was not ready when the start timed out");
+                } else
+                        drain_worker(e, w, now);
+        }
+        check_stopped(e);
 }
 
 void engine_stop(struct engine *e, uint64_t now) {
@@ -551,8 +636,7 @@ int engine_restart(struct engine *e, uint64_t now) {
                 if (w->generation != e->current.number || w->state == WORKER_DRAINING)
                         continue;
                 w->respawn_now = true;
-                w->killed = true;
-                push_signal(e, w->pid, SIGKILL);
+                kill_worker(e, w, "restart requested");
         }
         reset_failures(e);
         while (e->n_respawns > 0)
@@ -584,7 +668,7 @@ void engine_worker_spawned(struct engine *e, uint64_t worker_id, pid_t pid, uint
         w->pid = pid;
         /* Stopped, drained or rolled back before the fork happened: tell it now. */
         if (w->state == WORKER_DRAINING)
-                push_signal(e, pid, w->drain_signal);
+                signal_drain(e, w);
 }
 
 static void describe_exit(char *buf, size_t size, const struct engine_worker *w, bool signaled, int status) {
@@ -610,7 +694,7 @@ static void worker_gone(struct engine *e, struct engine_worker *w, const char *w
                 if (dead.respawn_now)
                         spawn_worker(e, &e->current, dead.slot, now);
                 else
-                        schedule_respawn(e, &dead, now);
+                        schedule_respawn(e, &dead, why, now);
         }
         rollback_progress(e);
         upgrade_progress(e, now);
@@ -661,7 +745,7 @@ void engine_worker_ready(struct engine *e, pid_t pid, uint64_t now) {
 }
 
 uint64_t engine_next_deadline(const struct engine *e) {
-        uint64_t next = USEC_INFINITY;
+        uint64_t next = e->state == ENGINE_STARTING ? e->start_deadline_usec : USEC_INFINITY;
         for (size_t i = 0; i < e->n_workers; i++) {
                 const struct engine_worker *w = &e->workers[i];
                 if (w->killed || w->pid <= 0)
@@ -676,6 +760,12 @@ uint64_t engine_next_deadline(const struct engine *e) {
 }
 
 void engine_timer(struct engine *e, uint64_t now) {
+        /* Only in ENGINE_STARTING: an upgrade begun meanwhile (to replace crash-looping
+         * code) runs to its end under its own bounds; if it fails, the engine is back
+         * here with the deadline passed and gives up then. */
+        if (e->state == ENGINE_STARTING && now >= e->start_deadline_usec)
+                start_timed_out(e, now);
+
         /* Respawns first: they only add workers, which the loop below must then see. */
         for (size_t i = 0; i < e->n_respawns;) {
                 if (e->respawns[i].at_usec > now) {
@@ -696,8 +786,7 @@ void engine_timer(struct engine *e, uint64_t now) {
                                 continue;
                         const struct generation *g = generation_of(e, w->generation);
                         if (w->state == WORKER_DRAINING) {
-                                w->killed = true;
-                                push_signal(e, w->pid, SIGKILL);
+                                kill_worker(e, w, "it did not exit in time");
                                 continue;
                         }
                         if (w->state == WORKER_STARTING && g && g->settings.ready == READY_DELAY &&
@@ -710,17 +799,18 @@ void engine_timer(struct engine *e, uint64_t now) {
                                 continue;
                         /* Not ready in time. */
                         uint64_t timeout = g ? g->settings.ready_timeout_usec : 0;
+                        char why[256];
+                        set_reason(why, sizeof(why), "worker %d (generation %llu) was not ready within %llu ms",
+                                   (int) w->pid, (unsigned long long) w->generation,
+                                   (unsigned long long) (timeout / USEC_PER_MSEC));
                         if (g && g == &e->candidate && e->state == ENGINE_UPGRADING) {
-                                rollback(e, now, "worker %d (generation %llu) was not ready within %llu ms",
-                                         (int) w->pid, (unsigned long long) w->generation,
-                                         (unsigned long long) (timeout / USEC_PER_MSEC));
+                                rollback(e, now, "%s", why);
                         } else {
                                 /* Outside an upgrade there is nothing to roll back to: replace it. */
                                 drain_worker(e, w, now);
-                                w->killed = true;
-                                push_signal(e, w->pid, SIGKILL);
+                                kill_worker(e, w, "it was not ready in time");
                                 if (g == &e->current && e->state != ENGINE_STOPPING)
-                                        schedule_respawn(e, w, now);
+                                        schedule_respawn(e, w, why, now);
                                 rollback_progress(e);
                         }
                         again = true;
@@ -858,7 +948,10 @@ void engine_format_status(const struct engine *e, uint64_t now, char *buf, size_
                 break;
         case ENGINE_STOPPING:
         case ENGINE_STOPPED:
-                p = append(buf, size, p, "Stopping: %u worker%s draining", draining, draining == 1 ? "" : "s");
+                /* A failed start leads the line: "Start timed out: ...; stopping: ...". */
+                p = append(buf, size, p, "%s%s%ctopping: %u worker%s draining", e->exit_reason,
+                           e->exit_reason[0] ? "; " : "", e->exit_reason[0] ? 's' : 'S', draining,
+                           draining == 1 ? "" : "s");
                 return;
         }
         if (draining > 0)

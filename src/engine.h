@@ -37,6 +37,11 @@ struct engine_settings {
         uint64_t ready_timeout_usec;
         int drain_signal;
         uint64_t drain_timeout_usec;
+        enum kill_mode kill_mode; /* who gets the drain signal: the group or the main process */
+        /* The first generation must be fully ready this long after engine_start(), or every
+         * worker is stopped and ACTION_EXIT reports a failure; 0 = no bound. Read only
+         * from the settings given to engine_start(). */
+        uint64_t start_timeout_usec;
 };
 
 struct engine_worker {
@@ -51,6 +56,7 @@ struct engine_worker {
         uint64_t deadline_usec; /* ready delay/timeout, or the drain kill; USEC_INFINITY if none */
         int drain_signal;
         uint64_t drain_timeout_usec;
+        enum kill_mode kill_mode;
         bool killed; /* SIGKILL already sent */
         bool respawn_now; /* Restart(): replace at once when it exits */
         bool for_rollback; /* started to restore the old generation's strength */
@@ -58,14 +64,24 @@ struct engine_worker {
 
 enum action_type {
         ACTION_SPAWN, /* worker_id, generation, slot: fork/exec, then report */
-        ACTION_SIGNAL, /* pid, signal */
+        ACTION_SIGNAL, /* pid, signal, group, purpose (and reason for a kill) */
         ACTION_WORKER_READY, /* pid, generation, slot: a worker became ready (for the log) */
         ACTION_READY, /* the first generation is fully ready (sd_notify READY=1) */
         ACTION_UPGRADE_STARTED, /* generation */
         ACTION_UPGRADE_FINISHED, /* generation, success, reason; on success the generation
                                   * and target are already the new ones */
         ACTION_CANCEL_HOOK, /* stop the pre-upgrade hook, then call engine_abort_upgrade() */
-        ACTION_EXIT, /* every worker is gone after a stop */
+        ACTION_START_FAILED, /* generation, reason: the first generation was not ready within
+                              * start_timeout; a stop follows, ending in a failed ACTION_EXIT */
+        ACTION_EXIT, /* every worker is gone after a stop: success, or false with the
+                      * reason (the start timed out): the supervisor exits non-zero */
+};
+
+/* Why a worker is signalled, so that the shell logs each for what it is. */
+enum signal_purpose {
+        SIGNAL_DRAIN, /* the drain signal: stop accepting, finish, exit */
+        SIGNAL_RESUME, /* SIGCONT right after the drain signal: a stopped worker drains too */
+        SIGNAL_KILL, /* SIGKILL; reason says why */
 };
 
 struct engine_action {
@@ -75,6 +91,8 @@ struct engine_action {
         unsigned slot;
         pid_t pid;
         int signal;
+        bool group; /* ACTION_SIGNAL: to the worker's whole process group, else its main process only */
+        enum signal_purpose purpose;
         bool success;
         char reason[512];
 };

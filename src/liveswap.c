@@ -56,6 +56,8 @@ static void help(void) {
                "      --pre-upgrade PATH  executable run before each upgrade\n"
                "  -H, --head FILE         HEAD state file\n"
                "  -z                      upgrade by stopping old workers first (strategy restart)\n"
+               "      --start-timeout DURATION  exit with status 1 if the first workers are not all\n"
+               "                          ready by then (default 90s, 0 = wait forever)\n"
                "      --foreground        run in the foreground (always the case)\n"
                "  -u, --upgrade [TARGET]  upgrade a running supervisor (no target: reload)\n"
                "  -k, --kill              restart every worker of a running supervisor\n"
@@ -75,7 +77,7 @@ static int parse_unsigned(const char *s, unsigned *ret) {
 }
 
 static int parse_arguments(int argc, char **argv, struct arguments *a) {
-        enum { OPT_FOREGROUND = 0x100, OPT_PRE_UPGRADE };
+        enum { OPT_FOREGROUND = 0x100, OPT_PRE_UPGRADE, OPT_START_TIMEOUT };
         static const struct option options[] = { { "instance", required_argument, NULL, 'i' },
                                                  { "config", required_argument, NULL, 'c' },
                                                  { "listen", required_argument, NULL, 'l' },
@@ -86,6 +88,7 @@ static int parse_arguments(int argc, char **argv, struct arguments *a) {
                                                  { "port", required_argument, NULL, 'p' },
                                                  { "address", required_argument, NULL, 'a' },
                                                  { "pre-upgrade", required_argument, NULL, OPT_PRE_UPGRADE },
+                                                 { "start-timeout", required_argument, NULL, OPT_START_TIMEOUT },
                                                  { "head", required_argument, NULL, 'H' },
                                                  { "upgrade", optional_argument, NULL, 'u' },
                                                  { "kill", no_argument, NULL, 'k' },
@@ -130,6 +133,15 @@ static int parse_arguments(int argc, char **argv, struct arguments *a) {
                         break;
                 case OPT_PRE_UPGRADE:
                         a->overrides.pre_upgrade = optarg;
+                        break;
+                case OPT_START_TIMEOUT:
+                        if (config_parse_duration(optarg, &a->overrides.start_timeout_usec) < 0) {
+                                fprintf(stderr,
+                                        "liveswap: invalid duration '%s' for --start-timeout (e.g. 30s, 2min, 0 for none)\n",
+                                        optarg);
+                                return -EINVAL;
+                        }
+                        a->overrides.start_timeout_set = true;
                         break;
                 case 'H':
                         a->overrides.head = optarg;
@@ -389,14 +401,19 @@ static int run_supervisor(struct arguments *a) {
         r = sd_event_loop(s.event);
         if (r < 0)
                 log_error_errno(r, "Event loop failed: %s", strerror(-r));
+        else if (s.exit_status != EXIT_SUCCESS)
+                log_error("All workers are gone: exiting with status %d", s.exit_status);
         else
                 log_info("All workers are gone: exiting");
-        status = r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+        status = r < 0 ? EXIT_FAILURE : s.exit_status;
 finish:;
         _cleanup_free_ char *runtime_dir = TAKE_PTR(s.runtime_dir);
         supervisor_done(&s);
-        if (status == EXIT_SUCCESS && runtime_dir && !getenv("RUNTIME_DIRECTORY"))
-                (void) rmdir(runtime_dir); /* ours to clean when systemd does not */
+        /* Ours to clean when systemd does not, after a run that ended as the engine said
+         * (a stop, or a start that timed out). */
+        bool ran = status == EXIT_SUCCESS || s.exit_status != EXIT_SUCCESS;
+        if (ran && runtime_dir && !getenv("RUNTIME_DIRECTORY"))
+                (void) rmdir(runtime_dir);
         return status;
 }
 

@@ -100,7 +100,9 @@ int spawn_child_reset(pid_t parent, bool own_session) {
         return 0;
 }
 
-int spawn_signal_worker(pid_t pid, int sig) {
+int spawn_signal_worker(pid_t pid, int sig, bool group) {
+        if (!group)
+                return kill(pid, sig) < 0 && errno != ESRCH ? -errno : 0;
         /* getpgid() fails once the worker is reaped; its group may still hold children. */
         if (getpgid(pid) != pid && kill(pid, sig) < 0 && errno != ESRCH)
                 return -errno;

@@ -27,12 +27,13 @@ struct spawn_request {
  * child is reaped before returning. */
 int spawn_worker(const struct spawn_request *r, pid_t *ret_pid, int *ret_control_fd);
 
-/* Sends SIG to a worker and to everything in the process group it leads, as systemd's
- * KillMode=control-group would: a pre-fork server's children or a wrapper's child must
- * drain (and die after drain_timeout) with it, or they would go on serving old code. A
- * worker that left its group still gets SIG itself, once. Returns 0 (also when nothing
- * was left to signal) or a negative errno. */
-int spawn_signal_worker(pid_t pid, int sig);
+/* With GROUP, sends SIG to a worker and to everything in the process group it leads, as
+ * systemd's KillMode=control-group would: a wrapper's child must drain (and die after
+ * drain_timeout) with it, or it would go on serving old code. A worker that left its
+ * group still gets SIG itself, once. Without GROUP, only the worker's main process gets
+ * it (KillMode=mixed's SIGTERM): a prefork master that drains its own children. Returns
+ * 0 (also when nothing was left to signal) or a negative errno. */
+int spawn_signal_worker(pid_t pid, int sig, bool group);
 
 /* The environment a child gets: ours minus the variables that describe our own service
  * manager relationship, plus EXTRA. NULL on ENOMEM. */

@@ -36,6 +36,8 @@ void engine_settings_from_config(const struct config *c, struct engine_settings 
                 .ready_timeout_usec = c->ready_timeout_usec,
                 .drain_signal = c->drain_signal,
                 .drain_timeout_usec = c->drain_timeout_usec,
+                .kill_mode = c->kill_mode,
+                .start_timeout_usec = c->start_timeout_usec,
         };
 }
 
@@ -60,6 +62,8 @@ int supervisor_load_config(struct supervisor *s, struct config *ret, char *err, 
                 c.workers = o->workers;
         if (o->restart)
                 c.strategy = STRATEGY_RESTART;
+        if (o->start_timeout_set)
+                c.start_timeout_usec = o->start_timeout_usec;
         if (o->pre_upgrade) {
                 free(c.pre_upgrade);
                 c.pre_upgrade = strdup(o->pre_upgrade);
@@ -287,11 +291,19 @@ void supervisor_dispatch(struct supervisor *s) {
                         perform_spawn(s, &a);
                         break;
                 case ACTION_SIGNAL:
-                        if (a.signal == SIGKILL)
-                                log_warning("Killing worker %d: it did not exit in time", a.pid);
-                        else
-                                log_info("Draining worker %d (%s)", a.pid, sigabbrev_np(a.signal) ?: "?");
-                        r = spawn_signal_worker(a.pid, a.signal);
+                        switch (a.purpose) {
+                        case SIGNAL_DRAIN:
+                                log_info("Draining worker %d (%s%s)", a.pid, sigabbrev_np(a.signal) ?: "?",
+                                         a.group ? "" : " to its main process only");
+                                break;
+                        case SIGNAL_RESUME:
+                                log_debug("Sending CONT to worker %d, in case it is stopped", a.pid);
+                                break;
+                        case SIGNAL_KILL:
+                                log_warning("Killing worker %d: %s", a.pid, a.reason);
+                                break;
+                        }
+                        r = spawn_signal_worker(a.pid, a.signal, a.group);
                         if (r < 0)
                                 log_warning_errno(r, "Cannot signal worker %d: %s", a.pid, strerror(-r));
                         break;
@@ -313,7 +325,11 @@ void supervisor_dispatch(struct supervisor *s) {
                 case ACTION_CANCEL_HOOK:
                         control_cancel_hook(s);
                         break;
+                case ACTION_START_FAILED:
+                        log_error("%s; stopping every worker", a.reason);
+                        break;
                 case ACTION_EXIT:
+                        s->exit_status = a.success ? EXIT_SUCCESS : EXIT_FAILURE;
                         (void) sd_event_exit(s->event, s->exit_status);
                         break;
                 }
@@ -395,7 +411,7 @@ void supervisor_done(struct supervisor *s) {
         s->bus = bus_server_free(s->bus);
         while (s->n_io > 0) {
                 /* Only reached when the loop ended abnormally: never leave a worker behind. */
-                (void) spawn_signal_worker(s->io[0].pid, SIGKILL);
+                (void) spawn_signal_worker(s->io[0].pid, SIGKILL, true);
                 (void) waitpid(s->io[0].pid, NULL, 0);
                 io_remove(s, &s->io[0]);
         }

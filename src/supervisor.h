@@ -19,6 +19,8 @@ struct cli_overrides {
         bool restart; /* -z */
         const char *pre_upgrade;
         const char *head;
+        bool start_timeout_set; /* --start-timeout (0 is a value: no bound) */
+        uint64_t start_timeout_usec;
 };
 
 /* The shell's side of one worker: what the engine does not need to know. */
@@ -72,7 +74,7 @@ struct supervisor {
 
         char status[1024];
         bool stopping_notified;
-        int exit_status;
+        int exit_status; /* from ACTION_EXIT: EXIT_FAILURE when the start timed out */
 };
 
 /* supervisor.c */

@@ -10,7 +10,11 @@
  *   - one upgrade at a time: a second request is refused until the first has finished,
  *     each finishes exactly once, and a success makes its generation current;
  *   - after a stop, firing the timers and reaping what was SIGKILLed always ends in
- *     ACTION_EXIT with no worker left, however stubborn the workers are. */
+ *     ACTION_EXIT with no worker left, however stubborn the workers are;
+ *   - every drain signal is followed by SIGCONT to the same pid, both sent where the
+ *     worker's kill_mode says; SIGKILL always goes to the whole group;
+ *   - the start bound gives up only before the first READY=1, once, and then (and only
+ *     then) the exit is a failure. */
 #include <assert.h>
 #include <errno.h>
 #include <signal.h>
@@ -46,6 +50,10 @@ struct shell {
         uint64_t outstanding; /* generation of the upgrade not finished yet, 0 if none */
         uint64_t generation;
         bool exited;
+        bool ready; /* ACTION_READY was seen */
+        bool start_failed; /* ACTION_START_FAILED was seen */
+        struct engine_action last_signal; /* the previous action, if a signal */
+        bool after_drain; /* the previous action was a drain signal */
 };
 
 static ssize_t live_index(const struct shell *sh, pid_t pid) {
@@ -63,16 +71,22 @@ static void reap(struct shell *sh, size_t i, bool signaled, int status) {
         engine_worker_exited(sh->e, pid, signaled, status, sh->now);
 }
 
+/* kill_mode and start_timeout come from the higher bits of bytes read anyway, so that
+ * the seed corpus keeps its meaning. */
 static void settings_from(struct script *s, struct engine_settings *ret) {
+        uint8_t workers = next(s), strategy = next(s), batch = next(s), ready = next(s), delay = next(s),
+                timeout = next(s), drain = next(s);
         *ret = (struct engine_settings){
-                .workers = 1 + next(s) % 6,
-                .strategy = (enum strategy)(next(s) % 3),
-                .batch = 1 + next(s) % 3,
-                .ready = next(s) % 2 ? READY_NOTIFY : READY_DELAY,
-                .ready_delay_usec = (uint64_t) (next(s) % 4) * 100 * USEC_PER_MSEC,
-                .ready_timeout_usec = (uint64_t) (1 + next(s) % 4) * USEC_PER_SEC,
+                .workers = 1 + workers % 6,
+                .strategy = (enum strategy)(strategy % 3),
+                .batch = 1 + batch % 3,
+                .ready = ready % 2 ? READY_NOTIFY : READY_DELAY,
+                .ready_delay_usec = (uint64_t) (delay % 4) * 100 * USEC_PER_MSEC,
+                .ready_timeout_usec = (uint64_t) (1 + timeout % 4) * USEC_PER_SEC,
                 .drain_signal = SIGTERM,
-                .drain_timeout_usec = (uint64_t) (1 + next(s) % 4) * USEC_PER_SEC,
+                .drain_timeout_usec = (uint64_t) (1 + drain % 4) * USEC_PER_SEC,
+                .kill_mode = (workers / 6) % 2 ? KILL_MODE_MIXED : KILL_MODE_GROUP,
+                .start_timeout_usec = (uint64_t) ((timeout / 4) % 4) * 1500 * USEC_PER_MSEC, /* 0 = none */
         };
 }
 
@@ -81,6 +95,11 @@ static void pump(struct shell *sh) {
         struct engine_action a;
         while (engine_next_action(sh->e, &a)) {
                 assert(!sh->exited);
+                bool after_drain = sh->after_drain;
+                sh->after_drain = false;
+                if (after_drain) /* SIGCONT comes right after the drain signal (SIGTERM here) */
+                        assert(a.type == ACTION_SIGNAL && a.signal == SIGCONT && a.purpose == SIGNAL_RESUME &&
+                               a.pid == sh->last_signal.pid && a.group == sh->last_signal.group);
                 switch (a.type) {
                 case ACTION_SPAWN:
                         if (sh->fail_spawns || sh->n_live == MAX_LIVE)
@@ -94,6 +113,22 @@ static void pump(struct shell *sh) {
                 case ACTION_SIGNAL: {
                         ssize_t i = live_index(sh, a.pid);
                         assert(i >= 0); /* never a reaped pid */
+                        const struct engine_worker *w = engine_find_worker(sh->e, a.pid);
+                        assert(w);
+                        switch (a.purpose) {
+                        case SIGNAL_DRAIN:
+                                assert(a.signal == w->drain_signal);
+                                assert(a.group == (w->kill_mode == KILL_MODE_GROUP));
+                                sh->after_drain = true;
+                                break;
+                        case SIGNAL_RESUME:
+                                assert(after_drain);
+                                break;
+                        case SIGNAL_KILL:
+                                assert(a.signal == SIGKILL && a.group);
+                                break;
+                        }
+                        sh->last_signal = a;
                         if (a.signal == SIGKILL)
                                 sh->killed[i] = true;
                         break;
@@ -113,14 +148,22 @@ static void pump(struct shell *sh) {
                         sh->prepared = false;
                         engine_abort_upgrade(sh->e, "cancelled");
                         break;
+                case ACTION_START_FAILED:
+                        assert(!sh->ready && !sh->start_failed && sh->outstanding == 0);
+                        sh->start_failed = true;
+                        break;
                 case ACTION_EXIT:
+                        assert(a.success == !sh->start_failed);
                         sh->exited = true;
                         break;
-                case ACTION_WORKER_READY:
                 case ACTION_READY:
+                        sh->ready = true;
+                        break;
+                case ACTION_WORKER_READY:
                         break;
                 }
         }
+        assert(!sh->after_drain); /* its SIGCONT is in the same batch */
 }
 
 static void check(struct shell *sh) {
@@ -276,6 +319,7 @@ static void stop(struct shell *sh) {
         }
         assert(sh->exited);
         assert(sh->outstanding == 0);
+        assert(!sh->after_drain);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

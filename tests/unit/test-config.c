@@ -475,6 +475,22 @@ Test(config, bad_file_changes_nothing) {
         cr_assert_eq(c.batch, 1);
 }
 
+Test(config, kill_mode_and_start_timeout) {
+        cr_assert_eq(c.kill_mode, KILL_MODE_GROUP);
+        cr_assert_eq(c.start_timeout_usec, 90 * SEC, "systemd's DefaultTimeoutStartSec=");
+        check_loads("[upgrade]\nkill_mode = mixed\nstart_timeout = 2min\n");
+        cr_assert_eq(c.kill_mode, KILL_MODE_MIXED);
+        cr_assert_eq(c.start_timeout_usec, 120 * SEC);
+        check_loads("[upgrade]\nkill_mode = group\nstart_timeout = 0\n");
+        cr_assert_eq(c.kill_mode, KILL_MODE_GROUP);
+        cr_assert_eq(c.start_timeout_usec, 0, "0 = no bound");
+        cr_assert_str_eq(kill_mode_to_string(KILL_MODE_MIXED), "mixed");
+        check_error("[upgrade]\nkill_mode = control-group\n", 2, "invalid kill_mode 'control-group' (group or mixed)");
+        check_error("[upgrade]\nstart_timeout = soon\n", 2,
+                    "invalid duration 'soon' for start_timeout (use ms, s or min, e.g. 500ms, 1.5s, 2min)");
+        cr_assert_eq(c.kill_mode, KILL_MODE_GROUP, "a bad file changes nothing");
+}
+
 Test(config, missing_file) {
         _cleanup_free_ char *missing = NULL, *expected = NULL;
         cr_assert_geq(asprintf(&missing, "%s/nothing.conf", dir), 0);

@@ -98,12 +98,13 @@ static size_t count_spawns(size_t from, uint64_t generation) {
         return n;
 }
 
-/* Signals to pid (0: to anyone) of sig (0: any signal). */
+/* Signals to pid (0: to anyone) of sig (0: any signal but the SIGCONT that follows each
+ * drain signal, which drain_resumes_stopped_worker and its neighbours check). */
 static size_t count_signals(size_t from, pid_t pid, int sig) {
         size_t n = 0;
         for (size_t i = from; i < n_recorded; i++)
                 if (recorded[i].type == ACTION_SIGNAL && (pid == 0 || recorded[i].pid == pid) &&
-                    (sig == 0 || recorded[i].signal == sig))
+                    (sig == 0 ? recorded[i].purpose != SIGNAL_RESUME : recorded[i].signal == sig))
                         n++;
         return n;
 }
@@ -1520,4 +1521,374 @@ Test(engine, old_worker_respawned_during_blue_green) {
         cr_assert(finished(m)->success);
         cr_assert_eq(count_signals(m, respawned, SIGTERM), 1);
         cr_assert_eq(workers_in(1, ANY_STATE), workers_in(1, WORKER_DRAINING));
+}
+
+/* ---- a stopped worker drains: SIGCONT after the drain signal ---- */
+
+/* The signal actions to pid from `from` on, in order; returns how many. */
+static size_t signals_to(size_t from, pid_t pid, const struct engine_action **out, size_t max) {
+        size_t k = 0;
+        for (size_t i = from; i < n_recorded && k < max; i++)
+                if (recorded[i].type == ACTION_SIGNAL && recorded[i].pid == pid)
+                        out[k++] = &recorded[i];
+        return k;
+}
+
+Test(engine, drain_resumes_stopped_worker) {
+        struct engine_settings s = settings(2, STRATEGY_ROLLING, 1);
+        start_running(&s);
+        begin_upgrade("/srv/app/v2", &s);
+        size_t m = mark();
+        ready_one(2);
+        pid_t old = first_pid(1, WORKER_DRAINING);
+
+        /* SIGTERM, then at once SIGCONT to the same pid and the same scope: a worker
+         * stopped with SIGSTOP runs its drain instead of waiting to be killed. */
+        size_t term = index_of(m, ACTION_SIGNAL);
+        cr_assert_eq(recorded[term].pid, old);
+        cr_assert_eq(recorded[term].signal, SIGTERM);
+        cr_assert_eq(recorded[term].purpose, SIGNAL_DRAIN);
+        cr_assert(recorded[term].group);
+        cr_assert_eq(recorded[term + 1].type, ACTION_SIGNAL);
+        cr_assert_eq(recorded[term + 1].pid, old);
+        cr_assert_eq(recorded[term + 1].signal, SIGCONT);
+        cr_assert_eq(recorded[term + 1].purpose, SIGNAL_RESUME);
+        cr_assert(recorded[term + 1].group);
+        cr_assert_eq(count_signals(m, old, SIGCONT), 1);
+
+        /* The SIGKILL at drain_timeout needs no SIGCONT: it ends a stopped process too. */
+        ready_one(2);
+        exit_pid(first_pid(1, WORKER_DRAINING) == old ? 0 : first_pid(1, WORKER_DRAINING), 0);
+        m = mark();
+        advance(60 * SEC);
+        cr_assert_eq(count_signals(m, old, SIGKILL), 1);
+        cr_assert_eq(count_signals(m, old, SIGCONT), 0);
+        cr_assert_eq(recorded[index_of(m, ACTION_SIGNAL)].purpose, SIGNAL_KILL);
+}
+
+Test(engine, drain_resume_skipped_for_cont_and_kill) {
+        const int signals[] = { SIGCONT, SIGKILL };
+        for (size_t i = 0; i < ELEMENTSOF(signals); i++) {
+                teardown();
+                setup();
+                struct engine_settings s = settings(1, STRATEGY_ROLLING, 1);
+                s.drain_signal = signals[i];
+                start_running(&s);
+                pid_t pid = first_pid(1, ANY_STATE);
+                size_t m = mark();
+                engine_stop(e, now);
+                pump();
+                const struct engine_action *got[8];
+                cr_assert_eq(signals_to(m, pid, got, 8), 1, "%s: one signal, not a second SIGCONT",
+                             sigabbrev_np(signals[i]));
+                cr_assert_eq(got[0]->signal, signals[i]);
+        }
+}
+
+Test(engine, stop_resumes_every_worker_even_before_spawn_reported) {
+        struct engine_settings s = settings(3, STRATEGY_ROLLING, 1);
+        start_running(&s);
+        size_t m = mark();
+        engine_stop(e, now);
+        pump();
+        cr_assert_eq(count_signals(m, 0, SIGTERM), 3);
+        cr_assert_eq(count_signals(m, 0, SIGCONT), 3);
+
+        teardown();
+        setup();
+        hold_spawns = true;
+        start(&s);
+        m = mark();
+        engine_stop(e, now);
+        pump();
+        hold_spawns = false;
+        report_held_spawns();
+        pid_t pids[MAX_PIDS];
+        cr_assert_eq(pids_of(1, ANY_STATE, pids), 3);
+        for (size_t i = 0; i < 3; i++) {
+                const struct engine_action *got[8];
+                cr_assert_eq(signals_to(m, pids[i], got, 8), 2);
+                cr_assert_eq(got[0]->signal, SIGTERM);
+                cr_assert_eq(got[1]->signal, SIGCONT);
+        }
+}
+
+/* ---- kill_mode ---- */
+
+Test(engine, kill_mode_mixed_drains_main_process_kills_group) {
+        struct engine_settings old = settings(1, STRATEGY_ROLLING, 1);
+        old.kill_mode = KILL_MODE_MIXED;
+        old.drain_timeout_usec = 5 * SEC;
+        start_running(&old);
+        pid_t first = first_pid(1, ANY_STATE);
+
+        /* The new generation goes back to group: each worker keeps its own generation's mode. */
+        struct engine_settings s = settings(1, STRATEGY_ROLLING, 1);
+        s.kill_mode = KILL_MODE_GROUP;
+        begin_upgrade("/srv/app/v2", &s);
+        size_t m = mark();
+        ready_one(2);
+        const struct engine_action *got[8];
+        cr_assert_eq(signals_to(m, first, got, 8), 2);
+        cr_assert_eq(got[0]->signal, SIGTERM);
+        cr_assert_not(got[0]->group, "mixed: the drain signal to the main process only");
+        cr_assert_eq(got[1]->signal, SIGCONT);
+        cr_assert_not(got[1]->group, "mixed: SIGCONT to the main process only");
+
+        m = mark();
+        advance_to_deadline();
+        cr_assert_eq(signals_to(m, first, got, 8), 1);
+        cr_assert_eq(got[0]->signal, SIGKILL);
+        cr_assert(got[0]->group, "the SIGKILL at drain_timeout reaches the whole group");
+        kill_pid(first, SIGKILL);
+
+        pid_t second = first_pid(2, WORKER_READY);
+        m = mark();
+        engine_stop(e, now);
+        pump();
+        cr_assert_eq(signals_to(m, second, got, 8), 2);
+        cr_assert(got[0]->group && got[1]->group, "generation 2 drains with kill_mode=group");
+}
+
+Test(engine, kill_mode_mixed_kills_are_group_wide) {
+        struct engine_settings s = settings(2, STRATEGY_ROLLING, 1);
+        s.kill_mode = KILL_MODE_MIXED;
+        s.ready_timeout_usec = 2 * SEC;
+        start_running(&s);
+        /* Restart: SIGKILL to the group. */
+        size_t m = mark();
+        pid_t pids[MAX_PIDS];
+        cr_assert_eq(pids_of(1, ANY_STATE, pids), 2);
+        cr_assert_eq(engine_restart(e, now), 0);
+        pump();
+        cr_assert_eq(count_signals(m, 0, SIGKILL), 2);
+        for (size_t i = m; i < n_recorded; i++)
+                if (recorded[i].type == ACTION_SIGNAL)
+                        cr_assert(recorded[i].group);
+        kill_pid(pids[0], SIGKILL);
+        kill_pid(pids[1], SIGKILL);
+        /* Not ready in time: drained (main process) and killed (group). */
+        m = mark();
+        advance(2 * SEC);
+        cr_assert_eq(count_signals(m, 0, SIGKILL), 2);
+        for (size_t i = m; i < n_recorded; i++)
+                if (recorded[i].type == ACTION_SIGNAL)
+                        cr_assert_eq(recorded[i].group, recorded[i].signal == SIGKILL, "%s",
+                                     sigabbrev_np(recorded[i].signal));
+}
+
+/* ---- start_timeout ---- */
+
+static struct engine_settings bounded(unsigned workers, uint64_t start_timeout) {
+        struct engine_settings s = settings(workers, STRATEGY_ROLLING, 1);
+        s.start_timeout_usec = start_timeout;
+        return s;
+}
+
+/* Every starting worker of generation 1 exits with status 1. */
+static void crash_starting(void) {
+        pid_t pids[MAX_PIDS];
+        size_t n = pids_of(1, WORKER_STARTING, pids);
+        for (size_t i = 0; i < n; i++)
+                exit_pid(pids[i], 1);
+}
+
+Test(engine, start_timeout_crash_loop_stops_and_fails) {
+        struct engine_settings s = bounded(2, 90 * SEC);
+        s.ready_timeout_usec = 120 * SEC;
+        uint64_t t0 = now;
+        start(&s);
+        cr_assert_eq(engine_next_deadline(e), t0 + 90 * SEC);
+
+        /* A crash loop: every worker dies, is respawned after its back-off, dies again. */
+        unsigned crashes = 0;
+        while (engine_get_state(e) == ENGINE_STARTING) {
+                crashes += workers_in(1, WORKER_STARTING);
+                crash_starting();
+                cr_assert_eq(count_actions(0, ACTION_START_FAILED), 0);
+                advance_to_deadline();
+                cr_assert_leq(now, t0 + 90 * SEC);
+        }
+        cr_assert_eq(now, t0 + 90 * SEC, "gave up exactly at the deadline");
+        const struct engine_action *failed = find_action(0, ACTION_START_FAILED);
+        cr_assert_not_null(failed);
+        cr_assert_eq(count_actions(0, ACTION_START_FAILED), 1);
+        char want[512];
+        snprintf(want, sizeof(want),
+                 "Start timed out: generation 1 not ready after 90s (0/2 ready, %u crashes; last: ", crashes);
+        cr_assert(strncmp(failed->reason, want, strlen(want)) == 0, "%s", failed->reason);
+        cr_assert(strstr(failed->reason, "exited with status 1)"), "%s", failed->reason);
+        cr_assert(strncmp(engine_get_last_result(e), "failed: Start timed out", 23) == 0, "%s",
+                  engine_get_last_result(e));
+
+        /* Both slots were waiting out their back-off (the last crashes at 82.7 s, the
+         * respawns due at 92.7 s): nothing to stop, so the exit follows at once, and the
+         * respawns never happen. */
+        size_t at = index_of(0, ACTION_START_FAILED);
+        cr_assert_eq(count_spawns(at, 1), 0);
+        cr_assert_eq(count_signals(at, 0, 0), 0);
+        cr_assert_eq(engine_get_state(e), ENGINE_STOPPED);
+        const struct engine_action *exit = find_action(at, ACTION_EXIT);
+        cr_assert_not_null(exit);
+        cr_assert_not(exit->success);
+        cr_assert_str_eq(exit->reason, failed->reason);
+        cr_assert(strncmp(status(), "Start timed out: generation 1 not ready after 90s", 49) == 0, "%s", status());
+        cr_assert_eq(count_actions(0, ACTION_READY), 0);
+        cr_assert_eq(engine_check_upgrade(e), -ESHUTDOWN);
+        cr_assert_eq(engine_next_deadline(e), USEC_INFINITY);
+}
+
+Test(engine, start_timeout_drains_ready_workers_kills_starting_ones) {
+        struct engine_settings s = bounded(3, 10 * SEC);
+        s.ready_timeout_usec = 60 * SEC; /* the start bound comes first */
+        s.drain_timeout_usec = 5 * SEC;
+        start(&s);
+        pid_t pids[MAX_PIDS];
+        cr_assert_eq(pids_of(1, ANY_STATE, pids), 3);
+        ready_pid(pids[0]);
+        ready_pid(pids[1]);
+
+        size_t m = mark();
+        advance(10 * SEC);
+        const struct engine_action *failed = find_action(m, ACTION_START_FAILED);
+        cr_assert_not_null(failed);
+        cr_assert_str_eq(failed->reason, "Start timed out: generation 1 not ready after 10s (2/3 ready, 0 crashes)");
+        cr_assert_str_eq(status(), "Start timed out: generation 1 not ready after 10s (2/3 ready, 0 crashes); "
+                                   "stopping: 3 workers draining");
+        /* The ready ones may be serving requests: they drain, with SIGCONT. */
+        for (size_t i = 0; i < 2; i++) {
+                const struct engine_action *got[8];
+                cr_assert_eq(signals_to(m, pids[i], got, 8), 2);
+                cr_assert_eq(got[0]->signal, SIGTERM);
+                cr_assert_eq(got[1]->signal, SIGCONT);
+                cr_assert_eq(state_of(pids[i]), WORKER_DRAINING);
+        }
+        cr_assert_eq(count_signals(m, pids[2], 0), 1);
+        cr_assert_eq(count_signals(m, pids[2], SIGKILL), 1);
+
+        kill_pid(pids[2], SIGKILL);
+        exit_pid(pids[0], 0);
+        /* One that ignores the drain signal is killed at its drain_timeout, as in any stop. */
+        m = mark();
+        advance_to_deadline();
+        cr_assert_eq(count_signals(m, pids[1], SIGKILL), 1);
+        kill_pid(pids[1], SIGKILL);
+        const struct engine_action *exit = find_action(m, ACTION_EXIT);
+        cr_assert_not_null(exit);
+        cr_assert_not(exit->success);
+}
+
+Test(engine, start_timeout_ready_in_time_never_fires) {
+        struct engine_settings s = bounded(2, 5 * SEC);
+        start(&s);
+        now += 4 * SEC;
+        ready_all(1);
+        cr_assert_eq(engine_get_state(e), ENGINE_RUNNING);
+        cr_assert_eq(engine_next_deadline(e), USEC_INFINITY, "no start deadline once running");
+        /* Crashes after the start are respawned for ever, as before. */
+        for (int i = 0; i < 20; i++) {
+                exit_pid(first_pid(1, ANY_STATE), 1);
+                advance_to_deadline();
+        }
+        advance(3600 * SEC);
+        cr_assert_eq(count_actions(0, ACTION_START_FAILED), 0);
+        cr_assert_eq(count_actions(0, ACTION_EXIT), 0);
+        cr_assert_eq(engine_get_state(e), ENGINE_RUNNING);
+}
+
+Test(engine, start_timeout_zero_waits_for_ever) {
+        struct engine_settings s = bounded(1, 0);
+        start(&s);
+        cr_assert_eq(engine_next_deadline(e), now + 30 * SEC, "only the worker's ready_timeout");
+        crash_starting();
+        for (int i = 0; i < 399; i++) { /* over an hour of back-off */
+                advance_to_deadline();
+                crash_starting();
+        }
+        cr_assert_eq(engine_get_state(e), ENGINE_STARTING);
+        cr_assert_eq(count_actions(0, ACTION_START_FAILED), 0);
+        cr_assert_eq(count_actions(0, ACTION_EXIT), 0);
+        cr_assert(strstr(status(), "crashed 400 times in a row"), "%s", status());
+}
+
+Test(engine, start_timeout_lets_a_running_upgrade_finish) {
+        struct engine_settings s = bounded(1, 10 * SEC);
+        uint64_t t0 = now;
+        start(&s);
+        crash_starting();
+        /* The way out of a crash loop: an upgrade to fixed code, begun before the deadline. */
+        size_t m = mark();
+        begin_upgrade("/srv/app/v2", &s);
+        advance(15 * SEC);
+        cr_assert_eq(count_actions(m, ACTION_START_FAILED), 0, "the upgrade runs to its end");
+        cr_assert_eq(engine_get_state(e), ENGINE_UPGRADING);
+        /* It fails: back to starting, past the deadline, so the next timer gives up. */
+        exit_pid(first_pid(2, WORKER_STARTING), 1);
+        cr_assert_not(finished(m)->success);
+        cr_assert_eq(engine_get_state(e), ENGINE_STARTING);
+        cr_assert_leq(engine_next_deadline(e), now, "due at once");
+        advance_to_deadline();
+        cr_assert_eq(count_actions(m, ACTION_START_FAILED), 1);
+        cr_assert(now >= t0 + 10 * SEC);
+
+        /* The same, but the upgrade succeeds: running, nothing ends. */
+        teardown();
+        setup();
+        start(&s);
+        crash_starting();
+        m = mark();
+        begin_upgrade("/srv/app/v2", &s);
+        advance(15 * SEC);
+        ready_all(2);
+        cr_assert(finished(m)->success);
+        cr_assert_eq(engine_get_state(e), ENGINE_RUNNING);
+        advance(60 * SEC);
+        cr_assert_eq(count_actions(0, ACTION_START_FAILED), 0);
+        cr_assert_eq(count_actions(0, ACTION_EXIT), 0);
+}
+
+Test(engine, start_timeout_before_spawn_reported) {
+        struct engine_settings s = bounded(1, 10 * SEC);
+        s.drain_timeout_usec = 3 * SEC;
+        hold_spawns = true;
+        start(&s);
+        cr_assert_eq(engine_next_deadline(e), now + 10 * SEC);
+        advance_to_deadline();
+        cr_assert_eq(count_actions(0, ACTION_START_FAILED), 1);
+        cr_assert_eq(count_signals(0, 0, 0), 0, "no pid to signal yet");
+        hold_spawns = false;
+        size_t m = mark();
+        report_held_spawns();
+        pid_t pid = first_pid(1, ANY_STATE);
+        cr_assert_eq(count_signals(m, pid, SIGTERM), 1);
+        cr_assert_eq(count_signals(m, pid, SIGCONT), 1);
+        advance_to_deadline();
+        cr_assert_eq(count_signals(m, pid, SIGKILL), 1, "bounded by the drain timeout");
+        kill_pid(pid, SIGKILL);
+        cr_assert_not(find_action(m, ACTION_EXIT)->success);
+}
+
+Test(engine, stop_exits_with_success) {
+        struct engine_settings s = bounded(1, 10 * SEC);
+        start_running(&s);
+        size_t m = mark();
+        engine_stop(e, now);
+        pump();
+        exit_draining();
+        const struct engine_action *exit = find_action(m, ACTION_EXIT);
+        cr_assert_not_null(exit);
+        cr_assert(exit->success);
+        cr_assert_str_eq(exit->reason, "");
+
+        /* A stop while still starting, before the bound, is a success too. */
+        teardown();
+        setup();
+        start(&s);
+        m = mark();
+        engine_stop(e, now);
+        pump();
+        exit_draining();
+        cr_assert(find_action(m, ACTION_EXIT)->success);
+        advance(60 * SEC);
+        cr_assert_eq(count_actions(0, ACTION_START_FAILED), 0);
 }
