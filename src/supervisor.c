@@ -373,7 +373,7 @@ int supervisor_setup_loop(struct supervisor *s) {
             (r = sd_event_add_signal(s->event, NULL, SIGINT, on_stop_signal, s)) < 0 ||
             (r = sd_event_add_signal(s->event, NULL, SIGHUP, on_reload_signal, s)) < 0)
                 return log_error_errno(r, "Cannot watch signals: %s", strerror(-r));
-        r = sd_event_add_time(s->event, &s->timer, CLOCK_MONOTONIC, USEC_INFINITY, 0, on_timer, s);
+        r = sd_event_add_time(s->event, &s->timer, CLOCK_MONOTONIC, USEC_INFINITY, TIMER_ACCURACY_USEC, on_timer, s);
         if (r < 0)
                 return log_error_errno(r, "Cannot create timer: %s", strerror(-r));
         (void) sd_event_source_set_enabled(s->timer, SD_EVENT_OFF);
@@ -381,8 +381,8 @@ int supervisor_setup_loop(struct supervisor *s) {
         if (r < 0)
                 return log_error_errno(r, "Cannot watch the notify socket: %s", strerror(-r));
         if (sd_watchdog_enabled(false, &interval) > 0) {
-                r = sd_event_add_time_relative(s->event, &s->watchdog, CLOCK_MONOTONIC, interval / 2, 0, on_watchdog,
-                                               s);
+                r = sd_event_add_time_relative(s->event, &s->watchdog, CLOCK_MONOTONIC, interval / 2,
+                                               TIMER_ACCURACY_USEC, on_watchdog, s);
                 if (r < 0)
                         return log_error_errno(r, "Cannot set up the watchdog: %s", strerror(-r));
                 (void) sd_event_source_set_enabled(s->watchdog, SD_EVENT_ON);
