@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "hook.h"
+#include "leftovers.h"
 #include "log.h"
 #include "macro.h"
 #include "notify.h"
@@ -113,6 +114,7 @@ static int on_worker_exit(sd_event_source *source, const siginfo_t *si, void *us
          * process group, cannot have been reused yet: whatever it left behind goes now.
          * (kill() cannot tell whether anything but the zombie leader got it, so no log.) */
         (void) kill(-pid, SIGKILL);
+        leftovers_forget(&s->leftovers, pid);
         struct worker_io *io = io_find(s, pid);
         if (io)
                 io_remove(s, io);
@@ -171,6 +173,9 @@ static void perform_spawn(struct supervisor *s, const struct engine_action *a) {
                 engine_worker_spawn_failed(s->engine, a->worker_id, strerror(-r), now_usec());
                 return;
         }
+        /* Before the engine hears of it: from now on a SIGKILL of the supervisor leaves a
+         * record for the next start to stop what this worker forks (leftovers.h). */
+        leftovers_record(&s->leftovers, pid, a->generation);
         log_info("Worker %d (generation %" PRIu64 ", slot %u) started: %s", pid, a->generation, a->slot, cmd->target);
         engine_worker_spawned(s->engine, a->worker_id, pid, now_usec());
 }
@@ -397,8 +402,10 @@ void supervisor_done(struct supervisor *s) {
                 /* Only reached when the loop ended abnormally: never leave a worker behind. */
                 (void) spawn_signal_worker(s->io[0].pid, SIGKILL);
                 (void) waitpid(s->io[0].pid, NULL, 0);
+                leftovers_forget(&s->leftovers, s->io[0].pid);
                 io_remove(s, &s->io[0]);
         }
+        leftovers_close(&s->leftovers);
         free(s->io);
         s->notify_source = sd_event_source_disable_unref(s->notify_source);
         s->timer = sd_event_source_disable_unref(s->timer);
