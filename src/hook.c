@@ -194,7 +194,8 @@ int hook_start(sd_event *event, const char *program, const char *target, const c
         if ((r = sd_event_add_io(event, &h->out.source, h->out.fd, EPOLLIN, on_output, &h->out)) < 0 ||
             (r = sd_event_add_io(event, &h->err.source, h->err.fd, EPOLLIN, on_output, &h->err)) < 0 ||
             (r = sd_event_add_child(event, &h->child, h->pid, WEXITED, on_hook_exit, h)) < 0 ||
-            (r = sd_event_add_time_relative(event, &h->timer, CLOCK_MONOTONIC, timeout_usec, 0, on_timeout, h)) < 0) {
+            (r = sd_event_add_time_relative(event, &h->timer, CLOCK_MONOTONIC, timeout_usec, TIMER_ACCURACY_USEC,
+                                            on_timeout, h)) < 0) {
                 hook_cancel(h);
                 h = NULL;
                 goto fail;

@@ -13,6 +13,7 @@
 
 #include "client.h"
 #include "head.h"
+#include "leftovers.h"
 #include "log.h"
 #include "macro.h"
 #include "names.h"
@@ -302,8 +303,30 @@ static int already_running(const char *instance) {
         return r >= 0;
 }
 
+/* What a previous run of this instance left, if it was SIGKILLed: its workers died with
+ * it, but what they forked did not, and would hold the port with old code (leftovers.h).
+ * It goes before the sockets are taken and the first worker starts. Its drain is bounded
+ * by 5 s, not by a drain_timeout of maybe minutes: the old code is unsupervised and the
+ * instance is down until it is gone, so a short grace for in-flight requests is all it
+ * gets. Under systemd the unit's cgroup has already done this (KillMode=mixed). */
+#define LEFTOVER_DRAIN_MAX_USEC (5 * USEC_PER_SEC)
+
+static int take_leftovers(struct supervisor *s) {
+        int r = leftovers_open(&s->leftovers, s->runtime_dir);
+        if (r == -EBUSY)
+                return log_error_errno(r,
+                                       "liveswap instance %s is already running: another supervisor holds %s/workers",
+                                       s->instance, s->runtime_dir);
+        if (r < 0)
+                return r;
+        uint64_t drain = s->config.drain_timeout_usec;
+        (void) leftovers_stop_previous(&s->leftovers, s->config.drain_signal,
+                                       drain < LEFTOVER_DRAIN_MAX_USEC ? drain : LEFTOVER_DRAIN_MAX_USEC);
+        return 0;
+}
+
 static int run_supervisor(struct arguments *a) {
-        struct supervisor s = { .notify_fd = -1, .overrides = a->overrides };
+        struct supervisor s = { .notify_fd = -1, .leftovers.dir_fd = -1, .overrides = a->overrides };
         _cleanup_free_ char *default_config = NULL, *derived_instance = NULL, *bus_path = NULL;
         char err[512];
         int r, status = EXIT_FAILURE;
@@ -366,6 +389,8 @@ static int run_supervisor(struct arguments *a) {
                           s.instance);
                 goto finish;
         }
+        if ((r = take_leftovers(&s)) < 0)
+                goto finish;
         if ((r = take_sockets(&s, a)) < 0) {
                 /* A malformed address or nothing to listen on is bad usage; a port in use or
                  * a permission is a failure like any other (and worth a restart). */
@@ -410,10 +435,14 @@ finish:;
         _cleanup_free_ char *runtime_dir = TAKE_PTR(s.runtime_dir);
         supervisor_done(&s);
         /* Ours to clean when systemd does not, after a run that ended as the engine said
-         * (a stop, or a start that timed out). */
+         * (a stop, or a start that timed out); the records are gone with the workers. */
         bool ran = status == EXIT_SUCCESS || s.exit_status != EXIT_SUCCESS;
-        if (ran && runtime_dir && !getenv("RUNTIME_DIRECTORY"))
+        if (ran && runtime_dir && !getenv("RUNTIME_DIRECTORY")) {
+                _cleanup_free_ char *records = NULL;
+                if (asprintf(&records, "%s/workers", runtime_dir) >= 0)
+                        (void) rmdir(records);
                 (void) rmdir(runtime_dir);
+        }
         return status;
 }
 

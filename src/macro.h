@@ -11,6 +11,11 @@
 #define USEC_PER_MSEC 1000ULL
 #define USEC_PER_SEC 1000000ULL
 #define USEC_INFINITY ((uint64_t) -1)
+/* The accuracy given to every sd-event timer. 0 would mean sd-event's default of 250 ms,
+ * which made each ready_delay, drain SIGKILL and respawn back-off up to 250 ms late (a
+ * rolling upgrade with ready = delay took ~240 ms per step). Timers are armed only when a
+ * deadline exists, so a small window costs no idle wake-ups. */
+#define TIMER_ACCURACY_USEC (1 * USEC_PER_MSEC)
 
 static inline void freep(void *p) {
         free(*(void **) p);

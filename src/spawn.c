@@ -89,7 +89,9 @@ int spawn_child_reset(pid_t parent, bool own_session) {
         /* Its own process group, so that a signal to the group reaches what it forks, and
          * notify messages from its children can be attributed to it. A worker's is in a
          * session of its own too: setpgid() cannot join a group of another session, so
-         * only the worker's own descendants can ever be in it (and speak for it). */
+         * only the worker's own descendants can ever be in it (and speak for it). The
+         * session also outlives a killed supervisor: leftovers.c finds by it what the
+         * worker forked. */
         if (own_session)
                 (void) setsid();
         else

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "hook.h"
+#include "leftovers.h"
 #include "log.h"
 #include "macro.h"
 #include "notify.h"
@@ -117,6 +118,7 @@ static int on_worker_exit(sd_event_source *source, const siginfo_t *si, void *us
          * process group, cannot have been reused yet: whatever it left behind goes now.
          * (kill() cannot tell whether anything but the zombie leader got it, so no log.) */
         (void) kill(-pid, SIGKILL);
+        leftovers_forget(&s->leftovers, pid);
         struct worker_io *io = io_find(s, pid);
         if (io)
                 io_remove(s, io);
@@ -175,6 +177,9 @@ static void perform_spawn(struct supervisor *s, const struct engine_action *a) {
                 engine_worker_spawn_failed(s->engine, a->worker_id, strerror(-r), now_usec());
                 return;
         }
+        /* Before the engine hears of it: from now on a SIGKILL of the supervisor leaves a
+         * record for the next start to stop what this worker forks (leftovers.h). */
+        leftovers_record(&s->leftovers, pid, a->generation);
         log_info("Worker %d (generation %" PRIu64 ", slot %u) started: %s", pid, a->generation, a->slot, cmd->target);
         engine_worker_spawned(s->engine, a->worker_id, pid, now_usec());
 }
@@ -389,7 +394,7 @@ int supervisor_setup_loop(struct supervisor *s) {
             (r = sd_event_add_signal(s->event, NULL, SIGINT, on_stop_signal, s)) < 0 ||
             (r = sd_event_add_signal(s->event, NULL, SIGHUP, on_reload_signal, s)) < 0)
                 return log_error_errno(r, "Cannot watch signals: %s", strerror(-r));
-        r = sd_event_add_time(s->event, &s->timer, CLOCK_MONOTONIC, USEC_INFINITY, 0, on_timer, s);
+        r = sd_event_add_time(s->event, &s->timer, CLOCK_MONOTONIC, USEC_INFINITY, TIMER_ACCURACY_USEC, on_timer, s);
         if (r < 0)
                 return log_error_errno(r, "Cannot create timer: %s", strerror(-r));
         (void) sd_event_source_set_enabled(s->timer, SD_EVENT_OFF);
@@ -397,8 +402,8 @@ int supervisor_setup_loop(struct supervisor *s) {
         if (r < 0)
                 return log_error_errno(r, "Cannot watch the notify socket: %s", strerror(-r));
         if (sd_watchdog_enabled(false, &interval) > 0) {
-                r = sd_event_add_time_relative(s->event, &s->watchdog, CLOCK_MONOTONIC, interval / 2, 0, on_watchdog,
-                                               s);
+                r = sd_event_add_time_relative(s->event, &s->watchdog, CLOCK_MONOTONIC, interval / 2,
+                                               TIMER_ACCURACY_USEC, on_watchdog, s);
                 if (r < 0)
                         return log_error_errno(r, "Cannot set up the watchdog: %s", strerror(-r));
                 (void) sd_event_source_set_enabled(s->watchdog, SD_EVENT_ON);
@@ -413,8 +418,10 @@ void supervisor_done(struct supervisor *s) {
                 /* Only reached when the loop ended abnormally: never leave a worker behind. */
                 (void) spawn_signal_worker(s->io[0].pid, SIGKILL, true);
                 (void) waitpid(s->io[0].pid, NULL, 0);
+                leftovers_forget(&s->leftovers, s->io[0].pid);
                 io_remove(s, &s->io[0]);
         }
+        leftovers_close(&s->leftovers);
         free(s->io);
         s->notify_source = sd_event_source_disable_unref(s->notify_source);
         s->timer = sd_event_source_disable_unref(s->timer);

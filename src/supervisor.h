@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "engine.h"
+#include "leftovers.h"
 #include "sockets.h"
 #include "target.h"
 
@@ -61,6 +62,7 @@ struct supervisor {
 
         struct worker_io *io;
         size_t n_io;
+        struct leftovers leftovers; /* each live worker's record, for the next start */
 
         struct hook *hook;
         const char *hook_error; /* D-Bus error name for the pending failure, if not UpgradeFailed */

@@ -91,6 +91,7 @@ class NotifyListener:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(path)
         self.messages = []
+        self.times = []  # time.monotonic() at each message's arrival, for timing tests
         self.consumed = 0  # messages before this index were matched by an earlier wait
         self.cond = threading.Condition()
         self.closed = False
@@ -106,6 +107,7 @@ class NotifyListener:
             if not data:  # shut down by close()
                 return
             with self.cond:
+                self.times.append(time.monotonic())
                 self.messages.append(data.decode(errors="replace"))
                 self.cond.notify_all()
 

@@ -1,0 +1,139 @@
+/* leftovers-match.c: the pure half of leftovers.h: parsing /proc/PID/stat and worker
+ * records, and deciding which processes are a previous run's leftovers. No syscalls, no
+ * allocation: the shell reads the files and performs the signals. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "leftovers.h"
+
+/* A decimal number without sign, spaces or overflow; END is where it stops. */
+static int parse_number(const char *p, const char *limit, uint64_t *ret, const char **end) {
+        uint64_t v = 0;
+        const char *start = p;
+        for (; p < limit && *p >= '0' && *p <= '9'; p++) {
+                if (v > (UINT64_MAX - (uint64_t) (*p - '0')) / 10)
+                        return -ERANGE;
+                v = v * 10 + (uint64_t) (*p - '0');
+        }
+        if (p == start)
+                return -EINVAL;
+        *ret = v;
+        *end = p;
+        return 0;
+}
+
+static int parse_pid(const char *p, const char *limit, pid_t *ret, const char **end) {
+        uint64_t v;
+        int r = parse_number(p, limit, &v, end);
+        if (r < 0)
+                return r;
+        if (v == 0 || v > INT32_MAX)
+                return -ERANGE;
+        *ret = (pid_t) v;
+        return 0;
+}
+
+int leftovers_parse_stat(const char *text, size_t len, struct process_info *ret) {
+        const char *limit = text + len, *p, *end;
+        struct process_info info = {};
+        uint64_t field;
+
+        if (parse_pid(text, limit, &info.pid, &end) < 0 || end + 1 >= limit || end[0] != ' ' || end[1] != '(')
+                return -EINVAL;
+        /* The last ')' ends the command name, whatever the name holds. */
+        const char *close = NULL;
+        for (p = end + 2; p < limit; p++)
+                if (*p == ')')
+                        close = p;
+        if (!close || close + 3 >= limit || close[1] != ' ' || close[3] != ' ')
+                return -EINVAL;
+        info.state = close[2];
+        p = close + 4;
+        /* Fields 4 (ppid) to 22 (starttime), counted from 1 as proc(5) does. */
+        for (int n = 4; n <= 22; n++) {
+                /* Some fields can be negative (tty_nr, priority, nice): skip a sign. */
+                if (p < limit && *p == '-')
+                        p++;
+                if (parse_number(p, limit, &field, &end) < 0)
+                        return -EINVAL;
+                if (n == 6) {
+                        if (field == 0 || field > INT32_MAX)
+                                return -EINVAL;
+                        info.session = (pid_t) field;
+                } else if (n == 22)
+                        info.start_time = field;
+                p = end;
+                if (n < 22) {
+                        if (p >= limit || *p != ' ')
+                                return -EINVAL;
+                        p++;
+                }
+        }
+        *ret = info;
+        return 0;
+}
+
+int leftovers_format_record(const struct leftover_record *r, char *buf, size_t size) {
+        int n = snprintf(buf, size, "%" PRIu64 " %" PRIu64 " %s\n", r->start_time, r->generation, r->boot_id);
+        if (n < 0 || (size_t) n >= size)
+                return -ENOBUFS;
+        return n;
+}
+
+static bool boot_id_valid(const char *s, size_t len) {
+        if (len != LEFTOVERS_BOOT_ID_SIZE - 1)
+                return false;
+        for (size_t i = 0; i < len; i++) {
+                bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+                if (dash ? s[i] != '-' : !((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+                        return false;
+        }
+        return true;
+}
+
+int leftovers_parse_record(const char *name, const char *text, size_t len, struct leftover_record *ret) {
+        struct leftover_record r = {};
+        const char *limit = text + len, *end;
+        const char *name_end = name + strlen(name);
+
+        if (parse_pid(name, name_end, &r.pid, &end) < 0 || end != name_end || name[0] == '0')
+                return -EINVAL;
+        if (parse_number(text, limit, &r.start_time, &end) < 0 || end >= limit || *end != ' ')
+                return -EINVAL;
+        if (parse_number(end + 1, limit, &r.generation, &end) < 0 || end >= limit || *end != ' ')
+                return -EINVAL;
+        const char *id = end + 1;
+        const char *newline = memchr(id, '\n', (size_t) (limit - id));
+        if (!newline || newline + 1 != limit || !boot_id_valid(id, (size_t) (newline - id)))
+                return -EINVAL;
+        memcpy(r.boot_id, id, LEFTOVERS_BOOT_ID_SIZE - 1);
+        *ret = r;
+        return 0;
+}
+
+size_t leftovers_select(const struct leftover_record *r, const char *boot_id, const struct process_info *procs,
+                        size_t n, pid_t self, pid_t own_session, size_t *ret_indices) {
+        /* Start times count from boot: a record of another boot says nothing. */
+        if (strcmp(r->boot_id, boot_id) != 0)
+                return 0;
+        bool leader_alive = false;
+        for (size_t i = 0; i < n; i++)
+                if (procs[i].pid == r->pid) {
+                        /* Reused pid: session P (if any) belongs to the new process. */
+                        if (procs[i].start_time != r->start_time)
+                                return 0;
+                        leader_alive = true;
+                }
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+                const struct process_info *p = &procs[i];
+                if (p->state == 'Z' || p->state == 'X' || p->pid == self || p->session == own_session)
+                        continue;
+                if ((leader_alive && p->pid == r->pid) || p->session == r->pid)
+                        ret_indices[k++] = i;
+        }
+        return k;
+}

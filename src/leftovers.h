@@ -1,0 +1,87 @@
+/* leftovers.h: what a previous run of this instance left behind, and how to stop it.
+ *
+ * A worker dies with the supervisor (PR_SET_PDEATHSIG), but what it forked does not: a
+ * wrapper script's server, reparented to PID 1, would keep serving old code on the port
+ * after a SIGKILL of the supervisor, and the next start could not bind. So every worker is
+ * recorded in <runtime_dir>/workers/<pid> while it lives, and the next start of the same
+ * instance stops whatever is left in those workers' sessions before it takes the sockets.
+ *
+ * Why a session identifies a worker's leftovers: each worker is a session leader
+ * (spawn.c calls setsid()), so everything it forks keeps session id == the worker's pid
+ * unless it calls setsid() itself. Linux never reuses a pid while any process still has it
+ * as its process group or session id. Hence, for a record of pid P started at tick T:
+ *   - a process P started at T is the worker itself;
+ *   - a process P started at another time means P was reused, which the kernel allows only
+ *     once session P had emptied: nothing of ours is left, and P's session is not ours;
+ *   - no process P but processes in session P: they are the worker's leftovers.
+ *
+ * The pure half (leftovers-match.c: parsing and deciding) is unit tested; the shell half
+ * (leftovers.c: files, /proc, signals) stays thin. Neither ever signals a process that is
+ * not positively identified as a leftover of this instance. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define LEFTOVERS_BOOT_ID_SIZE 37 /* a UUID in text and its NUL */
+#define LEFTOVERS_RECORD_MAX 128
+
+/* One worker, as recorded in <runtime_dir>/workers/<pid>. */
+struct leftover_record {
+        pid_t pid;
+        uint64_t start_time; /* clock ticks after boot: field 22 of /proc/PID/stat */
+        uint64_t generation; /* for the log only */
+        char boot_id[LEFTOVERS_BOOT_ID_SIZE]; /* start times only compare within one boot */
+};
+
+/* What the decision needs of one process in /proc. */
+struct process_info {
+        pid_t pid;
+        pid_t session;
+        char state; /* 'Z' (zombie) and 'X' (dead) cannot be stopped: they are gone */
+        uint64_t start_time;
+};
+
+/* ---- pure: leftovers-match.c ---- */
+
+/* Parses the text of /proc/PID/stat. The command name is in parentheses and may itself
+ * hold spaces and ')', so the fields are counted from its last ')'. */
+int leftovers_parse_stat(const char *text, size_t len, struct process_info *ret);
+
+/* "<start_time> <generation> <boot_id>\n" into BUF; the length, or -ENOBUFS. */
+int leftovers_format_record(const struct leftover_record *r, char *buf, size_t size);
+
+/* NAME is the file's name (the pid), TEXT its content. -EINVAL on anything malformed. */
+int leftovers_parse_record(const char *name, const char *text, size_t len, struct leftover_record *ret);
+
+/* Which processes of PROCS (a snapshot of /proc) to stop for record R, by the rules in
+ * the comment at the top: their indices go to RET_INDICES (room for N), the count is
+ * returned. BOOT_ID is the running kernel's: a record of another boot selects nothing.
+ * Never selects zombies, SELF, or anything in OWN_SESSION (the new supervisor's own). */
+size_t leftovers_select(const struct leftover_record *r, const char *boot_id, const struct process_info *procs,
+                        size_t n, pid_t self, pid_t own_session, size_t *ret_indices);
+
+/* ---- shell: leftovers.c ---- */
+
+struct leftovers {
+        int dir_fd; /* <runtime_dir>/workers, locked; -1 when records cannot be kept */
+        char boot_id[LEFTOVERS_BOOT_ID_SIZE];
+};
+
+/* Opens (creating it) <runtime_dir>/workers and takes its lock for as long as this
+ * supervisor runs: the lock proves that the run that wrote older records is dead.
+ * -EBUSY when another supervisor of the instance holds it. Any other failure is logged
+ * and leaves dir_fd -1: the supervisor runs, without this protection. */
+int leftovers_open(struct leftovers *l, const char *runtime_dir);
+void leftovers_close(struct leftovers *l);
+
+/* Records a worker just spawned, and forgets it once reaped. Failures are warnings. */
+void leftovers_record(struct leftovers *l, pid_t pid, uint64_t generation);
+void leftovers_forget(struct leftovers *l, pid_t pid);
+
+/* Stops what the records of a previous run point at: DRAIN_SIGNAL and SIGCONT, up to
+ * DRAIN_USEC for them to exit, then SIGKILL; then deletes the records. Returns how many
+ * processes were stopped. Bounded in time. */
+size_t leftovers_stop_previous(struct leftovers *l, int drain_signal, uint64_t drain_usec);

@@ -1,0 +1,146 @@
+/* test-leftovers.c: the pure half of leftovers.h: /proc/PID/stat and record parsing, and
+ * the decision which processes are a previous run's leftovers (pid reuse, boot, zombies,
+ * the new supervisor itself). */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <string.h>
+
+#include "leftovers.h"
+
+#define BOOT "0b6f6c4e-2a8e-4c3b-9a1f-5d2e7c9b1a00"
+#define OTHER_BOOT "ffffffff-2a8e-4c3b-9a1f-5d2e7c9b1a00"
+
+static int parse(const char *text, struct process_info *ret) {
+        return leftovers_parse_stat(text, strlen(text), ret);
+}
+
+Test(leftovers_stat, fields_after_the_command_name) {
+        struct process_info p;
+        cr_assert_eq(parse("4242 (node) S 1 4240 4240 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 7 0 987654 1 2 3\n", &p), 0);
+        cr_assert_eq(p.pid, 4242);
+        cr_assert_eq(p.state, 'S');
+        cr_assert_eq(p.session, 4240);
+        cr_assert_eq(p.start_time, 987654);
+}
+
+Test(leftovers_stat, a_command_name_with_spaces_and_parentheses) {
+        struct process_info p;
+        cr_assert_eq(parse("7 (a) b) ) Z 1 7 99 0 -1 0 0 0 0 0 0 0 0 0 -2 -20 1 0 55 0\n", &p), 0);
+        cr_assert_eq(p.state, 'Z');
+        cr_assert_eq(p.session, 99);
+        cr_assert_eq(p.start_time, 55);
+}
+
+Test(leftovers_stat, malformed) {
+        struct process_info p;
+        const char *bad[] = {
+                "",
+                "x (a) S 1 2 3",
+                "12 a) S 1 2 3 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5\n",
+                "12 (a S 1 2 3 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5\n",
+                "12 (a) S 1 2 3 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0\n", /* no starttime */
+                "12 (a) S 1 2 0 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5\n", /* session 0 */
+                "12 (a) S 1 2 3 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 99999999999999999999\n",
+                "0 (a) S 1 2 3 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5\n",
+        };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+                cr_expect_lt(parse(bad[i], &p), 0, "accepted: %s", bad[i]);
+}
+
+Test(leftovers_record, round_trip) {
+        struct leftover_record r = { .pid = 1234, .start_time = 98765, .generation = 3, .boot_id = BOOT }, back;
+        char buf[LEFTOVERS_RECORD_MAX];
+        int n = leftovers_format_record(&r, buf, sizeof(buf));
+        cr_assert_gt(n, 0);
+        cr_assert_str_eq(buf, "98765 3 " BOOT "\n");
+        cr_assert_eq(leftovers_parse_record("1234", buf, (size_t) n, &back), 0);
+        cr_assert_eq(back.pid, 1234);
+        cr_assert_eq(back.start_time, 98765);
+        cr_assert_eq(back.generation, 3);
+        cr_assert_str_eq(back.boot_id, BOOT);
+        cr_assert_eq(leftovers_format_record(&r, buf, 10), -ENOBUFS);
+}
+
+Test(leftovers_record, malformed) {
+        struct leftover_record r;
+        const char *good = "5 1 " BOOT "\n";
+        cr_assert_eq(leftovers_parse_record("12", good, strlen(good), &r), 0);
+        const char *names[] = { "", "0", "012", "12a", "-12", "99999999999" };
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+                cr_expect_lt(leftovers_parse_record(names[i], good, strlen(good), &r), 0, "name %s", names[i]);
+        const char *texts[] = { "",
+                                "5 1 " BOOT,
+                                "5 " BOOT "\n",
+                                "5 1 " BOOT "\nx",
+                                "5  1 " BOOT "\n",
+                                "5 1 0b6f6c4e-2a8e-4c3b-9a1f-5d2e7c9b1a0\n",
+                                "5 1 0B6F6C4E-2A8E-4C3B-9A1F-5D2E7C9B1A00\n",
+                                "-5 1 " BOOT "\n" };
+        for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
+                cr_expect_lt(leftovers_parse_record("12", texts[i], strlen(texts[i]), &r), 0, "text %s", texts[i]);
+}
+
+/* A snapshot: the old worker 100 (started at tick 500) left 101 and 102 in its session;
+ * 102 changed its process group, which keeps its session. 200 is unrelated; 300 is the
+ * new supervisor, in session 250. */
+static const struct process_info table[] = {
+        { .pid = 1, .session = 1, .state = 'S', .start_time = 1 },
+        { .pid = 101, .session = 100, .state = 'S', .start_time = 510 },
+        { .pid = 102, .session = 100, .state = 'R', .start_time = 520 },
+        { .pid = 103, .session = 100, .state = 'Z', .start_time = 530 },
+        { .pid = 200, .session = 200, .state = 'S', .start_time = 40 },
+        { .pid = 300, .session = 250, .state = 'S', .start_time = 900 },
+};
+#define N (sizeof(table) / sizeof(table[0]))
+
+static size_t select_for(pid_t pid, uint64_t start, const char *boot, const struct process_info *procs, size_t n,
+                         size_t *indices) {
+        struct leftover_record r = { .pid = pid, .start_time = start, .generation = 1 };
+        strcpy(r.boot_id, boot);
+        return leftovers_select(&r, BOOT, procs, n, 300, 250, indices);
+}
+
+Test(leftovers_select, a_dead_worker_leaves_its_session_members) {
+        size_t idx[N];
+        cr_assert_eq(select_for(100, 500, BOOT, table, N, idx), 2);
+        cr_assert_eq(table[idx[0]].pid, 101);
+        cr_assert_eq(table[idx[1]].pid, 102); /* not the zombie 103 */
+}
+
+Test(leftovers_select, a_surviving_worker_goes_with_its_session) {
+        struct process_info procs[N + 1];
+        memcpy(procs, table, sizeof(table));
+        procs[N] = (struct process_info){ .pid = 100, .session = 100, .state = 'S', .start_time = 500 };
+        size_t idx[N + 1];
+        cr_assert_eq(select_for(100, 500, BOOT, procs, N + 1, idx), 3);
+        cr_assert_eq(procs[idx[2]].pid, 100);
+}
+
+Test(leftovers_select, a_reused_pid_selects_nothing) {
+        /* 200 started at 40, the record says 41: another process now has the pid, and
+         * what is in its session is its own. */
+        size_t idx[N];
+        cr_assert_eq(select_for(200, 41, BOOT, table, N, idx), 0);
+        struct process_info procs[N + 1];
+        memcpy(procs, table, sizeof(table));
+        procs[N] = (struct process_info){ .pid = 100, .session = 100, .state = 'S', .start_time = 501 };
+        size_t idx2[N + 1];
+        cr_assert_eq(select_for(100, 500, BOOT, procs, N + 1, idx2), 0);
+}
+
+Test(leftovers_select, another_boot_selects_nothing) {
+        size_t idx[N];
+        cr_assert_eq(select_for(100, 500, OTHER_BOOT, table, N, idx), 0);
+}
+
+Test(leftovers_select, never_the_new_supervisor_or_its_session) {
+        size_t idx[N];
+        /* A record naming our own session's (dead) leader, or our own pid reused. */
+        cr_assert_eq(select_for(250, 7, BOOT, table, N, idx), 0);
+        cr_assert_eq(select_for(300, 900, BOOT, table, N, idx), 0);
+}
+
+Test(leftovers_select, nothing_left) {
+        size_t idx[N];
+        cr_assert_eq(select_for(400, 5, BOOT, table, N, idx), 0);
+}
