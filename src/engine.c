@@ -12,6 +12,7 @@
 
 #include "engine.h"
 #include "macro.h"
+#include "utf8.h"
 
 /* Crash back-off: 100 ms doubling to 10 s; a worker that stayed up this long resets it. */
 #define BACKOFF_MIN_USEC (100 * USEC_PER_MSEC)
@@ -914,7 +915,7 @@ static size_t append(char *buf, size_t size, size_t pos, const char *fmt, ...) {
         return n < 0 ? pos : pos + (size_t) n;
 }
 
-void engine_format_status(const struct engine *e, uint64_t now, char *buf, size_t size) {
+static void format_status(const struct engine *e, uint64_t now, char *buf, size_t size) {
         size_t p = 0;
         unsigned draining = engine_count_draining(e);
         uint64_t cur = e->current.number;
@@ -973,4 +974,11 @@ void engine_format_status(const struct engine *e, uint64_t now, char *buf, size_
                                 break;
                         }
         (void) p;
+}
+
+void engine_format_status(const struct engine *e, uint64_t now, char *buf, size_t size) {
+        format_status(e, now, buf, size);
+        /* Targets and a hook's reasons are any bytes, and the line is cut to BUF: what
+         * goes to systemd (which drops a STATUS= that is not UTF-8) must stay valid. */
+        utf8_sanitize_buffer(buf, size);
 }

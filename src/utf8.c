@@ -79,3 +79,44 @@ char *utf8_escape_invalid(const char *s) {
         *o = 0;
         return out;
 }
+
+void utf8_sanitize_buffer(char *buf, size_t size) {
+        static const char hex[] = "0123456789abcdef";
+        if (size == 0)
+                return;
+        buf[size - 1] = 0;
+        if (utf8_is_valid(buf))
+                return;
+        /* Escaping grows the string: build it beside the original. */
+        char *out = malloc(size);
+        const unsigned char *p = (const unsigned char *) buf;
+        size_t o = 0;
+        while (*p) {
+                size_t n = character_length(p);
+                if (!out) {
+                        if (n == 0) /* out of memory: cut at the first invalid byte */
+                                break;
+                        p += n;
+                        o += n;
+                        continue;
+                }
+                size_t need = n > 0 ? n : 4;
+                if (o + need >= size)
+                        break;
+                if (n > 0) {
+                        memcpy(out + o, p, n);
+                        p += n;
+                } else {
+                        out[o] = '\\';
+                        out[o + 1] = 'x';
+                        out[o + 2] = hex[*p >> 4];
+                        out[o + 3] = hex[*p & 15];
+                        p++;
+                }
+                o += need;
+        }
+        if (out)
+                memcpy(buf, out, o);
+        buf[o] = 0;
+        free(out);
+}

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 
 /* Whether S is a string sd-bus accepts: well-formed UTF-8 (no overlong encodings, no
  * UTF-16 surrogates, nothing above U+10FFFF, no truncated sequence) without the
@@ -13,3 +14,8 @@ bool utf8_is_valid(const char *s);
  * "\xNN" (lower-case hex), so that the result is always valid and still shows what the
  * bytes were. Valid input comes back unchanged. NULL only when out of memory. */
 char *utf8_escape_invalid(const char *s);
+
+/* Makes the string in BUF (SIZE bytes, NUL-terminated) valid in place: invalid bytes are
+ * written as "\xNN" as above, and what no longer fits is cut at a character boundary, so
+ * a line cut to a fixed buffer never ends inside a character. Never allocates. */
+void utf8_sanitize_buffer(char *buf, size_t size);

@@ -1316,6 +1316,16 @@ Test(engine, status_strings) {
         cr_assert_str_eq(worker_state_to_string(WORKER_DRAINING), "draining");
 }
 
+Test(engine, status_is_valid_utf8_whatever_the_reasons) {
+        struct engine_settings s = settings(2, STRATEGY_ROLLING, 1);
+        start(&s);
+        ready_all(1);
+        /* A hook's stderr line is any bytes; systemd drops a STATUS= that is not UTF-8. */
+        engine_upgrade_refused(e, "hook failed: bad \xff\xfe bytes");
+        pump();
+        cr_assert_str_eq(status(), "Hook failed: bad \\xff\\xfe bytes; serving generation 1 (/srv/app/v1): 2/2 ready");
+}
+
 Test(engine, refused_upgrade_shows_in_status) {
         struct engine_settings s = settings(2, STRATEGY_ROLLING, 1);
         start(&s);

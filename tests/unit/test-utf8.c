@@ -3,6 +3,7 @@
  * points beyond U+10FFFF, truncated sequences, stray continuation bytes and the
  * noncharacters sd-bus refuses do not, and come out escaped byte by byte. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "macro.h"
@@ -79,4 +80,24 @@ Test(utf8, noncharacters_refused_by_sd_bus) {
         invalid("\xef\xb7\x90", "\\xef\\xb7\\x90"); /* U+FDD0 */
         invalid("\xf4\x8f\xbf\xbf", "\\xf4\\x8f\\xbf\\xbf"); /* U+10FFFF */
         valid("\xef\xb7\xb0"); /* U+FDF0, just past them */
+}
+
+static void sanitized(const char *in, size_t size, const char *expected) {
+        char buf[64];
+        cr_assert_lt(size, sizeof(buf));
+        snprintf(buf, sizeof(buf), "%s", in);
+        utf8_sanitize_buffer(buf, size);
+        cr_assert_str_eq(buf, expected, "sanitize(\"%s\", %zu)", in, size);
+        cr_assert(utf8_is_valid(buf));
+}
+
+Test(utf8, sanitize_buffer_in_place) {
+        sanitized("plain", 16, "plain");
+        sanitized("caf\xc3\xa9", 16, "caf\xc3\xa9");
+        sanitized("/tmp/bad\xff\xfename", 32, "/tmp/bad\\xff\\xfename");
+        /* Escapes that no longer fit are dropped whole, never cut in half. */
+        sanitized("ab\xff\xfe", 8, "ab\\xff");
+        sanitized("ab\xff", 6, "ab");
+        /* A valid character cut by the buffer is never left half there. */
+        sanitized("abc\xe2\x82\xac", 6, "abc");
 }
