@@ -816,15 +816,15 @@ static char *read_line(char *buf, int size, void *userdata) {
         size_t len = strlen(text);
 
         /* A refused line reaches inih as a blank one, so that it adds no error of its own. */
-        if (nul) {
-                fail(st, -EINVAL, "NUL byte in line (is this a text file?)");
-                return hand_over(buf, "", 0, "");
-        }
         if (too_long) {
                 if (st->too_large)
                         fail(st, -EINVAL, "file too large (at most %d MiB)", CONFIG_FILE_MAX >> 20);
                 else
                         fail(st, -EINVAL, "line too long (at most %d characters)", CONFIG_LINE_MAX);
+                return hand_over(buf, "", 0, "");
+        }
+        if (nul) {
+                fail(st, -EINVAL, "NUL byte in line (is this a text file?)");
                 return hand_over(buf, "", 0, "");
         }
         if (text[0] == '[') {
