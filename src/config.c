@@ -4,6 +4,7 @@
  * user understands. Never logs: errors go back to the caller as text. */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ini.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -11,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "macro.h"
@@ -839,6 +842,28 @@ static char *read_line(char *buf, int size, void *userdata) {
         return hand_over(buf, text, len, "");
 }
 
+/* Only a regular file: a reload reads the file again inside the event loop, where a
+ * FIFO could block open() or read() for ever and a device could never end. O_NONBLOCK
+ * keeps even the open() of a FIFO from waiting for a writer. Returns 0, -EBADFD for
+ * anything but a regular file, or another negative errno. */
+static int open_regular_file(const char *path, FILE **ret) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        struct stat st;
+        int r = fstat(fd, &st) < 0 ? -errno : S_ISREG(st.st_mode) ? 0 : S_ISDIR(st.st_mode) ? -EISDIR : -EBADFD;
+        if (r < 0) {
+                close(fd);
+                return r;
+        }
+        if (!(*ret = fdopen(fd, "r"))) {
+                r = -errno;
+                close(fd);
+                return r;
+        }
+        return 0;
+}
+
 static int load(struct config *c, const char *path, char *err, size_t errlen) {
         _cleanup_(fclosep) FILE *f = NULL;
         _cleanup_free_ char *text = malloc(CONFIG_LINE_MAX + 1);
@@ -851,12 +876,16 @@ static int load(struct config *c, const char *path, char *err, size_t errlen) {
         st.n_environment = strv_length(c->environment);
         st.environment_allocated = st.n_environment + 1;
 
-        st.file = f = fopen(path, "re");
-        if (!f) {
-                int r = -errno;
+        int r = open_regular_file(path, &f);
+        if (r == -EBADFD) {
+                snprintf(err, errlen, "%s: not a regular file (it is read again at every reload)", path);
+                return -EINVAL;
+        }
+        if (r < 0) {
                 snprintf(err, errlen, "%s: %s", path, strerror(-r));
                 return r;
         }
+        st.file = f;
         int line = ini_parse_stream(read_line, &st, handler, &st);
         if (st.read_errno) {
                 snprintf(err, errlen, "%s: %s", path, strerror(st.read_errno));

@@ -432,9 +432,29 @@ Test(config, line_limit) {
 }
 
 Test(config, endless_line) {
-        /* /dev/zero has no newline and no end: refused after CONFIG_LINE_MAX bytes. */
+        /* NUL bytes count: a file of them is refused after CONFIG_LINE_MAX bytes. */
+        _cleanup_free_ char *zeros = calloc(1, 100000);
+        cr_assert_not_null(zeros);
+        cr_assert_eq(load_bytes(zeros, 100000), -EINVAL);
+        _cleanup_free_ char *expected = NULL;
+        cr_assert_geq(asprintf(&expected, "%s:1: line too long (at most 65536 characters)", path), 0);
+        cr_assert_str_eq(err, expected);
+}
+
+Test(config, only_regular_files, .timeout = 20) {
+        /* A reload reads the file inside the event loop: a FIFO would block it for ever
+         * (open() waits for a writer), a device might never end. */
         cr_assert_eq(config_load(&c, "/dev/zero", err, sizeof(err)), -EINVAL);
-        cr_assert_str_eq(err, "/dev/zero:1: line too long (at most 65536 characters)");
+        cr_assert_str_eq(err, "/dev/zero: not a regular file (it is read again at every reload)");
+        char fifo[PATH_MAX];
+        snprintf(fifo, sizeof(fifo), "%s/fifo.conf", dir);
+        cr_assert_eq(mkfifo(fifo, 0600), 0);
+        int r = config_load(&c, fifo, err, sizeof(err));
+        (void) unlink(fifo);
+        cr_assert_eq(r, -EINVAL);
+        _cleanup_free_ char *expected = NULL;
+        cr_assert_geq(asprintf(&expected, "%s: not a regular file (it is read again at every reload)", fifo), 0);
+        cr_assert_str_eq(err, expected);
 }
 
 Test(config, file_limit) {
