@@ -355,7 +355,6 @@ struct parse_state {
 /* What inih sees in place of a value too long for its buffer; see shorten(). */
 #define LONG_VALUE_MARKER "@long-value@"
 
-
 static int fail(struct parse_state *st, int error, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(struct parse_state *st, int error, const char *fmt, ...) {
         /* The first error is the one to fix; later ones are often its echoes. */

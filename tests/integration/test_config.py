@@ -76,7 +76,6 @@ class Config(lib.TestCase):
                                         str(lib.free_port())])
             pos = freeze_while_reading(sup.proc.pid, conf)
             if pos is not None and pos < size:
-                print("caught at byte %d of %d, try %d" % (pos, size, attempt + 1))
                 break
             os.kill(sup.proc.pid, signal.SIGCONT)
             self.assertEqual(sup.proc.wait(60), 78, sup.output())
