@@ -324,9 +324,9 @@ static int run_supervisor(struct arguments *a) {
             access(default_config, F_OK) == 0)
                 s.config_path = default_config;
 
-        /* SIGTERM and SIGINT still have their default action here: a huge or endless
-         * file (a FIFO, say) cannot hold off a stop, and nothing exists yet that an
-         * abrupt end would leave behind. */
+        /* SIGTERM and SIGINT still have their default action here: a big file on a slow
+         * disk cannot hold off a stop, and nothing exists yet that an abrupt end would
+         * leave behind. From here on sd-event takes them (pending ones included). */
         r = supervisor_load_config(&s, &s.config, err, sizeof(err));
         block_stop_signals(SIG_BLOCK);
         if (r < 0) {
