@@ -4,6 +4,7 @@
  * user understands. Never logs: errors go back to the caller as text. */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ini.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -11,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "macro.h"
@@ -94,6 +97,8 @@ int config_init(struct config *c) {
                 .kill_mode = KILL_MODE_GROUP,
                 .start_timeout_usec = 90 * USEC_PER_SEC, /* systemd's DefaultTimeoutStartSec= */
                 .pre_upgrade_timeout_usec = 300 * USEC_PER_SEC,
+                /* systemd's SocketMode= default: a socket is for others to connect to. */
+                .socket_mode = 0666,
         };
         c->exec = strdup("./start");
         c->environment = calloc(1, sizeof(char *));
@@ -229,11 +234,24 @@ int config_parse_signal(const char *s, int *ret_signal) {
         return 0;
 }
 
-static int append_word(char ***argv, size_t *n, const char *word, size_t len) {
-        char **v = reallocarray(*argv, *n + 2, sizeof(char *));
-        if (!v)
+/* Makes room for one more entry and the NULL after it. Capacity doubles, so that n
+ * appends cost O(n) copying in all, not O(n²). */
+static int strv_reserve(char ***v, size_t n, size_t *allocated) {
+        if (n + 2 <= *allocated)
+                return 0;
+        size_t want = *allocated * 2 > n + 2 ? *allocated * 2 : n + 2;
+        char **p = reallocarray(*v, want, sizeof(char *));
+        if (!p)
                 return -ENOMEM;
-        *argv = v;
+        *v = p;
+        *allocated = want;
+        return 0;
+}
+
+static int append_word(char ***argv, size_t *n, size_t *allocated, const char *word, size_t len) {
+        if (strv_reserve(argv, *n, allocated) < 0)
+                return -ENOMEM;
+        char **v = *argv;
         if (!(v[*n] = strndup(word, len)))
                 return -ENOMEM;
         v[++*n] = NULL;
@@ -245,7 +263,7 @@ static int append_word(char ***argv, size_t *n, const char *word, size_t len) {
 static int split_command(const char *s, char ***ret_argv, const char **ret_reason) {
         _cleanup_strv_free_ char **argv = NULL;
         _cleanup_free_ char *word = malloc(strlen(s) + 1); /* a word is never longer */
-        size_t n = 0;
+        size_t n = 0, allocated = 0;
         if (!word)
                 return -ENOMEM;
 
@@ -290,7 +308,7 @@ static int split_command(const char *s, char ***ret_argv, const char **ret_reaso
                         *ret_reason = quote == '"' ? "a double quote is not closed" : "a single quote is not closed";
                         return -EINVAL;
                 }
-                if (append_word(&argv, &n, word, len) < 0)
+                if (append_word(&argv, &n, &allocated, word, len) < 0)
                         return -ENOMEM;
         }
         if (n == 0) {
@@ -308,6 +326,16 @@ int config_split_command(const char *s, char ***ret_argv) {
         return split_command(s, ret_argv, &reason);
 }
 
+int config_parse_mode(const char *s, mode_t *ret_mode) {
+        if (!s || !*s || strlen(s) > 4 || strspn(s, "01234567") != strlen(s))
+                return -EINVAL;
+        unsigned long mode = strtoul(s, NULL, 8);
+        if (mode > 0777)
+                return -EINVAL;
+        *ret_mode = (mode_t) mode;
+        return 0;
+}
+
 /* ---- the keys ---- */
 
 struct parse_state {
@@ -318,7 +346,26 @@ struct parse_state {
         int error; /* its negative errno */
         int read_errno;
         char message[512];
+
+        /* The line being parsed, whole: inih only ever sees a copy of it that fits its
+         * buffer (read_line()). */
+        char *text;
+        size_t text_allocated;
+        /* The value of the current line when it was too long for inih, which got
+         * LONG_VALUE_MARKER in its place; NULL otherwise. Whether a value is a stand-in
+         * is known from this pointer alone, never from the text inih passes on, so no
+         * file content can pose as one. */
+        const char *long_value;
+
+        /* config->environment in file order, duplicates included until the end of the
+         * file (environment_dedupe()): one pass instead of a search per line. */
+        size_t n_environment, environment_allocated;
+        size_t bytes; /* read so far, newlines included */
+        bool too_large; /* more than CONFIG_FILE_MAX */
 };
+
+/* What inih sees in place of a value too long for its buffer; see shorten(). */
+#define LONG_VALUE_MARKER "@long-value@"
 
 static int fail(struct parse_state *st, int error, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(struct parse_state *st, int error, const char *fmt, ...) {
@@ -429,25 +476,59 @@ static int parse_environment(struct parse_state *st, const char *key, const char
                 return fail(st, -EINVAL, "environment: %.*s is set by liveswap for each worker and cannot be set here",
                             (int) len, value);
 
-        char *entry = strdup(value);
-        if (!entry)
+        /* Duplicates are resolved once, at the end of the file (environment_dedupe()). */
+        if (append_word(&c->environment, &st->n_environment, &st->environment_allocated, value, strlen(value)) < 0)
                 return fail_nomem(st);
-        /* A name set twice keeps the last value, as systemd's Environment= does. */
-        size_t n = strv_length(c->environment);
+        return 0;
+}
+
+struct environment_ref {
+        const char *name;
+        size_t name_len;
+        size_t position;
+};
+
+static int compare_names(const struct environment_ref *x, const struct environment_ref *y) {
+        int r = memcmp(x->name, y->name, x->name_len < y->name_len ? x->name_len : y->name_len);
+        return r ?: (x->name_len > y->name_len) - (x->name_len < y->name_len);
+}
+
+static int compare_environment_refs(const void *a, const void *b) {
+        const struct environment_ref *x = a, *y = b;
+        return compare_names(x, y) ?: (x->position > y->position) - (x->position < y->position);
+}
+
+/* A name set twice keeps its first place and its last value, as systemd's Environment=
+ * does. Sorting references by (name, position) finds every group of equal names in
+ * O(n log n), where a search per line was O(n²): 300,000 lines took minutes. */
+static int environment_dedupe(char **env, size_t n) {
+        _cleanup_free_ struct environment_ref *refs = calloc(n ?: 1, sizeof(*refs));
+        if (!refs)
+                return -ENOMEM;
         for (size_t i = 0; i < n; i++)
-                if (strncmp(c->environment[i], value, len + 1) == 0) {
-                        free(c->environment[i]);
-                        c->environment[i] = entry;
-                        return 0;
+                refs[i] = (struct environment_ref){ env[i], strcspn(env[i], "="), i };
+        qsort(refs, n, sizeof(*refs), compare_environment_refs);
+
+        for (size_t first = 0, end; first < n; first = end) {
+                for (end = first + 1; end < n && compare_names(&refs[first], &refs[end]) == 0; end++)
+                        ;
+                if (end - first == 1)
+                        continue;
+                /* The last value moves to the first place; the ones between are gone. */
+                size_t keep = refs[first].position, last = refs[end - 1].position;
+                free(env[keep]);
+                env[keep] = env[last];
+                env[last] = NULL;
+                for (size_t i = first + 1; i < end - 1; i++) {
+                        free(env[refs[i].position]);
+                        env[refs[i].position] = NULL;
                 }
-        char **v = reallocarray(c->environment, n + 2, sizeof(char *));
-        if (!v) {
-                free(entry);
-                return fail_nomem(st);
         }
-        v[n] = entry;
-        v[n + 1] = NULL;
-        c->environment = v;
+        size_t kept = 0;
+        for (size_t i = 0; i < n; i++)
+                if (env[i])
+                        env[kept++] = env[i];
+        env[kept] = NULL;
         return 0;
 }
 
@@ -533,12 +614,12 @@ static int parse_drain_signal(struct parse_state *st, const char *key, const cha
 /* Replaces the whole list: a later line is the complete new value. */
 static int parse_list(struct parse_state *st, const char *value, char ***dst) {
         _cleanup_strv_free_ char **list = calloc(1, sizeof(char *));
-        size_t n = 0;
+        size_t n = 0, allocated = 1;
         if (!list)
                 return fail_nomem(st);
         for (const char *p = value + strspn(value, " \t,"); *p; p += strspn(p, " \t,")) {
                 size_t len = strcspn(p, " \t,");
-                if (append_word(&list, &n, p, len) < 0)
+                if (append_word(&list, &n, &allocated, p, len) < 0)
                         return fail_nomem(st);
                 p += len;
         }
@@ -555,7 +636,15 @@ static int parse_allow_groups(struct parse_state *st, const char *key, const cha
         return parse_list(st, value, &st->config->allow_groups);
 }
 
-static const char *const sections[] = { "worker", "upgrade", "control", "state" };
+static int parse_socket_mode(struct parse_state *st, const char *key, const char *value) {
+        if (config_parse_mode(value, &st->config->socket_mode) < 0)
+                return fail(st, -EINVAL, "invalid %s '%s' (an octal mode from 0000 to 0777, e.g. 0666 or 0600)", key,
+                            value);
+        return 0;
+}
+
+static const char *const sections[] = { "worker", "upgrade", "control", "state", "socket" };
+#define EXPECTED_SECTIONS "(expected [worker], [upgrade], [control], [state] or [socket])"
 
 static const struct key {
         const char *section;
@@ -580,6 +669,7 @@ static const struct key {
         { "control", "allow_users", parse_allow_users },
         { "control", "allow_groups", parse_allow_groups },
         { "state", "head", parse_head },
+        { "socket", "socket_mode", parse_socket_mode },
 };
 
 static bool known_section(const char *name, size_t len) {
@@ -600,6 +690,14 @@ static int handler(void *userdata, const char *section, const char *name, const 
         struct parse_state *st = userdata;
         if (st->error_line != 0)
                 return 1; /* the result is discarded anyway */
+        if (st->long_value) {
+                /* inih got the key as written and LONG_VALUE_MARKER for this line. */
+                if (strcmp(value, LONG_VALUE_MARKER) != 0) {
+                        fail(st, -EINVAL, "internal error: a long line was not parsed as expected");
+                        return 0;
+                }
+                value = st->long_value;
+        }
 
         if (!*name) {
                 fail(st, -EINVAL, "missing key name before '='");
@@ -615,7 +713,7 @@ static int handler(void *userdata, const char *section, const char *name, const 
         }
         if (!known_section(section, strlen(section))) {
                 /* read_line() normally reports the header itself, before any key. */
-                fail(st, -EINVAL, "unknown section [%s] (expected [worker], [upgrade], [control] or [state])", section);
+                fail(st, -EINVAL, "unknown section [%s] " EXPECTED_SECTIONS, section);
                 return 0;
         }
         const struct key *key = find_key(section, name);
@@ -638,71 +736,184 @@ static void fclosep(FILE **f) {
                 fclose(*f);
 }
 
-/* Feeds inih one line at a time, counting lines so that every error, ours or inih's, gets
- * the right number, and catching what inih would silently get wrong: lines longer than
- * its fixed buffer (it would parse the rest as a new line), NUL bytes, sections without
- * keys (it never reports those), and indented lines (it would take them as a
- * continuation of the previous value, so "  workers = 3" would become part of the value
- * above it: here leading blanks are simply dropped). */
-static char *read_line(char *buf, int size, void *userdata) {
-        struct parse_state *st = userdata;
-        size_t len = 0;
-        bool nul = false, too_long = false;
+/* Reads one line, without its newline, into st->text (CONFIG_LINE_MAX + 1 bytes).
+ * Returns 1, 0 at the end of the file, or a negative errno. Stops early on a line over
+ * CONFIG_LINE_MAX (NUL bytes count too, so /dev/zero ends quickly) or past
+ * CONFIG_FILE_MAX: the line is refused, and nothing after it is read. NUL bytes are
+ * dropped and said so. */
+static int read_whole_line(struct parse_state *st, bool *ret_nul, bool *ret_too_long) {
+        size_t len = 0, bytes = 0;
         int ch;
 
-        while ((ch = getc(st->file)) != EOF && ch != '\n') {
-                if (ch == 0)
-                        nul = true;
-                else if (len + 2 < (size_t) size)
-                        buf[len++] = (char) ch;
-                else
-                        too_long = true;
-        }
-        if (ch == EOF) {
-                if (ferror(st->file)) {
-                        st->read_errno = errno ?: EIO;
-                        return NULL;
+        *ret_nul = *ret_too_long = false;
+        while ((ch = getc_unlocked(st->file)) != EOF && ch != '\n') {
+                if (++bytes > CONFIG_LINE_MAX || st->bytes + bytes > CONFIG_FILE_MAX) {
+                        *ret_too_long = true;
+                        st->too_large = st->bytes + bytes > CONFIG_FILE_MAX;
+                        break;
                 }
-                if (len == 0 && !nul && !too_long)
-                        return NULL;
+                if (ch == 0)
+                        *ret_nul = true;
+                else
+                        st->text[len++] = (char) ch;
+        }
+        if (ch == EOF && ferror(st->file))
+                return -(errno ?: EIO);
+        st->bytes += bytes + 1;
+        st->text[len] = 0;
+        return ch != EOF || bytes > 0;
+}
+
+/* inih's own scan (find_chars_or_comment()): the length of s before the first character
+ * in stops, or before an inline comment, a ';' that follows a blank. */
+static size_t scan_until(const char *s, size_t len, const char *stops) {
+        bool was_space = false;
+        size_t i = 0;
+        for (; i < len && !(stops && strchr(stops, s[i])) && !(was_space && s[i] == ';'); i++)
+                was_space = isspace((unsigned char) s[i]);
+        return i;
+}
+
+/* buf = a[0..alen) + b + "\n", which the caller made sure fits. */
+static char *hand_over(char *buf, const char *a, size_t alen, const char *b) {
+        memcpy(buf, a, alen);
+        strcpy(stpcpy(buf + alen, b), "\n");
+        return buf;
+}
+
+/* A line too long for inih's buffer (size bytes with its newline and NUL): hand inih a
+ * short line it parses exactly as it would the real one, following inih's rules for
+ * where a comment, a section name, a key and a value start and end. A key's value is
+ * replaced by LONG_VALUE_MARKER and kept in st->long_value, cut and trimmed as inih cuts
+ * and trims values, for the handler to use instead. */
+static char *shorten(struct parse_state *st, char *text, size_t len, char *buf, size_t size) {
+        if (strchr(";#", text[0]))
+                return hand_over(buf, ";", 1, ""); /* the whole line is a comment */
+        if (text[0] == '[') {
+                /* "[worker] ; a long comment": inih ignores what follows the ']'. A section
+                 * name too long to hand over is unknown, and read_line() said so. */
+                size_t end = 1 + scan_until(text + 1, len - 1, "]");
+                if (end < len && text[end] == ']' && end + 3 <= size)
+                        return hand_over(buf, text, end + 1, "");
+                return hand_over(buf, "[", 1, "");
+        }
+
+        size_t end = scan_until(text, len, "=:");
+        if (end == len || (text[end] != '=' && text[end] != ':'))
+                /* No separator before the end or a comment: any prefix of what precedes it
+                 * gets inih's own syntax error. */
+                return hand_over(buf, text, end < 16 ? end : 16, "");
+        if (end + 1 + strlen(LONG_VALUE_MARKER) + 2 > size) {
+                /* Cutting the name could make it a valid key: refuse it here. */
+                fail(st, -EINVAL, "unknown key '%.40s...' (no key is that long)", text);
+                return hand_over(buf, ";", 1, "");
+        }
+
+        char *value = text + end + 1;
+        size_t value_len = scan_until(value, len - end - 1, NULL);
+        while (value_len > 0 && isspace((unsigned char) value[value_len - 1]))
+                value_len--;
+        value[value_len] = 0;
+        while (isspace((unsigned char) *value))
+                value++;
+        st->long_value = value;
+        return hand_over(buf, text, end + 1, LONG_VALUE_MARKER);
+}
+
+/* Feeds inih one line at a time, counting lines so that every error, ours or inih's, gets
+ * the right number, and catching what inih would silently get wrong: lines longer than
+ * its fixed buffer (200 bytes in Debian's build; it would parse the rest as a new line),
+ * NUL bytes, sections without keys (it never reports those), and indented lines (it
+ * would take them as a continuation of the previous value, so "  workers = 3" would
+ * become part of the value above it: here leading blanks are simply dropped). */
+static char *read_line(char *buf, int size, void *userdata) {
+        struct parse_state *st = userdata;
+        bool nul, too_long;
+
+        st->long_value = NULL;
+        if (st->error_line != 0)
+                return NULL; /* the first error is the one reported: reading on is wasted */
+        int r = read_whole_line(st, &nul, &too_long);
+        if (r <= 0) {
+                st->read_errno = -r;
+                return NULL;
         }
         st->line++;
-        buf[len] = 0;
 
-        char *start = buf;
-        if (st->line == 1 && strncmp(start, "\xef\xbb\xbf", 3) == 0)
-                start += 3;
-        start += strspn(start, " \t");
-        len = strlen(start);
-        memmove(buf, start, len + 1);
+        char *text = st->text;
+        if (st->line == 1 && strncmp(text, "\xef\xbb\xbf", 3) == 0)
+                text += 3;
+        text += strspn(text, " \t");
+        size_t len = strlen(text);
 
-        if (nul)
+        /* A refused line reaches inih as a blank one, so that it adds no error of its own. */
+        if (too_long) {
+                if (st->too_large)
+                        fail(st, -EINVAL, "file too large (at most %d MiB)", CONFIG_FILE_MAX >> 20);
+                else
+                        fail(st, -EINVAL, "line too long (at most %d characters)", CONFIG_LINE_MAX);
+                return hand_over(buf, "", 0, "");
+        }
+        if (nul) {
                 fail(st, -EINVAL, "NUL byte in line (is this a text file?)");
-        else if (too_long)
-                fail(st, -EINVAL, "line too long (at most %d characters)", size - 2);
-        else if (buf[0] == '[') {
-                size_t n = strcspn(buf + 1, "]");
-                if (buf[1 + n] == ']' && !known_section(buf + 1, n))
-                        fail(st, -EINVAL, "unknown section [%.*s] (expected [worker], [upgrade], [control] or [state])",
-                             (int) n, buf + 1);
+                return hand_over(buf, "", 0, "");
+        }
+        if (text[0] == '[') {
+                size_t n = strcspn(text + 1, "]");
+                if (text[1 + n] == ']' && !known_section(text + 1, n))
+                        fail(st, -EINVAL, "unknown section [%.*s] " EXPECTED_SECTIONS, (int) n, text + 1);
         }
         /* A line that ends in a newline is complete to inih, even one built to grow its
-         * buffer for long lines; room was kept for it. */
-        buf[len] = '\n';
-        buf[len + 1] = 0;
-        return buf;
+         * buffer for long lines; room is kept for it. */
+        if (len + 2 > (size_t) size)
+                return shorten(st, text, len, buf, (size_t) size);
+        return hand_over(buf, text, len, "");
+}
+
+/* Only a regular file: a reload reads the file again inside the event loop, where a
+ * FIFO could block open() or read() for ever and a device could never end. O_NONBLOCK
+ * keeps even the open() of a FIFO from waiting for a writer. Returns 0, -EBADFD for
+ * anything but a regular file, or another negative errno. */
+static int open_regular_file(const char *path, FILE **ret) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        struct stat st;
+        int r = fstat(fd, &st) < 0 ? -errno : S_ISREG(st.st_mode) ? 0 : S_ISDIR(st.st_mode) ? -EISDIR : -EBADFD;
+        if (r < 0) {
+                close(fd);
+                return r;
+        }
+        if (!(*ret = fdopen(fd, "r"))) {
+                r = -errno;
+                close(fd);
+                return r;
+        }
+        return 0;
 }
 
 static int load(struct config *c, const char *path, char *err, size_t errlen) {
         _cleanup_(fclosep) FILE *f = NULL;
-        struct parse_state st = { .config = c };
+        _cleanup_free_ char *text = malloc(CONFIG_LINE_MAX + 1);
+        struct parse_state st = { .config = c, .text = text };
 
-        st.file = f = fopen(path, "re");
-        if (!f) {
-                int r = -errno;
+        if (!text) {
+                snprintf(err, errlen, "%s: out of memory", path);
+                return -ENOMEM;
+        }
+        st.n_environment = strv_length(c->environment);
+        st.environment_allocated = st.n_environment + 1;
+
+        int r = open_regular_file(path, &f);
+        if (r == -EBADFD) {
+                snprintf(err, errlen, "%s: not a regular file (it is read again at every reload)", path);
+                return -EINVAL;
+        }
+        if (r < 0) {
                 snprintf(err, errlen, "%s: %s", path, strerror(-r));
                 return r;
         }
+        st.file = f;
         int line = ini_parse_stream(read_line, &st, handler, &st);
         if (st.read_errno) {
                 snprintf(err, errlen, "%s: %s", path, strerror(st.read_errno));
@@ -720,6 +931,10 @@ static int load(struct config *c, const char *path, char *err, size_t errlen) {
                 snprintf(err, errlen, "%s:%d: syntax error (expected 'key = value', '[section]' or a comment)", path,
                          line);
                 return -EINVAL;
+        }
+        if (environment_dedupe(c->environment, st.n_environment) < 0) {
+                snprintf(err, errlen, "%s: out of memory", path);
+                return -ENOMEM;
         }
         return 0;
 }

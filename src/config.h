@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 enum strategy {
         STRATEGY_ROLLING,
@@ -48,7 +49,15 @@ struct config {
         char **allow_groups; /* likewise */
         /* [state] */
         char *head; /* NULL when unset (the caller picks the default path) */
+        /* [socket] */
+        mode_t socket_mode; /* of the unix sockets liveswap binds itself; default 0666 */
 };
+
+/* The longest line config_load() takes, in bytes without its newline, and the largest
+ * file. A reload parses in the event loop: a bound on the size is a bound on the pause
+ * (parsing is linear, about 70 MB/s on one core of a small server). */
+#define CONFIG_LINE_MAX 65536
+#define CONFIG_FILE_MAX (16 << 20)
 
 /* Fills defaults. Returns 0 or -ENOMEM. */
 int config_init(struct config *c);
@@ -58,8 +67,9 @@ void config_done(struct config *c);
  * current values. On a bad line returns -EINVAL and writes "FILE:LINE: message" to err
  * (the first error in the file). A file that cannot be opened or read gives a negative
  * errno and "FILE: <strerror>" in err. On any failure c is left exactly as it was.
- * Lines are at most 198 characters (inih's buffer); leading blanks are ignored, so
- * inih's continuation lines are not supported. */
+ * Lines are at most CONFIG_LINE_MAX bytes (inih's own buffer is far smaller: longer
+ * lines reach it as a placeholder, see read_line()); leading blanks are ignored, so
+ * inih's continuation lines are not supported. Time is linear in the file's size. */
 int config_load(struct config *c, const char *path, char *err, size_t errlen);
 
 /* Deep copy (for the settings a generation was started with). */
@@ -76,6 +86,11 @@ int config_parse_signal(const char *s, int *ret_signal);
  * Returns 0 with a NULL-terminated argv (at least one word, possibly ""), -EINVAL for an
  * empty command, an unclosed quote or a trailing backslash, or -ENOMEM. */
 int config_split_command(const char *s, char ***ret_argv);
+
+/* An octal permission mode, "0666", "666", "0600": one to four octal digits, at most
+ * 0777 (no setuid, setgid or sticky bit: they mean nothing on a socket). Returns 0 or
+ * -EINVAL. */
+int config_parse_mode(const char *s, mode_t *ret_mode);
 
 const char *strategy_to_string(enum strategy s);
 const char *ready_mode_to_string(enum ready_mode m);

@@ -34,6 +34,8 @@ struct arguments {
         const char *port;
         const char *address;
         struct cli_overrides overrides;
+        mode_t socket_mode; /* with --socket-mode; the config file's otherwise */
+        bool socket_mode_set;
         enum client_command client;
         const char *client_arg;
 };
@@ -52,6 +54,7 @@ static void help(void) {
                "  -p, --port PORT         TCP port to listen on when systemd passes no socket\n"
                "  -a, --address ADDRESS   address for --port (default 127.0.0.1)\n"
                "  -l, --listen ADDR:PORT|PATH  socket to listen on (repeatable)\n"
+               "      --socket-mode MODE  octal mode of unix sockets from --listen (default 0666)\n"
                "  -i, --instance NAME     instance name (default: the target's base name)\n"
                "  -c, --config FILE       configuration file (default /etc/liveswap/INSTANCE.conf if present)\n"
                "      --pre-upgrade PATH  executable run before each upgrade\n"
@@ -78,10 +81,11 @@ static int parse_unsigned(const char *s, unsigned *ret) {
 }
 
 static int parse_arguments(int argc, char **argv, struct arguments *a) {
-        enum { OPT_FOREGROUND = 0x100, OPT_PRE_UPGRADE, OPT_START_TIMEOUT };
+        enum { OPT_FOREGROUND = 0x100, OPT_PRE_UPGRADE, OPT_START_TIMEOUT, OPT_SOCKET_MODE };
         static const struct option options[] = { { "instance", required_argument, NULL, 'i' },
                                                  { "config", required_argument, NULL, 'c' },
                                                  { "listen", required_argument, NULL, 'l' },
+                                                 { "socket-mode", required_argument, NULL, OPT_SOCKET_MODE },
                                                  { "workers", required_argument, NULL, 'f' },
                                                  { "forks", required_argument, NULL, 'f' },
                                                  { "start", required_argument, NULL, 's' },
@@ -115,6 +119,14 @@ static int parse_arguments(int argc, char **argv, struct arguments *a) {
                         a->listen[a->n_listen++] = optarg;
                         break;
                 }
+                case OPT_SOCKET_MODE:
+                        if (config_parse_mode(optarg, &a->socket_mode) < 0) {
+                                fprintf(stderr, "liveswap: invalid socket mode '%s' (octal, 0000 to 0777, e.g. 0660)\n",
+                                        optarg);
+                                return -EINVAL;
+                        }
+                        a->socket_mode_set = true;
+                        break;
                 case 'f':
                         if (parse_unsigned(optarg, &a->overrides.workers) < 0) {
                                 fprintf(stderr, "liveswap: invalid worker count '%s' (1 to 4096)\n", optarg);
@@ -283,10 +295,12 @@ static int take_sockets(struct supervisor *s, const struct arguments *a) {
                         log_info("Using the %d socket(s) passed by systemd; ignoring --listen/--port", r);
                 return 0;
         }
+        /* Read once, at start: the sockets outlive every reload. */
+        mode_t mode = a->socket_mode_set ? a->socket_mode : s->config.socket_mode;
         for (size_t i = 0; i < a->n_listen; i++)
-                if ((r = sockets_bind(&s->sockets, a->listen[i], a->address)) < 0)
+                if ((r = sockets_bind(&s->sockets, a->listen[i], a->address, mode)) < 0)
                         return r;
-        if (a->port && (r = sockets_bind(&s->sockets, a->port, a->address)) < 0)
+        if (a->port && (r = sockets_bind(&s->sockets, a->port, a->address, mode)) < 0)
                 return r;
         if (s->sockets.n == 0) {
                 log_error(
@@ -325,6 +339,16 @@ static int take_leftovers(struct supervisor *s) {
         return 0;
 }
 
+/* SIGTERM and SIGINT: SIG_BLOCK hands them to sd-event, SIG_UNBLOCK lets them stop the
+ * process at once. */
+static void block_stop_signals(int how) {
+        sigset_t mask;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigprocmask(how, &mask, NULL);
+}
+
 static int run_supervisor(struct arguments *a) {
         struct supervisor s = { .notify_fd = -1, .leftovers.dir_fd = -1, .overrides = a->overrides };
         _cleanup_free_ char *default_config = NULL, *derived_instance = NULL, *bus_path = NULL;
@@ -340,7 +364,11 @@ static int run_supervisor(struct arguments *a) {
             access(default_config, F_OK) == 0)
                 s.config_path = default_config;
 
+        /* SIGTERM and SIGINT still have their default action here: a big file on a slow
+         * disk cannot hold off a stop, and nothing exists yet that an abrupt end would
+         * leave behind. From here on sd-event takes them (pending ones included). */
         r = supervisor_load_config(&s, &s.config, err, sizeof(err));
+        block_stop_signals(SIG_BLOCK);
         if (r < 0) {
                 /* A missing file stays fatal: under systemd it is the only source of the
                  * target, and running something else would be worse than not running. */
@@ -461,13 +489,14 @@ int main(int argc, char **argv) {
         }
 
         /* sd-event needs these blocked to deliver them as events; children get a clean
-         * mask back in spawn.c. */
+         * mask back in spawn.c. SIGHUP (a reload) waits for the loop from the start;
+         * SIGTERM and SIGINT only once the configuration is read (run_supervisor()),
+         * and they must not arrive blocked from our parent either. */
         sigemptyset(&mask);
         sigaddset(&mask, SIGCHLD);
-        sigaddset(&mask, SIGTERM);
-        sigaddset(&mask, SIGINT);
         sigaddset(&mask, SIGHUP);
         sigprocmask(SIG_BLOCK, &mask, NULL);
+        block_stop_signals(SIG_UNBLOCK);
         signal(SIGPIPE, SIG_IGN);
 
         int status = run_supervisor(&a);

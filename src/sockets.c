@@ -52,7 +52,22 @@ int sockets_from_systemd(struct socket_set *set) {
         return r < 0 ? r : n;
 }
 
-static int bind_unix(const char *path, int *ret_fd) {
+/* bind() creates the file with 0777 minus the umask, and fchmod() on the socket before
+ * bind() does not reach the file on Linux. A chmod() after bind() would leave a moment
+ * in which the socket has the wrong mode; the umask set around bind() instead gives the
+ * file its mode as it is created. The supervisor is single-threaded, so nothing else can
+ * create a file under the borrowed umask. (A default ACL on the directory takes
+ * precedence over any umask, as it does for systemd's SocketMode=.) */
+static int bind_with_mode(int fd, const struct sockaddr_un *sa, mode_t mode) {
+        mode_t saved = umask(~mode & 0777);
+        int r = bind(fd, (const struct sockaddr *) sa, sizeof(*sa));
+        int error = errno;
+        umask(saved);
+        errno = error;
+        return r;
+}
+
+static int bind_unix(const char *path, mode_t mode, int *ret_fd) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         if (strlen(path) >= sizeof(sa.sun_path))
                 return log_error_errno(ENAMETOOLONG, "Socket path %s is too long (at most %zu bytes)", path,
@@ -70,7 +85,7 @@ static int bind_unix(const char *path, int *ret_fd) {
                 if (probe >= 0 && connect(probe, (struct sockaddr *) &sa, sizeof(sa)) < 0 && errno == ECONNREFUSED)
                         unlink(path);
         }
-        if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
+        if (bind_with_mode(fd, &sa, mode) < 0)
                 return log_error_errno(errno, "Cannot bind %s: %m", path);
         if (listen(fd, LISTEN_BACKLOG) < 0)
                 return log_error_errno(errno, "Cannot listen on %s: %m", path);
@@ -152,10 +167,10 @@ static int bind_inet(const char *spec, const char *default_address, int *ret_fd)
         return 0;
 }
 
-int sockets_bind(struct socket_set *set, const char *spec, const char *default_address) {
+int sockets_bind(struct socket_set *set, const char *spec, const char *default_address, mode_t unix_mode) {
         int fd = -1, r;
         if (strchr(spec, '/'))
-                r = bind_unix(spec, &fd);
+                r = bind_unix(spec, unix_mode, &fd);
         else
                 r = bind_inet(spec, default_address ?: "127.0.0.1", &fd);
         if (r < 0)

@@ -23,9 +23,11 @@ struct socket_set {
 int sockets_from_systemd(struct socket_set *set);
 
 /* Binds and listens on SPEC: "ADDR:PORT", "[V6ADDR]:PORT", ":PORT" / "PORT" (on
- * default_address), or a unix socket path (anything containing '/'). A stale unix socket
- * (nothing answering) is replaced. Returns 0 or a negative errno; Errors are logged here, with the cause. */
-int sockets_bind(struct socket_set *set, const char *spec, const char *default_address);
+ * default_address), or a unix socket path (anything containing '/'), whose file gets
+ * unix_mode exactly (0666 lets every local user connect, as systemd's SocketMode=).
+ * A stale unix socket (nothing answering) is replaced. Returns 0 or a negative errno;
+ * Errors are logged here, with the cause. */
+int sockets_bind(struct socket_set *set, const char *spec, const char *default_address, mode_t unix_mode);
 
 /* "name1:name2:..." for LISTEN_FDNAMES. NULL on ENOMEM. */
 char *sockets_fdnames(const struct socket_set *set);

@@ -22,6 +22,9 @@ static void check_duration_and_signal(const char *s) {
         if (config_parse_signal(s, &sig) >= 0)
                 assert(sig > 0 && sig < 65);
         char **argv = NULL;
+        mode_t mode;
+        if (config_parse_mode(s, &mode) >= 0)
+                assert(mode <= 0777);
         if (config_split_command(s, &argv) >= 0) {
                 assert(argv && argv[0]);
                 strv_free(argv);
@@ -49,6 +52,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         } else if (r >= 0) {
                 assert(c.workers >= 1 && c.batch >= 1 && c.drain_signal > 0);
                 assert(c.environment && c.allow_users && c.allow_groups);
+                assert(c.socket_mode <= 0777);
+                /* environment= keeps one entry per name, the last value in the first place. */
+                for (size_t i = 0; c.environment[i]; i++)
+                        for (size_t j = 0; j < i; j++) {
+                                size_t len = strcspn(c.environment[j], "=");
+                                assert(strncmp(c.environment[i], c.environment[j], len + 1) != 0);
+                        }
                 struct config copy;
                 if (config_copy(&copy, &c) >= 0)
                         config_done(&copy);

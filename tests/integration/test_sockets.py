@@ -2,6 +2,7 @@
 """Sockets passed by systemd (systemd-socket-activate) and sockets liveswap binds."""
 
 import os
+import stat
 import subprocess
 
 import lib
@@ -84,6 +85,63 @@ class Sockets(lib.TestCase):
         self.assertIn("Address already in use", second.output())
         self.assertEqual(lib.http_get(("127.0.0.1", port))[2], "v1\n")
         self.assertIsNone(first.proc.poll())
+
+    def start_unix(self, *args, config=None, umask=0o077):
+        """liveswap listening on a unix socket it binds itself, started under UMASK (the
+        tighter the umask, the clearer that the mode does not come from it)."""
+        path = os.path.join(self.dir, "s.sock")
+        v1 = lib.make_target(os.path.join(self.dir, "a"), "v1")
+        saved = os.umask(umask)
+        try:
+            self.start("--instance", "web", "--config", config or notify_config(self), "-s", v1, "--listen", path,
+                       *args)
+        finally:
+            os.umask(saved)
+        self.assertEqual(lib.http_get(path)[2], "v1\n")
+        return stat.S_IMODE(os.stat(path).st_mode)
+
+    def mode_config(self, mode):
+        conf = notify_config(self)
+        with open(conf, "a") as f:
+            f.write("[socket]\nsocket_mode = %s\n" % mode)
+        return conf
+
+    def test_unix_socket_mode_default(self):
+        # Anyone may connect, as with systemd's SocketMode= default; not 0777 & ~umask.
+        self.assertEqual(self.start_unix(), 0o666)
+
+    def test_unix_socket_mode_flag(self):
+        self.assertEqual(self.start_unix("--socket-mode", "0600", umask=0o000), 0o600)
+
+    def test_unix_socket_mode_config_and_flag_over_it(self):
+        self.assertEqual(self.start_unix(config=self.mode_config("0640")), 0o640)
+        for sup in self.supervisors:
+            self.assertEqual(sup.stop(), 0)
+        self.assertEqual(self.start_unix("--socket-mode", "660", config=self.mode_config("0640")), 0o660)
+
+    def test_unix_socket_mode_bad(self):
+        v1 = lib.make_target(os.path.join(self.dir, "a"), "v1")
+        path = os.path.join(self.dir, "s.sock")
+        for bad in ("999", "0x1b6", "1777", "", "rw-rw-rw-"):
+            p = subprocess.run([lib.LIVESWAP, "--instance", "web", "-s", v1, "--listen", path, "--socket-mode", bad],
+                               capture_output=True, text=True, timeout=30, cwd=self.dir)
+            self.assertEqual(p.returncode, 2, "%r: %s" % (bad, p.stderr))
+            self.assertIn("invalid socket mode '%s'" % bad, p.stderr)
+        conf = lib.write_file(os.path.join(self.dir, "bad.conf"), "[worker]\nworkers = 2\n[socket]\nsocket_mode = 888\n")
+        p = subprocess.run([lib.LIVESWAP, "--config", conf, "-s", v1, "--listen", path], capture_output=True,
+                           text=True, timeout=30, cwd=self.dir)
+        self.assertEqual(p.returncode, 78, p.stderr)
+        self.assertRegex(p.stderr, r"^%s:4: invalid socket_mode '888'" % conf)
+        self.assertFalse(os.path.lexists(path), "a refused start left a socket behind")
+
+    def test_unix_socket_mode_leaves_systemd_sockets_alone(self):
+        path = os.path.join(self.dir, "web.sock")
+        sup, _ = self.activate(path, "--socket-mode", "0600")
+        before = stat.S_IMODE(os.stat(path).st_mode)
+        self.assertEqual(lib.http_get(path)[2], "v1\n")
+        sup.wait_ready()
+        self.assertNotEqual(before, 0o600)
+        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), before)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -256,6 +257,52 @@ Test(config, environment_appends_and_replaces_by_name) {
         cr_assert_str_eq(c.environment[5], "D=4");
 }
 
+Test(config, environment_replaces_across_files) {
+        check_loads("[worker]\nenvironment = A=1\nenvironment = B=2\n");
+        check_loads("[worker]\nenvironment = C=3\nenvironment = A=4\nenvironment = C=5\nenvironment = A=6\n");
+        cr_assert_eq(strv_length(c.environment), 3);
+        cr_assert_str_eq(c.environment[0], "A=6");
+        cr_assert_str_eq(c.environment[1], "B=2");
+        cr_assert_str_eq(c.environment[2], "C=5");
+        /* A name that is a prefix of another is another name. */
+        check_loads("[worker]\nenvironment = AB=7\nenvironment = A_=8\nenvironment = AB=9\n");
+        cr_assert_eq(strv_length(c.environment), 5);
+        cr_assert_str_eq(c.environment[0], "A=6");
+        cr_assert_str_eq(c.environment[3], "AB=9");
+        cr_assert_str_eq(c.environment[4], "A_=8");
+}
+
+static double monotonic_seconds(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+Test(config, many_environment_lines_in_linear_time) {
+        /* 300,000 lines, every name twice: a search per line took minutes here (10,000
+         * lines 0.22 s, 40,000 lines 4.3 s); linear, it is a fraction of a second, and
+         * well under 5 s with sanitizers on a loaded machine. */
+        enum { NAMES = 150000 };
+        FILE *f = fopen(path, "we");
+        cr_assert_not_null(f);
+        fputs("[worker]\n", f);
+        for (int i = 0; i < 2 * NAMES; i++)
+                fprintf(f, "environment = V%d=%d\n", i % NAMES, i);
+        cr_assert_eq(fclose(f), 0);
+
+        double start = monotonic_seconds();
+        int r = config_load(&c, path, err, sizeof(err));
+        double elapsed = monotonic_seconds() - start;
+        cr_assert_eq(r, 0, "%s", err);
+        cr_assert_lt(elapsed, 5.0, "300,000 environment= lines took %.2f s", elapsed);
+        cr_assert_eq(strv_length(c.environment), NAMES);
+        for (int i = 0; i < NAMES; i++) {
+                char expected[64];
+                snprintf(expected, sizeof(expected), "V%d=%d", i, i + NAMES);
+                cr_assert_str_eq(c.environment[i], expected);
+        }
+}
+
 Test(config, lists_replace) {
         check_loads("[control]\nallow_users = alice bob,carol , ,dave\tedgar\n");
         const char *expected[] = { "alice", "bob", "carol", "dave", "edgar" };
@@ -328,21 +375,209 @@ Test(config, inline_comments) {
         cr_assert_str_eq(c.target, "/srv/a;b");
 }
 
-Test(config, long_lines) {
+Test(config, short_lines_as_before) {
         char text[600];
-        /* 198 characters is the most inih's buffer takes with its newline. */
+        /* 198 characters is the most inih's own buffer takes with its newline: the
+         * longest line handed to it as it is. */
         int n = snprintf(text, sizeof(text), "[worker]\ntarget = /%0188d\nworkers = 3\n", 0);
         cr_assert_lt(n, (int) sizeof(text));
         cr_assert_eq(strlen(strchr(text, '\n') + 1) - strlen(strstr(text, "\nworkers")), 198);
         check_loads(text);
         cr_assert_eq(strlen(c.target), 189);
         cr_assert_eq(c.workers, 3);
+}
 
-        snprintf(text, sizeof(text), "[worker]\n\ntarget = /%0189d\nworkers = x\n", 0);
-        check_error(text, 3, "line too long (at most 198 characters)");
-        /* Lines after a long one keep their numbers. */
-        snprintf(text, sizeof(text), "[worker]\n; %0400d\nworkers = x\n", 0);
-        check_error(text, 2, "line too long (at most 198 characters)");
+/* "PREFIX" + n copies of FILL + "SUFFIX", malloc'ed. */
+static char *repeat(const char *prefix, char fill, size_t n, const char *suffix) {
+        char *s = malloc(strlen(prefix) + n + strlen(suffix) + 1);
+        cr_assert_not_null(s);
+        char *p = stpcpy(s, prefix);
+        memset(p, fill, n);
+        strcpy(p + n, suffix);
+        return s;
+}
+
+static void check_long_values(size_t n) {
+        /* A DATABASE_URL, a JVM command line: the values come out byte for byte. */
+        _cleanup_free_ char *url = repeat("DATABASE_URL=postgres://u:p@h/db?", 'o', n, "=x;y");
+        _cleanup_free_ char *command = repeat("java -Xmx1g -Dkey=", 'v', n, " -jar 'app x.jar'");
+        _cleanup_free_ char *text = NULL;
+        cr_assert_geq(asprintf(&text, "[worker]\nenvironment = %s\nexec = %s\nworkers = 3\n", url, command), 0);
+        check_loads(text);
+        cr_assert_eq(strv_length(c.environment), 1);
+        cr_assert_str_eq(c.environment[0], url);
+        cr_assert_str_eq(c.exec, command);
+        cr_assert_eq(c.workers, 3);
+}
+
+Test(config, long_values) {
+        check_long_values(4096);
+        config_done(&c);
+        cr_assert_eq(config_init(&c), 0);
+        check_long_values(60000);
+}
+
+Test(config, line_limit) {
+        /* CONFIG_LINE_MAX bytes without the newline is the longest line... */
+        size_t fixed = strlen("environment = A=");
+        _cleanup_free_ char *longest = repeat("[worker]\nenvironment = A=", 'x', CONFIG_LINE_MAX - fixed, "\n");
+        check_loads(longest);
+        cr_assert_eq(strlen(c.environment[0]), CONFIG_LINE_MAX - strlen("environment = "));
+        /* ...one more byte is an error on that line, not a silent cut. */
+        _cleanup_free_ char *over =
+                repeat("[worker]\n\nenvironment = A=", 'x', CONFIG_LINE_MAX - fixed + 1, "\nworkers = 3\n");
+        check_error(over, 3, "line too long (at most 65536 characters)");
+        _cleanup_free_ char *comment = repeat("[worker]\n# ", 'x', 100000, "\n");
+        check_error(comment, 2, "line too long (at most 65536 characters)");
+}
+
+Test(config, endless_line) {
+        /* NUL bytes count: a file of them is refused after CONFIG_LINE_MAX bytes. */
+        _cleanup_free_ char *zeros = calloc(1, 100000);
+        cr_assert_not_null(zeros);
+        cr_assert_eq(load_bytes(zeros, 100000), -EINVAL);
+        _cleanup_free_ char *expected = NULL;
+        cr_assert_geq(asprintf(&expected, "%s:1: line too long (at most 65536 characters)", path), 0);
+        cr_assert_str_eq(err, expected);
+}
+
+Test(config, only_regular_files) {
+        /* A reload reads the file inside the event loop: a FIFO would block it for ever
+         * (open() waits for a writer), a device might never end. */
+        cr_assert_eq(config_load(&c, "/dev/zero", err, sizeof(err)), -EINVAL);
+        cr_assert_str_eq(err, "/dev/zero: not a regular file (it is read again at every reload)");
+        char fifo[PATH_MAX];
+        snprintf(fifo, sizeof(fifo), "%s/fifo.conf", dir);
+        cr_assert_eq(mkfifo(fifo, 0600), 0);
+        int r = config_load(&c, fifo, err, sizeof(err));
+        (void) unlink(fifo);
+        cr_assert_eq(r, -EINVAL);
+        _cleanup_free_ char *expected = NULL;
+        cr_assert_geq(asprintf(&expected, "%s: not a regular file (it is read again at every reload)", fifo), 0);
+        cr_assert_str_eq(err, expected);
+}
+
+Test(config, file_limit) {
+        /* 16 MiB is plenty of configuration, and bounds how long a reload can take. */
+        FILE *f = fopen(path, "we");
+        cr_assert_not_null(f);
+        _cleanup_free_ char *line = repeat("; ", 'x', 1021, "\n"); /* 1 KiB */
+        fputs("[worker]\n", f);
+        for (int i = 0; i < 16 * 1024; i++)
+                fputs(line, f);
+        fputs("workers = 3\n", f);
+        cr_assert_eq(fclose(f), 0);
+        err[0] = 0;
+        cr_assert_eq(config_load(&c, path, err, sizeof(err)), -EINVAL);
+        _cleanup_free_ char *expected = NULL;
+        cr_assert_geq(asprintf(&expected, "%s:%d: file too large (at most 16 MiB)", path, 16 * 1024 + 1), 0);
+        cr_assert_str_eq(err, expected);
+}
+
+Test(config, line_numbers_after_long_lines) {
+        _cleanup_free_ char *a = repeat("environment = A=", 'a', 5000, "\n");
+        _cleanup_free_ char *b = repeat("; ", 'b', 5000, "\n");
+        _cleanup_free_ char *text = NULL;
+        cr_assert_geq(asprintf(&text, "[worker]\n%s%s\n%s%sworkers = x\n", a, b, a, b), 0);
+        check_error(text, 7, "invalid workers 'x' (a whole number from 1 to 4096)");
+        /* An error on a long line names that line, ours or inih's. */
+        free(TAKE_PTR(text));
+        cr_assert_geq(asprintf(&text, "[worker]\n%s%sworkers = 3\nenvironment = LISTEN_FDS%s", a, b, a + 15), 0);
+        check_error(text, 5, "environment: LISTEN_FDS is set by liveswap for each worker and cannot be set here");
+        _cleanup_free_ char *bare = repeat("[worker]\n\n", 'w', 5000, "\nworkers = 3\n");
+        check_error(bare, 3, "syntax error (expected 'key = value', '[section]' or a comment)");
+}
+
+/* One line, parsed by inih itself when short (with 'X' for '@'), and with '@' stretched
+ * to 'X' and 4999 'x' when too long for inih: the long value must be the short one with
+ * the same stretch, or the same value when a comment cut the 'X' off. Covers where
+ * inline comments start, blanks around values, ':' as separator and CRLF. */
+static char *stretch(const char *line, char mark, size_t n) {
+        const char *at = strchr(line, mark);
+        _cleanup_free_ char *run = repeat("X", 'x', n - 1, "");
+        char *s = NULL;
+        cr_assert_geq(asprintf(&s, "%.*s%s%s", (int) (at - line), line, run, at + 1), 0);
+        return s;
+}
+
+Test(config, long_lines_parse_like_short_ones) {
+        static const char *const lines[] = {
+                "environment = A=@",
+                "environment=A=@",
+                "environment = A=@ ; comment",
+                "environment = A=@;not a comment",
+                "environment = A=@\t; after a tab",
+                "environment = A=@ b  ;c ; d",
+                "environment:A=@ ",
+                "environment =   A=@   \r",
+                "environment = A=@=;=",
+                "environment = A=x ;@",
+                "environment = A=x\t;@",
+                "environment = A=@ # not ; a",
+                "environment = A=a\t@\tb ",
+                "environment = A= ;@",
+                "environment = A=@ ;",
+                "environment = A=@ ;;",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(lines); i++) {
+                _cleanup_free_ char *short_line = stretch(lines[i], '@', 1), *long_line = stretch(lines[i], '@', 5000);
+                _cleanup_free_ char *short_text = NULL, *long_text = NULL;
+                cr_assert_geq(asprintf(&short_text, "[worker]\n%s\n", short_line), 0);
+                cr_assert_geq(asprintf(&long_text, "[worker]\n%s\n", long_line), 0);
+
+                check_loads(short_text);
+                cr_assert_eq(strv_length(c.environment), 1, "%s", short_line);
+                _cleanup_free_ char *short_value = strdup(c.environment[0]);
+                _cleanup_free_ char *expected = strchr(short_value, 'X') ? stretch(short_value, 'X', 5000) : NULL;
+                config_done(&c);
+                cr_assert_eq(config_init(&c), 0);
+
+                check_loads(long_text);
+                cr_assert_eq(strv_length(c.environment), 1);
+                cr_assert_str_eq(c.environment[0], expected ?: short_value, "line %zu: %s", i, lines[i]);
+                config_done(&c);
+                cr_assert_eq(config_init(&c), 0);
+        }
+}
+
+Test(config, long_lines_other_shapes) {
+        _cleanup_free_ char *section = repeat("[worker] ; ", 'c', 5000, "\nworkers = 3\n");
+        check_loads(section);
+        cr_assert_eq(c.workers, 3);
+        _cleanup_free_ char *comments = repeat("; ", 'c', 5000, "\n");
+        _cleanup_free_ char *text = NULL;
+        cr_assert_geq(
+                asprintf(&text, "\xef\xbb\xbf%s[worker]\n#%s  %sworkers = 4\r\n", comments, comments + 1, comments), 0);
+        check_loads(text);
+        cr_assert_eq(c.workers, 4);
+
+        /* A key name cut short could become a valid key: it is refused whole. */
+        _cleanup_free_ char *spaced = repeat("[worker]\nenvironment", ' ', 300, "x = A=1\n");
+        check_error(spaced, 2, "unknown key 'environment                             ...' (no key is that long)");
+        _cleanup_free_ char *name = repeat("[worker]\n", 'k', 5000, " = 1\n");
+        check_error(name, 2, "unknown key 'kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk...' (no key is that long)");
+        _cleanup_free_ char *unknown = repeat("[worker]\nport = ", '8', 5000, "\n");
+        check_error(unknown, 2, "unknown key 'port' in section [worker]");
+        _cleanup_free_ char *outside = repeat("exec = ", 'e', 5000, "\n");
+        check_error(outside, 1, "key 'exec' must be in section [worker]");
+        _cleanup_free_ char *no_equals = repeat("[worker]\nenvironment ;", 'x', 5000, "= A=1\n");
+        check_error(no_equals, 2, "syntax error (expected 'key = value', '[section]' or a comment)");
+        _cleanup_free_ char *bad_section = repeat("[worker\n", 'x', 5000, "\n");
+        check_error(bad_section, 1, "syntax error (expected 'key = value', '[section]' or a comment)");
+}
+
+Test(config, placeholder_cannot_be_forged) {
+        /* Whether inih got a stand-in for a long value is known out of band: the marker
+         * text in a file is just text, before, after or inside a long line. */
+        _cleanup_free_ char *text = repeat("[worker]\nexec = @long-value@\nenvironment = A=", 'a', 5000,
+                                           "@long-value@\ntarget = /@long-value@\n");
+        check_loads(text);
+        cr_assert_str_eq(c.exec, "@long-value@");
+        cr_assert_str_eq(c.target, "/@long-value@");
+        cr_assert_eq(strlen(c.environment[0]), 5000 + strlen("A=@long-value@"));
+        check_error("[worker]\nenvironment = @long-value@\n", 2,
+                    "invalid environment entry '@long-value@' (expected NAME=VALUE, the name made of letters, "
+                    "digits and '_', not starting with a digit)");
 }
 
 Test(config, nul_byte) {
@@ -372,8 +607,10 @@ static const struct {
         { "[worker]\nbatch = 2\n", 2, "unknown key 'batch' in section [worker] (it belongs in [upgrade])" },
         { "[state]\n\nhead = /x\nworkers = 2\n", 4,
           "unknown key 'workers' in section [state] (it belongs in [worker])" },
-        { "[server]\nport = 80\n", 1, "unknown section [server] (expected [worker], [upgrade], [control] or [state])" },
-        { "[worker]\n[Worker]\n", 2, "unknown section [Worker] (expected [worker], [upgrade], [control] or [state])" },
+        { "[server]\nport = 80\n", 1,
+          "unknown section [server] (expected [worker], [upgrade], [control], [state] or [socket])" },
+        { "[worker]\n[Worker]\n", 2,
+          "unknown section [Worker] (expected [worker], [upgrade], [control], [state] or [socket])" },
         { "workers = 2\n", 1, "key 'workers' must be in section [worker]" },
         { "; comment\nport = 2\n[worker]\n", 2, "unknown key 'port' outside of any section" },
         /* [worker] */
@@ -456,9 +693,9 @@ Test(config, first_error_wins) {
                     "syntax error (expected 'key = value', '[section]' or a comment)");
         check_error("[worker]\n\n\nfoo = 1\nworkers = 0\n", 4, "unknown key 'foo' in section [worker]");
         check_error("[nope]\n[worker]\nworkers = 0\n", 1,
-                    "unknown section [nope] (expected [worker], [upgrade], [control] or [state])");
+                    "unknown section [nope] (expected [worker], [upgrade], [control], [state] or [socket])");
         check_error("[worker]\nworkers = 1\n[nope]\nkey = 1\nbogus\n", 3,
-                    "unknown section [nope] (expected [worker], [upgrade], [control] or [state])");
+                    "unknown section [nope] (expected [worker], [upgrade], [control], [state] or [socket])");
 }
 
 Test(config, bad_file_changes_nothing) {
@@ -513,6 +750,31 @@ Test(config, small_error_buffer) {
         cr_assert_eq(config_load(&c, path, small, sizeof(small)), -EINVAL);
         cr_assert_eq(strlen(small), sizeof(small) - 1);
         cr_assert_eq(config_load(&c, path, NULL, 0), -EINVAL);
+}
+
+Test(config, socket_mode) {
+        cr_assert_eq(c.socket_mode, 0666);
+        check_loads("[socket]\nsocket_mode = 0600\n");
+        cr_assert_eq(c.socket_mode, 0600);
+        check_loads("[socket]\nsocket_mode = 660 ; group\n");
+        cr_assert_eq(c.socket_mode, 0660);
+        check_loads("[socket]\nsocket_mode = 0\n");
+        cr_assert_eq(c.socket_mode, 0);
+        static const char *const bad[] = { "",     "8",    "0o600", "0x1b6", "01000",    "7777",
+                                           "-600", "+600", "06000", "600 x", "rw-rw-rw-" };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                _cleanup_free_ char *text = NULL, *message = NULL;
+                cr_assert_geq(asprintf(&text, "[worker]\nworkers = 3\n[socket]\nsocket_mode = %s\n", bad[i]), 0);
+                cr_assert_geq(asprintf(&message,
+                                       "invalid socket_mode '%s' (an octal mode from 0000 to 0777, e.g. 0666 or 0600)",
+                                       bad[i]),
+                              0);
+                check_error(text, 4, message);
+                cr_assert_eq(c.socket_mode, 0);
+                cr_assert_eq(c.workers, 2);
+        }
+        check_error("[worker]\nsocket_mode = 0600\n", 2,
+                    "unknown key 'socket_mode' in section [worker] (it belongs in [socket])");
 }
 
 /* ---- value syntaxes ---- */
@@ -672,4 +934,19 @@ Test(values, split_many_words) {
         cr_assert_eq(config_split_command(s, &argv), 0);
         cr_assert_eq(strv_length(argv), 300);
         cr_assert_str_eq(argv[299], "x y");
+}
+
+Test(values, modes) {
+        mode_t mode = 1;
+        cr_assert_eq(config_parse_mode("0666", &mode), 0);
+        cr_assert_eq(mode, 0666);
+        cr_assert_eq(config_parse_mode("777", &mode), 0);
+        cr_assert_eq(mode, 0777);
+        cr_assert_eq(config_parse_mode("0000", &mode), 0);
+        cr_assert_eq(mode, 0);
+        cr_assert_eq(config_parse_mode("00600", &mode), -EINVAL);
+        cr_assert_eq(config_parse_mode("1777", &mode), -EINVAL);
+        cr_assert_eq(config_parse_mode(" 600", &mode), -EINVAL);
+        cr_assert_eq(config_parse_mode(NULL, &mode), -EINVAL);
+        cr_assert_eq(mode, 0);
 }
