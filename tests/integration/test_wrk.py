@@ -12,14 +12,20 @@ wrk with 0 socket errors and 0 non-2xx responses; before that, each upgrade cost
 dozen read errors (issue 9: 461 in 2.8 M requests over 10 upgrades).
 
 wrk is the Debian package `wrk` (scripts/setup installs it); the test skips (77) when it
-is missing. The Node case also needs node (scripts/setup installs nodejs)."""
+is missing. The Node case also needs node (scripts/setup installs nodejs).
+
+KeepAliveDrain checks the same rules one connection at a time, without wrk: a request
+sent on a kept-alive connection after its worker began to drain is answered (with
+Connection: close), and an idle one is closed only after the grace period."""
 
 import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import time
 
 import lib
 
@@ -142,6 +148,63 @@ class Wrk(lib.TestCase):
         targets = [v2, NODE_DIR] * 2
         self.run_upgrades(sup, port, targets, 2)
         self.assertEqual(sup.stop(), 0, sup.output())
+        self.assertNotIn("while draining", sup.output())
+
+
+def read_response(conn):
+    """One response (Content-Length framed) from CONN: (status, headers, body, rest)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            raise AssertionError("connection closed after %r" % data)
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    while len(body) < int(headers["content-length"]):
+        chunk = conn.recv(65536)
+        if not chunk:
+            raise AssertionError("connection closed in the body")
+        body += chunk
+    return int(lines[0].split()[1]), headers, body.decode()
+
+
+class KeepAliveDrain(lib.TestCase):
+    GRACE_MS = 5000  # --idle-grace: generous, so that a loaded machine cannot outrun it
+
+    def test_request_on_idle_connection_after_drain_is_answered(self):
+        port = lib.free_port()
+        conf = lib.write_file(os.path.join(self.dir, "liveswap.conf"),
+                              "[upgrade]\nready = notify\ndrain_timeout = 30s\n")
+        v1 = lib.make_target(os.path.join(self.dir, "a"), "v1", "--idle-grace", str(self.GRACE_MS))
+        v2 = lib.make_target(os.path.join(self.dir, "b"), "v2")
+        sup = self.start("--config", conf, "-s", v1, "-p", str(port), "-f", "1")
+        request = b"GET / HTTP/1.1\r\nHost: test\r\n\r\n"
+        busy, idle = socket.create_connection(("127.0.0.1", port)), socket.create_connection(("127.0.0.1", port))
+        self.addCleanup(busy.close)
+        self.addCleanup(idle.close)
+        for conn in (busy, idle):
+            conn.settimeout(30)
+            conn.sendall(request)
+            status, headers, body = read_response(conn)
+            self.assertEqual((status, body, headers.get("connection")), (200, "v1\n", None))
+
+        sup.client("-u", v2, check=0)
+        sup.wait_output("httpd v1: SIGTERM: draining 2 connection(s)")
+        drained = time.monotonic()
+        # The client sends its next request on the kept-alive connection only now: a
+        # worker that closed idle connections at once has closed it (or does so as the
+        # request arrives) and the client reads nothing, or a reset.
+        busy.sendall(request)
+        status, headers, body = read_response(busy)
+        self.assertEqual((status, body, headers.get("connection")), (200, "v1\n", "close"))
+        self.assertEqual(busy.recv(1), b"")  # then the worker closes it
+        # The idle one stays open for the grace period, then closes without a reset.
+        self.assertEqual(idle.recv(1), b"")
+        self.assertGreaterEqual(time.monotonic() - drained, self.GRACE_MS / 1000 * 0.9)
+        self.assertEqual(lib.http_get(("127.0.0.1", port))[2], "v2\n")
+        sup.wait_status(r"^Serving generation 2 \([^)]*\): 1/1 ready$")
         self.assertNotIn("while draining", sup.output())
 
 
