@@ -173,13 +173,10 @@ def read_response(conn):
 class KeepAliveDrain(lib.TestCase):
     GRACE_MS = 5000  # --idle-grace: generous, so that a loaded machine cannot outrun it
 
-    def test_request_on_idle_connection_after_drain_is_answered(self):
-        port = lib.free_port()
-        conf = lib.write_file(os.path.join(self.dir, "liveswap.conf"),
-                              "[upgrade]\nready = notify\ndrain_timeout = 30s\n")
-        v1 = lib.make_target(os.path.join(self.dir, "a"), "v1", "--idle-grace", str(self.GRACE_MS))
-        v2 = lib.make_target(os.path.join(self.dir, "b"), "v2")
-        sup = self.start("--config", conf, "-s", v1, "-p", str(port), "-f", "1")
+    def check_idle_drain(self, sup, port, instance, v2):
+        """Two kept-alive connections to SUP's one worker, each with a request answered,
+        then an upgrade to V2: the next request on one is answered by the draining
+        worker with Connection: close; the other, idle, closes only after the grace."""
         request = b"GET / HTTP/1.1\r\nHost: test\r\n\r\n"
         busy, idle = socket.create_connection(("127.0.0.1", port)), socket.create_connection(("127.0.0.1", port))
         self.addCleanup(busy.close)
@@ -188,10 +185,11 @@ class KeepAliveDrain(lib.TestCase):
             conn.settimeout(30)
             conn.sendall(request)
             status, headers, body = read_response(conn)
-            self.assertEqual((status, body, headers.get("connection")), (200, "v1\n", None))
+            self.assertEqual((status, body, headers.get("connection", "keep-alive")), (200, "v1\n", "keep-alive"))
+        old = sup.get_property(instance, "Workers")[0][0]
 
-        sup.client("-u", v2, check=0)
-        sup.wait_output("httpd v1: SIGTERM: draining 2 connection(s)")
+        sup.client("-i", instance, "-u", v2, check=0)
+        sup.wait_output("Draining worker %d" % old)  # logged as the drain signal is sent
         drained = time.monotonic()
         # The client sends its next request on the kept-alive connection only now: a
         # worker that closed idle connections at once has closed it (or does so as the
@@ -205,7 +203,34 @@ class KeepAliveDrain(lib.TestCase):
         self.assertGreaterEqual(time.monotonic() - drained, self.GRACE_MS / 1000 * 0.9)
         self.assertEqual(lib.http_get(("127.0.0.1", port))[2], "v2\n")
         sup.wait_status(r"^Serving generation 2 \([^)]*\): 1/1 ready$")
+        self.assertIn("exited with status 0 after draining", sup.output())
         self.assertNotIn("while draining", sup.output())
+
+    def test_c_example(self):
+        port = lib.free_port()
+        conf = lib.write_file(os.path.join(self.dir, "liveswap.conf"),
+                              "[upgrade]\nready = notify\ndrain_timeout = 30s\n")
+        v1 = lib.make_target(os.path.join(self.dir, "a"), "v1", "--idle-grace", str(self.GRACE_MS))
+        v2 = lib.make_target(os.path.join(self.dir, "b"), "v2")
+        sup = self.start("--instance", "web", "--config", conf, "-s", v1, "-p", str(port), "-f", "1")
+        self.check_idle_drain(sup, port, "web", v2)
+
+    def test_node_example(self):
+        if not shutil.which("node"):
+            self.skipTest("node is not installed")
+        v1, v2 = os.path.join(self.dir, "node-v1"), os.path.join(self.dir, "node-v2")
+        shutil.copytree(NODE_DIR, v1)
+        shutil.copytree(NODE_DIR, v2)
+        lib.write_file(os.path.join(v1, "start"), "#!/bin/sh\nexec node server.js --idle-grace %d\n" % self.GRACE_MS,
+                       0o755)
+        lib.write_file(os.path.join(v2, "start"), "#!/bin/sh\nAPP_VERSION=v2 exec node server.js\n", 0o755)
+        conf = lib.write_file(os.path.join(self.dir, "node.conf"),
+                              "[upgrade]\nready = delay\nready_delay = 1s\ndrain_timeout = 30s\n")
+        port = lib.free_port()
+        sup = self.start("--instance", "node", "--config", conf, "-s", v1, "-p", str(port), "-f", "1")
+        pid = sup.get_property("node", "Workers")[0][0]
+        sup.wait_output("server.js v1: pid %d serving on 1 socket(s)" % pid)
+        self.check_idle_drain(sup, port, "node", v2)
 
 
 if __name__ == "__main__":
