@@ -16,7 +16,9 @@ is missing. The Node case also needs node (scripts/setup installs nodejs).
 
 KeepAliveDrain checks the same rules one connection at a time, without wrk: a request
 sent on a kept-alive connection after its worker began to drain is answered (with
-Connection: close), and an idle one is closed only after the grace period."""
+Connection: close), and an idle one is closed only after the grace period. And
+LoadgenRace checks that our own load generator counts the race it retries as its own
+class, never as ok."""
 
 import os
 import re
@@ -25,6 +27,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import lib
@@ -231,6 +234,55 @@ class KeepAliveDrain(lib.TestCase):
         pid = sup.get_property("node", "Workers")[0][0]
         sup.wait_output("server.js v1: pid %d serving on 1 socket(s)" % pid)
         self.check_idle_drain(sup, port, "node", v2)
+
+
+class LoadgenRace(lib.TestCase):
+    def test_retried_race_is_its_own_class(self):
+        """A server that answers the first request on each connection (keep-alive) and
+        closes at the second without a byte of answer: the race, every time. loadgen
+        retries each such request once on a new connection, where it is answered, and
+        counts it as retried: neither ok nor failed."""
+        srv = socket.create_server(("127.0.0.1", 0))
+        self.addCleanup(srv.close)
+        self.addCleanup(srv.shutdown, socket.SHUT_RDWR)  # first: wakes the accept() below
+
+        def serve(conn):
+            buf, served = b"", 0
+            with conn:
+                while True:
+                    try:
+                        data = conn.recv(4096)
+                    except OSError:
+                        return
+                    if not data:
+                        return
+                    buf += data
+                    while b"\r\n\r\n" in buf:
+                        buf = buf.partition(b"\r\n\r\n")[2]
+                        if served == 1:
+                            return  # closed under the second request
+                        served += 1
+                        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nX-Version: r\r\n\r\nok\n")
+
+        def accept():
+            while True:
+                try:
+                    conn, _ = srv.accept()
+                except OSError:
+                    return  # closed at cleanup
+                threading.Thread(target=serve, args=(conn,), daemon=True).start()
+        threading.Thread(target=accept, daemon=True).start()
+
+        out = subprocess.run([lib.LOADGEN, "--target", "127.0.0.1:%d" % srv.getsockname()[1], "--clients", "2",
+                              "--mode", "keepalive", "--duration", "1"], capture_output=True, text=True,
+                             timeout=60, check=True).stdout
+        result = dict(line.partition("=")[::2] for line in out.splitlines())
+        requests, ok, retried = int(result["requests"]), int(result["ok"]), int(result["retried"])
+        self.assertEqual(result["failed"], "0", out)
+        self.assertEqual(ok, 2, out)  # the first request of each client only
+        self.assertGreater(retried, 10, out)
+        self.assertEqual(ok + retried, requests, out)
+        self.assertEqual(result["versions"], "r:%d" % requests, out)
 
 
 if __name__ == "__main__":
