@@ -8,10 +8,11 @@ own loadgen retries and counts apart: a worker that closes an idle keep-alive co
 just as the client sends its next request. A worker that drains as liveswap(8)
 describes (Connection: close on the next response of every kept-alive connection, an
 idle one closed only after a grace period of real idleness, a lingering close) leaves
-wrk with 0 socket errors and 0 non-2xx responses; before that, each upgrade cost a few
-dozen read errors (issue 9: 461 in 2.8 M requests over 10 upgrades).
+wrk with 0 socket errors and 0 non-2xx responses; before the examples drained so, each
+upgrade cost them 20 to 40 read errors here (issue 9: 461 in 2.8 M requests over 10
+upgrades).
 
-wrk is the Debian package `wrk` (scripts/setup installs it); the test skips (77) when it
+wrk is the Debian package `wrk` (scripts/setup installs it); its tests are skipped when it
 is missing. The Node case also needs node (scripts/setup installs nodejs).
 
 KeepAliveDrain checks the same rules one connection at a time, without wrk: a request
