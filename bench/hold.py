@@ -127,7 +127,7 @@ def main():
 
     durations.sort()
     classes = ("ok", "failed", "refused", "reset", "eof", "timeout", "bad_status", "connect_error",
-               "retried_idle_close")
+               "retried", "idle_closed")
     lines = [
         "# Load held across upgrades",
         "",

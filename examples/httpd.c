@@ -1,7 +1,18 @@
 /* httpd.c: a tiny HTTP/1.1 server that speaks the liveswap worker protocol. It is the
  * demo's application and the integration tests' worker, so it drains exactly as a good
- * worker should: on SIGTERM it stops accepting, finishes every request it has (including
- * one that arrived on an idle keep-alive connection a moment ago) and exits 0.
+ * worker should (liveswap(8), "DRAINING KEEP-ALIVE CONNECTIONS"): on SIGTERM it stops
+ * accepting, answers the next request on every kept-alive connection with
+ * "Connection: close", closes a connection that sits idle only once it has been idle for
+ * the grace period (--idle-grace, default 1 s), closes with a lingering close, and exits
+ * 0 once no connection is left.
+ *
+ * Why the grace period: HTTP/1.1 lets either side close an idle kept-alive connection,
+ * and a client that sends its next request just as the server closes gets a reset or an
+ * empty read instead of an answer. Clients that do not retry (wrk, most load testers, any
+ * client sending a POST) count that as an error. A busy client sends its next request
+ * well within the grace period, so it gets Connection: close instead and reconnects to
+ * a worker that is not draining; only a client quiet for the whole period can still
+ * meet the race, as it could with any server's keep-alive timeout.
  *
  *   GET /                -> "<version>\n" (headers X-Version, X-Pid, X-Generation)
  *   GET /sleep?ms=N      -> the same after N ms (a timer: other clients are not held up)
@@ -51,6 +62,7 @@
 #define SLEEP_MAX_MS (3600L * 1000)
 #define LINGER_MS 2000 /* how long a closing connection may take to drain its input */
 #define DRAIN_REQUEST_MS 5000 /* while draining, how long a request head may take to arrive */
+#define IDLE_GRACE_MS 1000 /* while draining, how long a kept-alive connection must stay idle to be closed */
 #define ACCEPT_PAUSE_MS 100 /* back-off when out of fds */
 #define ACCEPT_BATCH 64 /* accepts per wake-up, so other workers get a share */
 #define CONTROL_MESSAGE_MAX 65536
@@ -96,6 +108,8 @@ struct conn {
         uint32_t events; /* the current epoll interest */
         bool closed;
         bool close_after; /* the response says Connection: close */
+        bool client_close; /* the client asked for that itself (Connection: close, HTTP/1.0) */
+        bool request_deadline; /* draining: the timer bounds a request on its way, not idleness */
         bool head_only; /* a HEAD request: no body in the response */
         bool method_ok; /* GET or HEAD */
         unsigned served; /* responses completed on this connection */
@@ -111,6 +125,7 @@ struct options {
         const char *version;
         long delay_start_ms;
         long crash_after_ms;
+        long idle_grace_ms;
         bool crash_at_start;
         bool no_ready;
         bool ignore_term;
@@ -287,10 +302,15 @@ static int conn_timer(struct conn *c, long ms) {
 
 /* Closes after the last response. Input the client sent that we will never read would
  * make close() send a reset, which can destroy that response before the client reads
- * it; so then only our side is shut and the rest is read and dropped first. */
+ * it; so only our side is shut, and what still comes is read and dropped until the
+ * client closes too (it does once it has read Connection: close) or LINGER_MS passes.
+ * When we chose to close (draining, an error) a pipelining client may have requests on
+ * the wire that no FIONREAD shows yet: always linger then. Only when the client asked
+ * for the close and nothing of its is unread can nothing more come: close at once. */
 static void conn_finish(struct conn *c) {
         int pending = 0;
-        if (c->in_len == 0 && c->body_left == 0 && (ioctl(c->io.fd, FIONREAD, &pending) < 0 || pending == 0)) {
+        if (c->client_close && c->in_len == 0 && c->body_left == 0 &&
+            (ioctl(c->io.fd, FIONREAD, &pending) < 0 || pending == 0)) {
                 conn_close(c);
                 return;
         }
@@ -566,20 +586,42 @@ static int conn_parse_head(struct conn *c, size_t head_len) {
                         return 501; /* a body whose end we cannot find without decoding it */
                 else if (header_is(p, line_len, "Connection", &v, &v_len)) {
                         if (has_token(v, v_len, "close"))
-                                c->close_after = true;
+                                c->close_after = c->client_close = true;
                 }
         }
         /* HTTP/1.0 keep-alive would need a Connection: keep-alive reply; not worth it here. */
         if (http10)
-                c->close_after = true;
+                c->close_after = c->client_close = true;
         return 0;
+}
+
+/* Draining, and no complete request is buffered: how long to wait for one. An idle
+ * kept-alive connection is closed only after idle_grace_ms of idleness counted from now
+ * (a client that is busy sends its next request long before, and gets Connection:
+ * close). A request that has begun to arrive, or the first one on a connection accepted
+ * just before the drain, gets DRAIN_REQUEST_MS once. */
+static void conn_wait_request(struct conn *c) {
+        long ms;
+        if (c->in_len == 0 && c->served > 0)
+                ms = c->server->opt.idle_grace_ms;
+        else if (!c->request_deadline) {
+                ms = DRAIN_REQUEST_MS;
+                c->request_deadline = true;
+        } else {
+                conn_set_events(c, EPOLLIN); /* its deadline is already set */
+                return;
+        }
+        if (conn_timer(c, ms) < 0) {
+                conn_close(c);
+                return;
+        }
+        conn_set_events(c, EPOLLIN);
 }
 
 /* Works through what is buffered: request heads, bodies to drop, pipelined requests.
  * Returns with the connection waiting for input, busy answering, or closed. */
 static void conn_process(struct conn *c) {
         struct server *s = c->server;
-        bool may_read = s->draining;
         for (;;) {
                 if (c->closed)
                         return;
@@ -607,21 +649,10 @@ static void conn_process(struct conn *c) {
                                 conn_respond(c, 431, "request head too large\n");
                                 return;
                         }
-                        if (s->draining && c->in_len == 0 && c->served > 0) {
-                                /* Idle keep-alive while draining: close, unless a request is
-                                 * arriving right now; one read without waiting decides. A
-                                 * new connection is not idle: its request is on its way. */
-                                ssize_t r = may_read ? conn_read(c) : -EAGAIN;
-                                may_read = false;
-                                if (r > 0)
-                                        continue;
-                                if (r == -EAGAIN)
-                                        conn_finish(c);
-                                else
-                                        conn_close(c);
-                                return;
-                        }
-                        conn_set_events(c, EPOLLIN);
+                        if (s->draining)
+                                conn_wait_request(c);
+                        else
+                                conn_set_events(c, EPOLLIN);
                         return;
                 }
                 size_t head_len = (size_t) (end - c->in) + 4;
@@ -691,8 +722,19 @@ static void conn_on_timer(struct conn *c) {
                 snprintf(body, sizeof(body), "%s\n", c->server->opt.version);
                 conn_respond(c, 200, body);
                 conn_idle(c);
-        } else if (c->state == CONN_LINGER || c->state == CONN_READ)
-                conn_close(c); /* lingered enough, or no request came while draining */
+        } else if (c->state == CONN_LINGER || (c->state == CONN_READ && c->request_deadline))
+                conn_close(c); /* lingered enough, or a request did not come in time */
+        else if (c->state == CONN_READ) {
+                /* Idle for the whole grace period, unless a request is arriving right
+                 * now (its event may be later in this batch): one read decides. */
+                ssize_t r = conn_read(c);
+                if (r > 0)
+                        conn_process(c);
+                else if (r == -EAGAIN || r == -EINTR)
+                        conn_finish(c);
+                else
+                        conn_close(c);
+        }
 }
 
 static void conn_new(struct server *s, int fd) {
@@ -796,16 +838,13 @@ static void server_start_drain(struct server *s, const char *why) {
         s->n_listeners = 0;
         source_close(s, &s->start_timer);
         source_close(s, &s->accept_timer);
-        /* Busy connections answer with Connection: close when done; idle ones close now;
-         * those waiting for a request head get a little time for it to come. */
+        /* Busy connections answer with Connection: close when done (conn_respond); the
+         * others wait for their next request: idle ones for the grace period, those with
+         * a request on its way a little longer (conn_wait_request). */
         for (struct conn *c = s->conns, *next; c; c = next) {
                 next = c->next; /* c may move to the graveyard, never another one */
-                if (c->state != CONN_READ)
-                        continue;
-                if (c->in_len == 0 && c->served > 0)
+                if (c->state == CONN_READ)
                         conn_process(c);
-                else if (conn_timer(c, DRAIN_REQUEST_MS) < 0)
-                        conn_close(c);
         }
 }
 
@@ -1082,11 +1121,13 @@ static int server_init(struct server *s) {
 
 static int usage(const char *argv0, int status) {
         fprintf(status ? stderr : stdout,
-                "usage: %s [--version STR] [--delay-start MS] [--crash-at-start] [--crash-after MS]\n"
-                "       [--no-ready] [--ignore-term] [--die-on-term] [--log FILE]\n"
+                "usage: %s [--version STR] [--idle-grace MS] [--delay-start MS] [--crash-at-start]\n"
+                "       [--crash-after MS] [--no-ready] [--ignore-term] [--die-on-term] [--log FILE]\n"
                 "An HTTP/1.1 worker for liveswap: serves on the sockets passed in LISTEN_FDS\n"
-                "(or, under Server::Starter's start_server, in SERVER_STARTER_PORT).\n",
-                argv0);
+                "(or, under Server::Starter's start_server, in SERVER_STARTER_PORT).\n"
+                "While draining, a kept-alive connection idle for --idle-grace MS (default %d)\n"
+                "is closed; one that sends a request is answered with Connection: close.\n",
+                argv0, IDLE_GRACE_MS);
         return status;
 }
 
@@ -1105,7 +1146,7 @@ static int parse_args(int argc, char **argv, struct options *o) {
                 else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
                         return -1;
                 else if (strcmp(a, "--version") == 0 || strcmp(a, "--log") == 0 || strcmp(a, "--delay-start") == 0 ||
-                         strcmp(a, "--crash-after") == 0) {
+                         strcmp(a, "--crash-after") == 0 || strcmp(a, "--idle-grace") == 0) {
                         if (i + 1 >= argc) {
                                 fprintf(stderr, "httpd: %s needs a value\n", a);
                                 return 2;
@@ -1115,8 +1156,9 @@ static int parse_args(int argc, char **argv, struct options *o) {
                                 o->version = v;
                         else if (strcmp(a, "--log") == 0)
                                 o->log_path = v;
-                        else if (!parse_long(v, strcmp(a, "--delay-start") == 0 ? &o->delay_start_ms
-                                                                                : &o->crash_after_ms)) {
+                        else if (!parse_long(v, strcmp(a, "--delay-start") == 0  ? &o->delay_start_ms
+                                                : strcmp(a, "--idle-grace") == 0 ? &o->idle_grace_ms
+                                                                                 : &o->crash_after_ms)) {
                                 fprintf(stderr, "httpd: %s: not a number of milliseconds: %s\n", a, v);
                                 return 2;
                         }
@@ -1131,7 +1173,7 @@ static int parse_args(int argc, char **argv, struct options *o) {
 int main(int argc, char **argv) {
         /* First thing: the fd list must not include anything of ours. */
         struct server s = {
-                .opt = { .version = "v1" },
+                .opt = { .version = "v1", .idle_grace_ms = IDLE_GRACE_MS },
                 .epoll_fd = -1,
                 .log_fd = -1,
                 .fds_at_start = capture_fds(),

@@ -1,8 +1,17 @@
 'use strict';
 // server.js: the seed's "hello world" app as a liveswap worker. It serves on the
 // sockets liveswap passes (fds 3, 4, ... as LISTEN_FDS says, the way systemd passes
-// them) and drains on SIGTERM: it stops accepting, finishes the requests it has, closes
-// its idle keep-alive connections and exits, so an upgrade drops nothing.
+// them) and drains on SIGTERM as liveswap(8) says a worker should ("DRAINING KEEP-ALIVE
+// CONNECTIONS"): it stops accepting, answers the next request on every kept-alive
+// connection with Connection: close, closes a connection only once it has sat idle for
+// the grace period (--idle-grace MS, default 1000), closes with a lingering close, and
+// exits when no connection is left. So an upgrade drops nothing, not even for clients
+// that never retry a request (wrk, or anything sending a POST).
+//
+// Why not server.close(): since Node 19 it also closes every idle keep-alive connection
+// at once (closeIdleConnections), and a client sending its next request at that moment
+// gets a reset or an empty reply: the HTTP/1.1 keep-alive race. A busy client sends its
+// next request well within the grace period and gets Connection: close instead.
 //
 // Without LISTEN_FDS it listens itself on 127.0.0.1:$PORT when PORT is set: that is
 // for process managers that share a port through node:cluster instead of passing fds
@@ -14,11 +23,31 @@
 // a library); a worker may.
 
 const http = require('node:http');
+const net = require('node:net');
 
 const version = process.env.APP_VERSION || 'v1';
 const FIRST_FD = 3;
-// How long a connection accepted just before the drain may take to send its request.
+// How long a connection accepted just before the drain, or one whose request has begun
+// to arrive, may take to send its request.
 const DRAIN_REQUEST_MS = 5000;
+// How long a closing connection may take to send its FIN after ours (lingering close).
+const LINGER_MS = 2000;
+const IDLE_GRACE_DEFAULT_MS = 1000;
+
+function parseArgs(argv) {
+  const options = { idleGraceMs: IDLE_GRACE_DEFAULT_MS };
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--idle-grace' && i + 1 < argv.length && /^\d+$/.test(argv[i + 1])) {
+      options.idleGraceMs = Number.parseInt(argv[++i], 10);
+    } else {
+      console.error(`server.js: unknown or incomplete argument: ${argv[i]}\n` +
+                    'usage: node server.js [--idle-grace MS]');
+      process.exit(2);
+    }
+  }
+  return options;
+}
+const options = parseArgs(process.argv.slice(2));
 
 const passed = process.env.LISTEN_PID === String(process.pid)
   ? Number.parseInt(process.env.LISTEN_FDS || '', 10) : 0;
@@ -40,7 +69,7 @@ if (passed > 0) {
 const servers = [];
 let listening = 0;
 let draining = false;
-const connections = new Map(); // socket -> { served, active }
+const connections = new Map(); // socket -> { served, active, idleTimer, bytesAtIdle }
 
 function exitWhenDone() {
   if (draining && connections.size === 0) {
@@ -48,10 +77,41 @@ function exitWhenDone() {
   }
 }
 
+// Closes our side once the response is flushed (FIN), then lets the client's remaining
+// bytes be read until its own FIN (net destroys a socket that has ended both ways) or
+// LINGER_MS: closing a socket with unread input makes the kernel send a reset, which can
+// destroy the response before the client has read it. Installed as the socket's
+// destroySoon(), which node:http calls after a response that says Connection: close
+// (it would destroy() the socket as soon as the FIN is written).
+function lingeringClose() {
+  this.end();
+  const timer = setTimeout(() => this.destroy(), LINGER_MS);
+  this.once('close', () => clearTimeout(timer));
+}
+
+// Draining and idle: close only after options.idleGraceMs more of idleness. If a request
+// has begun to arrive meanwhile (more bytes read, the head not yet complete), it gets
+// DRAIN_REQUEST_MS to complete; a complete one cancels the wait (handle()).
+function closeWhenIdle(socket, state) {
+  clearTimeout(state.idleTimer);
+  state.bytesAtIdle = socket.bytesRead;
+  state.idleTimer = setTimeout(() => {
+    if (state.active) {
+      return;
+    }
+    if (socket.bytesRead !== state.bytesAtIdle) {
+      state.idleTimer = setTimeout(() => socket.destroy(), DRAIN_REQUEST_MS);
+      return;
+    }
+    socket.destroySoon();
+  }, options.idleGraceMs);
+}
+
 function handle(req, res) {
   const state = connections.get(req.socket);
   if (state) {
     state.active = true;
+    clearTimeout(state.idleTimer);
   }
   res.setHeader('Content-Type', 'text/plain');
   res.setHeader('X-Version', version);
@@ -66,12 +126,13 @@ function handle(req, res) {
     }
     state.active = false;
     state.served += 1;
-    // A response begun before the drain kept the connection alive: close it now,
-    // unless a pipelined request is already being answered.
-    if (draining) {
+    // A response begun before the drain kept the connection alive: it is idle now, and
+    // closed once it has stayed so for the grace period (unless a pipelined request is
+    // being answered already).
+    if (draining && res.getHeader('Connection') !== 'close') {
       setImmediate(() => {
-        if (!state.active) {
-          req.socket.destroy();
+        if (!state.active && !req.socket.destroyed) {
+          closeWhenIdle(req.socket, state);
         }
       });
     }
@@ -84,21 +145,19 @@ function drain() {
     return;
   }
   draining = true;
-  // Stop accepting; the sockets stay open in liveswap for the next workers.
+  // Stop accepting; the sockets stay open in liveswap for the next workers. net.Server's
+  // close, not http.Server's: that one would close idle keep-alive connections at once.
   for (const server of servers) {
-    server.close();
-    if (typeof server.closeIdleConnections === 'function') {
-      server.closeIdleConnections(); // Node >= 18.2 (server.close() does it too from 19)
-    }
+    net.Server.prototype.close.call(server);
   }
-  // The same by hand, for older Node, and for connections accepted a moment ago, whose
-  // first request is still on its way: they get a few seconds to send it.
+  // Connections accepted a moment ago, whose first request is still on its way, get a
+  // few seconds to send it; idle kept-alive ones the grace period.
   for (const [socket, state] of connections) {
     if (state.active) {
       continue; // answered with Connection: close, then closed
     }
     if (state.served > 0) {
-      socket.destroy(); // an idle keep-alive connection
+      closeWhenIdle(socket, state);
     } else {
       socket.setTimeout(DRAIN_REQUEST_MS, () => socket.destroy());
     }
@@ -109,8 +168,11 @@ function drain() {
 for (const address of addresses) {
   const server = http.createServer(handle);
   server.on('connection', (socket) => {
-    connections.set(socket, { served: 0, active: false });
+    const state = { served: 0, active: false, idleTimer: null, bytesAtIdle: 0 };
+    connections.set(socket, state);
+    socket.destroySoon = lingeringClose;
     socket.on('close', () => {
+      clearTimeout(state.idleTimer);
       connections.delete(socket);
       exitWhenDone();
     });
