@@ -462,14 +462,18 @@ static int run_supervisor(struct arguments *a) {
 finish:;
         _cleanup_free_ char *runtime_dir = TAKE_PTR(s.runtime_dir);
         supervisor_done(&s);
-        /* Ours to clean when systemd does not, after a run that ended as the engine said
-         * (a stop, or a start that timed out); the records are gone with the workers. */
+        /* After a run that ended as the engine said (a stop, or a start that timed out)
+         * the records are gone with the workers, and their directory is ours to remove
+         * under systemd too: systemd removes a RuntimeDirectory= that is not on a tmpfs
+         * only while it is empty. The runtime directory itself is ours when systemd
+         * does not own it. */
         bool ran = status == EXIT_SUCCESS || s.exit_status != EXIT_SUCCESS;
-        if (ran && runtime_dir && !getenv("RUNTIME_DIRECTORY")) {
+        if (ran && runtime_dir) {
                 _cleanup_free_ char *records = NULL;
                 if (asprintf(&records, "%s/workers", runtime_dir) >= 0)
                         (void) rmdir(records);
-                (void) rmdir(runtime_dir);
+                if (!getenv("RUNTIME_DIRECTORY"))
+                        (void) rmdir(runtime_dir);
         }
         return status;
 }
