@@ -58,26 +58,34 @@ class StoppedWorker(lib.TestCase):
 # it gets SIGTERM, then waits for it. Each process records every signal it gets as a
 # file ROLE-SIGNAME in RECORD_DIR.
 PREFORK = r"""#!%s
-import os, signal, sys
+import os, signal, sys, time
 record_dir = sys.argv[1]
+child_expects_cont = sys.argv[2] == "group"
 role = "master"
+seen = set()
 def record(signum, frame):
     name = signal.Signals(signum).name
+    seen.add(signum)
     os.close(os.open(os.path.join(record_dir, "%%s-%%s" %% (role, name)), os.O_CREAT | os.O_WRONLY, 0o644))
-    if signum in (signal.SIGTERM, signal.SIGUSR1):
-        global stopping
-        stopping = True
-stopping = False
+def wait_for(signals):
+    # liveswap sends SIGCONT right after the drain signal, but the process may run in
+    # between: one that exited on the first would miss the second. Wait for all that
+    # are expected, for at most 10 s (a poll: pause() would race a signal that comes
+    # between the check and the call). A signal that never came shows as "ROLE-timeout".
+    deadline = time.monotonic() + 10
+    while not signals <= seen:
+        if time.monotonic() > deadline:
+            os.close(os.open(os.path.join(record_dir, role + "-timeout"), os.O_CREAT | os.O_WRONLY, 0o644))
+            return
+        time.sleep(0.01)
 for s in (signal.SIGTERM, signal.SIGCONT, signal.SIGUSR1):
     signal.signal(s, record)
 child = os.fork()
 if child == 0:
     role = "child"
-    while not stopping:
-        signal.pause()
+    wait_for({signal.SIGUSR1, signal.SIGTERM, signal.SIGCONT} if child_expects_cont else {signal.SIGUSR1})
     os._exit(0)
-while not stopping:
-    signal.pause()
+wait_for({signal.SIGTERM, signal.SIGCONT})
 try:
     os.kill(child, signal.SIGUSR1)
 except ProcessLookupError:
@@ -93,7 +101,7 @@ class KillMode(lib.TestCase):
         record_dir = os.path.join(self.dir, "signals")
         os.mkdir(record_dir)
         script = lib.write_file(os.path.join(self.dir, "prefork.py"), PREFORK, 0o755)
-        old = lib.write_file(os.path.join(self.dir, "old"), "#!/bin/sh\nexec %s %s\n" % (script, record_dir), 0o755)
+        old = lib.write_file(os.path.join(self.dir, "old"), "#!/bin/sh\nexec %s %s %s\n" % (script, record_dir, kill_mode or "group"), 0o755)
         v2 = lib.make_target(os.path.join(self.dir, "b"), "v2")
         body = "[upgrade]\nready = delay\nready_delay = 500ms\ndrain_timeout = 30s\n"
         if kill_mode:
