@@ -316,7 +316,12 @@ class Stop(SystemdTestCase):
         threads = [threading.Thread(target=request) for _ in range(count)]
         for t in threads:
             t.start()
-        lib.wait_accepted(self, port, count, timeout=30)  # in flight = accepted by a worker
+        try:
+            lib.wait_accepted(self, port, count, timeout=30)  # in flight = accepted by a worker
+        except AssertionError as e:
+            for t in threads:
+                t.join(timeout=5)
+            raise AssertionError("%s; results: %s; service log:\n%s" % (e, results, self.manager.service_output()))
         return threads, results
 
     def test_stop_lets_requests_finish(self):
