@@ -1,6 +1,6 @@
 /* fuzz-notify.c: libFuzzer target for the parser of workers' sd_notify datagrams. Any
  * bytes a worker sends must parse or be refused without crashing, and a STATUS= value is
- * always NUL-terminated within its buffer. */
+ * always NUL-terminated within its buffer; a refused message reports nothing. */
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
@@ -19,7 +19,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 CHECK(memchr(m.status, 0, sizeof(m.status)));
                 if (m.ready)
                         CHECK(memmem(data, size, "READY=1", 7));
-        } else
+        } else {
                 CHECK(r == -EBADMSG);
+                CHECK(!m.ready && !m.stopping && !m.has_status); /* a refused message reports nothing */
+        }
         return 0;
 }
