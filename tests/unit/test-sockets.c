@@ -96,7 +96,7 @@ Test(sockets, missing_port) {
         refused("", "127.0.0.1");
         refused("[::1]", "127.0.0.1");
         refused("[::1]:", "127.0.0.1");
-        refused("[::1]80", "127.0.0.1");
+        refused("[::1]8080", "127.0.0.1"); /* not the port 080 */
 }
 
 Test(sockets, bad_address) {

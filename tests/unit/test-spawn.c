@@ -88,6 +88,12 @@ Test(spawn, override_matches_whole_names) {
         char *const extra[] = { "LANG=C", NULL };
         _cleanup_strv_free_ char **env = spawn_build_environment(extra, 0);
         expect(env, (const char *const[]){ "LANGUAGE=en", "LANG=C", NULL });
+
+        set_environment((const char *const[]){ "LANG=C.UTF-8", "TZ=UTC", NULL });
+        char *const longer[] = { "LANGUAGE=de", "TZDIR=/usr/share/zoneinfo", NULL };
+        _cleanup_strv_free_ char **env2 = spawn_build_environment(longer, 0);
+        expect(env2,
+               (const char *const[]){ "LANG=C.UTF-8", "TZ=UTC", "LANGUAGE=de", "TZDIR=/usr/share/zoneinfo", NULL });
 }
 
 /* spawn_worker() appends its own variables after the built environment, in slots that
