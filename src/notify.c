@@ -23,8 +23,10 @@ int notify_parse(const char *data, size_t len, struct notify_message *ret) {
                 size_t n = line_end - p;
                 if (n > 0) {
                         const char *eq = memchr(p, '=', n);
-                        if (!eq || eq == p)
+                        if (!eq || eq == p) {
+                                *ret = (struct notify_message){}; /* nothing from a refused message */
                                 return -EBADMSG;
+                        }
                         size_t klen = eq - p, vlen = line_end - eq - 1;
                         const char *v = eq + 1;
                         if (klen == 5 && memcmp(p, "READY", 5) == 0 && vlen == 1 && v[0] == '1')

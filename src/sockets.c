@@ -2,6 +2,7 @@
  * for its whole life: while it does, the kernel goes on queueing connections even at
  * moments when no worker is accepting, which is what makes an upgrade invisible. */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -93,7 +94,7 @@ static int bind_unix(const char *path, mode_t mode, int *ret_fd) {
         return 0;
 }
 
-static int parse_inet(const char *spec, const char *default_address, struct sockaddr_storage *ss, socklen_t *len) {
+int sockets_parse_inet(const char *spec, const char *default_address, struct sockaddr_storage *ss, socklen_t *len) {
         char host[256];
         const char *port;
 
@@ -121,10 +122,11 @@ static int parse_inet(const char *spec, const char *default_address, struct sock
                 }
         }
 
+        /* Digits only: strtoul() would also take blanks and a sign, and wrap "-1". */
         char *end;
         errno = 0;
         unsigned long p = strtoul(port, &end, 10);
-        if (errno || !*port || *end || p == 0 || p > 65535)
+        if (errno || !isdigit((unsigned char) port[0]) || *end || p == 0 || p > 65535)
                 return -EINVAL;
 
         memset(ss, 0, sizeof(*ss));
@@ -146,7 +148,7 @@ static int parse_inet(const char *spec, const char *default_address, struct sock
 static int bind_inet(const char *spec, const char *default_address, int *ret_fd) {
         struct sockaddr_storage ss;
         socklen_t len;
-        if (parse_inet(spec, default_address, &ss, &len) < 0)
+        if (sockets_parse_inet(spec, default_address, &ss, &len) < 0)
                 return log_error_errno(
                         EINVAL, "Invalid listen address '%s' (expected ADDR:PORT, [ADDR]:PORT, PORT or a path)", spec);
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <stddef.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 struct listen_socket {
@@ -28,6 +29,11 @@ int sockets_from_systemd(struct socket_set *set);
  * A stale unix socket (nothing answering) is replaced. Returns 0 or a negative errno;
  * Errors are logged here, with the cause. */
 int sockets_bind(struct socket_set *set, const char *spec, const char *default_address, mode_t unix_mode);
+
+/* Pure helper of sockets_bind(), exposed for its unit test: parses a SPEC that is not a
+ * path into an IPv4 or IPv6 address and port 1..65535, taking default_address when SPEC
+ * has none. Returns 0 or -EINVAL. */
+int sockets_parse_inet(const char *spec, const char *default_address, struct sockaddr_storage *ss, socklen_t *len);
 
 /* "name1:name2:..." for LISTEN_FDNAMES. NULL on ENOMEM. */
 char *sockets_fdnames(const struct socket_set *set);

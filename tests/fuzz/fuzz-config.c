@@ -2,7 +2,6 @@
  * config file; it is handed to config_load() through a memfd so the real file path is
  * exercised. Checks: no crash, no leak, a failed load leaves the config untouched and
  * names FILE:LINE, a successful one keeps its invariants. */
-#include <assert.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -10,6 +9,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "config.h"
 #include "macro.h"
 
@@ -20,13 +20,13 @@ static void check_duration_and_signal(const char *s) {
         int sig;
         (void) config_parse_duration(s, &usec);
         if (config_parse_signal(s, &sig) >= 0)
-                assert(sig > 0 && sig < 65);
+                CHECK(sig > 0 && sig < 65);
         char **argv = NULL;
         mode_t mode;
         if (config_parse_mode(s, &mode) >= 0)
-                assert(mode <= 0777);
+                CHECK(mode <= 0777);
         if (config_split_command(s, &argv) >= 0) {
-                assert(argv && argv[0]);
+                CHECK(argv && argv[0]);
                 strv_free(argv);
         }
 }
@@ -35,29 +35,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (size > 64 * 1024)
                 return 0;
         _cleanup_close_ int fd = memfd_create("fuzz-config", MFD_CLOEXEC);
-        assert(fd >= 0);
-        assert(write(fd, data, size) == (ssize_t) size);
+        CHECK(fd >= 0);
+        CHECK(write(fd, data, size) == (ssize_t) size);
         char path[64];
         snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 
         struct config c;
-        assert(config_init(&c) >= 0);
+        CHECK(config_init(&c) >= 0);
         unsigned workers = c.workers;
         char err[512] = "";
         int r = config_load(&c, path, err, sizeof(err));
         if (r == -EINVAL) {
                 /* The first error names the file and the line. */
-                assert(strncmp(err, path, strlen(path)) == 0 && err[strlen(path)] == ':');
-                assert(c.workers == workers);
+                CHECK(strncmp(err, path, strlen(path)) == 0 && err[strlen(path)] == ':');
+                CHECK(c.workers == workers);
         } else if (r >= 0) {
-                assert(c.workers >= 1 && c.batch >= 1 && c.drain_signal > 0);
-                assert(c.environment && c.allow_users && c.allow_groups);
-                assert(c.socket_mode <= 0777);
+                CHECK(c.workers >= 1 && c.batch >= 1 && c.drain_signal > 0);
+                CHECK(c.environment && c.allow_users && c.allow_groups);
+                CHECK(c.socket_mode <= 0777);
                 /* environment= keeps one entry per name, the last value in the first place. */
                 for (size_t i = 0; c.environment[i]; i++)
                         for (size_t j = 0; j < i; j++) {
                                 size_t len = strcspn(c.environment[j], "=");
-                                assert(strncmp(c.environment[i], c.environment[j], len + 1) != 0);
+                                CHECK(strncmp(c.environment[i], c.environment[j], len + 1) != 0);
                         }
                 struct config copy;
                 if (config_copy(&copy, &c) >= 0)

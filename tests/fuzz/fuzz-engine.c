@@ -15,13 +15,13 @@
  *     worker's kill_mode says; SIGKILL always goes to the whole group;
  *   - the start bound gives up only before the first READY=1, once, and then (and only
  *     then) the exit is a failure. */
-#include <assert.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "check.h"
 #include "engine.h"
 #include "macro.h"
 
@@ -94,12 +94,12 @@ static void settings_from(struct script *s, struct engine_settings *ret) {
 static void pump(struct shell *sh) {
         struct engine_action a;
         while (engine_next_action(sh->e, &a)) {
-                assert(!sh->exited);
+                CHECK(!sh->exited);
                 bool after_drain = sh->after_drain;
                 sh->after_drain = false;
                 if (after_drain) /* SIGCONT comes right after the drain signal (SIGTERM here) */
-                        assert(a.type == ACTION_SIGNAL && a.signal == SIGCONT && a.purpose == SIGNAL_RESUME &&
-                               a.pid == sh->last_signal.pid && a.group == sh->last_signal.group);
+                        CHECK(a.type == ACTION_SIGNAL && a.signal == SIGCONT && a.purpose == SIGNAL_RESUME &&
+                              a.pid == sh->last_signal.pid && a.group == sh->last_signal.group);
                 switch (a.type) {
                 case ACTION_SPAWN:
                         if (sh->fail_spawns || sh->n_live == MAX_LIVE)
@@ -112,20 +112,20 @@ static void pump(struct shell *sh) {
                         break;
                 case ACTION_SIGNAL: {
                         ssize_t i = live_index(sh, a.pid);
-                        assert(i >= 0); /* never a reaped pid */
+                        CHECK(i >= 0); /* never a reaped pid */
                         const struct engine_worker *w = engine_find_worker(sh->e, a.pid);
-                        assert(w);
+                        CHECK(w);
                         switch (a.purpose) {
                         case SIGNAL_DRAIN:
-                                assert(a.signal == w->drain_signal);
-                                assert(a.group == (w->kill_mode == KILL_MODE_GROUP));
+                                CHECK(a.signal == w->drain_signal);
+                                CHECK(a.group == (w->kill_mode == KILL_MODE_GROUP));
                                 sh->after_drain = true;
                                 break;
                         case SIGNAL_RESUME:
-                                assert(after_drain);
+                                CHECK(after_drain);
                                 break;
                         case SIGNAL_KILL:
-                                assert(a.signal == SIGKILL && a.group);
+                                CHECK(a.signal == SIGKILL && a.group);
                                 break;
                         }
                         sh->last_signal = a;
@@ -134,13 +134,13 @@ static void pump(struct shell *sh) {
                         break;
                 }
                 case ACTION_UPGRADE_STARTED:
-                        assert(a.generation == sh->outstanding);
+                        CHECK(a.generation == sh->outstanding);
                         break;
                 case ACTION_UPGRADE_FINISHED:
-                        assert(sh->outstanding != 0 && a.generation == sh->outstanding);
+                        CHECK(sh->outstanding != 0 && a.generation == sh->outstanding);
                         sh->outstanding = 0;
                         if (a.success) {
-                                assert(engine_get_generation(sh->e) == a.generation);
+                                CHECK(engine_get_generation(sh->e) == a.generation);
                                 sh->generation = a.generation;
                         }
                         break;
@@ -149,11 +149,11 @@ static void pump(struct shell *sh) {
                         engine_abort_upgrade(sh->e, "cancelled");
                         break;
                 case ACTION_START_FAILED:
-                        assert(!sh->ready && !sh->start_failed && sh->outstanding == 0);
+                        CHECK(!sh->ready && !sh->start_failed && sh->outstanding == 0);
                         sh->start_failed = true;
                         break;
                 case ACTION_EXIT:
-                        assert(a.success == !sh->start_failed);
+                        CHECK(a.success == !sh->start_failed);
                         sh->exited = true;
                         break;
                 case ACTION_READY:
@@ -163,40 +163,40 @@ static void pump(struct shell *sh) {
                         break;
                 }
         }
-        assert(!sh->after_drain); /* its SIGCONT is in the same batch */
+        CHECK(!sh->after_drain); /* its SIGCONT is in the same batch */
 }
 
 static void check(struct shell *sh) {
         const struct engine_worker *w;
         size_t n = engine_get_workers(sh->e, &w);
         for (size_t i = 0; i < n; i++) {
-                assert(w[i].pid > 0); /* every spawn was reported, none is pending */
-                assert(live_index(sh, w[i].pid) >= 0);
+                CHECK(w[i].pid > 0); /* every spawn was reported, none is pending */
+                CHECK(live_index(sh, w[i].pid) >= 0);
         }
         for (size_t i = 0; i < sh->n_live; i++)
-                assert(engine_find_worker(sh->e, sh->live[i])); /* no orphan */
-        assert(n == sh->n_live);
-        assert(engine_count_ready(sh->e) <= n);
-        assert(engine_count_draining(sh->e) <= n);
-        assert(engine_get_generation(sh->e) == sh->generation);
+                CHECK(engine_find_worker(sh->e, sh->live[i])); /* no orphan */
+        CHECK(n == sh->n_live);
+        CHECK(engine_count_ready(sh->e) <= n);
+        CHECK(engine_count_draining(sh->e) <= n);
+        CHECK(engine_get_generation(sh->e) == sh->generation);
         if (sh->exited)
-                assert(n == 0 && engine_get_state(sh->e) == ENGINE_STOPPED);
+                CHECK(n == 0 && engine_get_state(sh->e) == ENGINE_STOPPED);
 
         char small[16], status[1024];
         engine_format_status(sh->e, sh->now, small, sizeof(small));
-        assert(memchr(small, 0, sizeof(small)));
+        CHECK(memchr(small, 0, sizeof(small)));
         engine_format_status(sh->e, sh->now, status, sizeof(status));
-        assert(memchr(status, 0, sizeof(status)));
+        CHECK(memchr(status, 0, sizeof(status)));
 }
 
 static void request_upgrade(struct shell *sh) {
         int64_t g = engine_prepare_upgrade(sh->e);
         if (g < 0) {
-                assert(g == -EBUSY || g == -ESHUTDOWN);
+                CHECK(g == -EBUSY || g == -ESHUTDOWN);
                 return;
         }
-        assert(sh->outstanding == 0 && !sh->prepared); /* one upgrade at a time */
-        assert((uint64_t) g == sh->generation + 1);
+        CHECK(sh->outstanding == 0 && !sh->prepared); /* one upgrade at a time */
+        CHECK((uint64_t) g == sh->generation + 1);
         sh->outstanding = (uint64_t) g;
         sh->prepared = true;
 }
@@ -310,16 +310,16 @@ static void stop(struct shell *sh) {
                 if (sh->exited)
                         break;
                 uint64_t deadline = engine_next_deadline(sh->e);
-                assert(deadline != USEC_INFINITY); /* else it would wait forever */
+                CHECK(deadline != USEC_INFINITY); /* else it would wait forever */
                 if (deadline > sh->now)
                         sh->now = deadline;
                 engine_timer(sh->e, sh->now);
                 pump(sh);
                 check(sh);
         }
-        assert(sh->exited);
-        assert(sh->outstanding == 0);
-        assert(!sh->after_drain);
+        CHECK(sh->exited);
+        CHECK(sh->outstanding == 0);
+        CHECK(!sh->after_drain);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -329,7 +329,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 return 0;
         struct engine_settings settings;
         settings_from(&s, &settings);
-        assert(engine_start(sh.e, sh.now, "/srv/a", &settings) == 0);
+        CHECK(engine_start(sh.e, sh.now, "/srv/a", &settings) == 0);
         sh.generation = 1;
         pump(&sh);
         check(&sh);

@@ -1,12 +1,12 @@
 /* fuzz-names.c: libFuzzer target for instance-name escaping. Escaping must produce a
  * valid D-Bus name element that unescapes to the same bytes; unescaping arbitrary input
  * must either fail or give a name that escapes back to exactly that input. */
-#include <assert.h>
 #include <ctype.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "macro.h"
 #include "names.h"
 
@@ -16,33 +16,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (size > 4096)
                 return 0;
         _cleanup_free_ char *s = strndup((const char *) data, size);
-        assert(s);
+        CHECK(s);
 
         _cleanup_free_ char *escaped = names_escape_instance(s);
         if (*s) {
-                assert(escaped);
-                assert(!isdigit((unsigned char) escaped[0]));
+                CHECK(escaped);
+                CHECK(!isdigit((unsigned char) escaped[0]));
                 for (const char *p = escaped; *p; p++)
-                        assert(isalnum((unsigned char) *p) || *p == '_');
+                        CHECK(isalnum((unsigned char) *p) || *p == '_');
                 _cleanup_free_ char *back = names_unescape_instance(escaped);
-                assert(back && strcmp(back, s) == 0);
+                CHECK(back && strcmp(back, s) == 0);
         } else
-                assert(!escaped);
+                CHECK(!escaped);
 
         _cleanup_free_ char *un = names_unescape_instance(s);
         if (un) {
                 _cleanup_free_ char *again = names_escape_instance(un);
-                assert(again && strcmp(again, s) == 0);
+                CHECK(again && strcmp(again, s) == 0);
         }
 
         if (names_validate_instance(s) >= 0) {
                 _cleanup_free_ char *bus = names_bus_name(s);
-                assert(bus && strlen(bus) <= 255);
+                CHECK(bus && strlen(bus) <= 255);
                 _cleanup_free_ char *dir = names_runtime_dir(NULL, "/run/user/0", s);
-                assert(dir && !strstr(dir, "/../"));
+                CHECK(dir && !strstr(dir, "/../"));
         }
         _cleanup_free_ char *instance = names_instance_from_target(s);
         if (instance)
-                assert(names_validate_instance(instance) >= 0);
+                CHECK(names_validate_instance(instance) >= 0);
         return 0;
 }

@@ -3,11 +3,11 @@
  * symlink loop, spaces, a very long one), target_resolve() either refuses it with a
  * sentence or returns an absolute, resolved target with a command to run. It only reads
  * the file system. */
-#include <assert.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "macro.h"
 #include "target.h"
 
@@ -17,7 +17,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (size > 8192)
                 return 0;
         _cleanup_free_ char *buf = malloc(size + 1);
-        assert(buf);
+        CHECK(buf);
         memcpy(buf, data, size);
         buf[size] = 0;
         const char *target = buf;
@@ -27,10 +27,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         char err[512] = "";
         int r = target_resolve(target, exec, &cmd, err, sizeof(err));
         if (r >= 0) {
-                assert(cmd.target[0] == '/' && cmd.directory[0] == '/');
-                assert(cmd.argv && cmd.argv[0]);
+                CHECK(cmd.target[0] == '/' && cmd.directory[0] == '/');
+                CHECK(cmd.argv && cmd.argv[0]);
                 worker_command_done(&cmd);
         } else
-                assert(err[0] != 0);
+                CHECK(err[0] != 0);
         return 0;
 }

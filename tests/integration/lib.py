@@ -420,8 +420,37 @@ def _zombie(pid):
         return False
 
 
+# What meson test reads from a test's exit status: 77 is SKIP (unittest.main alone would
+# exit 0, so a file whose every test skipped would pass as OK, having checked nothing).
+EXIT_SKIP = 77
+
+
 def main():
-    unittest.main(verbosity=2)
+    """Runs the file's tests as unittest.main() would and exits as meson reads it: 1 when a
+    test failed or errored (or none ran at all), 77 (SKIP) when every test that ran was
+    skipped, 0 otherwise. The skip reasons are repeated at the end, one line each, so a
+    file that passed with some of its tests skipped still says what it did not check."""
+    program = unittest.main(verbosity=2, exit=False)
+    result = program.result
+    # A skip in setUpClass/setUpModule is recorded on a placeholder, not a TestCase,
+    # and the tests it covers are not counted in testsRun.
+    skipped_tests = sum(1 for test, _ in result.skipped if isinstance(test, unittest.TestCase))
+    for test, reason in result.skipped:
+        print("SKIP %s: %s" % (test.id(), reason), file=sys.stderr)
+    if not result.wasSuccessful():
+        sys.exit(1)
+    if result.testsRun - skipped_tests > 0:
+        sys.exit(0)
+    if result.skipped:
+        sys.exit(EXIT_SKIP)
+    print("FAIL: no test ran", file=sys.stderr)
+    sys.exit(1)
+
+
+def skip_file(reason):
+    """Skips the whole file before any test runs (the machine cannot run any of them)."""
+    print("SKIP: %s" % reason, file=sys.stderr)
+    sys.exit(EXIT_SKIP)
 
 
 # ---- helpers for the fault matrix (HEAD intact, no process left, error names) ----

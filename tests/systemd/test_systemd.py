@@ -828,6 +828,5 @@ class Policy(lib.TestCase):
 if __name__ == "__main__":
     reason = manager.skip_reason()
     if reason:
-        print("SKIP: %s" % reason, file=sys.stderr)
-        sys.exit(77)
+        lib.skip_file(reason)
     lib.main()

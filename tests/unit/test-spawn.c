@@ -1,0 +1,128 @@
+/* test-spawn.c: spawn_build_environment(), the environment a worker starts from: the
+ * supervisor's own, minus what describes the supervisor's relationship with its service
+ * manager (LISTEN_*, NOTIFY_SOCKET, WATCHDOG_*) or its own workers (LIVESWAP_*), with the
+ * configured environment= entries replacing inherited ones of the same name, and room
+ * for the variables spawn_worker() adds. It reads environ, so each test sets up a
+ * controlled one first. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "macro.h"
+#include "spawn.h"
+
+static void set_environment(const char *const *entries) {
+        cr_assert_eq(clearenv(), 0);
+        for (const char *const *e = entries; *e; e++) {
+                const char *eq = strchr(*e, '=');
+                cr_assert(eq);
+                _cleanup_free_ char *name = strndup(*e, eq - *e);
+                cr_assert_eq(setenv(name, eq + 1, 1), 0);
+        }
+}
+
+static size_t length(char **env) {
+        size_t n = 0;
+        while (env[n])
+                n++;
+        return n;
+}
+
+static void expect(char **env, const char *const *expected) {
+        size_t n = 0;
+        for (; expected[n]; n++) {
+                cr_assert_not_null(env[n], "entry %zu missing, expected %s", n, expected[n]);
+                cr_assert_str_eq(env[n], expected[n], "entry %zu", n);
+        }
+        cr_assert_null(env[n], "unexpected entry %zu: %s", n, env[n]);
+}
+
+Test(spawn, inherited_environment_in_order) {
+        set_environment((const char *const[]){ "PATH=/usr/bin:/bin", "HOME=/var/lib/app", "LANG=C.UTF-8", NULL });
+        _cleanup_strv_free_ char **env = spawn_build_environment(NULL, 0);
+        cr_assert_not_null(env);
+        expect(env, (const char *const[]){ "PATH=/usr/bin:/bin", "HOME=/var/lib/app", "LANG=C.UTF-8", NULL });
+}
+
+Test(spawn, service_manager_variables_are_stripped) {
+        set_environment((const char *const[]){ "PATH=/bin", "LISTEN_PID=1234", "LISTEN_FDS=2",
+                                               "LISTEN_FDNAMES=web:admin", "NOTIFY_SOCKET=/run/systemd/notify",
+                                               "WATCHDOG_PID=1234", "WATCHDOG_USEC=30000000", "LIVESWAP_INSTANCE=web",
+                                               "LIVESWAP_GENERATION=3", "LIVESWAP_WORKER=0", "LIVESWAP_CONTROL_FD=5",
+                                               "LIVESWAP_LOG_LEVEL=debug", "HOME=/root", NULL });
+        _cleanup_strv_free_ char **env = spawn_build_environment(NULL, 0);
+        cr_assert_not_null(env);
+        expect(env, (const char *const[]){ "PATH=/bin", "HOME=/root", NULL });
+}
+
+/* Only the exact names go: a variable that merely starts like one is the app's own. */
+Test(spawn, lookalike_names_are_kept) {
+        set_environment((const char *const[]){ "LISTEN_PORT=8080", "LISTEN_FDS_EXTRA=1", "NOTIFY_SOCKETS=x",
+                                               "WATCHDOG=1", "MY_LIVESWAP_X=1", "LIVESWAPX=1", NULL });
+        _cleanup_strv_free_ char **env = spawn_build_environment(NULL, 0);
+        expect(env, (const char *const[]){ "LISTEN_PORT=8080", "LISTEN_FDS_EXTRA=1", "NOTIFY_SOCKETS=x", "WATCHDOG=1",
+                                           "MY_LIVESWAP_X=1", "LIVESWAPX=1", NULL });
+}
+
+Test(spawn, extra_entries_come_last) {
+        set_environment((const char *const[]){ "PATH=/bin", "HOME=/root", NULL });
+        char *const extra[] = { "APP_ENV=production", "WORKERS=4", NULL };
+        _cleanup_strv_free_ char **env = spawn_build_environment(extra, 0);
+        expect(env, (const char *const[]){ "PATH=/bin", "HOME=/root", "APP_ENV=production", "WORKERS=4", NULL });
+}
+
+/* environment= wins over an inherited variable of the same name, which then appears
+ * once, with the configured value: getenv() in the worker must not find the old one. */
+Test(spawn, extra_entries_override_inherited_ones) {
+        set_environment((const char *const[]){ "PATH=/bin", "LANG=C", "HOME=/root", "LANGUAGE=en", NULL });
+        char *const extra[] = { "LANG=de_DE.UTF-8", "PATH=/opt/app/bin:/bin", "EMPTY=", NULL };
+        _cleanup_strv_free_ char **env = spawn_build_environment(extra, 0);
+        expect(env, (const char *const[]){ "HOME=/root", "LANGUAGE=en", "LANG=de_DE.UTF-8", "PATH=/opt/app/bin:/bin",
+                                           "EMPTY=", NULL });
+}
+
+/* An empty inherited value is overridden too, and a name that is a prefix of another
+ * (LANG, LANGUAGE) overrides only itself. */
+Test(spawn, override_matches_whole_names) {
+        set_environment((const char *const[]){ "LANG=", "LANGUAGE=en", NULL });
+        char *const extra[] = { "LANG=C", NULL };
+        _cleanup_strv_free_ char **env = spawn_build_environment(extra, 0);
+        expect(env, (const char *const[]){ "LANGUAGE=en", "LANG=C", NULL });
+
+        set_environment((const char *const[]){ "LANG=C.UTF-8", "TZ=UTC", NULL });
+        char *const longer[] = { "LANGUAGE=de", "TZDIR=/usr/share/zoneinfo", NULL };
+        _cleanup_strv_free_ char **env2 = spawn_build_environment(longer, 0);
+        expect(env2,
+               (const char *const[]){ "LANG=C.UTF-8", "TZ=UTC", "LANGUAGE=de", "TZDIR=/usr/share/zoneinfo", NULL });
+}
+
+/* spawn_worker() appends its own variables after the built environment, in slots that
+ * must exist and stay NULL-terminated (ASan reports a write past the block). */
+Test(spawn, reserve_leaves_null_slots) {
+        set_environment((const char *const[]){ "PATH=/bin", "NOTIFY_SOCKET=/run/x", NULL });
+        char *const extra[] = { "A=1", NULL };
+        char **env = spawn_build_environment(extra, 8);
+        cr_assert_not_null(env);
+        size_t n = length(env);
+        cr_assert_eq(n, 2);
+        for (size_t i = 0; i < 8; i++) {
+                cr_assert_null(env[n + i], "reserved slot %zu is not empty", i);
+                env[n + i] = strdup("RESERVED=1");
+        }
+        cr_assert_null(env[n + 8], "the block must stay NULL-terminated after the reserve");
+        cr_assert_eq(length(env), n + 8);
+        strv_free(env);
+}
+
+Test(spawn, empty_environment) {
+        cr_assert_eq(clearenv(), 0);
+        _cleanup_strv_free_ char **env = spawn_build_environment(NULL, 2);
+        cr_assert_not_null(env);
+        cr_assert_null(env[0]);
+        cr_assert_null(env[1]);
+        cr_assert_null(env[2]);
+
+        char *const extra[] = { "ONLY=1", NULL };
+        _cleanup_strv_free_ char **env2 = spawn_build_environment(extra, 0);
+        expect(env2, (const char *const[]){ "ONLY=1", NULL });
+}
