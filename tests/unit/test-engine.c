@@ -1910,3 +1910,96 @@ Test(engine, stop_exits_with_success) {
         advance(60 * SEC);
         cr_assert_eq(count_actions(0, ACTION_START_FAILED), 0);
 }
+
+/* ---- what systemd is told ---- */
+
+static size_t count_notify(size_t from, bool ready, bool reloading, bool stopping) {
+        size_t n = 0;
+        for (size_t i = from; i < n_recorded; i++) {
+                const struct engine_notify *x = &recorded[i].notify;
+                if (recorded[i].type == ACTION_NOTIFY && (!ready || x->ready) && (!reloading || x->reloading) &&
+                    (!stopping || x->stopping))
+                        n++;
+        }
+        return n;
+}
+
+Test(engine, refused_reload_while_starting_does_not_say_ready) {
+        /* The issue's bug: a ready=notify worker that never becomes ready, then a bad
+         * configuration and SIGHUP, made the supervisor send READY=1 with "0/1 ready". */
+        struct engine_settings s = settings(1, STRATEGY_ROLLING, 1);
+        start(&s);
+        cr_assert_eq(engine_get_state(e), ENGINE_STARTING);
+        size_t m = mark();
+        engine_upgrade_refused(e, "reload refused, configuration not changed: x.conf:1: bad line");
+        pump();
+        cr_assert_eq(count_notify(m, false, true, false), 1, "RELOADING=1, so that a reload ends");
+        cr_assert_eq(count_notify(m, true, false, false), 0, "no READY=1 before any worker is ready");
+        size_t last = n_recorded - 1;
+        cr_assert_eq(recorded[last].type, ACTION_NOTIFY);
+        cr_assert(recorded[last].notify.has_status);
+        cr_assert_str_eq(recorded[last].notify.status,
+                         "Starting generation 1 (/srv/app/v1): 0/1 ready"); /* the status says where it stands */
+
+        m = mark();
+        ready_all(1);
+        cr_assert_eq(count_notify(m, true, false, false), 1, "READY=1 once the first generation is ready");
+}
+
+Test(engine, refused_reload_when_running_says_reloading_then_ready) {
+        struct engine_settings s = settings(1, STRATEGY_ROLLING, 1);
+        start(&s);
+        ready_all(1);
+        size_t m = mark();
+        engine_upgrade_refused(e, "reload refused");
+        pump();
+        cr_assert_eq(n_recorded - m, 2);
+        cr_assert(recorded[m].notify.reloading && !recorded[m].notify.ready);
+        cr_assert(recorded[m + 1].notify.ready && recorded[m + 1].notify.has_status);
+        cr_assert_str_eq(recorded[m + 1].notify.status, "Reload refused; serving generation 1 (/srv/app/v1): 1/1 ready");
+}
+
+Test(engine, upgrade_notifies_reloading_then_ready_before_finished) {
+        struct engine_settings s = settings(1, STRATEGY_ROLLING, 1);
+        start(&s);
+        ready_all(1);
+        size_t m = mark();
+        begin_upgrade("/srv/app/v2", &s);
+        cr_assert_eq(count_notify(m, false, true, false), 1);
+        ready_all(2);
+        size_t fin = index_of(m, ACTION_UPGRADE_FINISHED);
+        cr_assert_neq(fin, SIZE_MAX);
+        cr_assert_eq(recorded[fin - 1].type, ACTION_NOTIFY, "READY=1 and STATUS= before the callers hear of it");
+        cr_assert(recorded[fin - 1].notify.ready);
+        cr_assert_str_eq(recorded[fin - 1].notify.status, "Serving generation 2 (/srv/app/v2): 1/1 ready, 1 draining");
+}
+
+Test(engine, stop_notifies_stopping_with_the_drain_bound) {
+        struct engine_settings s = settings(2, STRATEGY_ROLLING, 1);
+        start(&s);
+        ready_all(1);
+        size_t m = mark();
+        engine_stop(e, now);
+        pump();
+        cr_assert_eq(count_notify(m, false, false, true), 1);
+        for (size_t i = m; i < n_recorded; i++)
+                if (recorded[i].type == ACTION_NOTIFY && recorded[i].notify.stopping)
+                        cr_assert_eq(recorded[i].notify.extend_timeout_usec, 60 * SEC + 5 * SEC);
+}
+
+Test(engine, status_update_only_when_the_line_changes) {
+        struct engine_settings s = settings(1, STRATEGY_ROLLING, 1);
+        start(&s);
+        pump();
+        engine_update_status(e, now);
+        pump();
+        size_t m = mark();
+        engine_update_status(e, now);
+        pump();
+        cr_assert_eq(n_recorded, m, "the same line is not sent twice");
+        ready_all(1);
+        m = mark();
+        engine_update_status(e, now);
+        pump();
+        cr_assert_eq(n_recorded, m, "READY=1 carried the new line already");
+}
