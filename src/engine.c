@@ -527,6 +527,10 @@ int64_t engine_check_upgrade(const struct engine *e) {
 }
 
 int64_t engine_prepare_upgrade(struct engine *e) {
+        return engine_prepare_upgrade_at(e, e->now);
+}
+
+int64_t engine_prepare_upgrade_at(struct engine *e, uint64_t now) {
         int64_t r = engine_check_upgrade(e);
         if (r < 0)
                 return r;
@@ -535,7 +539,10 @@ int64_t engine_prepare_upgrade(struct engine *e) {
         e->hook_failed = false;
         e->failure_status[0] = 0;
         /* systemd's reloading state covers the whole request, the hook included. */
-        push_notify(e, false)->reloading = true;
+        e->now = now;
+        struct engine_notify *n = push_notify(e, false);
+        n->reloading = true;
+        n->reloading_usec = now;
         return (int64_t) (e->current.number + 1);
 }
 
@@ -556,6 +563,11 @@ void engine_hook_failed(struct engine *e, const char *reason) {
 }
 
 void engine_upgrade_refused(struct engine *e, const char *reason) {
+        engine_upgrade_refused_at(e, e->now, reason);
+}
+
+void engine_upgrade_refused_at(struct engine *e, uint64_t now, const char *reason) {
+        e->now = now;
         if (e->state == ENGINE_STOPPING || e->state == ENGINE_STOPPED)
                 return;
         set_reason(e->failure_status, sizeof(e->failure_status), "%s; ", reason);
@@ -566,7 +578,9 @@ void engine_upgrade_refused(struct engine *e, const char *reason) {
          * leave the unit reloading until its timeout. But READY=1 before the first
          * generation is ready would tell systemd the service started with no worker
          * ready: then only the status changes. */
-        push_notify(e, false)->reloading = true;
+        struct engine_notify *n = push_notify(e, false);
+        n->reloading = true;
+        n->reloading_usec = now;
         if (e->ready_sent)
                 notify_ready(e);
         else

@@ -78,11 +78,12 @@ enum action_type {
                       * reason (the start timed out): the supervisor exits non-zero */
 };
 
-/* What to tell the service manager: the engine decides every field; the shell only adds
- * MONOTONIC_USEC= to RELOADING=1 (a clock read) and sends it. */
+/* What to tell the service manager: the engine decides every field; the shell formats
+ * and sends it. */
 struct engine_notify {
         bool ready; /* READY=1 */
-        bool reloading; /* RELOADING=1 */
+        bool reloading; /* RELOADING=1, with MONOTONIC_USEC=reloading_usec */
+        uint64_t reloading_usec; /* when the request began */
         bool stopping; /* STOPPING=1 */
         uint64_t extend_timeout_usec; /* EXTEND_TIMEOUT_USEC=, 0 = none */
         bool has_status;
@@ -137,6 +138,8 @@ void engine_timer(struct engine *e, uint64_t now);
  * generation is not ready yet, or -ESHUTDOWN while stopping. Then exactly one of
  * engine_start_upgrade() or engine_abort_upgrade() follows. */
 int64_t engine_prepare_upgrade(struct engine *e);
+/* The same, for a request that came in at NOW: RELOADING=1 says when the reload began. */
+int64_t engine_prepare_upgrade_at(struct engine *e, uint64_t now);
 /* The same answer as engine_prepare_upgrade() without reserving anything. */
 int64_t engine_check_upgrade(const struct engine *e);
 int engine_start_upgrade(struct engine *e, uint64_t now, const char *target, const struct engine_settings *settings);
@@ -149,6 +152,7 @@ void engine_hook_failed(struct engine *e, const char *reason);
  * RELOADING=1 and then READY=1 (only if the service was ready once), so that a reload
  * under Type=notify-reload ends. */
 void engine_upgrade_refused(struct engine *e, const char *reason);
+void engine_upgrade_refused_at(struct engine *e, uint64_t now, const char *reason);
 /* Queues an ACTION_NOTIFY with STATUS= when the status line differs from the last one
  * the engine sent. The shell calls it after performing each batch of actions. */
 void engine_update_status(struct engine *e, uint64_t now);

@@ -154,12 +154,13 @@ static int refuse(struct supervisor *s, struct request_result *ret, enum request
         vsnprintf(reason, sizeof(reason), fmt, ap);
         va_end(ap);
         log_warning("%s", reason);
-        engine_upgrade_refused(s->engine, reason);
+        engine_upgrade_refused_at(s->engine, now_usec(), reason);
         supervisor_kick(s);
         return fail(ret, -EINVAL, error, "%s: %s", s->instance, reason);
 }
 
 int request_upgrade(struct supervisor *s, const char *target, uint64_t *ret_generation, struct request_result *ret) {
+        uint64_t begun = now_usec(); /* what RELOADING=1 reports as the start of the reload */
         *ret = (struct request_result){};
         int64_t generation = engine_check_upgrade(s->engine);
         if (generation == -EBUSY)
@@ -206,7 +207,7 @@ int request_upgrade(struct supervisor *s, const char *target, uint64_t *ret_gene
                               strerror(-r));
         }
 
-        generation = engine_prepare_upgrade(s->engine);
+        generation = engine_prepare_upgrade_at(s->engine, begun);
         candidate_clear(s);
         s->candidate_config = c;
         s->candidate = cmd;

@@ -228,14 +228,13 @@ static void perform_signal(const struct engine_action *a) {
                 log_warning_errno(r, "Cannot signal worker %d: %m", a->pid);
 }
 
-/* Sends what the engine decided to tell systemd. Only the clock reading that systemd
- * wants with RELOADING=1 is added here. */
+/* Sends what the engine decided to tell systemd, as it said it. */
 static void perform_notify(const struct engine_notify *n) {
         char text[sizeof(n->status) + 256];
         size_t p = 0;
         if (n->reloading)
                 p += (size_t) snprintf(text + p, sizeof(text) - p, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64 "\n",
-                                       now_usec());
+                                       n->reloading_usec);
         if (n->stopping)
                 p += (size_t) snprintf(text + p, sizeof(text) - p, "STOPPING=1\n");
         if (n->extend_timeout_usec > 0)
