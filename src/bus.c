@@ -1,8 +1,9 @@
 /* bus.c: the org.liveswap1.Supervisor object, served peer-to-peer on the private socket
  * (one sd-bus server connection per client, no broker) and, when one is reachable, on the
  * system or user bus under org.liveswap1.<escaped instance>. Handlers check the caller
- * and the arguments, then hand the request to control.c or the engine; they decide
- * nothing themselves. */
+ * and read the arguments, call the request verbs (request.c) and map their enum reasons
+ * to org.liveswap1.Error.* names; calls that wait for the end of an upgrade are kept here
+ * and answered when the request layer reports it. No upgrade policy lives here. */
 #include <errno.h>
 #include <grp.h>
 #include <inttypes.h>
@@ -14,18 +15,26 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <systemd/sd-bus.h>
 #include <systemd/sd-id128.h>
 #include <unistd.h>
 
+#include "bus.h"
 #include "errors.h"
 #include "log.h"
 #include "macro.h"
 #include "names.h"
+#include "request.h"
 #include "supervisor.h"
 #include "utf8.h"
 
 #define MAX_CONNECTIONS 256
-#define MAX_MESSAGE_TEXT 65536
+
+/* A D-Bus call waiting for the end of an upgrade. */
+struct waiter {
+        sd_bus_message *call;
+        uint64_t generation;
+};
 
 struct connection {
         struct bus_server *server;
@@ -60,6 +69,9 @@ struct bus_server {
         unsigned n_connections;
         uint64_t next_unique;
         struct snapshot last;
+        struct waiter *waiters;
+        size_t n_waiters, allocated_waiters;
+        struct request_observer observer;
 };
 
 /* ---- text on the bus ---- */
@@ -88,7 +100,9 @@ static char *format_text(const char *format, va_list ap) {
         return bus_text(raw);
 }
 
-int bus_error_setf(sd_bus_error *error, const char *name, const char *format, ...) {
+static int bus_error_setf(sd_bus_error *error, const char *name, const char *format, ...)
+        __attribute__((format(printf, 3, 4)));
+static int bus_error_setf(sd_bus_error *error, const char *name, const char *format, ...) {
         va_list ap;
         va_start(ap, format);
         _cleanup_free_ char *text = format_text(format, ap);
@@ -98,7 +112,11 @@ int bus_error_setf(sd_bus_error *error, const char *name, const char *format, ..
         return sd_bus_error_set(error, name, text);
 }
 
-int bus_reply_errorf(sd_bus_message *call, const char *name, const char *format, ...) {
+/* Every error the supervisor sends goes through these two, so no reason can make a reply
+ * fail. */
+static int bus_reply_errorf(sd_bus_message *call, const char *name, const char *format, ...)
+        __attribute__((format(printf, 3, 4)));
+static int bus_reply_errorf(sd_bus_message *call, const char *name, const char *format, ...) {
         va_list ap;
         va_start(ap, format);
         _cleanup_free_ char *text = format_text(format, ap);
@@ -183,14 +201,69 @@ static int check_caller(sd_bus_message *m, struct supervisor *s, sd_bus_error *e
 
 /* ---- methods ---- */
 
-static int upgrade_common(sd_bus_message *m, void *userdata, sd_bus_error *error, bool wait) {
-        struct supervisor *s = userdata;
+static const char *error_name(enum request_error e) {
+        switch (e) {
+        case REQUEST_BUSY:
+                return ERROR_BUSY;
+        case REQUEST_INVALID_TARGET:
+                return ERROR_INVALID_TARGET;
+        case REQUEST_INVALID_ARGUMENT:
+                return ERROR_INVALID_ARGUMENT;
+        case REQUEST_NO_PREVIOUS:
+                return ERROR_NO_PREVIOUS;
+        case REQUEST_HOOK_FAILED:
+                return ERROR_HOOK_FAILED;
+        case REQUEST_UPGRADE_FAILED:
+        default:
+                return ERROR_UPGRADE_FAILED;
+        }
+}
+
+/* A refused request as the caller sees it. */
+static int set_request_error(sd_bus_error *error, int r, const struct request_result *result) {
+        if (result->error == REQUEST_ERRNO || result->error == REQUEST_OK)
+                return sd_bus_error_set_errno(error, r);
+        return bus_error_setf(error, error_name(result->error), "%s", result->message);
+}
+
+/* Room for one more waiter before the request: once the upgrade has begun, no failure
+ * may keep its caller from the answer. */
+static int reserve_waiter(struct bus_server *b) {
+        struct waiter *p = b->waiters;
+        if (b->n_waiters < b->allocated_waiters)
+                return 0;
+        size_t n = b->allocated_waiters ? b->allocated_waiters * 2 : 4;
+        p = reallocarray(p, n, sizeof(*p));
+        if (!p)
+                return -ENOMEM;
+        b->waiters = p;
+        b->allocated_waiters = n;
+        return 0;
+}
+
+static int upgrade_reply(sd_bus_message *m, struct bus_server *b, int r, uint64_t generation, bool wait,
+                         const struct request_result *result, sd_bus_error *error) {
+        if (r < 0)
+                return set_request_error(error, r, result);
+        if (!wait)
+                return sd_bus_reply_method_return(m, "t", generation);
+        b->waiters[b->n_waiters++] = (struct waiter){ .call = sd_bus_message_ref(m), .generation = generation };
+        return 1;
+}
+
+static int upgrade_common(sd_bus_message *m, struct bus_server *b, sd_bus_error *error, bool wait) {
+        struct supervisor *s = b->supervisor;
+        struct request_result result;
+        uint64_t generation = 0;
         const char *target;
         CHECK_CALLER(m, s, error);
         int r = sd_bus_message_read(m, "s", &target);
         if (r < 0)
                 return r;
-        return control_upgrade(s, target, m, wait, error);
+        if (wait && (r = reserve_waiter(b)) < 0)
+                return sd_bus_error_set_errno(error, r);
+        r = request_upgrade(s, target, &generation, &result);
+        return upgrade_reply(m, b, r, generation, wait, &result, error);
 }
 
 static int method_upgrade(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -202,91 +275,73 @@ static int method_start_upgrade(sd_bus_message *m, void *userdata, sd_bus_error 
 }
 
 static int method_rollback(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        struct supervisor *s = userdata;
-        CHECK_CALLER(m, s, error);
-        return control_rollback(s, m, error);
+        struct bus_server *b = userdata;
+        struct request_result result;
+        uint64_t generation = 0;
+        CHECK_CALLER(m, b->supervisor, error);
+        int r = reserve_waiter(b);
+        if (r < 0)
+                return sd_bus_error_set_errno(error, r);
+        r = request_rollback(b->supervisor, &generation, &result);
+        return upgrade_reply(m, b, r, generation, true, &result, error);
 }
 
 static int method_cancel(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        struct supervisor *s = userdata;
-        CHECK_CALLER(m, s, error);
-        /* Already being undone: what Cancel asks for is under way. */
-        if (engine_get_state(s->engine) == ENGINE_ROLLING_BACK)
-                return sd_bus_reply_method_return(m, NULL);
-        if (engine_cancel(s->engine, now_usec()) < 0)
-                return bus_error_setf(error, ERROR_INVALID_ARGUMENT, "%s: no upgrade is running, nothing to cancel",
-                                      s->instance);
-        log_info("Upgrade cancelled by request");
-        supervisor_dispatch(s);
-        return sd_bus_reply_method_return(m, NULL);
+        struct bus_server *b = userdata;
+        struct request_result result;
+        CHECK_CALLER(m, b->supervisor, error);
+        int r = request_cancel(b->supervisor, &result);
+        return r < 0 ? set_request_error(error, r, &result) : sd_bus_reply_method_return(m, NULL);
 }
 
 static int method_restart(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        struct supervisor *s = userdata;
-        CHECK_CALLER(m, s, error);
-        if (engine_restart(s->engine, now_usec()) < 0)
-                return bus_error_setf(error, ERROR_BUSY, "%s: cannot restart while %s", s->instance,
-                                      engine_state_to_string(engine_get_state(s->engine)));
-        log_info("Restarting every worker by request");
-        supervisor_dispatch(s);
-        return sd_bus_reply_method_return(m, NULL);
+        struct bus_server *b = userdata;
+        struct request_result result;
+        CHECK_CALLER(m, b->supervisor, error);
+        int r = request_restart(b->supervisor, &result);
+        return r < 0 ? set_request_error(error, r, &result) : sd_bus_reply_method_return(m, NULL);
 }
 
 static int method_quit(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        struct supervisor *s = userdata;
-        CHECK_CALLER(m, s, error);
+        struct bus_server *b = userdata;
+        CHECK_CALLER(m, b->supervisor, error);
         log_info("Quitting by request: draining every worker");
         int r = sd_bus_reply_method_return(m, NULL);
-        engine_stop(s->engine, now_usec());
-        supervisor_dispatch(s);
+        (void) request_quit(b->supervisor);
         return r;
 }
 
 static int method_message(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        struct supervisor *s = userdata;
+        struct bus_server *b = userdata;
+        struct request_result result;
         const char *text;
-        unsigned delivered;
-        CHECK_CALLER(m, s, error);
+        unsigned delivered = 0;
+        CHECK_CALLER(m, b->supervisor, error);
         int r = sd_bus_message_read(m, "s", &text);
         if (r < 0)
                 return r;
-        /* A zero-length packet reads as end-of-file on a SOCK_SEQPACKET socket: a worker
-         * would take it for the supervisor going away. */
-        if (!*text)
-                return bus_error_setf(error, ERROR_INVALID_ARGUMENT, "%s: the message is empty", s->instance);
-        if (strlen(text) > MAX_MESSAGE_TEXT)
-                return bus_error_setf(error, ERROR_INVALID_ARGUMENT, "%s: the message is too long (at most %d bytes)",
-                                      s->instance, MAX_MESSAGE_TEXT);
-        supervisor_message(s, text, &delivered);
-        return sd_bus_reply_method_return(m, "u", delivered);
+        r = request_message(b->supervisor, text, &delivered, &result);
+        return r < 0 ? set_request_error(error, r, &result) : sd_bus_reply_method_return(m, "u", delivered);
 }
 
 static int method_set_workers(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        struct supervisor *s = userdata;
+        struct bus_server *b = userdata;
+        struct request_result result;
         uint32_t count;
-        CHECK_CALLER(m, s, error);
+        CHECK_CALLER(m, b->supervisor, error);
         int r = sd_bus_message_read(m, "u", &count);
         if (r < 0)
                 return r;
-        if (count == 0 || count > 4096)
-                return bus_error_setf(error, ERROR_INVALID_ARGUMENT, "%s: the worker count must be between 1 and 4096",
-                                      s->instance);
-        r = engine_set_workers(s->engine, now_usec(), count);
-        if (r < 0)
-                return bus_error_setf(error, ERROR_BUSY, "%s: cannot scale while %s", s->instance,
-                                      engine_state_to_string(engine_get_state(s->engine)));
-        /* Kept for the next upgrade to a new target; a reload reads the file again. */
-        s->config.workers = count;
-        log_info("Scaling to %u workers by request", count);
-        supervisor_dispatch(s);
-        return sd_bus_reply_method_return(m, NULL);
+        r = request_scale(b->supervisor, count, &result);
+        return r < 0 ? set_request_error(error, r, &result) : sd_bus_reply_method_return(m, NULL);
 }
 
 /* ---- properties ---- */
 
 static int property_get(sd_bus *bus, const char *path, const char *interface, const char *property,
                         sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        struct supervisor *s = userdata;
+        struct bus_server *b = userdata;
+        struct supervisor *s = b->supervisor;
         struct engine *e = s->engine;
 
         if (strcmp(property, "Instance") == 0)
@@ -308,15 +363,14 @@ static int property_get(sd_bus *bus, const char *path, const char *interface, co
         if (strcmp(property, "LastResult") == 0)
                 return append_text(reply, engine_get_last_result(e));
         if (strcmp(property, "Workers") == 0) {
-                const struct engine_worker *w;
-                size_t n = engine_get_workers(e, &w);
+                struct engine_worker w;
                 int r = sd_bus_message_open_container(reply, 'a', "(utsst)");
-                for (size_t i = 0; r >= 0 && i < n; i++)
-                        if (w[i].pid > 0) {
-                                _cleanup_free_ char *target = bus_text(w[i].target);
-                                r = target ? sd_bus_message_append(reply, "(utsst)", (uint32_t) w[i].pid,
-                                                                   w[i].generation, worker_state_to_string(w[i].state),
-                                                                   target, w[i].started_usec)
+                for (size_t i = 0; r >= 0 && engine_get_worker_at(e, i, &w); i++)
+                        if (w.pid > 0) {
+                                _cleanup_free_ char *target = bus_text(w.target);
+                                r = target ? sd_bus_message_append(reply, "(utsst)", (uint32_t) w.pid, w.generation,
+                                                                   worker_state_to_string(w.state), target,
+                                                                   w.started_usec)
                                            : -ENOMEM;
                         }
                 return r < 0 ? r : sd_bus_message_close_container(reply);
@@ -460,7 +514,7 @@ static int connection_new(struct bus_server *b, int fd) {
         if ((r = sd_bus_set_server(c->bus, 1, id)) < 0 || (r = sd_bus_set_anonymous(c->bus, false)) < 0 ||
             (r = sd_bus_negotiate_creds(c->bus, true, SD_BUS_CREDS_EUID | SD_BUS_CREDS_EGID)) < 0 ||
             (r = sd_bus_add_object_vtable(c->bus, NULL, LIVESWAP_OBJECT_PATH, LIVESWAP_INTERFACE, supervisor_vtable,
-                                          b->supervisor)) < 0 ||
+                                          b)) < 0 ||
             (r = sd_bus_add_object(c->bus, NULL, "/org/freedesktop/DBus", on_driver_call, c)) < 0 ||
             (r = sd_bus_add_filter(c->bus, NULL, on_first_message, c)) < 0 ||
             (r = sd_bus_match_signal(c->bus, &c->disconnect_slot, NULL, "/org/freedesktop/DBus/Local",
@@ -539,7 +593,7 @@ static void attach_broker(struct bus_server *b) {
                 log_error("Out of memory");
                 return;
         }
-        r = sd_bus_add_object_vtable(bus, NULL, LIVESWAP_OBJECT_PATH, LIVESWAP_INTERFACE, supervisor_vtable, s);
+        r = sd_bus_add_object_vtable(bus, NULL, LIVESWAP_OBJECT_PATH, LIVESWAP_INTERFACE, supervisor_vtable, b);
         if (r >= 0)
                 r = sd_bus_request_name(bus, name, 0);
         if (r < 0) {
@@ -558,6 +612,10 @@ static void attach_broker(struct bus_server *b) {
         log_info("Registered %s on the %s bus", name, kind);
         b->broker = TAKE_PTR(bus);
 }
+
+static void emit_changes(void *userdata);
+static void on_upgrade_finished(void *userdata, uint64_t generation, bool success, const struct request_result *failure,
+                                const char *summary);
 
 int bus_server_new(struct supervisor *s, const char *socket_path, struct bus_server **ret) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -599,6 +657,10 @@ int bus_server_new(struct supervisor *s, const char *socket_path, struct bus_ser
                 goto fail;
         }
         attach_broker(b);
+        b->observer = (struct request_observer){ .userdata = b, .upgrade_finished = on_upgrade_finished };
+        request_init(s, &b->observer);
+        s->on_changed = emit_changes;
+        s->changed_userdata = b;
         *ret = b;
         return 0;
 fail:
@@ -609,6 +671,18 @@ fail:
 struct bus_server *bus_server_free(struct bus_server *b) {
         if (!b)
                 return NULL;
+        for (size_t i = 0; i < b->n_waiters; i++) {
+                (void) bus_reply_errorf(b->waiters[i].call, ERROR_UPGRADE_FAILED, "%s: the supervisor is stopping",
+                                        b->supervisor->instance);
+                sd_bus_message_unref(b->waiters[i].call);
+        }
+        free(b->waiters);
+        if (b->supervisor->changed_userdata == b) {
+                b->supervisor->on_changed = NULL;
+                b->supervisor->changed_userdata = NULL;
+        }
+        if (b->supervisor->request_observer == &b->observer)
+                b->supervisor->request_observer = NULL;
         while (b->connections)
                 connection_free(b->connections);
         if (b->broker) {
@@ -629,7 +703,7 @@ struct bus_server *bus_server_free(struct bus_server *b) {
 
 /* ---- signals ---- */
 
-void bus_emit_upgrade_finished(struct bus_server *b, uint64_t generation, bool success, const char *reason) {
+static void emit_upgrade_finished(struct bus_server *b, uint64_t generation, bool success, const char *reason) {
         if (!b)
                 return;
         _cleanup_free_ char *text = bus_text(reason);
@@ -645,12 +719,12 @@ void bus_emit_upgrade_finished(struct bus_server *b, uint64_t generation, bool s
 }
 
 static uint64_t hash_workers(const struct engine *e) {
-        const struct engine_worker *w;
-        size_t n = engine_get_workers(e, &w);
+        struct engine_worker w;
+        size_t n = 0;
         uint64_t h = 1469598103934665603ULL; /* FNV-1a over (pid, state) */
-        for (size_t i = 0; i < n; i++) {
-                h = (h ^ (uint64_t) w[i].pid) * 1099511628211ULL;
-                h = (h ^ (uint64_t) w[i].state) * 1099511628211ULL;
+        for (; engine_get_worker_at(e, n, &w); n++) {
+                h = (h ^ (uint64_t) w.pid) * 1099511628211ULL;
+                h = (h ^ (uint64_t) w.state) * 1099511628211ULL;
         }
         return h ^ n;
 }
@@ -668,9 +742,8 @@ static void take_snapshot(const struct supervisor *s, struct snapshot *snap) {
         snprintf(snap->last_result, sizeof(snap->last_result), "%s", engine_get_last_result(e));
 }
 
-void bus_emit_changes(struct bus_server *b) {
-        if (!b)
-                return;
+static void emit_changes(void *userdata) {
+        struct bus_server *b = userdata;
         struct snapshot now, *old = &b->last;
         take_snapshot(b->supervisor, &now);
         char *changed[12];
@@ -704,4 +777,29 @@ void bus_emit_changes(struct bus_server *b) {
                 if (c->ready && !c->dead)
                         (void) sd_bus_emit_properties_changed_strv(c->bus, LIVESWAP_OBJECT_PATH, LIVESWAP_INTERFACE,
                                                                    changed);
+}
+
+/* ---- the end of an upgrade ---- */
+
+static void on_upgrade_finished(void *userdata, uint64_t generation, bool success, const struct request_result *failure,
+                                const char *summary) {
+        struct bus_server *b = userdata;
+        /* Properties first: a client that sees the reply or UpgradeFinished and then reads
+         * its cached Generation/Target must find the new ones already. */
+        emit_changes(b);
+        for (size_t i = 0; i < b->n_waiters;) {
+                struct waiter *w = &b->waiters[i];
+                if (w->generation != generation) {
+                        i++;
+                        continue;
+                }
+                /* The caller may have gone away meanwhile: nothing to do about that. */
+                if (success)
+                        (void) sd_bus_reply_method_return(w->call, "t", generation);
+                else
+                        (void) bus_reply_errorf(w->call, error_name(failure->error), "%s", failure->message);
+                sd_bus_message_unref(w->call);
+                *w = b->waiters[--b->n_waiters];
+        }
+        emit_upgrade_finished(b, generation, success, summary);
 }

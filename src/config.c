@@ -959,3 +959,42 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen) {
         *c = scratch;
         return 0;
 }
+
+int config_load_merged(struct config *ret, const char *path, const struct config_overrides *o, char *err,
+                       size_t errlen) {
+        struct config c;
+        int r = config_init(&c);
+        if (r < 0)
+                return r;
+        if (path) {
+                r = config_load(&c, path, err, errlen);
+                if (r < 0) {
+                        config_done(&c);
+                        return r;
+                }
+        }
+        if (o->target) {
+                free(c.target);
+                c.target = strdup(o->target);
+        }
+        if (o->workers > 0)
+                c.workers = o->workers;
+        if (o->restart)
+                c.strategy = STRATEGY_RESTART;
+        if (o->start_timeout_set)
+                c.start_timeout_usec = o->start_timeout_usec;
+        if (o->pre_upgrade) {
+                free(c.pre_upgrade);
+                c.pre_upgrade = strdup(o->pre_upgrade);
+        }
+        if (o->head) {
+                free(c.head);
+                c.head = strdup(o->head);
+        }
+        if ((o->target && !c.target) || (o->pre_upgrade && !c.pre_upgrade) || (o->head && !c.head)) {
+                config_done(&c);
+                return -ENOMEM;
+        }
+        *ret = c;
+        return 0;
+}

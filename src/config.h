@@ -94,4 +94,20 @@ int config_parse_mode(const char *s, mode_t *ret_mode);
 
 const char *strategy_to_string(enum strategy s);
 const char *ready_mode_to_string(enum ready_mode m);
+
+/* Command-line settings; they override the config file at start and on every reload. */
+struct config_overrides {
+        const char *target;
+        unsigned workers; /* 0 = unset */
+        bool restart; /* -z */
+        const char *pre_upgrade;
+        const char *head;
+        bool start_timeout_set; /* --start-timeout (0 is a value: no bound) */
+        uint64_t start_timeout_usec;
+};
+
+/* The defaults, then PATH (unless NULL), then the command line's OVERRIDES: the one place
+ * that says which wins. Returns 0, -ENOMEM, or config_load()'s errors with ERR set. */
+int config_load_merged(struct config *ret, const char *path, const struct config_overrides *overrides, char *err,
+                       size_t errlen);
 const char *kill_mode_to_string(enum kill_mode m);

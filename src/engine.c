@@ -1,7 +1,8 @@
 /* engine.c: the upgrade state machine. No syscalls, no clock, no I/O: every decision
  * about generations and workers is made here and handed to the shell as actions, so that
  * the unit tests can check each decision without forking anything. An allocation failure
- * is never ignored: events that cannot record their result degrade to a stop. */
+ * is never ignored: the action queue is the shell's only view of the engine's decisions,
+ * so a failed allocation aborts (oom()) rather than lose or fake one. */
 #include <assert.h>
 #include <errno.h>
 #include <signal.h>
@@ -34,7 +35,10 @@ struct respawn {
 struct engine {
         enum engine_state state;
         bool preparing; /* upgrade reserved, pre-upgrade hook running */
-        bool ready_sent; /* ACTION_READY was queued: some generation was fully ready once */
+        bool ready_sent; /* READY=1 was queued: some generation was fully ready once */
+        uint64_t now; /* the time of the latest event, for the status lines of actions */
+        char status_sent[1024]; /* the last STATUS= queued */
+        bool hook_failed; /* the pending abort is the pre-upgrade hook's */
         struct generation current, candidate;
         char *previous_target;
         char last_result[512];
@@ -132,6 +136,43 @@ static void kill_worker(struct engine *e, struct engine_worker *w, const char *w
         struct engine_action *a = push_signal(e, w->pid, SIGKILL, true, SIGNAL_KILL);
         if (a)
                 set_reason(a->reason, sizeof(a->reason), "%s", why);
+}
+
+/* Queues what systemd is told; STATUS= goes with READY=1 and RELOADING=1 so that
+ * `systemctl show -p StatusText` is current when `systemctl reload` returns. */
+static struct engine_notify *push_notify(struct engine *e, bool with_status) {
+        struct engine_action *a = push_action(e, ACTION_NOTIFY);
+        if (with_status) {
+                a->notify.has_status = true;
+                engine_format_status(e, e->now, a->notify.status, sizeof(a->notify.status));
+                memcpy(e->status_sent, a->notify.status, sizeof(e->status_sent));
+        }
+        return &a->notify;
+}
+
+static void notify_ready(struct engine *e) {
+        e->ready_sent = true;
+        push_notify(e, true)->ready = true;
+}
+
+/* STOPPING=1, and more time from systemd for the drain: the longest drain timeout of
+ * any worker, plus a margin for the exits to be reaped. */
+static void notify_stopping(struct engine *e) {
+        uint64_t max = 0;
+        for (size_t i = 0; i < e->n_workers; i++)
+                if (e->workers[i].drain_timeout_usec > max)
+                        max = e->workers[i].drain_timeout_usec;
+        struct engine_notify *n = push_notify(e, true);
+        n->stopping = true;
+        n->extend_timeout_usec = max + 5 * USEC_PER_SEC;
+}
+
+void engine_update_status(struct engine *e, uint64_t now) {
+        char status[sizeof(e->status_sent)];
+        e->now = now;
+        engine_format_status(e, now, status, sizeof(status));
+        if (strcmp(status, e->status_sent) != 0)
+                push_notify(e, true);
 }
 
 bool engine_next_action(struct engine *e, struct engine_action *ret) {
@@ -234,6 +275,7 @@ static struct engine_worker *spawn_worker(struct engine *e, const struct generat
         a->worker_id = w->id;
         a->generation = g->number;
         a->slot = slot;
+        a->candidate = g == &e->candidate;
         return w;
 }
 
@@ -369,9 +411,7 @@ static void schedule_respawn(struct engine *e, const struct engine_worker *w, co
 /* ---- upgrades ---- */
 
 static void finish_upgrade(struct engine *e, bool success, const char *reason) {
-        struct engine_action *a = push_action(e, ACTION_UPGRADE_FINISHED);
-        a->generation = e->candidate.number;
-        a->success = success;
+        uint64_t generation = e->candidate.number;
         if (success) {
                 free(e->previous_target);
                 e->previous_target = TAKE_PTR(e->current.target);
@@ -383,18 +423,31 @@ static void finish_upgrade(struct engine *e, bool success, const char *reason) {
                 e->failure_status[0] = 0;
                 set_reason(e->last_result, sizeof(e->last_result), "success");
                 e->state = ENGINE_RUNNING;
-                if (!e->ready_sent) {
-                        e->ready_sent = true;
-                        push_action(e, ACTION_READY);
-                }
         } else {
-                set_reason(a->reason, sizeof(a->reason), "%s", reason);
                 set_reason(e->last_result, sizeof(e->last_result), "failed: %s", reason);
                 set_reason(e->failure_status, sizeof(e->failure_status), "Upgrade to generation %llu failed: %s; ",
-                           (unsigned long long) e->candidate.number, reason);
+                           (unsigned long long) generation, reason);
                 generation_clear(&e->candidate);
                 e->state = e->ready_sent ? ENGINE_RUNNING : ENGINE_STARTING;
         }
+        /* READY=1 ends systemd's reloading state, success or not, and goes before the
+         * finished action so that the status is current when a waiting caller returns.
+         * While the first generation is still starting, the service is not ready yet,
+         * whatever became of this upgrade. */
+        bool first_ready = e->state == ENGINE_RUNNING && !e->ready_sent;
+        if (e->state == ENGINE_RUNNING)
+                notify_ready(e);
+        else
+                push_notify(e, true);
+        struct engine_action *a = push_action(e, ACTION_UPGRADE_FINISHED);
+        a->generation = generation;
+        a->success = success;
+        a->hook_failed = !success && e->hook_failed;
+        e->hook_failed = false;
+        if (!success)
+                set_reason(a->reason, sizeof(a->reason), "%s", reason);
+        if (first_ready)
+                push_action(e, ACTION_READY);
 }
 
 static void check_started(struct engine *e);
@@ -474,12 +527,22 @@ int64_t engine_check_upgrade(const struct engine *e) {
 }
 
 int64_t engine_prepare_upgrade(struct engine *e) {
+        return engine_prepare_upgrade_at(e, e->now);
+}
+
+int64_t engine_prepare_upgrade_at(struct engine *e, uint64_t now) {
         int64_t r = engine_check_upgrade(e);
         if (r < 0)
                 return r;
         e->state = ENGINE_UPGRADING;
         e->preparing = true;
+        e->hook_failed = false;
         e->failure_status[0] = 0;
+        /* systemd's reloading state covers the whole request, the hook included. */
+        e->now = now;
+        struct engine_notify *n = push_notify(e, false);
+        n->reloading = true;
+        n->reloading_usec = now;
         return (int64_t) (e->current.number + 1);
 }
 
@@ -492,16 +555,40 @@ void engine_abort_upgrade(struct engine *e, const char *reason) {
         check_started(e);
 }
 
+void engine_hook_failed(struct engine *e, const char *reason) {
+        if (!e->preparing)
+                return;
+        e->hook_failed = true;
+        engine_abort_upgrade(e, reason);
+}
+
 void engine_upgrade_refused(struct engine *e, const char *reason) {
+        engine_upgrade_refused_at(e, e->now, reason);
+}
+
+void engine_upgrade_refused_at(struct engine *e, uint64_t now, const char *reason) {
+        e->now = now;
         if (e->state == ENGINE_STOPPING || e->state == ENGINE_STOPPED)
                 return;
         set_reason(e->failure_status, sizeof(e->failure_status), "%s; ", reason);
         /* It leads the status line: a sentence. */
         if (e->failure_status[0] >= 'a' && e->failure_status[0] <= 'z')
                 e->failure_status[0] = (char) (e->failure_status[0] - 'a' + 'A');
+        /* With Type=notify-reload, a SIGHUP that sends no RELOADING=1 and READY=1 would
+         * leave the unit reloading until its timeout. But READY=1 before the first
+         * generation is ready would tell systemd the service started with no worker
+         * ready: then only the status changes. */
+        struct engine_notify *n = push_notify(e, false);
+        n->reloading = true;
+        n->reloading_usec = now;
+        if (e->ready_sent)
+                notify_ready(e);
+        else
+                push_notify(e, true);
 }
 
 int engine_start_upgrade(struct engine *e, uint64_t now, const char *target, const struct engine_settings *settings) {
+        e->now = now;
         if (!e->preparing)
                 return -EBUSY;
         if (!target || !settings_valid(settings))
@@ -522,6 +609,7 @@ int engine_start_upgrade(struct engine *e, uint64_t now, const char *target, con
 }
 
 int engine_cancel(struct engine *e, uint64_t now) {
+        e->now = now;
         if (e->state != ENGINE_UPGRADING)
                 return -ENOENT;
         if (e->preparing)
@@ -534,6 +622,7 @@ int engine_cancel(struct engine *e, uint64_t now) {
 /* ---- lifecycle ---- */
 
 int engine_start(struct engine *e, uint64_t now, const char *target, const struct engine_settings *settings) {
+        e->now = now;
         if (e->state != ENGINE_STOPPED || e->current.number != 0)
                 return -EBUSY;
         if (!target || !settings_valid(settings))
@@ -553,9 +642,9 @@ static void check_started(struct engine *e) {
         if (e->state == ENGINE_STARTING &&
             count_in_state(e, e->current.number, WORKER_READY) >= e->current.settings.workers) {
                 e->state = ENGINE_RUNNING;
-                e->ready_sent = true;
                 set_reason(e->last_result, sizeof(e->last_result), "success");
                 push_action(e, ACTION_READY);
+                notify_ready(e);
         }
 }
 
@@ -609,10 +698,12 @@ static void start_timed_out(struct engine *e, uint64_t now) {
                 } else
                         drain_worker(e, w, now);
         }
+        notify_stopping(e);
         check_stopped(e);
 }
 
 void engine_stop(struct engine *e, uint64_t now) {
+        e->now = now;
         if (e->state == ENGINE_STOPPING || e->state == ENGINE_STOPPED)
                 return;
         if (e->state == ENGINE_UPGRADING && e->preparing) {
@@ -626,10 +717,12 @@ void engine_stop(struct engine *e, uint64_t now) {
         e->n_respawns = 0;
         for (size_t i = 0; i < e->n_workers; i++)
                 drain_worker(e, &e->workers[i], now);
+        notify_stopping(e);
         check_stopped(e);
 }
 
 int engine_restart(struct engine *e, uint64_t now) {
+        e->now = now;
         if (e->state != ENGINE_RUNNING)
                 return -EBUSY;
         for (size_t i = 0; i < e->n_workers; i++) {
@@ -646,6 +739,7 @@ int engine_restart(struct engine *e, uint64_t now) {
 }
 
 int engine_set_workers(struct engine *e, uint64_t now, unsigned count) {
+        e->now = now;
         if (count == 0)
                 return -EINVAL;
         if (e->state != ENGINE_RUNNING)
@@ -663,6 +757,7 @@ int engine_set_workers(struct engine *e, uint64_t now, unsigned count) {
 /* ---- events ---- */
 
 void engine_worker_spawned(struct engine *e, uint64_t worker_id, pid_t pid, uint64_t now) {
+        e->now = now;
         struct engine_worker *w = find_by_id(e, worker_id);
         if (!w)
                 return;
@@ -703,6 +798,7 @@ static void worker_gone(struct engine *e, struct engine_worker *w, const char *w
 }
 
 void engine_worker_spawn_failed(struct engine *e, uint64_t worker_id, const char *why, uint64_t now) {
+        e->now = now;
         struct engine_worker *w = find_by_id(e, worker_id);
         if (!w)
                 return;
@@ -714,6 +810,7 @@ void engine_worker_spawn_failed(struct engine *e, uint64_t worker_id, const char
 }
 
 void engine_worker_exited(struct engine *e, pid_t pid, bool signaled, int status, uint64_t now) {
+        e->now = now;
         struct engine_worker *w = find_by_pid(e, pid);
         if (!w)
                 return;
@@ -736,6 +833,7 @@ static void mark_ready(struct engine *e, struct engine_worker *w, uint64_t now) 
 }
 
 void engine_worker_ready(struct engine *e, pid_t pid, uint64_t now) {
+        e->now = now;
         struct engine_worker *w = find_by_pid(e, pid);
         if (!w || w->state != WORKER_STARTING)
                 return;
@@ -761,6 +859,7 @@ uint64_t engine_next_deadline(const struct engine *e) {
 }
 
 void engine_timer(struct engine *e, uint64_t now) {
+        e->now = now;
         /* Only in ENGINE_STARTING: an upgrade begun meanwhile (to replace crash-looping
          * code) runs to its end under its own bounds; if it fails, the engine is back
          * here with the deadline passed and gives up then. */
@@ -848,12 +947,6 @@ uint64_t engine_get_generation(const struct engine *e) {
         return e->current.number;
 }
 
-uint64_t engine_get_candidate(const struct engine *e) {
-        if (e->state == ENGINE_UPGRADING || e->state == ENGINE_ROLLING_BACK)
-                return e->current.number + 1;
-        return 0;
-}
-
 const char *engine_get_target(const struct engine *e) {
         return e->current.target ?: "";
 }
@@ -895,13 +988,23 @@ unsigned engine_count_draining(const struct engine *e) {
         return n;
 }
 
-size_t engine_get_workers(const struct engine *e, const struct engine_worker **ret) {
-        *ret = e->workers;
+size_t engine_count_workers(const struct engine *e) {
         return e->n_workers;
 }
 
-const struct engine_worker *engine_find_worker(const struct engine *e, pid_t pid) {
-        return find_by_pid((struct engine *) e, pid);
+bool engine_get_worker_at(const struct engine *e, size_t index, struct engine_worker *ret) {
+        if (index >= e->n_workers)
+                return false;
+        *ret = e->workers[index];
+        return true;
+}
+
+bool engine_get_worker(const struct engine *e, pid_t pid, struct engine_worker *ret) {
+        const struct engine_worker *w = find_by_pid((struct engine *) e, pid);
+        if (!w)
+                return false;
+        *ret = *w;
+        return true;
 }
 
 static size_t append(char *buf, size_t size, size_t pos, const char *fmt, ...) __attribute__((format(printf, 4, 5)));

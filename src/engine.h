@@ -66,7 +66,8 @@ enum action_type {
         ACTION_SPAWN, /* worker_id, generation, slot: fork/exec, then report */
         ACTION_SIGNAL, /* pid, signal, group, purpose (and reason for a kill) */
         ACTION_WORKER_READY, /* pid, generation, slot: a worker became ready (for the log) */
-        ACTION_READY, /* the first generation is fully ready (sd_notify READY=1) */
+        ACTION_READY, /* the first generation is fully ready (for the log; READY=1 is an ACTION_NOTIFY) */
+        ACTION_NOTIFY, /* notify: what to tell systemd with sd_notify() */
         ACTION_UPGRADE_STARTED, /* generation */
         ACTION_UPGRADE_FINISHED, /* generation, success, reason; on success the generation
                                   * and target are already the new ones */
@@ -75,6 +76,18 @@ enum action_type {
                               * start_timeout; a stop follows, ending in a failed ACTION_EXIT */
         ACTION_EXIT, /* every worker is gone after a stop: success, or false with the
                       * reason (the start timed out): the supervisor exits non-zero */
+};
+
+/* What to tell the service manager: the engine decides every field; the shell formats
+ * and sends it. */
+struct engine_notify {
+        bool ready; /* READY=1 */
+        bool reloading; /* RELOADING=1, with MONOTONIC_USEC=reloading_usec */
+        uint64_t reloading_usec; /* when the request began */
+        bool stopping; /* STOPPING=1 */
+        uint64_t extend_timeout_usec; /* EXTEND_TIMEOUT_USEC=, 0 = none */
+        bool has_status;
+        char status[1024]; /* STATUS=, valid UTF-8 */
 };
 
 /* Why a worker is signalled, so that the shell logs each for what it is. */
@@ -94,7 +107,10 @@ struct engine_action {
         bool group; /* ACTION_SIGNAL: to the worker's whole process group, else its main process only */
         enum signal_purpose purpose;
         bool success;
+        bool hook_failed; /* ACTION_UPGRADE_FINISHED: the pre-upgrade hook refused it */
+        bool candidate; /* ACTION_SPAWN: with the settings of the generation being built */
         char reason[512];
+        struct engine_notify notify; /* ACTION_NOTIFY */
 };
 
 struct engine;
@@ -122,13 +138,24 @@ void engine_timer(struct engine *e, uint64_t now);
  * generation is not ready yet, or -ESHUTDOWN while stopping. Then exactly one of
  * engine_start_upgrade() or engine_abort_upgrade() follows. */
 int64_t engine_prepare_upgrade(struct engine *e);
+/* The same, for a request that came in at NOW: RELOADING=1 says when the reload began. */
+int64_t engine_prepare_upgrade_at(struct engine *e, uint64_t now);
 /* The same answer as engine_prepare_upgrade() without reserving anything. */
 int64_t engine_check_upgrade(const struct engine *e);
 int engine_start_upgrade(struct engine *e, uint64_t now, const char *target, const struct engine_settings *settings);
 void engine_abort_upgrade(struct engine *e, const char *reason);
+/* engine_abort_upgrade() because the pre-upgrade hook failed or refused the upgrade: the
+ * finished action says so (hook_failed), so that callers learn it was the hook's verdict. */
+void engine_hook_failed(struct engine *e, const char *reason);
 /* An upgrade request refused before it began (invalid target, bad configuration): nothing
- * changes but STATUS=, which leads with REASON until the next upgrade. */
+ * changes but STATUS=, which leads with REASON until the next upgrade. systemd is told
+ * RELOADING=1 and then READY=1 (only if the service was ready once), so that a reload
+ * under Type=notify-reload ends. */
 void engine_upgrade_refused(struct engine *e, const char *reason);
+void engine_upgrade_refused_at(struct engine *e, uint64_t now, const char *reason);
+/* Queues an ACTION_NOTIFY with STATUS= when the status line differs from the last one
+ * the engine sent. The shell calls it after performing each batch of actions. */
+void engine_update_status(struct engine *e, uint64_t now);
 
 /* Aborts the running upgrade and rolls back. -ENOENT when none runs. */
 int engine_cancel(struct engine *e, uint64_t now);
@@ -154,11 +181,12 @@ const char *engine_get_last_result(const struct engine *e);
 unsigned engine_get_desired_workers(const struct engine *e);
 unsigned engine_count_ready(const struct engine *e);
 unsigned engine_count_draining(const struct engine *e);
-/* Both point into the engine's worker array, valid only until the next call that
- * changes the engine (any event may spawn workers and move the array). */
-size_t engine_get_workers(const struct engine *e, const struct engine_worker **ret);
-const struct engine_worker *engine_find_worker(const struct engine *e, pid_t pid);
-/* The generation an upgrade is building, 0 when none. */
-uint64_t engine_get_candidate(const struct engine *e);
+/* Copies of the workers, never pointers into the engine's array (any event may spawn a
+ * worker and move it). The target string is the engine's, valid until the next event. */
+size_t engine_count_workers(const struct engine *e);
+/* The worker at INDEX (0 ... engine_count_workers() - 1); false past the end. */
+bool engine_get_worker_at(const struct engine *e, size_t index, struct engine_worker *ret);
+/* The worker with PID; false when no worker has it. */
+bool engine_get_worker(const struct engine *e, pid_t pid, struct engine_worker *ret);
 /* The systemd STATUS= line for the present state. */
 void engine_format_status(const struct engine *e, uint64_t now, char *buf, size_t size);

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fs-util.h"
 #include "head.h"
 #include "macro.h"
 
@@ -100,23 +101,6 @@ static char *directory_of(const char *path) {
         return strndup(path, (size_t) (slash - path));
 }
 
-static int mkdir_parents(const char *dir) {
-        _cleanup_free_ char *p = strdup(dir);
-        if (!p)
-                return -ENOMEM;
-        /* Each prefix in turn; EEXIST is fine, and a component that is not a directory
-         * shows up as ENOTDIR on the next one or on the final open. */
-        for (char *slash = p + 1; (slash = strchr(slash, '/')); slash++) {
-                *slash = 0;
-                if (mkdir(p, 0755) < 0 && errno != EEXIST)
-                        return -errno;
-                *slash = '/';
-        }
-        if (mkdir(p, 0755) < 0 && errno != EEXIST)
-                return -errno;
-        return 0;
-}
-
 static int write_all(int fd, const char *data, size_t len) {
         while (len > 0) {
                 ssize_t n = write(fd, data, len);
@@ -162,7 +146,7 @@ static int prepare_temp(const char *path, const char *content, char **ret_temp, 
         _cleanup_free_ char *dir = directory_of(path), *temp = NULL;
         if (!dir)
                 return -ENOMEM;
-        int r = mkdir_parents(dir);
+        int r = mkdir_parents(dir, 0755);
         if (r < 0)
                 return r;
         if (asprintf(&temp, "%.*s.%s.XXXXXX", (int) (base - path), path, base) < 0)

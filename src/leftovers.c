@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "leftovers.h"
 #include "log.h"
 #include "macro.h"
@@ -38,12 +39,6 @@ struct victim {
         int pidfd; /* -1 once it is gone */
         pid_t pid;
 };
-
-static uint64_t monotonic_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
-}
 
 /* Reads a small file whole (relative to DIR_FD) into BUF; the length or a negative errno. */
 static ssize_t read_small(int dir_fd, const char *path, char *buf, size_t size) {
@@ -276,7 +271,7 @@ static void send_all(struct victim *v, size_t n, int sig) {
  * the pidfds of those gone. Returns how many are left. */
 static size_t wait_all(struct victim *v, size_t n, uint64_t usec) {
         _cleanup_free_ struct pollfd *fds = calloc(n, sizeof(*fds));
-        uint64_t deadline = monotonic_usec() + usec;
+        uint64_t deadline = now_usec() + usec;
         size_t left = 0;
         if (!fds)
                 return n;
@@ -285,7 +280,7 @@ static size_t wait_all(struct victim *v, size_t n, uint64_t usec) {
                 left += v[i].pidfd >= 0;
         }
         while (left > 0) {
-                uint64_t now = monotonic_usec();
+                uint64_t now = now_usec();
                 if (now >= deadline)
                         break;
                 int r = poll(fds, n, (int) ((deadline - now + USEC_PER_MSEC - 1) / USEC_PER_MSEC));

@@ -11,13 +11,16 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "bus.h"
 #include "client.h"
+#include "fs-util.h"
 #include "head.h"
 #include "leftovers.h"
 #include "log.h"
 #include "macro.h"
 #include "names.h"
 #include "notify.h"
+#include "request.h"
 #include "supervisor.h"
 
 #define EXIT_USAGE 2
@@ -33,7 +36,7 @@ struct arguments {
         size_t n_listen;
         const char *port;
         const char *address;
-        struct cli_overrides overrides;
+        struct config_overrides overrides;
         mode_t socket_mode; /* with --socket-mode; the config file's otherwise */
         bool socket_mode_set;
         enum client_command client;
@@ -232,60 +235,6 @@ static int run_client(const struct arguments *a) {
 
 /* ---- supervisor mode ---- */
 
-static int mkdir_parents(const char *path, mode_t mode) {
-        _cleanup_free_ char *p = strdup(path);
-        if (!p)
-                return -ENOMEM;
-        for (char *slash = p + 1; (slash = strchr(slash, '/')); slash++) {
-                *slash = 0;
-                if (mkdir(p, mode) < 0 && errno != EEXIST)
-                        return -errno;
-                *slash = '/';
-        }
-        if (mkdir(p, mode) < 0 && errno != EEXIST)
-                return -errno;
-        return 0;
-}
-
-/* The first generation's target: a valid HEAD wins over the configuration, so that a
- * restart or a reboot keeps what was deployed, unless liveswap wrote it for another
- * configuration that shares the state directory (two apps both started as ./server get
- * the same default instance): then it is not ours to start. */
-static int choose_target(struct supervisor *s) {
-        char err[512];
-        _cleanup_free_ char *head = NULL;
-        int r = head_read(s->head_path, &head);
-        if (r >= 0 && !control_head_applies(s, head, s->config.target))
-                /* Seen all the same, so that a reload does not take it for a new deploy. */
-                s->head_seen = TAKE_PTR(head);
-        else if (r >= 0) {
-                struct worker_command cmd;
-                if (target_resolve(head, s->config.exec, &cmd, err, sizeof(err)) >= 0) {
-                        log_info("Starting the deployed target from %s: %s", s->head_path, cmd.target);
-                        s->current = cmd;
-                        s->head_seen = TAKE_PTR(head);
-                        _cleanup_free_ char *previous_path = head_previous_path(s->head_path), *previous = NULL;
-                        if (previous_path && head_read(previous_path, &previous) >= 0)
-                                (void) engine_set_previous_target(s->engine, previous);
-                        return 0;
-                }
-                log_warning("Ignoring %s: %s", s->head_path, err);
-                /* Seen all the same: only a later rewrite is a deploy that a reload follows,
-                 * or every reload would try this stale target again and be refused. */
-                s->head_seen = TAKE_PTR(head);
-        } else if (r != -ENOENT)
-                log_warning_errno(r, "Ignoring %s: %s", s->head_path, strerror(-r));
-
-        if (!s->config.target) {
-                log_error("No target to run: give one with -s TARGET or target= in the configuration");
-                return -EINVAL;
-        }
-        r = target_resolve(s->config.target, s->config.exec, &s->current, err, sizeof(err));
-        if (r < 0)
-                return log_error_errno(r, "Invalid target: %s", err);
-        return 0;
-}
-
 static int take_sockets(struct supervisor *s, const struct arguments *a) {
         int r = sockets_from_systemd(&s->sockets);
         if (r < 0)
@@ -349,132 +298,188 @@ static void block_stop_signals(int how) {
         sigprocmask(how, &mask, NULL);
 }
 
-static int run_supervisor(struct arguments *a) {
-        struct supervisor s = { .notify_fd = -1, .leftovers.dir_fd = -1, .overrides = a->overrides };
-        _cleanup_free_ char *default_config = NULL, *derived_instance = NULL, *bus_path = NULL;
+/* ---- the ways in that are signals ---- */
+
+static int on_stop_signal(sd_event_source *source, const struct signalfd_siginfo *si, void *userdata) {
+        struct supervisor *s = userdata;
+        if (engine_get_state(s->engine) != ENGINE_STOPPING)
+                log_info("Received %s: draining every worker", sigabbrev_np((int) si->ssi_signo) ?: "signal");
+        return request_quit(s);
+}
+
+/* A reload is an upgrade request like any other. A refusal that request.c logged (with
+ * its reason in STATUS=) is not logged again; one refused before it began (busy) is. */
+static int on_reload_signal(sd_event_source *source, const struct signalfd_siginfo *si, void *userdata) {
+        struct supervisor *s = userdata;
+        struct request_result result;
+        uint64_t generation;
+        log_info("Received SIGHUP: reloading");
+        if (request_upgrade(s, NULL, &generation, &result) < 0 &&
+            (result.error == REQUEST_BUSY || result.error == REQUEST_ERRNO))
+                log_error("Reload refused: %s", result.message);
+        return 0;
+}
+
+static int watch_signals(struct supervisor *s) {
+        int r;
+        if ((r = sd_event_add_signal(s->event, NULL, SIGTERM, on_stop_signal, s)) < 0 ||
+            (r = sd_event_add_signal(s->event, NULL, SIGINT, on_stop_signal, s)) < 0 ||
+            (r = sd_event_add_signal(s->event, NULL, SIGHUP, on_reload_signal, s)) < 0)
+                return log_error_errno(r, "Cannot watch signals: %m");
+        return 0;
+}
+
+/* The configuration, and the instance it names: EXIT_SUCCESS, or the exit status. */
+static int load_configuration(struct supervisor *s, const struct arguments *a, char **ret_default_config) {
+        _cleanup_free_ char *derived_instance = NULL;
         char err[512];
-        int r, status = EXIT_FAILURE;
 
         /* Instance first: it names the default config file. */
         const char *instance = a->instance;
         if (!instance && a->overrides.target)
                 instance = derived_instance = names_instance_from_target(a->overrides.target);
-        s.config_path = a->config;
-        if (!s.config_path && instance && asprintf(&default_config, "%s/%s.conf", DEFAULT_CONFIG_DIR, instance) >= 0 &&
-            access(default_config, F_OK) == 0)
-                s.config_path = default_config;
+        s->config_path = a->config;
+        if (!s->config_path && instance &&
+            asprintf(ret_default_config, "%s/%s.conf", DEFAULT_CONFIG_DIR, instance) >= 0 &&
+            access(*ret_default_config, F_OK) == 0)
+                s->config_path = *ret_default_config;
 
         /* SIGTERM and SIGINT still have their default action here: a big file on a slow
          * disk cannot hold off a stop, and nothing exists yet that an abrupt end would
          * leave behind. From here on sd-event takes them (pending ones included). */
-        r = supervisor_load_config(&s, &s.config, err, sizeof(err));
+        int r = config_load_merged(&s->config, s->config_path, &s->overrides, err, sizeof(err));
         block_stop_signals(SIG_BLOCK);
         if (r < 0) {
                 /* A missing file stays fatal: under systemd it is the only source of the
                  * target, and running something else would be worse than not running. */
                 if (r == -ENOMEM)
-                        log_error("Out of memory");
+                        log_oom();
                 else if (r == -ENOENT)
                         log_error("Cannot start instance %s: its configuration file %s does not exist "
                                   "(create it with at least target = PATH, see liveswap.conf(5))",
-                                  instance ?: "(unnamed)", s.config_path);
+                                  instance ?: "(unnamed)", s->config_path);
                 else if (getenv("JOURNAL_STREAM"))
                         log_error("%s", err); /* journald needs the level */
                 else
                         fprintf(stderr, "%s\n", err); /* FILE:LINE: first, as compilers write it */
                 return EXIT_CONFIG;
         }
-        if (!instance && s.config.target)
-                instance = derived_instance = names_instance_from_target(s.config.target);
+        if (!instance && s->config.target)
+                instance = derived_instance = names_instance_from_target(s->config.target);
         if (!instance) {
                 log_error("No instance name and no target: use -s TARGET (see liveswap --help)");
-                status = EXIT_USAGE;
-                goto finish;
+                return EXIT_USAGE;
         }
         if (names_validate_instance(instance) < 0) {
                 log_error("Invalid instance name '%s'", instance);
-                status = EXIT_USAGE;
-                goto finish;
+                return EXIT_USAGE;
         }
-        s.instance = strdup(instance);
-        s.head_path = s.config.head ? strdup(s.config.head)
-                                    : names_head_path(getenv("STATE_DIRECTORY"), getenv("XDG_STATE_HOME"),
-                                                      getenv("HOME"), geteuid() == 0, instance);
-        s.runtime_dir = names_runtime_dir(getenv("RUNTIME_DIRECTORY"), getenv("XDG_RUNTIME_DIR"), instance);
-        if (!s.instance || !s.head_path || !s.runtime_dir || engine_new(&s.engine) < 0) {
-                log_error("Out of memory");
-                goto finish;
+        s->instance = strdup(instance);
+        s->head_path = s->config.head ? strdup(s->config.head)
+                                      : names_head_path(getenv("STATE_DIRECTORY"), getenv("XDG_STATE_HOME"),
+                                                        getenv("HOME"), geteuid() == 0, instance);
+        s->runtime_dir = names_runtime_dir(getenv("RUNTIME_DIRECTORY"), getenv("XDG_RUNTIME_DIR"), instance);
+        if (!s->instance || !s->head_path || !s->runtime_dir) {
+                log_oom();
+                return EXIT_FAILURE;
         }
-        if (choose_target(&s) < 0)
-                goto finish;
+        return EXIT_SUCCESS;
+}
 
-        if ((r = mkdir_parents(s.runtime_dir, 0755)) < 0) {
-                log_error_errno(r, "Cannot create %s: %s", s.runtime_dir, strerror(-r));
-                goto finish;
+/* Everything the loop needs, in the order that keeps a failure harmless: the target, the
+ * runtime directory, a check for a running twin, leftovers, sockets, the notify socket,
+ * the loop, the bus. EXIT_SUCCESS, or the exit status. */
+static int set_up(struct supervisor *s, const struct arguments *a, struct bus_server **ret_bus, char **ret_bus_path) {
+        int r;
+        if (engine_new(&s->engine) < 0) {
+                log_oom();
+                return EXIT_FAILURE;
         }
-        if (already_running(s.instance)) {
-                log_error("liveswap instance %s is already running (control it with liveswapctl -i %s)", s.instance,
-                          s.instance);
-                goto finish;
+        if (request_choose_start_target(s) < 0)
+                return EXIT_FAILURE;
+        if ((r = mkdir_parents(s->runtime_dir, 0755)) < 0) {
+                log_error_errno(r, "Cannot create %s: %m", s->runtime_dir);
+                return EXIT_FAILURE;
         }
-        if ((r = take_leftovers(&s)) < 0)
-                goto finish;
-        if ((r = take_sockets(&s, a)) < 0) {
+        if (already_running(s->instance)) {
+                log_error("liveswap instance %s is already running (control it with liveswapctl -i %s)", s->instance,
+                          s->instance);
+                return EXIT_FAILURE;
+        }
+        if (take_leftovers(s) < 0)
+                return EXIT_FAILURE;
+        if ((r = take_sockets(s, a)) < 0)
                 /* A malformed address or nothing to listen on is bad usage; a port in use or
                  * a permission is a failure like any other (and worth a restart). */
-                status = r == -EINVAL ? EXIT_USAGE : EXIT_FAILURE;
-                goto finish;
+                return r == -EINVAL ? EXIT_USAGE : EXIT_FAILURE;
+        s->fdnames = sockets_fdnames(&s->sockets);
+        if (asprintf(&s->notify_path, "%s/notify", s->runtime_dir) < 0 ||
+            asprintf(ret_bus_path, "%s/bus", s->runtime_dir) < 0 || !s->fdnames) {
+                log_oom();
+                return EXIT_FAILURE;
         }
-        s.fdnames = sockets_fdnames(&s.sockets);
-        if (asprintf(&s.notify_path, "%s/notify", s.runtime_dir) < 0 ||
-            asprintf(&bus_path, "%s/bus", s.runtime_dir) < 0 || !s.fdnames) {
-                log_error("Out of memory");
-                goto finish;
+        s->notify_fd = notify_open(s->notify_path);
+        if (s->notify_fd < 0) {
+                log_error_errno(s->notify_fd, "Cannot create the notify socket %s: %m", s->notify_path);
+                return EXIT_FAILURE;
         }
-        s.notify_fd = notify_open(s.notify_path);
-        if (s.notify_fd < 0) {
-                log_error_errno(s.notify_fd, "Cannot create the notify socket %s: %s", s.notify_path,
-                                strerror(-s.notify_fd));
-                goto finish;
-        }
-        if (supervisor_setup_loop(&s) < 0 || bus_server_new(&s, bus_path, &s.bus) < 0)
-                goto finish;
+        if (supervisor_setup_loop(s) < 0 || watch_signals(s) < 0 || bus_server_new(s, *ret_bus_path, ret_bus) < 0)
+                return EXIT_FAILURE;
+        return EXIT_SUCCESS;
+}
 
+/* Starts the first generation and runs until the engine says every worker is gone. */
+static int run_loop(struct supervisor *s, const char *bus_path) {
         struct engine_settings settings;
-        engine_settings_from_config(&s.config, &settings);
-        r = engine_start(s.engine, now_usec(), s.current.target, &settings);
+        engine_settings_from_config(&s->config, &settings);
+        int r = engine_start(s->engine, now_usec(), s->current.target, &settings);
         if (r < 0) {
-                log_error_errno(r, "Cannot start: %s", strerror(-r));
-                goto finish;
+                log_error_errno(r, "Cannot start: %m");
+                return EXIT_FAILURE;
         }
-        log_info("liveswap %s: instance %s, %u worker(s) of %s, control socket %s", LIVESWAP_VERSION, s.instance,
-                 settings.workers, s.current.target, bus_path);
-        supervisor_dispatch(&s);
+        log_info("liveswap %s: instance %s, %u worker(s) of %s, control socket %s", LIVESWAP_VERSION, s->instance,
+                 settings.workers, s->current.target, bus_path);
+        supervisor_kick(s);
 
-        r = sd_event_loop(s.event);
+        r = sd_event_loop(s->event);
         if (r < 0)
-                log_error_errno(r, "Event loop failed: %s", strerror(-r));
-        else if (s.exit_status != EXIT_SUCCESS)
-                log_error("All workers are gone: exiting with status %d", s.exit_status);
+                log_error_errno(r, "Event loop failed: %m");
+        else if (s->exit_status != EXIT_SUCCESS)
+                log_error("All workers are gone: exiting with status %d", s->exit_status);
         else
                 log_info("All workers are gone: exiting");
-        status = r < 0 ? EXIT_FAILURE : s.exit_status;
-finish:;
+        return r < 0 ? EXIT_FAILURE : s->exit_status;
+}
+
+/* After a run that ended as the engine said (a stop, or a start that timed out) the
+ * records are gone with the workers, and their directory is ours to remove under systemd
+ * too: systemd removes a RuntimeDirectory= that is not on a tmpfs only while it is empty.
+ * The runtime directory itself is ours when systemd does not own it. */
+static void remove_runtime_dir(const char *runtime_dir) {
+        _cleanup_free_ char *records = NULL;
+        if (asprintf(&records, "%s/workers", runtime_dir) >= 0)
+                (void) rmdir(records);
+        if (!getenv("RUNTIME_DIRECTORY"))
+                (void) rmdir(runtime_dir);
+}
+
+static int run_supervisor(struct arguments *a) {
+        struct supervisor s = { .notify_fd = -1, .leftovers.dir_fd = -1, .overrides = a->overrides };
+        _cleanup_free_ char *default_config = NULL, *bus_path = NULL;
+        struct bus_server *bus = NULL;
+
+        int status = load_configuration(&s, a, &default_config);
+        if (status == EXIT_SUCCESS)
+                status = set_up(&s, a, &bus, &bus_path);
+        if (status == EXIT_SUCCESS)
+                status = run_loop(&s, bus_path);
+
         _cleanup_free_ char *runtime_dir = TAKE_PTR(s.runtime_dir);
+        bus_server_free(bus);
+        request_done(&s);
         supervisor_done(&s);
-        /* After a run that ended as the engine said (a stop, or a start that timed out)
-         * the records are gone with the workers, and their directory is ours to remove
-         * under systemd too: systemd removes a RuntimeDirectory= that is not on a tmpfs
-         * only while it is empty. The runtime directory itself is ours when systemd
-         * does not own it. */
-        bool ran = status == EXIT_SUCCESS || s.exit_status != EXIT_SUCCESS;
-        if (ran && runtime_dir) {
-                _cleanup_free_ char *records = NULL;
-                if (asprintf(&records, "%s/workers", runtime_dir) >= 0)
-                        (void) rmdir(records);
-                if (!getenv("RUNTIME_DIRECTORY"))
-                        (void) rmdir(runtime_dir);
-        }
+        if ((status == EXIT_SUCCESS || s.exit_status != EXIT_SUCCESS) && runtime_dir)
+                remove_runtime_dir(runtime_dir);
         return status;
 }
 

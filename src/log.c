@@ -20,10 +20,6 @@ void log_open(void) {
                 max_level = LOG_DEBUG;
 }
 
-void log_set_max_level(int level) {
-        max_level = level;
-}
-
 int log_full_errno(int level, int error, const char *fmt, ...) {
         static const char *const words[] = { "emergency", "alert",  "critical", "error",
                                              "warning",   "notice", "info",     "debug" };

@@ -3,10 +3,10 @@
  * terminal the level is spelled out instead, which reads better for a person. */
 #pragma once
 
+#include <errno.h>
 #include <syslog.h>
 
 void log_open(void);
-void log_set_max_level(int level);
 
 /* Logs and returns -abs(error), so callers can write `return log_error_errno(r, ...)`. */
 int log_full_errno(int level, int error, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -19,3 +19,4 @@ int log_full_errno(int level, int error, const char *fmt, ...) __attribute__((fo
 #define log_error(...) log_full(LOG_ERR, __VA_ARGS__)
 #define log_error_errno(error, ...) log_full_errno(LOG_ERR, (error), __VA_ARGS__)
 #define log_warning_errno(error, ...) log_full_errno(LOG_WARNING, (error), __VA_ARGS__)
+#define log_oom() log_error_errno(ENOMEM, "Out of memory")

@@ -31,8 +31,6 @@ int notify_parse(const char *data, size_t len, struct notify_message *ret) {
                         const char *v = eq + 1;
                         if (klen == 5 && memcmp(p, "READY", 5) == 0 && vlen == 1 && v[0] == '1')
                                 ret->ready = true;
-                        else if (klen == 8 && memcmp(p, "STOPPING", 8) == 0 && vlen == 1 && v[0] == '1')
-                                ret->stopping = true;
                         else if (klen == 6 && memcmp(p, "STATUS", 6) == 0) {
                                 size_t c = vlen < sizeof(ret->status) - 1 ? vlen : sizeof(ret->status) - 1;
                                 memcpy(ret->status, v, c);

@@ -12,7 +12,6 @@
 
 struct notify_message {
         bool ready;
-        bool stopping;
         bool has_status;
         char status[NOTIFY_MAX_STATUS];
 };

@@ -163,7 +163,7 @@ fail:;
         _exit(127);
 }
 
-int spawn_worker(const struct spawn_request *r, pid_t *ret_pid, int *ret_control_fd) {
+int spawn_start_worker(const struct spawn_request *r, pid_t *ret_pid, int *ret_control_fd) {
         _cleanup_strv_free_ char **env = spawn_build_environment(r->environment, 10);
         if (!env)
                 return -ENOMEM;

@@ -25,7 +25,7 @@ struct spawn_request {
  * socketpair (close-on-exec, non-blocking), or a negative errno. An exec failure in the
  * child is reported here too: its errno travels back over a close-on-exec pipe, and the
  * child is reaped before returning. */
-int spawn_worker(const struct spawn_request *r, pid_t *ret_pid, int *ret_control_fd);
+int spawn_start_worker(const struct spawn_request *r, pid_t *ret_pid, int *ret_control_fd);
 
 /* With GROUP, sends SIG to a worker and to everything in the process group it leads, as
  * systemd's KillMode=control-group would: a wrapper's child must drain (and die after

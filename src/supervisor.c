@@ -1,6 +1,8 @@
 /* supervisor.c: the shell around the engine. It turns kernel events (child exits, notify
- * datagrams, timers) into engine events and performs the engine's actions (fork/exec,
- * kill, sd_notify, replies). It holds no policy: every decision comes from engine.c. */
+ * datagrams, timers, signals) into engine events and performs the engine's actions
+ * (fork/exec, kill, sd_notify) from one place, a deferred event source, as PID 1 runs its
+ * job queue. What to do, and what to tell systemd, is decided in engine.c; what an
+ * upgrade request means, in request.c. This file must not decide either. */
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -13,19 +15,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "hook.h"
 #include "leftovers.h"
 #include "log.h"
 #include "macro.h"
 #include "notify.h"
 #include "spawn.h"
 #include "supervisor.h"
-
-uint64_t now_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
-}
 
 void engine_settings_from_config(const struct config *c, struct engine_settings *ret) {
         *ret = (struct engine_settings){
@@ -40,45 +35,6 @@ void engine_settings_from_config(const struct config *c, struct engine_settings 
                 .kill_mode = c->kill_mode,
                 .start_timeout_usec = c->start_timeout_usec,
         };
-}
-
-int supervisor_load_config(struct supervisor *s, struct config *ret, char *err, size_t errlen) {
-        struct config c;
-        int r = config_init(&c);
-        if (r < 0)
-                return r;
-        if (s->config_path) {
-                r = config_load(&c, s->config_path, err, errlen);
-                if (r < 0) {
-                        config_done(&c);
-                        return r;
-                }
-        }
-        const struct cli_overrides *o = &s->overrides;
-        if (o->target) {
-                free(c.target);
-                c.target = strdup(o->target);
-        }
-        if (o->workers > 0)
-                c.workers = o->workers;
-        if (o->restart)
-                c.strategy = STRATEGY_RESTART;
-        if (o->start_timeout_set)
-                c.start_timeout_usec = o->start_timeout_usec;
-        if (o->pre_upgrade) {
-                free(c.pre_upgrade);
-                c.pre_upgrade = strdup(o->pre_upgrade);
-        }
-        if (o->head) {
-                free(c.head);
-                c.head = strdup(o->head);
-        }
-        if ((o->target && !c.target) || (o->pre_upgrade && !c.pre_upgrade) || (o->head && !c.head)) {
-                config_done(&c);
-                return -ENOMEM;
-        }
-        *ret = c;
-        return 0;
 }
 
 /* ---- workers ---- */
@@ -100,7 +56,7 @@ static void io_remove(struct supervisor *s, struct worker_io *io) {
 static int on_worker_exit(sd_event_source *source, const siginfo_t *si, void *userdata) {
         struct supervisor *s = userdata;
         pid_t pid = si->si_pid;
-        const struct engine_worker *w = engine_find_worker(s->engine, pid);
+        struct engine_worker view, *w = engine_get_worker(s->engine, pid, &view) ? &view : NULL;
         bool signaled = si->si_code != CLD_EXITED;
 
         if (w) {
@@ -123,13 +79,16 @@ static int on_worker_exit(sd_event_source *source, const siginfo_t *si, void *us
         if (io)
                 io_remove(s, io);
         engine_worker_exited(s->engine, pid, signaled, si->si_status, now_usec());
-        supervisor_dispatch(s);
+        supervisor_kick(s);
         return 0;
 }
 
-static const struct worker_command *command_for(struct supervisor *s, uint64_t generation,
+/* The engine says whose settings a worker runs with; the request layer keeps the
+ * candidate's command until the engine's UPGRADE_FINISHED, which comes after every spawn
+ * of the candidate in the queue. */
+static const struct worker_command *command_for(struct supervisor *s, const struct engine_action *a,
                                                 const struct config **ret_config) {
-        if (generation == s->candidate_generation && s->candidate.argv) {
+        if (a->candidate && s->candidate.argv) {
                 *ret_config = &s->candidate_config;
                 return &s->candidate;
         }
@@ -139,7 +98,7 @@ static const struct worker_command *command_for(struct supervisor *s, uint64_t g
 
 static void perform_spawn(struct supervisor *s, const struct engine_action *a) {
         const struct config *c;
-        const struct worker_command *cmd = command_for(s, a->generation, &c);
+        const struct worker_command *cmd = command_for(s, a, &c);
         struct spawn_request req = {
                 .directory = cmd->directory,
                 .argv = cmd->argv,
@@ -153,7 +112,7 @@ static void perform_spawn(struct supervisor *s, const struct engine_action *a) {
         };
         pid_t pid = 0;
         int control_fd = -1;
-        int r = spawn_worker(&req, &pid, &control_fd);
+        int r = spawn_start_worker(&req, &pid, &control_fd);
         if (r >= 0) {
                 struct worker_io *p = reallocarray(s->io, s->n_io + 1, sizeof(*p));
                 if (p) {
@@ -172,8 +131,8 @@ static void perform_spawn(struct supervisor *s, const struct engine_action *a) {
                 }
         }
         if (r < 0) {
-                log_error_errno(r, "Cannot start worker of generation %" PRIu64 " (%s): %s", a->generation,
-                                cmd->argv[0], strerror(-r));
+                log_error_errno(r, "Cannot start worker of generation %" PRIu64 " (%s): %m", a->generation,
+                                cmd->argv[0]);
                 engine_worker_spawn_failed(s->engine, a->worker_id, strerror(-r), now_usec());
                 return;
         }
@@ -204,18 +163,8 @@ int supervisor_message(struct supervisor *s, const char *text, unsigned *ret_del
 static int on_timer(sd_event_source *source, uint64_t usec, void *userdata) {
         struct supervisor *s = userdata;
         engine_timer(s->engine, now_usec());
-        supervisor_dispatch(s);
+        supervisor_kick(s);
         return 0;
-}
-
-static void arm_timer(struct supervisor *s) {
-        uint64_t next = engine_next_deadline(s->engine);
-        if (next == USEC_INFINITY) {
-                (void) sd_event_source_set_enabled(s->timer, SD_EVENT_OFF);
-                return;
-        }
-        (void) sd_event_source_set_time(s->timer, next);
-        (void) sd_event_source_set_enabled(s->timer, SD_EVENT_ONESHOT);
 }
 
 /* ---- notify ---- */
@@ -237,143 +186,149 @@ static int on_notify(sd_event_source *source, int fd, uint32_t revents, void *us
                 }
                 /* A worker started through a shell script may send from a child: it is
                  * attributed to the worker whose process group it belongs to. */
-                const struct engine_worker *w = engine_find_worker(s->engine, pid);
-                if (!w) {
+                struct engine_worker w;
+                bool found = engine_get_worker(s->engine, pid, &w);
+                if (!found) {
                         pid_t group = getpgid(pid);
                         if (group > 0)
-                                w = engine_find_worker(s->engine, group);
+                                found = engine_get_worker(s->engine, group, &w);
                 }
-                if (!w) {
+                if (!found) {
                         log_debug("Ignoring notify message from pid %d: not a worker", pid);
                         continue;
                 }
-                /* Copied out: engine_worker_ready() may spawn the next batch, which can
-                 * move the engine's worker array and leave w dangling. */
-                pid_t worker = w->pid;
                 if (m.has_status)
-                        log_debug("Worker %d: %s", worker, m.status);
+                        log_debug("Worker %d: %s", w.pid, m.status);
                 if (m.ready) {
-                        log_debug("Worker %d (generation %" PRIu64 ") sent READY=1", worker, w->generation);
-                        engine_worker_ready(s->engine, worker, now_usec());
+                        log_debug("Worker %d (generation %" PRIu64 ") sent READY=1", w.pid, w.generation);
+                        engine_worker_ready(s->engine, w.pid, now_usec());
                 }
         }
-        supervisor_dispatch(s);
+        supervisor_kick(s);
         return 0;
 }
 
-/* ---- status ---- */
+/* ---- actions ---- */
 
-static void update_status(struct supervisor *s) {
-        char status[sizeof(s->status)];
-        engine_format_status(s->engine, now_usec(), status, sizeof(status));
-        if (strcmp(status, s->status) == 0)
+static void perform_signal(const struct engine_action *a) {
+        switch (a->purpose) {
+        case SIGNAL_DRAIN:
+                log_info("Draining worker %d (%s%s)", a->pid, sigabbrev_np(a->signal) ?: "?",
+                         a->group ? "" : " to its main process only");
+                break;
+        case SIGNAL_RESUME:
+                log_debug("Sending CONT to worker %d, in case it is stopped", a->pid);
+                break;
+        case SIGNAL_KILL:
+                log_warning("Killing worker %d: %s", a->pid, a->reason);
+                break;
+        }
+        int r = spawn_signal_worker(a->pid, a->signal, a->group);
+        if (r < 0)
+                log_warning_errno(r, "Cannot signal worker %d: %m", a->pid);
+}
+
+/* Sends what the engine decided to tell systemd, as it said it. */
+static void perform_notify(const struct engine_notify *n) {
+        char text[sizeof(n->status) + 256];
+        size_t p = 0;
+        if (n->reloading)
+                p += (size_t) snprintf(text + p, sizeof(text) - p, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64 "\n",
+                                       n->reloading_usec);
+        if (n->stopping)
+                p += (size_t) snprintf(text + p, sizeof(text) - p, "STOPPING=1\n");
+        if (n->extend_timeout_usec > 0)
+                p += (size_t) snprintf(text + p, sizeof(text) - p, "EXTEND_TIMEOUT_USEC=%" PRIu64 "\n",
+                                       n->extend_timeout_usec);
+        if (n->ready)
+                p += (size_t) snprintf(text + p, sizeof(text) - p, "READY=1\n");
+        if (n->has_status)
+                p += (size_t) snprintf(text + p, sizeof(text) - p, "STATUS=%s\n", n->status);
+        if (p > 0)
+                (void) sd_notify(false, text);
+}
+
+static void perform(struct supervisor *s, const struct engine_action *a) {
+        switch (a->type) {
+        case ACTION_SPAWN:
+                perform_spawn(s, a);
+                break;
+        case ACTION_SIGNAL:
+                perform_signal(a);
+                break;
+        case ACTION_WORKER_READY:
+                log_info("Worker %d (generation %" PRIu64 ", slot %u) is ready", a->pid, a->generation, a->slot);
+                break;
+        case ACTION_READY: {
+                char status[1024];
+                engine_format_status(s->engine, now_usec(), status, sizeof(status));
+                log_info("%s", status);
+                break;
+        }
+        case ACTION_NOTIFY:
+                perform_notify(&a->notify);
+                break;
+        case ACTION_UPGRADE_STARTED:
+                log_info("Upgrading to generation %" PRIu64 " (%s, strategy %s)", a->generation, s->candidate.target,
+                         strategy_to_string(s->candidate_config.strategy));
+                break;
+        case ACTION_UPGRADE_FINISHED:
+                if (s->on_upgrade_finished)
+                        s->on_upgrade_finished(s, a);
+                break;
+        case ACTION_CANCEL_HOOK:
+                if (s->on_cancel_hook)
+                        s->on_cancel_hook(s);
+                break;
+        case ACTION_START_FAILED:
+                log_error("%s; stopping every worker", a->reason);
+                break;
+        case ACTION_EXIT:
+                s->exit_status = a->success ? EXIT_SUCCESS : EXIT_FAILURE;
+                (void) sd_event_exit(s->event, s->exit_status);
+                break;
+        }
+}
+
+static void arm_timer(struct supervisor *s) {
+        uint64_t next = engine_next_deadline(s->engine);
+        if (next == USEC_INFINITY) {
+                (void) sd_event_source_set_enabled(s->timer, SD_EVENT_OFF);
                 return;
-        memcpy(s->status, status, sizeof(status));
-        (void) sd_notifyf(false, "STATUS=%s", status);
+        }
+        (void) sd_event_source_set_time(s->timer, next);
+        (void) sd_event_source_set_enabled(s->timer, SD_EVENT_ONESHOT);
 }
 
-static uint64_t max_drain_timeout(struct supervisor *s) {
-        const struct engine_worker *w;
-        size_t n = engine_get_workers(s->engine, &w);
-        uint64_t max = 0;
-        for (size_t i = 0; i < n; i++)
-                if (w[i].drain_timeout_usec > max)
-                        max = w[i].drain_timeout_usec;
-        return max;
-}
-
-/* Performs every queued action, then brings timer, status and properties up to date.
- * Called after each event handed to the engine. */
-void supervisor_dispatch(struct supervisor *s) {
+/* The one dispatch point: performs every queued action, then brings the status, the
+ * timer and the properties up to date. It runs before any other event source (highest
+ * priority), so each handler finds the queue empty and the request layer's candidate
+ * always matches the engine's. */
+static int on_dispatch(sd_event_source *source, void *userdata) {
+        struct supervisor *s = userdata;
         struct engine_action a;
-        int r;
 
         /* Bounded: actions only queue more actions through spawn reports, which add at
-         * most one signal each. */
-        while (engine_next_action(s->engine, &a)) {
-                switch (a.type) {
-                case ACTION_SPAWN:
-                        perform_spawn(s, &a);
-                        break;
-                case ACTION_SIGNAL:
-                        switch (a.purpose) {
-                        case SIGNAL_DRAIN:
-                                log_info("Draining worker %d (%s%s)", a.pid, sigabbrev_np(a.signal) ?: "?",
-                                         a.group ? "" : " to its main process only");
-                                break;
-                        case SIGNAL_RESUME:
-                                log_debug("Sending CONT to worker %d, in case it is stopped", a.pid);
-                                break;
-                        case SIGNAL_KILL:
-                                log_warning("Killing worker %d: %s", a.pid, a.reason);
-                                break;
-                        }
-                        r = spawn_signal_worker(a.pid, a.signal, a.group);
-                        if (r < 0)
-                                log_warning_errno(r, "Cannot signal worker %d: %s", a.pid, strerror(-r));
-                        break;
-                case ACTION_WORKER_READY:
-                        log_info("Worker %d (generation %" PRIu64 ", slot %u) is ready", a.pid, a.generation, a.slot);
-                        break;
-                case ACTION_READY:
-                        engine_format_status(s->engine, now_usec(), s->status, sizeof(s->status));
-                        log_info("%s", s->status);
-                        (void) sd_notifyf(false, "READY=1\nSTATUS=%s", s->status);
-                        break;
-                case ACTION_UPGRADE_STARTED:
-                        log_info("Upgrading to generation %" PRIu64 " (%s, strategy %s)", a.generation,
-                                 s->candidate.target, strategy_to_string(s->candidate_config.strategy));
-                        break;
-                case ACTION_UPGRADE_FINISHED:
-                        control_upgrade_finished(s, &a);
-                        break;
-                case ACTION_CANCEL_HOOK:
-                        control_cancel_hook(s);
-                        break;
-                case ACTION_START_FAILED:
-                        log_error("%s; stopping every worker", a.reason);
-                        break;
-                case ACTION_EXIT:
-                        s->exit_status = a.success ? EXIT_SUCCESS : EXIT_FAILURE;
-                        (void) sd_event_exit(s->event, s->exit_status);
-                        break;
-                }
-        }
-        if (engine_get_state(s->engine) == ENGINE_STOPPING && !s->stopping_notified) {
-                s->stopping_notified = true;
-                (void) sd_notifyf(false, "STOPPING=1\nEXTEND_TIMEOUT_USEC=%" PRIu64,
-                                  (uint64_t) (max_drain_timeout(s) + 5 * USEC_PER_SEC));
+         * most one signal each, and the status update adds at most one. */
+        for (int round = 0; round < 2; round++) {
+                while (engine_next_action(s->engine, &a))
+                        perform(s, &a);
+                engine_update_status(s->engine, now_usec());
         }
         arm_timer(s);
-        update_status(s);
-        bus_emit_changes(s->bus);
+        if (s->on_changed)
+                s->on_changed(s->changed_userdata);
+        return 0;
+}
+
+void supervisor_kick(struct supervisor *s) {
+        (void) sd_event_source_set_enabled(s->dispatch, SD_EVENT_ONESHOT);
 }
 
 /* ---- signals ---- */
 
-static int on_stop_signal(sd_event_source *source, const struct signalfd_siginfo *si, void *userdata) {
-        struct supervisor *s = userdata;
-        if (engine_get_state(s->engine) == ENGINE_STOPPING) {
-                log_notice("Already stopping: waiting for %u worker(s) to drain (at most the drain timeout)",
-                           engine_count_draining(s->engine));
-                return 0;
-        }
-        log_info("Received %s: draining every worker", sigabbrev_np((int) si->ssi_signo) ?: "signal");
-        engine_stop(s->engine, now_usec());
-        supervisor_dispatch(s);
-        return 0;
-}
-
-static int on_reload_signal(sd_event_source *source, const struct signalfd_siginfo *si, void *userdata) {
-        struct supervisor *s = userdata;
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        log_info("Received SIGHUP: reloading");
-        if (control_upgrade(s, "", NULL, false, &error) < 0)
-                log_error("Reload refused: %s", error.message);
-        sd_bus_error_free(&error);
-        return 0;
-}
-
+/* The systemd watchdog's keep-alive is a timer of its own, not an engine action: it says
+ * that the event loop still runs, which is I/O liveness, not a decision. */
 static int on_watchdog(sd_event_source *source, uint64_t usec, void *userdata) {
         struct supervisor *s = userdata;
         uint64_t interval;
@@ -389,31 +344,31 @@ int supervisor_setup_loop(struct supervisor *s) {
 
         r = sd_event_default(&s->event);
         if (r < 0)
-                return log_error_errno(r, "Cannot create the event loop: %s", strerror(-r));
-        if ((r = sd_event_add_signal(s->event, NULL, SIGTERM, on_stop_signal, s)) < 0 ||
-            (r = sd_event_add_signal(s->event, NULL, SIGINT, on_stop_signal, s)) < 0 ||
-            (r = sd_event_add_signal(s->event, NULL, SIGHUP, on_reload_signal, s)) < 0)
-                return log_error_errno(r, "Cannot watch signals: %s", strerror(-r));
+                return log_error_errno(r, "Cannot create the event loop: %m");
+        r = sd_event_add_defer(s->event, &s->dispatch, on_dispatch, s);
+        if (r >= 0)
+                r = sd_event_source_set_priority(s->dispatch, SD_EVENT_PRIORITY_IMPORTANT);
+        if (r < 0)
+                return log_error_errno(r, "Cannot create the dispatch source: %m");
+        (void) sd_event_source_set_enabled(s->dispatch, SD_EVENT_OFF);
         r = sd_event_add_time(s->event, &s->timer, CLOCK_MONOTONIC, USEC_INFINITY, TIMER_ACCURACY_USEC, on_timer, s);
         if (r < 0)
-                return log_error_errno(r, "Cannot create timer: %s", strerror(-r));
+                return log_error_errno(r, "Cannot create timer: %m");
         (void) sd_event_source_set_enabled(s->timer, SD_EVENT_OFF);
         r = sd_event_add_io(s->event, &s->notify_source, s->notify_fd, EPOLLIN, on_notify, s);
         if (r < 0)
-                return log_error_errno(r, "Cannot watch the notify socket: %s", strerror(-r));
+                return log_error_errno(r, "Cannot watch the notify socket: %m");
         if (sd_watchdog_enabled(false, &interval) > 0) {
                 r = sd_event_add_time_relative(s->event, &s->watchdog, CLOCK_MONOTONIC, interval / 2,
                                                TIMER_ACCURACY_USEC, on_watchdog, s);
                 if (r < 0)
-                        return log_error_errno(r, "Cannot set up the watchdog: %s", strerror(-r));
+                        return log_error_errno(r, "Cannot set up the watchdog: %m");
                 (void) sd_event_source_set_enabled(s->watchdog, SD_EVENT_ON);
         }
         return 0;
 }
 
 void supervisor_done(struct supervisor *s) {
-        control_done(s);
-        s->bus = bus_server_free(s->bus);
         while (s->n_io > 0) {
                 /* Only reached when the loop ended abnormally: never leave a worker behind. */
                 (void) spawn_signal_worker(s->io[0].pid, SIGKILL, true);
@@ -425,6 +380,7 @@ void supervisor_done(struct supervisor *s) {
         free(s->io);
         s->notify_source = sd_event_source_disable_unref(s->notify_source);
         s->timer = sd_event_source_disable_unref(s->timer);
+        s->dispatch = sd_event_source_disable_unref(s->dispatch);
         s->watchdog = sd_event_source_disable_unref(s->watchdog);
         if (s->notify_fd >= 0) {
                 close(s->notify_fd);

@@ -90,7 +90,7 @@ static void settings_from(struct script *s, struct engine_settings *ret) {
         };
 }
 
-/* Performs the queued actions as supervisor_dispatch() does, checking each. */
+/* Performs the queued actions as the supervisor's dispatch does, checking each. */
 static void pump(struct shell *sh) {
         struct engine_action a;
         while (engine_next_action(sh->e, &a)) {
@@ -113,8 +113,8 @@ static void pump(struct shell *sh) {
                 case ACTION_SIGNAL: {
                         ssize_t i = live_index(sh, a.pid);
                         CHECK(i >= 0); /* never a reaped pid */
-                        const struct engine_worker *w = engine_find_worker(sh->e, a.pid);
-                        CHECK(w);
+                        struct engine_worker view, *w = &view;
+                        CHECK(engine_get_worker(sh->e, a.pid, &view));
                         switch (a.purpose) {
                         case SIGNAL_DRAIN:
                                 CHECK(a.signal == w->drain_signal);
@@ -144,7 +144,7 @@ static void pump(struct shell *sh) {
                                 sh->generation = a.generation;
                         }
                         break;
-                case ACTION_CANCEL_HOOK: /* control_cancel_hook() */
+                case ACTION_CANCEL_HOOK: /* request.c's cancel_hook() */
                         sh->prepared = false;
                         engine_abort_upgrade(sh->e, "cancelled");
                         break;
@@ -159,6 +159,10 @@ static void pump(struct shell *sh) {
                 case ACTION_READY:
                         sh->ready = true;
                         break;
+                case ACTION_NOTIFY:
+                        /* READY=1 never before the first generation was ready. */
+                        CHECK(!a.notify.ready || sh->ready);
+                        break;
                 case ACTION_WORKER_READY:
                         break;
                 }
@@ -167,14 +171,14 @@ static void pump(struct shell *sh) {
 }
 
 static void check(struct shell *sh) {
-        const struct engine_worker *w;
-        size_t n = engine_get_workers(sh->e, &w);
-        for (size_t i = 0; i < n; i++) {
-                CHECK(w[i].pid > 0); /* every spawn was reported, none is pending */
-                CHECK(live_index(sh, w[i].pid) >= 0);
+        struct engine_worker w;
+        size_t n = engine_count_workers(sh->e);
+        for (size_t i = 0; engine_get_worker_at(sh->e, i, &w); i++) {
+                CHECK(w.pid > 0); /* every spawn was reported, none is pending */
+                CHECK(live_index(sh, w.pid) >= 0);
         }
         for (size_t i = 0; i < sh->n_live; i++)
-                CHECK(engine_find_worker(sh->e, sh->live[i])); /* no orphan */
+                CHECK(engine_get_worker(sh->e, sh->live[i], &w)); /* no orphan */
         CHECK(n == sh->n_live);
         CHECK(engine_count_ready(sh->e) <= n);
         CHECK(engine_count_draining(sh->e) <= n);
@@ -243,8 +247,8 @@ static void step(struct shell *sh, struct script *s) {
                 break;
         case 6: /* drained workers leave */
                 for (size_t i = 0; i < sh->n_live;) {
-                        const struct engine_worker *w = engine_find_worker(sh->e, sh->live[i]);
-                        if (w && w->state == WORKER_DRAINING && (arg & 1))
+                        struct engine_worker w;
+                        if (engine_get_worker(sh->e, sh->live[i], &w) && w.state == WORKER_DRAINING && (arg & 1))
                                 reap(sh, i, false, 0);
                         else
                                 i++;

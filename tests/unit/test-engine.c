@@ -47,7 +47,7 @@ static void teardown(void) {
         e = engine_free(e);
 }
 
-/* Performs every queued action the way supervisor_dispatch() does. */
+/* Performs every queued action the way the supervisor's dispatch does. */
 static void pump(void) {
         struct engine_action a;
         while (engine_next_action(e, &a)) {
@@ -125,13 +125,12 @@ static size_t index_of(size_t from, enum action_type type) {
 
 /* Workers of a generation (0: any) in a state (ANY_STATE: any), in the engine's order. */
 static size_t pids_of(uint64_t generation, int state, pid_t *out) {
-        const struct engine_worker *w;
-        size_t n = engine_get_workers(e, &w), k = 0;
-        for (size_t i = 0; i < n; i++)
-                if ((generation == 0 || w[i].generation == generation) &&
-                    (state == ANY_STATE || (int) w[i].state == state)) {
+        struct engine_worker w;
+        size_t k = 0;
+        for (size_t i = 0; engine_get_worker_at(e, i, &w); i++)
+                if ((generation == 0 || w.generation == generation) && (state == ANY_STATE || (int) w.state == state)) {
                         cr_assert_lt(k, MAX_PIDS);
-                        out[k++] = w[i].pid;
+                        out[k++] = w.pid;
                 }
         return k;
 }
@@ -148,10 +147,21 @@ static pid_t first_pid(uint64_t generation, int state) {
         return pids[0];
 }
 
+/* A copy of the worker with PID, which must exist. */
+static struct engine_worker worker(pid_t pid) {
+        struct engine_worker w;
+        cr_assert(engine_get_worker(e, pid, &w), "worker %d is unknown", (int) pid);
+        return w;
+}
+
 static enum worker_state state_of(pid_t pid) {
-        const struct engine_worker *w = engine_find_worker(e, pid);
-        cr_assert_not_null(w, "worker %d is unknown", (int) pid);
-        return w->state;
+        return worker(pid).state;
+}
+
+/* The generation an upgrade is building, 0 when none. */
+static uint64_t candidate(void) {
+        enum engine_state st = engine_get_state(e);
+        return st == ENGINE_UPGRADING || st == ENGINE_ROLLING_BACK ? engine_get_generation(e) + 1 : 0;
 }
 
 static const char *status(void) {
@@ -350,7 +360,7 @@ Test(engine, rolling_batch1_one_at_a_time) {
         cr_assert_not_null(started);
         cr_assert_eq(started->generation, 2);
         cr_assert_eq(engine_get_state(e), ENGINE_UPGRADING);
-        cr_assert_eq(engine_get_candidate(e), 2);
+        cr_assert_eq(candidate(), 2);
 
         pid_t drained_pid[5];
         uint64_t drained_at[5];
@@ -371,7 +381,7 @@ Test(engine, rolling_batch1_one_at_a_time) {
                 cr_assert_eq(count_signals(before, 0, 0), 1, "step %u", step);
                 cr_assert_eq(count_signals(before, 0, SIGQUIT), 1);
                 pid_t drained = recorded[index_of(before, ACTION_SIGNAL)].pid;
-                cr_assert_eq(engine_find_worker(e, drained)->generation, 1);
+                cr_assert_eq(worker(drained).generation, 1);
                 cr_assert_eq(state_of(drained), WORKER_DRAINING);
                 cr_assert_eq(workers_in(1, WORKER_DRAINING), step);
                 drained_pid[step] = drained;
@@ -390,7 +400,7 @@ Test(engine, rolling_batch1_one_at_a_time) {
         cr_assert_eq(count_actions(m, ACTION_READY), 0, "READY=1 is for the first generation only");
         cr_assert_eq(engine_get_state(e), ENGINE_RUNNING);
         cr_assert_eq(engine_get_generation(e), 2);
-        cr_assert_eq(engine_get_candidate(e), 0);
+        cr_assert_eq(candidate(), 0);
         cr_assert_str_eq(engine_get_target(e), "/srv/app/v2");
         cr_assert_str_eq(engine_get_previous_target(e), "/srv/app/v1");
         cr_assert_str_eq(engine_get_last_result(e), "success");
@@ -655,7 +665,7 @@ Test(engine, rollback_new_worker_exits_before_ready) {
 
         cr_assert_eq(engine_get_state(e), ENGINE_RUNNING);
         cr_assert_eq(engine_get_generation(e), 1);
-        cr_assert_eq(engine_get_candidate(e), 0);
+        cr_assert_eq(candidate(), 0);
         cr_assert_str_eq(engine_get_target(e), "/srv/app/v1");
         cr_assert_str_eq(engine_get_previous_target(e), "/srv/app/v0");
         cr_assert_eq(strncmp(engine_get_last_result(e), "failed: ", 8), 0, "%s", engine_get_last_result(e));
@@ -687,7 +697,7 @@ Test(engine, rollback_rolling_regains_full_strength) {
         exit_pid(failing, 1);
 
         cr_assert_eq(engine_get_state(e), ENGINE_ROLLING_BACK);
-        cr_assert_eq(engine_get_candidate(e), 2);
+        cr_assert_eq(candidate(), 2);
         cr_assert_eq(count_signals(before, ready_new, SIGTERM), 1);
         cr_assert_eq(count_signals(before, 0, 0), 1);
         cr_assert_eq(count_spawns(before, 1), 1, "a replacement of the old generation");
@@ -699,9 +709,9 @@ Test(engine, rollback_rolling_regains_full_strength) {
 
         /* The drained old worker stays drained. */
         cr_assert_eq(state_of(drained_old), WORKER_DRAINING);
-        const struct engine_worker *replacement = engine_find_worker(e, first_pid(1, WORKER_STARTING));
-        cr_assert_eq(replacement->generation, 1);
-        cr_assert_str_eq(replacement->target, "/srv/app/v1");
+        struct engine_worker replacement = worker(first_pid(1, WORKER_STARTING));
+        cr_assert_eq(replacement.generation, 1);
+        cr_assert_str_eq(replacement.target, "/srv/app/v1");
 
         ready_one(1);
         const struct engine_action *f = finished(m);
@@ -787,8 +797,7 @@ Test(engine, rollback_on_spawn_failure) {
         cr_assert_eq(count_signals(m, 0, 0), 0);
         cr_assert_eq(count_spawns(m, 1), 0);
         cr_assert_eq(engine_count_ready(e), 2);
-        const struct engine_worker *w;
-        cr_assert_eq(engine_get_workers(e, &w), 2);
+        cr_assert_eq(engine_count_workers(e), 2);
 }
 
 Test(engine, spawn_failure_outside_upgrade_backs_off) {
@@ -797,8 +806,7 @@ Test(engine, spawn_failure_outside_upgrade_backs_off) {
         fail_spawns = 1;
         start(&s);
         cr_assert_eq(engine_get_state(e), ENGINE_STARTING);
-        const struct engine_worker *w;
-        cr_assert_eq(engine_get_workers(e, &w), 0);
+        cr_assert_eq(engine_count_workers(e), 0);
         uint64_t t0 = now;
         cr_assert_eq(engine_next_deadline(e), t0 + 100 * MSEC);
         size_t m = mark();
@@ -821,7 +829,7 @@ Test(engine, draining_worker_exit_changes_nothing) {
         unsigned ready = engine_count_ready(e);
         exit_pid(draining, 0);
         cr_assert_eq(n_recorded, m, "no action for an expected exit");
-        cr_assert_null(engine_find_worker(e, draining));
+        cr_assert_not(engine_get_worker(e, draining, &(struct engine_worker){}));
         cr_assert_eq(engine_count_ready(e), ready);
         cr_assert_eq(engine_count_draining(e), 0);
         cr_assert_eq(engine_get_state(e), ENGINE_UPGRADING);
@@ -963,7 +971,7 @@ Test(engine, abort_during_prepare) {
         size_t m = mark();
         cr_assert_eq(engine_prepare_upgrade(e), 2);
         cr_assert_eq(engine_get_state(e), ENGINE_UPGRADING);
-        cr_assert_eq(engine_get_candidate(e), 2);
+        cr_assert_eq(candidate(), 2);
         cr_assert(strstr(status(), "Upgrading to generation 2: running the pre-upgrade hook"), "%s", status());
 
         engine_abort_upgrade(e, "pre-upgrade hook failed: database is read-only");
@@ -974,7 +982,7 @@ Test(engine, abort_during_prepare) {
         cr_assert_str_eq(f->reason, "pre-upgrade hook failed: database is read-only");
         cr_assert_eq(engine_get_state(e), ENGINE_RUNNING);
         cr_assert_eq(engine_get_generation(e), 1);
-        cr_assert_eq(engine_get_candidate(e), 0);
+        cr_assert_eq(candidate(), 0);
         cr_assert_eq(count_actions(m, ACTION_SPAWN), 0);
         cr_assert_eq(count_actions(m, ACTION_SIGNAL), 0);
         cr_assert_eq(count_actions(m, ACTION_UPGRADE_STARTED), 0);
@@ -1154,7 +1162,7 @@ Test(engine, restart_kills_and_replaces) {
         start_running(&s);
         pid_t pids[MAX_PIDS];
         cr_assert_eq(pids_of(1, ANY_STATE, pids), 2);
-        unsigned slot1 = engine_find_worker(e, pids[1])->slot;
+        unsigned slot1 = worker(pids[1]).slot;
 
         size_t m = mark();
         cr_assert_eq(engine_restart(e, now), 0);
@@ -1333,7 +1341,7 @@ Test(engine, refused_upgrade_shows_in_status) {
         size_t m = mark();
         engine_upgrade_refused(e, "upgrade refused, invalid target: /srv/app/v3 is not executable");
         pump();
-        cr_assert_eq(n_recorded, m, "a refusal changes nothing but the status");
+        cr_assert_eq(count_actions(m, ACTION_NOTIFY), n_recorded - m, "a refusal changes nothing but the status");
         cr_assert_eq(engine_get_generation(e), 1);
         cr_assert_str_eq(status(), "Upgrade refused, invalid target: /srv/app/v3 is not executable; "
                                    "serving generation 1 (/srv/app/v1): 2/2 ready");
@@ -1901,4 +1909,97 @@ Test(engine, stop_exits_with_success) {
         cr_assert(find_action(m, ACTION_EXIT)->success);
         advance(60 * SEC);
         cr_assert_eq(count_actions(0, ACTION_START_FAILED), 0);
+}
+
+/* ---- what systemd is told ---- */
+
+static size_t count_notify(size_t from, bool ready, bool reloading, bool stopping) {
+        size_t n = 0;
+        for (size_t i = from; i < n_recorded; i++) {
+                const struct engine_notify *x = &recorded[i].notify;
+                if (recorded[i].type == ACTION_NOTIFY && (!ready || x->ready) && (!reloading || x->reloading) &&
+                    (!stopping || x->stopping))
+                        n++;
+        }
+        return n;
+}
+
+Test(engine, refused_reload_while_starting_does_not_say_ready) {
+        /* The issue's bug: a ready=notify worker that never becomes ready, then a bad
+         * configuration and SIGHUP, made the supervisor send READY=1 with "0/1 ready". */
+        struct engine_settings s = settings(1, STRATEGY_ROLLING, 1);
+        start(&s);
+        cr_assert_eq(engine_get_state(e), ENGINE_STARTING);
+        size_t m = mark();
+        engine_upgrade_refused(e, "reload refused, configuration not changed: x.conf:1: bad line");
+        pump();
+        cr_assert_eq(count_notify(m, false, true, false), 1, "RELOADING=1, so that a reload ends");
+        cr_assert_eq(count_notify(m, true, false, false), 0, "no READY=1 before any worker is ready");
+        size_t last = n_recorded - 1;
+        cr_assert_eq(recorded[last].type, ACTION_NOTIFY);
+        cr_assert(recorded[last].notify.has_status);
+        cr_assert_str_eq(recorded[last].notify.status,
+                         "Starting generation 1 (/srv/app/v1): 0/1 ready"); /* the status says where it stands */
+
+        m = mark();
+        ready_all(1);
+        cr_assert_eq(count_notify(m, true, false, false), 1, "READY=1 once the first generation is ready");
+}
+
+Test(engine, refused_reload_when_running_says_reloading_then_ready) {
+        struct engine_settings s = settings(1, STRATEGY_ROLLING, 1);
+        start(&s);
+        ready_all(1);
+        size_t m = mark();
+        engine_upgrade_refused(e, "reload refused");
+        pump();
+        cr_assert_eq(n_recorded - m, 2);
+        cr_assert(recorded[m].notify.reloading && !recorded[m].notify.ready);
+        cr_assert(recorded[m + 1].notify.ready && recorded[m + 1].notify.has_status);
+        cr_assert_str_eq(recorded[m + 1].notify.status, "Reload refused; serving generation 1 (/srv/app/v1): 1/1 ready");
+}
+
+Test(engine, upgrade_notifies_reloading_then_ready_before_finished) {
+        struct engine_settings s = settings(1, STRATEGY_ROLLING, 1);
+        start(&s);
+        ready_all(1);
+        size_t m = mark();
+        begin_upgrade("/srv/app/v2", &s);
+        cr_assert_eq(count_notify(m, false, true, false), 1);
+        ready_all(2);
+        size_t fin = index_of(m, ACTION_UPGRADE_FINISHED);
+        cr_assert_neq(fin, SIZE_MAX);
+        cr_assert_eq(recorded[fin - 1].type, ACTION_NOTIFY, "READY=1 and STATUS= before the callers hear of it");
+        cr_assert(recorded[fin - 1].notify.ready);
+        cr_assert_str_eq(recorded[fin - 1].notify.status, "Serving generation 2 (/srv/app/v2): 1/1 ready, 1 draining");
+}
+
+Test(engine, stop_notifies_stopping_with_the_drain_bound) {
+        struct engine_settings s = settings(2, STRATEGY_ROLLING, 1);
+        start(&s);
+        ready_all(1);
+        size_t m = mark();
+        engine_stop(e, now);
+        pump();
+        cr_assert_eq(count_notify(m, false, false, true), 1);
+        for (size_t i = m; i < n_recorded; i++)
+                if (recorded[i].type == ACTION_NOTIFY && recorded[i].notify.stopping)
+                        cr_assert_eq(recorded[i].notify.extend_timeout_usec, 60 * SEC + 5 * SEC);
+}
+
+Test(engine, status_update_only_when_the_line_changes) {
+        struct engine_settings s = settings(1, STRATEGY_ROLLING, 1);
+        start(&s);
+        pump();
+        engine_update_status(e, now);
+        pump();
+        size_t m = mark();
+        engine_update_status(e, now);
+        pump();
+        cr_assert_eq(n_recorded, m, "the same line is not sent twice");
+        ready_all(1);
+        m = mark();
+        engine_update_status(e, now);
+        pump();
+        cr_assert_eq(n_recorded, m, "READY=1 carried the new line already");
 }
