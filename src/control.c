@@ -55,7 +55,34 @@ static void candidate_clear(struct supervisor *s) {
         memset(&s->candidate_config, 0, sizeof(s->candidate_config));
 }
 
+uint64_t control_first_generation(struct supervisor *s) {
+        _cleanup_free_ char *path = head_generation_path(s->head_path);
+        uint64_t last = 0;
+        int r = path ? head_generation_read(path, &last) : -ENOMEM;
+        if (r == -ENOENT)
+                return 1;
+        if (r < 0) {
+                log_warning_errno(r, "Ignoring %s: %s; numbering generations from 1", path ?: s->head_path,
+                                  r == -EINVAL ? "not a generation number" : strerror(-r));
+                return 1;
+        }
+        return last + 1;
+}
+
+/* A failed write costs nothing now, only the guarantee across a restart: warn and go on.
+ * (An unwritable state directory refuses upgrades anyway, through head_probe().) */
+void control_record_generation(struct supervisor *s, uint64_t generation) {
+        _cleanup_free_ char *path = head_generation_path(s->head_path);
+        int r = path ? head_generation_write(path, generation) : -ENOMEM;
+        if (r < 0)
+                log_warning_errno(r, "Cannot record generation %" PRIu64 " in %s: %s (a restart may number "
+                                  "generations again from an earlier one)",
+                                  generation, path ?: s->head_path, strerror(-r));
+}
+
 static void start_candidate(struct supervisor *s) {
+        /* Before the engine spawns anything: a crash from here on must not reuse it. */
+        control_record_generation(s, s->candidate_generation);
         struct engine_settings settings;
         engine_settings_from_config(&s->candidate_config, &settings);
         int r = engine_start_upgrade(s->engine, now_usec(), s->candidate.target, &settings);

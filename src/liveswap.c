@@ -442,7 +442,9 @@ static int run_supervisor(struct arguments *a) {
 
         struct engine_settings settings;
         engine_settings_from_config(&s.config, &settings);
-        r = engine_start(s.engine, now_usec(), s.current.target, &settings);
+        uint64_t generation = control_first_generation(&s);
+        control_record_generation(&s, generation);
+        r = engine_start(s.engine, now_usec(), generation, s.current.target, &settings);
         if (r < 0) {
                 log_error_errno(r, "Cannot start: %s", strerror(-r));
                 goto finish;

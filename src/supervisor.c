@@ -35,6 +35,7 @@ void engine_settings_from_config(const struct config *c, struct engine_settings 
                 .ready = c->ready,
                 .ready_delay_usec = c->ready_delay_usec,
                 .ready_timeout_usec = c->ready_timeout_usec,
+                .stable_time_usec = c->stable_time_usec,
                 .drain_signal = c->drain_signal,
                 .drain_timeout_usec = c->drain_timeout_usec,
                 .kill_mode = c->kill_mode,

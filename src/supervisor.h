@@ -97,6 +97,10 @@ void control_upgrade_finished(struct supervisor *s, const struct engine_action *
 /* Whether HEAD (its content) was deployed for this instance and CONFIGURED_TARGET (as in
  * the configuration, possibly relative), per HEAD.origin; logs why not. */
 bool control_head_applies(struct supervisor *s, const char *head, const char *configured_target);
+/* Generation numbers are never reused: the first is one past the highest recorded beside
+ * HEAD, and each is recorded before its first worker starts. */
+uint64_t control_first_generation(struct supervisor *s);
+void control_record_generation(struct supervisor *s, uint64_t generation);
 void control_cancel_hook(struct supervisor *s);
 void control_done(struct supervisor *s);
 

@@ -229,7 +229,7 @@ static struct engine_settings settings(unsigned workers, enum strategy strategy,
 }
 
 static void start(const struct engine_settings *s) {
-        cr_assert_eq(engine_start(e, now, "/srv/app/v1", s), 0);
+        cr_assert_eq(engine_start(e, now, 1, "/srv/app/v1", s), 0);
         pump();
 }
 
@@ -242,7 +242,7 @@ static void start_running(const struct engine_settings *s) {
 
 static void begin_upgrade(const char *target, const struct engine_settings *s) {
         int64_t g = engine_prepare_upgrade(e);
-        cr_assert_eq(g, (int64_t) engine_get_generation(e) + 1);
+        cr_assert_gt(g, (int64_t) engine_get_generation(e));
         cr_assert_eq(engine_start_upgrade(e, now, target, s), 0);
         pump();
 }
@@ -321,13 +321,13 @@ Test(engine, start_delay_mode_ready_after_delay) {
 
 Test(engine, start_rejects_bad_settings) {
         struct engine_settings s = settings(0, STRATEGY_ROLLING, 1);
-        cr_assert_eq(engine_start(e, now, "/srv/app/v1", &s), -EINVAL);
+        cr_assert_eq(engine_start(e, now, 1, "/srv/app/v1", &s), -EINVAL);
         s = settings(2, STRATEGY_ROLLING, 0);
-        cr_assert_eq(engine_start(e, now, "/srv/app/v1", &s), -EINVAL);
+        cr_assert_eq(engine_start(e, now, 1, "/srv/app/v1", &s), -EINVAL);
         s = settings(2, STRATEGY_ROLLING, 1);
-        cr_assert_eq(engine_start(e, now, NULL, &s), -EINVAL);
-        cr_assert_eq(engine_start(e, now, "/srv/app/v1", &s), 0);
-        cr_assert_eq(engine_start(e, now, "/srv/app/v1", &s), -EBUSY);
+        cr_assert_eq(engine_start(e, now, 1, NULL, &s), -EINVAL);
+        cr_assert_eq(engine_start(e, now, 1, "/srv/app/v1", &s), 0);
+        cr_assert_eq(engine_start(e, now, 1, "/srv/app/v1", &s), -EBUSY);
 }
 
 /* ---- rolling ---- */
@@ -669,8 +669,9 @@ Test(engine, rollback_new_worker_exits_before_ready) {
         cr_assert_eq(engine_count_ready(e), 3);
         cr_assert_eq(engine_count_draining(e), 0);
 
-        /* The next upgrade gets generation 2 again. */
-        cr_assert_eq(engine_check_upgrade(e), 2);
+        /* The failed candidate used up its number: the next upgrade is generation 3. */
+        cr_assert_eq(engine_check_upgrade(e), 3);
+        cr_assert_eq(engine_get_generation(e), 1);
 }
 
 Test(engine, rollback_rolling_regains_full_strength) {
@@ -1293,15 +1294,16 @@ Test(engine, status_strings) {
         cr_assert(strstr(status(), "; serving generation 1 (/srv/app/v1): 2/2 ready"), "%s", status());
         cr_assert_null(strstr(status(), "draining"), "%s", status());
 
-        /* The next upgrade clears the failure. */
-        cr_assert_eq(engine_prepare_upgrade(e), 2);
+        /* The next upgrade clears the failure. Generation 2 is used up; an upgrade refused
+         * by its hook uses no number, so the one after it is generation 3 too. */
+        cr_assert_eq(engine_prepare_upgrade(e), 3);
         engine_abort_upgrade(e, "no");
         pump();
-        cr_assert_str_eq(status(), "Upgrade to generation 2 failed: no; serving generation 1 (/srv/app/v1): 2/2 ready");
+        cr_assert_str_eq(status(), "Upgrade to generation 3 failed: no; serving generation 1 (/srv/app/v1): 2/2 ready");
         begin_upgrade("/srv/app/v2", &s);
-        ready_all(2);
-        ready_all(2);
-        cr_assert_str_eq(status(), "Serving generation 2 (/srv/app/v2): 2/2 ready, 2 draining");
+        ready_all(3);
+        ready_all(3);
+        cr_assert_str_eq(status(), "Serving generation 3 (/srv/app/v2): 2/2 ready, 2 draining");
 
         engine_stop(e, now);
         pump();
