@@ -75,7 +75,8 @@ void control_record_generation(struct supervisor *s, uint64_t generation) {
         _cleanup_free_ char *path = head_generation_path(s->head_path);
         int r = path ? head_generation_write(path, generation) : -ENOMEM;
         if (r < 0)
-                log_warning_errno(r, "Cannot record generation %" PRIu64 " in %s: %s (a restart may number "
+                log_warning_errno(r,
+                                  "Cannot record generation %" PRIu64 " in %s: %s (a restart may number "
                                   "generations again from an earlier one)",
                                   generation, path ?: s->head_path, strerror(-r));
 }

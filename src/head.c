@@ -2,8 +2,9 @@
  * HEAD.origin, which says from which configuration liveswap wrote HEAD, and GENERATION,
  * the highest generation number used. A write goes to a temp file in the same directory,
  * is synced, renamed over the old file, and the directory is synced: a crash or a full
- * disk leaves the old content or the new, never a torn file. Never logs; callers say what failed. Parsing, formatting and the decision
- * whether a HEAD applies are pure functions. */
+ * disk leaves the old content or the new, never a torn file. Never logs; callers say
+ * what failed. Parsing, formatting and the decision whether a HEAD applies are pure
+ * functions. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
