@@ -81,6 +81,14 @@ class Generation(lib.TestCase):
                       sup.output())
         self.assertEqual(self.counter_file(), "1\n")
 
+    def test_unwritable_counter_does_not_stop_the_start(self):
+        blocker = lib.write_file(os.path.join(self.dir, "not-a-directory"), "")
+        args = list(self.args)
+        args[args.index(self.head)] = os.path.join(blocker, "HEAD")
+        sup = self.start(*args)
+        self.assert_serving(sup, 1)
+        self.assertIn("Cannot record generation 1 in %s/GENERATION: Not a directory" % blocker, sup.output())
+
 
 if __name__ == "__main__":
     lib.main()
