@@ -92,6 +92,7 @@ int config_init(struct config *c) {
                 .ready = READY_DELAY,
                 .ready_delay_usec = 1 * USEC_PER_SEC,
                 .ready_timeout_usec = 30 * USEC_PER_SEC,
+                .stable_time_usec = 1 * USEC_PER_SEC,
                 .drain_signal = SIGTERM,
                 .drain_timeout_usec = 60 * USEC_PER_SEC,
                 .kill_mode = KILL_MODE_GROUP,
@@ -575,6 +576,11 @@ static int parse_ready_timeout(struct parse_state *st, const char *key, const ch
         return parse_duration(st, key, value, &st->config->ready_timeout_usec, false);
 }
 
+/* Zero turns the canary off: old workers drain as soon as new ones are ready. */
+static int parse_stable_time(struct parse_state *st, const char *key, const char *value) {
+        return parse_duration(st, key, value, &st->config->stable_time_usec, true);
+}
+
 /* Zero is fine here: old workers are killed without a grace period. */
 static int parse_drain_timeout(struct parse_state *st, const char *key, const char *value) {
         return parse_duration(st, key, value, &st->config->drain_timeout_usec, true);
@@ -660,6 +666,7 @@ static const struct key {
         { "upgrade", "ready", parse_ready },
         { "upgrade", "ready_delay", parse_ready_delay },
         { "upgrade", "ready_timeout", parse_ready_timeout },
+        { "upgrade", "stable_time", parse_stable_time },
         { "upgrade", "drain_signal", parse_drain_signal },
         { "upgrade", "drain_timeout", parse_drain_timeout },
         { "upgrade", "kill_mode", parse_kill_mode },

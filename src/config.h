@@ -38,6 +38,7 @@ struct config {
         enum ready_mode ready; /* default delay */
         uint64_t ready_delay_usec; /* default 1s */
         uint64_t ready_timeout_usec; /* default 30s */
+        uint64_t stable_time_usec; /* canary: default 1s; 0 = off */
         int drain_signal; /* default SIGTERM */
         uint64_t drain_timeout_usec; /* default 60s */
         enum kill_mode kill_mode; /* default group */

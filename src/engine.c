@@ -40,6 +40,9 @@ struct engine {
         char status_sent[1024]; /* the last STATUS= queued */
         bool hook_failed; /* the pending abort is the pre-upgrade hook's */
         struct generation current, candidate;
+        /* The highest generation number used: each started generation takes the next one,
+         * and a failed candidate's number is never given out again. */
+        uint64_t last_generation;
         char *previous_target;
         char last_result[512];
         char failure_status[600]; /* shown in STATUS= after a rollback, until the next upgrade */
@@ -55,6 +58,7 @@ struct engine {
         size_t n_failures;
 
         uint64_t credited; /* rolling: new ready workers an old one was drained for */
+        bool canary_passed; /* the first batch stayed ready for stable_time */
         char rollback_reason[512];
 
         /* The start bound (start_timeout): while the first generation was never fully
@@ -485,6 +489,28 @@ static void rollback(struct engine *e, uint64_t now, const char *fmt, ...) {
         rollback_progress(e);
 }
 
+/* The canary is the first batch of the candidate: while every one of its workers is
+ * ready but not yet for stable_time, nothing old drains and no next batch starts. Returns
+ * the instant the wait ends, USEC_INFINITY when there is no such wait now (no upgrade,
+ * the batch still starting, or the canary already passed). */
+static uint64_t canary_until(const struct engine *e) {
+        if (e->state != ENGINE_UPGRADING || e->preparing || e->canary_passed)
+                return USEC_INFINITY;
+        uint64_t cand = e->candidate.number, last_ready = 0;
+        unsigned started = count_active(e, cand), ready = 0;
+        for (size_t i = 0; i < e->n_workers; i++) {
+                const struct engine_worker *w = &e->workers[i];
+                if (w->generation != cand || w->state != WORKER_READY)
+                        continue;
+                ready++;
+                if (w->ready_usec > last_ready)
+                        last_ready = w->ready_usec;
+        }
+        if (started == 0 || ready < started)
+                return USEC_INFINITY;
+        return last_ready + e->candidate.settings.stable_time_usec;
+}
+
 static void upgrade_progress(struct engine *e, uint64_t now) {
         if (e->state != ENGINE_UPGRADING || e->preparing)
                 return;
@@ -499,6 +525,14 @@ static void upgrade_progress(struct engine *e, uint64_t now) {
 
         if (ready < started)
                 return; /* a batch is still starting */
+
+        /* A release that says READY=1 and dies a moment later must be caught while the
+         * old workers still serve at full strength. The timer brings us back. */
+        if (started > 0 && !e->canary_passed) {
+                if (now < canary_until(e))
+                        return;
+                e->canary_passed = true;
+        }
 
         if (s->strategy == STRATEGY_ROLLING && ready > e->credited) {
                 drain_current(e, (unsigned) (ready - e->credited), now);
@@ -523,7 +557,9 @@ int64_t engine_check_upgrade(const struct engine *e) {
          * crash-loops, an upgrade to a fixed version is the way out. */
         if (e->state != ENGINE_RUNNING && e->state != ENGINE_STARTING)
                 return -EBUSY;
-        return (int64_t) (e->current.number + 1);
+        if (e->last_generation >= INT64_MAX)
+                return -EOVERFLOW;
+        return (int64_t) (e->last_generation + 1);
 }
 
 int64_t engine_prepare_upgrade(struct engine *e) {
@@ -543,14 +579,14 @@ int64_t engine_prepare_upgrade_at(struct engine *e, uint64_t now) {
         struct engine_notify *n = push_notify(e, false);
         n->reloading = true;
         n->reloading_usec = now;
-        return (int64_t) (e->current.number + 1);
+        return r;
 }
 
 void engine_abort_upgrade(struct engine *e, const char *reason) {
         if (!e->preparing)
                 return;
         e->preparing = false;
-        e->candidate.number = e->current.number + 1; /* for the finished action */
+        e->candidate.number = e->last_generation + 1; /* for the finished action; not used up */
         finish_upgrade(e, false, reason);
         check_started(e);
 }
@@ -597,8 +633,9 @@ int engine_start_upgrade(struct engine *e, uint64_t now, const char *target, con
         if (!t)
                 return -ENOMEM;
         e->preparing = false;
-        e->candidate = (struct generation){ .number = e->current.number + 1, .target = t, .settings = *settings };
+        e->candidate = (struct generation){ .number = ++e->last_generation, .target = t, .settings = *settings };
         e->credited = 0;
+        e->canary_passed = settings->stable_time_usec == 0;
         struct engine_action *a = push_action(e, ACTION_UPGRADE_STARTED);
         a->generation = e->candidate.number;
 
@@ -621,16 +658,18 @@ int engine_cancel(struct engine *e, uint64_t now) {
 
 /* ---- lifecycle ---- */
 
-int engine_start(struct engine *e, uint64_t now, const char *target, const struct engine_settings *settings) {
+int engine_start(struct engine *e, uint64_t now, uint64_t generation, const char *target,
+                 const struct engine_settings *settings) {
         e->now = now;
         if (e->state != ENGINE_STOPPED || e->current.number != 0)
                 return -EBUSY;
-        if (!target || !settings_valid(settings))
+        if (!target || !settings_valid(settings) || generation == 0 || generation > INT64_MAX)
                 return -EINVAL;
         char *t = strdup(target);
         if (!t)
                 return -ENOMEM;
-        e->current = (struct generation){ .number = 1, .target = t, .settings = *settings };
+        e->current = (struct generation){ .number = generation, .target = t, .settings = *settings };
+        e->last_generation = generation;
         e->state = ENGINE_STARTING;
         e->start_deadline_usec = settings->start_timeout_usec > 0 ? now + settings->start_timeout_usec : USEC_INFINITY;
         for (unsigned i = 0; i < settings->workers; i++)
@@ -709,7 +748,7 @@ void engine_stop(struct engine *e, uint64_t now) {
         if (e->state == ENGINE_UPGRADING && e->preparing) {
                 push_action(e, ACTION_CANCEL_HOOK);
                 e->preparing = false;
-                e->candidate.number = e->current.number + 1;
+                e->candidate.number = e->last_generation + 1;
         }
         if (e->state == ENGINE_UPGRADING || e->state == ENGINE_ROLLING_BACK)
                 finish_upgrade(e, false, "the supervisor is stopping");
@@ -855,7 +894,8 @@ uint64_t engine_next_deadline(const struct engine *e) {
         for (size_t i = 0; i < e->n_respawns; i++)
                 if (e->respawns[i].at_usec < next)
                         next = e->respawns[i].at_usec;
-        return next;
+        uint64_t canary = canary_until(e);
+        return canary < next ? canary : next;
 }
 
 void engine_timer(struct engine *e, uint64_t now) {
@@ -917,6 +957,9 @@ void engine_timer(struct engine *e, uint64_t now) {
                         break;
                 }
         }
+
+        /* The canary may have stayed up long enough. */
+        upgrade_progress(e, now);
 }
 
 /* ---- views ---- */
@@ -1040,11 +1083,16 @@ static void format_status(const struct engine *e, uint64_t now, char *buf, size_
         case ENGINE_UPGRADING:
                 if (e->preparing)
                         p = append(buf, size, p, "Upgrading to generation %llu: running the pre-upgrade hook",
-                                   (unsigned long long) (cur + 1));
-                else
+                                   (unsigned long long) (e->last_generation + 1));
+                else {
                         p = append(buf, size, p, "Upgrading to generation %llu: %u/%u ready",
                                    (unsigned long long) e->candidate.number,
                                    count_in_state(e, e->candidate.number, WORKER_READY), e->candidate.settings.workers);
+                        uint64_t canary = canary_until(e);
+                        if (canary != USEC_INFINITY)
+                                p = append(buf, size, p, ", canary stable in %.1fs",
+                                           (double) (canary > now ? canary - now : 0) / USEC_PER_SEC);
+                }
                 break;
         case ENGINE_ROLLING_BACK:
                 p = append(buf, size, p, "Upgrade to generation %llu failed: %s; rolling back to generation %llu",

@@ -35,6 +35,11 @@ struct engine_settings {
         enum ready_mode ready;
         uint64_t ready_delay_usec;
         uint64_t ready_timeout_usec;
+        /* Canary: in an upgrade, the first batch (rolling) or the whole new generation
+         * (blue-green, restart) must have stayed ready this long before the first old
+         * worker drains (for restart, before the upgrade succeeds); 0 = off. The first
+         * generation at start has no old code to protect and does not wait. */
+        uint64_t stable_time_usec;
         int drain_signal;
         uint64_t drain_timeout_usec;
         enum kill_mode kill_mode; /* who gets the drain signal: the group or the main process */
@@ -118,8 +123,12 @@ struct engine;
 int engine_new(struct engine **ret);
 struct engine *engine_free(struct engine *e);
 
-/* Starts the first generation. Returns 0, -EINVAL or -ENOMEM. */
-int engine_start(struct engine *e, uint64_t now, const char *target, const struct engine_settings *settings);
+/* Starts the first generation as number GENERATION (>= 1): one past the highest number a
+ * previous run used, so that numbers are never reused across restarts. Each upgrade that
+ * starts workers then takes the next number, whether it succeeds or not. Returns 0,
+ * -EBUSY, -EINVAL or -ENOMEM. */
+int engine_start(struct engine *e, uint64_t now, uint64_t generation, const char *target,
+                 const struct engine_settings *settings);
 
 /* Shell reports. */
 void engine_worker_spawned(struct engine *e, uint64_t worker_id, pid_t pid, uint64_t now);
@@ -134,9 +143,11 @@ void engine_timer(struct engine *e, uint64_t now);
 
 /* An upgrade in two steps, so that the pre-upgrade hook can run in between without
  * another upgrade slipping in. engine_prepare_upgrade() reserves the engine: it returns
- * the number the new generation will get, -EBUSY while an upgrade runs or the first
- * generation is not ready yet, or -ESHUTDOWN while stopping. Then exactly one of
- * engine_start_upgrade() or engine_abort_upgrade() follows. */
+ * the number the new generation will get (one past the highest used so far), -EBUSY
+ * while an upgrade runs, -ESHUTDOWN while stopping, or -EOVERFLOW when numbers ran out.
+ * Then exactly one of engine_start_upgrade() (which uses the number up: the shell
+ * records it before the first spawn) or engine_abort_upgrade() (which does not)
+ * follows. */
 int64_t engine_prepare_upgrade(struct engine *e);
 /* The same, for a request that came in at NOW: RELOADING=1 says when the reload began. */
 int64_t engine_prepare_upgrade_at(struct engine *e, uint64_t now);

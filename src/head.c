@@ -1,9 +1,10 @@
-/* head.c: the HEAD and PREVIOUS state files, each one absolute path and a newline, and
- * HEAD.origin, which says from which configuration liveswap wrote HEAD. A write goes to a
- * temp file in the same directory, is synced, renamed over the old file, and the
- * directory is synced: a crash or a full disk leaves the old content or the new, never a
- * torn file. Never logs; callers say what failed. Parsing, formatting and the decision
- * whether a HEAD applies are pure functions. */
+/* head.c: the HEAD and PREVIOUS state files, each one absolute path and a newline,
+ * HEAD.origin, which says from which configuration liveswap wrote HEAD, and GENERATION,
+ * the highest generation number used. A write goes to a temp file in the same directory,
+ * is synced, renamed over the old file, and the directory is synced: a crash or a full
+ * disk leaves the old content or the new, never a torn file. Never logs; callers say
+ * what failed. Parsing, formatting and the decision whether a HEAD applies are pure
+ * functions. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -218,6 +219,55 @@ char *head_previous_path(const char *head_path) {
         if (asprintf(&p, "%.*sPREVIOUS", slash ? (int) (slash - head_path + 1) : 0, head_path) < 0)
                 return NULL;
         return p;
+}
+
+/* ---- GENERATION ---- */
+
+char *head_generation_path(const char *head_path) {
+        const char *slash = strrchr(head_path, '/');
+        char *p;
+        if (asprintf(&p, "%.*sGENERATION", slash ? (int) (slash - head_path + 1) : 0, head_path) < 0)
+                return NULL;
+        return p;
+}
+
+static bool valid_generation(uint64_t g) {
+        return g >= 1 && g < INT64_MAX;
+}
+
+int head_generation_read(const char *path, uint64_t *ret) {
+        _cleanup_free_ char *buf = NULL;
+        size_t len;
+        int r = read_small_file(path, &buf, &len);
+        if (r < 0)
+                return r;
+
+        const char *p = buf, *end = buf + len;
+        while (p < end && is_blank(*p))
+                p++;
+        while (end > p && is_blank(end[-1]))
+                end--;
+        /* Digits only: strtoull() alone would take a sign, blanks inside or a NUL. */
+        if (p == end || end - p > 19 || memchr(buf, 0, len))
+                return -EINVAL;
+        uint64_t g = 0;
+        for (; p < end; p++) {
+                if (*p < '0' || *p > '9')
+                        return -EINVAL;
+                g = g * 10 + (uint64_t) (*p - '0'); /* 19 digits cannot overflow 64 bits */
+        }
+        if (!valid_generation(g))
+                return -EINVAL;
+        *ret = g;
+        return 0;
+}
+
+int head_generation_write(const char *path, uint64_t generation) {
+        if (!valid_generation(generation))
+                return -EINVAL;
+        char content[32];
+        snprintf(content, sizeof(content), "%llu\n", (unsigned long long) generation);
+        return replace_file(path, content);
 }
 
 int head_commit(const char *head_path, const char *previous, const char *current, const char *instance,

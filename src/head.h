@@ -1,7 +1,10 @@
-/* head.h: the HEAD state file (the deployed target), PREVIOUS beside it, and
- * HEAD.origin: from which configuration liveswap wrote HEAD.
+/* head.h: the HEAD state file (the deployed target), PREVIOUS beside it,
+ * HEAD.origin: from which configuration liveswap wrote HEAD, and GENERATION: the highest
+ * generation number used.
  * Writes are atomic: temp file, fsync, rename, fsync of the directory. */
 #pragma once
+
+#include <stdint.h>
 
 /* Reads the target recorded in a HEAD-format file: one absolute path (HEAD records
  * resolved targets, so a relative one was not written by liveswap and would depend on the
@@ -27,6 +30,18 @@ int head_probe(const char *path, const char *target);
 
 /* The PREVIOUS file that sits beside HEAD: dirname(head) + "/PREVIOUS". NULL on ENOMEM. */
 char *head_previous_path(const char *head_path);
+
+/* GENERATION beside HEAD: the highest generation number this instance has used, so that
+ * a restarted supervisor never numbers a generation the same as an earlier one.
+ * dirname(head) + "/GENERATION"; NULL on ENOMEM. */
+char *head_generation_path(const char *head_path);
+/* Reads a GENERATION file: one decimal number from 1 to INT64_MAX - 1, surrounding blanks
+ * ignored. Returns 0, -ENOENT when absent, -EINVAL when malformed, out of range or not a
+ * regular file, -EISDIR, or another negative errno. */
+int head_generation_read(const char *path, uint64_t *ret);
+/* Atomically replaces PATH with "GENERATION\n", as head_write() does. -EINVAL for a
+ * number head_generation_read() would refuse. */
+int head_generation_write(const char *path, uint64_t generation);
 
 /* Records a successful upgrade: PREVIOUS := old target (if not NULL), then HEAD := new,
  * then HEAD.origin := { INSTANCE, CONFIGURED (the absolute configured target, see

@@ -432,7 +432,9 @@ static int set_up(struct supervisor *s, const struct arguments *a, struct bus_se
 static int run_loop(struct supervisor *s, const char *bus_path) {
         struct engine_settings settings;
         engine_settings_from_config(&s->config, &settings);
-        int r = engine_start(s->engine, now_usec(), s->current.target, &settings);
+        uint64_t generation = supervisor_first_generation(s);
+        supervisor_record_generation(s, generation);
+        int r = engine_start(s->engine, now_usec(), generation, s->current.target, &settings);
         if (r < 0) {
                 log_error_errno(r, "Cannot start: %m");
                 return EXIT_FAILURE;

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "head.h"
 #include "leftovers.h"
 #include "log.h"
 #include "macro.h"
@@ -30,6 +31,7 @@ void engine_settings_from_config(const struct config *c, struct engine_settings 
                 .ready = c->ready,
                 .ready_delay_usec = c->ready_delay_usec,
                 .ready_timeout_usec = c->ready_timeout_usec,
+                .stable_time_usec = c->stable_time_usec,
                 .drain_signal = c->drain_signal,
                 .drain_timeout_usec = c->drain_timeout_usec,
                 .kill_mode = c->kill_mode,
@@ -141,6 +143,36 @@ static void perform_spawn(struct supervisor *s, const struct engine_action *a) {
         leftovers_record(&s->leftovers, pid, a->generation);
         log_info("Worker %d (generation %" PRIu64 ", slot %u) started: %s", pid, a->generation, a->slot, cmd->target);
         engine_worker_spawned(s->engine, a->worker_id, pid, now_usec());
+}
+
+/* ---- generation numbers ----
+ * Never reused, restarts included: the highest one used is kept beside HEAD, and each is
+ * recorded before its first worker starts, so that a crash cannot hand it out again. */
+
+uint64_t supervisor_first_generation(struct supervisor *s) {
+        _cleanup_free_ char *path = head_generation_path(s->head_path);
+        uint64_t last = 0;
+        int r = path ? head_generation_read(path, &last) : -ENOMEM;
+        if (r == -ENOENT)
+                return 1;
+        if (r < 0) {
+                log_warning_errno(r, "Ignoring %s: %s; numbering generations from 1", path ?: s->head_path,
+                                  r == -EINVAL ? "not a generation number" : strerror(-r));
+                return 1;
+        }
+        return last + 1;
+}
+
+/* A failed write costs only the guarantee across a restart: warn and go on. (An
+ * unwritable state directory refuses upgrades anyway, through head_probe().) */
+void supervisor_record_generation(struct supervisor *s, uint64_t generation) {
+        _cleanup_free_ char *path = head_generation_path(s->head_path);
+        int r = path ? head_generation_write(path, generation) : -ENOMEM;
+        if (r < 0)
+                log_warning_errno(r,
+                                  "Cannot record generation %" PRIu64 " in %s: %s (a restart may number "
+                                  "generations again from an earlier one)",
+                                  generation, path ?: s->head_path, strerror(-r));
 }
 
 int supervisor_message(struct supervisor *s, const char *text, unsigned *ret_delivered) {
@@ -269,6 +301,8 @@ static void perform(struct supervisor *s, const struct engine_action *a) {
                 perform_notify(&a->notify);
                 break;
         case ACTION_UPGRADE_STARTED:
+                /* Queued before the generation's first spawn. */
+                supervisor_record_generation(s, a->generation);
                 log_info("Upgrading to generation %" PRIu64 " (%s, strategy %s)", a->generation, s->candidate.target,
                          strategy_to_string(s->candidate_config.strategy));
                 break;

@@ -71,4 +71,7 @@ void supervisor_done(struct supervisor *s);
  * before any other event source runs. */
 void supervisor_kick(struct supervisor *s);
 void engine_settings_from_config(const struct config *c, struct engine_settings *ret);
+/* The first generation's number: one past the highest recorded beside HEAD. */
+uint64_t supervisor_first_generation(struct supervisor *s);
+void supervisor_record_generation(struct supervisor *s, uint64_t generation);
 int supervisor_message(struct supervisor *s, const char *text, unsigned *ret_delivered);

@@ -14,7 +14,11 @@
  *   - every drain signal is followed by SIGCONT to the same pid, both sent where the
  *     worker's kill_mode says; SIGKILL always goes to the whole group;
  *   - the start bound gives up only before the first READY=1, once, and then (and only
- *     then) the exit is a failure. */
+ *     then) the exit is a failure;
+ *   - generation numbers only grow: each upgrade that starts takes the next one, a failed
+ *     one's number is never given out again, and one refused before it started uses none;
+ *   - an upgrade succeeds only after a worker of the new generation stayed ready for
+ *     stable_time (the canary). */
 #include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -49,6 +53,8 @@ struct shell {
         bool prepared; /* between engine_prepare_upgrade() and start/abort: the hook runs */
         uint64_t outstanding; /* generation of the upgrade not finished yet, 0 if none */
         uint64_t generation;
+        uint64_t last_used; /* the highest generation number started */
+        uint64_t stable_usec; /* the running upgrade's stable_time */
         bool exited;
         bool ready; /* ACTION_READY was seen */
         bool start_failed; /* ACTION_START_FAILED was seen */
@@ -71,8 +77,8 @@ static void reap(struct shell *sh, size_t i, bool signaled, int status) {
         engine_worker_exited(sh->e, pid, signaled, status, sh->now);
 }
 
-/* kill_mode and start_timeout come from the higher bits of bytes read anyway, so that
- * the seed corpus keeps its meaning. */
+/* kill_mode, start_timeout and stable_time come from the higher bits of bytes read
+ * anyway, so that the seed corpus keeps its meaning. */
 static void settings_from(struct script *s, struct engine_settings *ret) {
         uint8_t workers = next(s), strategy = next(s), batch = next(s), ready = next(s), delay = next(s),
                 timeout = next(s), drain = next(s);
@@ -85,9 +91,20 @@ static void settings_from(struct script *s, struct engine_settings *ret) {
                 .ready_timeout_usec = (uint64_t) (1 + timeout % 4) * USEC_PER_SEC,
                 .drain_signal = SIGTERM,
                 .drain_timeout_usec = (uint64_t) (1 + drain % 4) * USEC_PER_SEC,
+                .stable_time_usec = (uint64_t) ((drain / 4) % 4) * 500 * USEC_PER_MSEC, /* 0 = off */
                 .kill_mode = (workers / 6) % 2 ? KILL_MODE_MIXED : KILL_MODE_GROUP,
                 .start_timeout_usec = (uint64_t) ((timeout / 4) % 4) * 1500 * USEC_PER_MSEC, /* 0 = none */
         };
+}
+
+/* Whether a worker of GENERATION has been ready for the upgrade's stable_time: none of
+ * the canary can have gone since, or the upgrade would have been rolled back. */
+static bool canary_passed(const struct shell *sh, uint64_t generation) {
+        struct engine_worker w;
+        for (size_t i = 0; engine_get_worker_at(sh->e, i, &w); i++)
+                if (w.generation == generation && w.state != WORKER_STARTING && sh->now - w.ready_usec >= sh->stable_usec)
+                        return true;
+        return false;
 }
 
 /* Performs the queued actions as the supervisor's dispatch does, checking each. */
@@ -134,13 +151,16 @@ static void pump(struct shell *sh) {
                         break;
                 }
                 case ACTION_UPGRADE_STARTED:
-                        CHECK(a.generation == sh->outstanding);
+                        CHECK(a.generation == sh->outstanding && a.generation == sh->last_used + 1);
+                        sh->last_used = a.generation;
                         break;
                 case ACTION_UPGRADE_FINISHED:
                         CHECK(sh->outstanding != 0 && a.generation == sh->outstanding);
                         sh->outstanding = 0;
                         if (a.success) {
+                                CHECK(a.generation == sh->last_used);
                                 CHECK(engine_get_generation(sh->e) == a.generation);
+                                CHECK(canary_passed(sh, a.generation));
                                 sh->generation = a.generation;
                         }
                         break;
@@ -200,7 +220,7 @@ static void request_upgrade(struct shell *sh) {
                 return;
         }
         CHECK(sh->outstanding == 0 && !sh->prepared); /* one upgrade at a time */
-        CHECK((uint64_t) g == sh->generation + 1);
+        CHECK((uint64_t) g == sh->last_used + 1); /* never a number used before */
         sh->outstanding = (uint64_t) g;
         sh->prepared = true;
 }
@@ -211,6 +231,7 @@ static void start_prepared(struct shell *sh, struct script *s) {
         struct engine_settings settings;
         settings_from(s, &settings);
         sh->prepared = false;
+        sh->stable_usec = settings.stable_time_usec;
         int r = engine_start_upgrade(sh->e, sh->now, next(s) % 2 ? "/srv/b" : "/srv/c", &settings);
         if (r < 0) /* control.c's start_candidate() */
                 engine_abort_upgrade(sh->e, "cannot start");
@@ -333,8 +354,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 return 0;
         struct engine_settings settings;
         settings_from(&s, &settings);
-        CHECK(engine_start(sh.e, sh.now, "/srv/a", &settings) == 0);
-        sh.generation = 1;
+        /* As after a restart: numbering goes on from what a previous run used. */
+        sh.generation = sh.last_used = 1 + (uint64_t) (settings.ready_delay_usec / (100 * USEC_PER_MSEC)) * 1000;
+        CHECK(engine_start(sh.e, sh.now, sh.generation, "/srv/a", &settings) == 0);
         pump(&sh);
         check(&sh);
         for (unsigned i = 0; s.pos < s.size && !sh.exited && i < 4096; i++)

@@ -203,20 +203,21 @@ class Methods(ControlTest):
         self.assertEqual(self.get(sup, via, "Generation"), 2)
         self.assertRegex(self.get(sup, via, "LastResult"), "^failed: .*status 7")
 
-        self.assertEqual(self.call(sup, via, "Rollback"), "t 3")
+        # Generation 3 failed and keeps its number: the rollback is generation 4.
+        self.assertEqual(self.call(sup, via, "Rollback"), "t 4")
         self.assertEqual(self.get(sup, via, "Target"), os.path.realpath(self.v1))
         self.assertEqual(lib.http_get(("127.0.0.1", self.port))[2], "v1\n")
 
         # StartUpgrade answers at once; a second request while it runs gets Busy; Cancel
         # rolls it back and the generation stays.
-        self.assertEqual(self.call(sup, via, "StartUpgrade", "s", slow), "t 4")
+        self.assertEqual(self.call(sup, via, "StartUpgrade", "s", slow), "t 5")
         self.assert_error(sup, via, "org.liveswap1.Error.Busy", "Upgrade", "s", self.v2, text="in progress")
         self.assert_error(sup, via, "org.liveswap1.Error.Busy", "Restart")
         self.assert_error(sup, via, "org.liveswap1.Error.Busy", "SetWorkers", "u", "3")
         self.assertEqual(self.call(sup, via, "Cancel"), "")
-        sup.wait_status(r"^Upgrade to generation 4 failed: cancelled; serving generation 3 .*: 2/2 ready$")
+        sup.wait_status(r"^Upgrade to generation 5 failed: cancelled; serving generation 4 .*: 2/2 ready$")
         self.assertEqual(self.get(sup, via, "LastResult"), "failed: cancelled")
-        self.assertEqual(self.get(sup, via, "Generation"), 3)
+        self.assertEqual(self.get(sup, via, "Generation"), 4)
 
         before = {w[0] for w in self.get(sup, via, "Workers")}
         self.assertEqual(self.call(sup, via, "Restart"), "")
@@ -227,7 +228,7 @@ class Methods(ControlTest):
         self.assertEqual(self.call(sup, via, "Message", "s", "hello"), "u 2")
         self.assertEqual(self.call(sup, via, "SetWorkers", "u", "3"), "")
         # The last upgrade's failure stays in STATUS= until the next upgrade.
-        sup.wait_status(r"; serving generation 3 .*: 3/3 ready$")
+        sup.wait_status(r"; serving generation 4 .*: 3/3 ready$")
         self.assertEqual(self.get(sup, via, "DesiredWorkers"), 3)
 
         self.assertEqual(self.call(sup, via, "Quit"), "")

@@ -88,7 +88,7 @@ class ExitCodes(CtlTest):
         p = self.ctl(sup, "upgrade", self.v1)
         self.assertEqual(p.returncode, 1)
         self.assertIn("web: an upgrade is already in progress", p.stderr)
-        sup.wait_status(r"^Serving generation 3 ")
+        sup.wait_status(r"^Serving generation 4 ")  # generation 3 failed and keeps its number
         self.assert_no_failures(load.stop(), sup)
 
     def test_relative_target_is_taken_from_the_callers_directory(self):

@@ -24,7 +24,8 @@ class State(lib.TestCase):
 
         again = self.start(*args)
         self.assertEqual(lib.http_get(("127.0.0.1", port))[2], "v2\n")
-        self.assertEqual(again.get_property("web", "Generation"), 1)
+        # Numbers are never reused: generations 1 and 2 ran before the restart.
+        self.assertEqual(again.get_property("web", "Generation"), 3)
         self.assertEqual(again.get_property("web", "PreviousTarget"), os.path.realpath(v1))
         self.assertIn("Starting the deployed target", again.output())
 
@@ -120,7 +121,9 @@ class State(lib.TestCase):
         self.assertNotIn("Starting the deployed target", b.output())
         # Ignored once is ignored for good: a reload goes to appB's own target, not to appA's HEAD.
         b.client("-u", check=0)
-        self.assertEqual(b.get_property("server", "Generation"), 2)
+        # GENERATION is shared with the state directory: appA used 1 to 3, appB went on
+        # from there (4, then 5). Numbers stay unique; nothing else is taken from appA.
+        self.assertEqual(b.get_property("server", "Generation"), 5)
         self.assertEqual(lib.http_get(("127.0.0.1", port_b))[2], "B1\n")
         with open(head) as f:
             self.assertEqual(f.read(), os.path.join(os.path.realpath(app_b), "server") + "\n")

@@ -950,3 +950,13 @@ Test(values, modes) {
         cr_assert_eq(config_parse_mode(NULL, &mode), -EINVAL);
         cr_assert_eq(mode, 0);
 }
+
+Test(config, stable_time) {
+        cr_assert_eq(c.stable_time_usec, 1 * SEC, "the canary is on by default");
+        check_loads("[upgrade]\nstable_time = 2.5s\n");
+        cr_assert_eq(c.stable_time_usec, 2500 * MSEC);
+        check_loads("[upgrade]\nstable_time = 0\n");
+        cr_assert_eq(c.stable_time_usec, 0, "0 turns the canary off");
+        check_error("[upgrade]\nstable_time = forever\n", 2,
+                    "invalid duration 'forever' for stable_time (use ms, s or min, e.g. 500ms, 1.5s, 2min)");
+}

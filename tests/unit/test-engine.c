@@ -239,7 +239,7 @@ static struct engine_settings settings(unsigned workers, enum strategy strategy,
 }
 
 static void start(const struct engine_settings *s) {
-        cr_assert_eq(engine_start(e, now, "/srv/app/v1", s), 0);
+        cr_assert_eq(engine_start(e, now, 1, "/srv/app/v1", s), 0);
         pump();
 }
 
@@ -252,7 +252,7 @@ static void start_running(const struct engine_settings *s) {
 
 static void begin_upgrade(const char *target, const struct engine_settings *s) {
         int64_t g = engine_prepare_upgrade(e);
-        cr_assert_eq(g, (int64_t) engine_get_generation(e) + 1);
+        cr_assert_gt(g, (int64_t) engine_get_generation(e));
         cr_assert_eq(engine_start_upgrade(e, now, target, s), 0);
         pump();
 }
@@ -331,13 +331,13 @@ Test(engine, start_delay_mode_ready_after_delay) {
 
 Test(engine, start_rejects_bad_settings) {
         struct engine_settings s = settings(0, STRATEGY_ROLLING, 1);
-        cr_assert_eq(engine_start(e, now, "/srv/app/v1", &s), -EINVAL);
+        cr_assert_eq(engine_start(e, now, 1, "/srv/app/v1", &s), -EINVAL);
         s = settings(2, STRATEGY_ROLLING, 0);
-        cr_assert_eq(engine_start(e, now, "/srv/app/v1", &s), -EINVAL);
+        cr_assert_eq(engine_start(e, now, 1, "/srv/app/v1", &s), -EINVAL);
         s = settings(2, STRATEGY_ROLLING, 1);
-        cr_assert_eq(engine_start(e, now, NULL, &s), -EINVAL);
-        cr_assert_eq(engine_start(e, now, "/srv/app/v1", &s), 0);
-        cr_assert_eq(engine_start(e, now, "/srv/app/v1", &s), -EBUSY);
+        cr_assert_eq(engine_start(e, now, 1, NULL, &s), -EINVAL);
+        cr_assert_eq(engine_start(e, now, 1, "/srv/app/v1", &s), 0);
+        cr_assert_eq(engine_start(e, now, 1, "/srv/app/v1", &s), -EBUSY);
 }
 
 /* ---- rolling ---- */
@@ -679,8 +679,9 @@ Test(engine, rollback_new_worker_exits_before_ready) {
         cr_assert_eq(engine_count_ready(e), 3);
         cr_assert_eq(engine_count_draining(e), 0);
 
-        /* The next upgrade gets generation 2 again. */
-        cr_assert_eq(engine_check_upgrade(e), 2);
+        /* The failed candidate used up its number: the next upgrade is generation 3. */
+        cr_assert_eq(engine_check_upgrade(e), 3);
+        cr_assert_eq(engine_get_generation(e), 1);
 }
 
 Test(engine, rollback_rolling_regains_full_strength) {
@@ -1301,15 +1302,16 @@ Test(engine, status_strings) {
         cr_assert(strstr(status(), "; serving generation 1 (/srv/app/v1): 2/2 ready"), "%s", status());
         cr_assert_null(strstr(status(), "draining"), "%s", status());
 
-        /* The next upgrade clears the failure. */
-        cr_assert_eq(engine_prepare_upgrade(e), 2);
+        /* The next upgrade clears the failure. Generation 2 is used up; an upgrade refused
+         * by its hook uses no number, so the one after it is generation 3 too. */
+        cr_assert_eq(engine_prepare_upgrade(e), 3);
         engine_abort_upgrade(e, "no");
         pump();
-        cr_assert_str_eq(status(), "Upgrade to generation 2 failed: no; serving generation 1 (/srv/app/v1): 2/2 ready");
+        cr_assert_str_eq(status(), "Upgrade to generation 3 failed: no; serving generation 1 (/srv/app/v1): 2/2 ready");
         begin_upgrade("/srv/app/v2", &s);
-        ready_all(2);
-        ready_all(2);
-        cr_assert_str_eq(status(), "Serving generation 2 (/srv/app/v2): 2/2 ready, 2 draining");
+        ready_all(3);
+        ready_all(3);
+        cr_assert_str_eq(status(), "Serving generation 3 (/srv/app/v2): 2/2 ready, 2 draining");
 
         engine_stop(e, now);
         pump();
@@ -2002,4 +2004,272 @@ Test(engine, status_update_only_when_the_line_changes) {
         engine_update_status(e, now);
         pump();
         cr_assert_eq(n_recorded, m, "READY=1 carried the new line already");
+}
+
+/* ---- canary (stable_time) ---- */
+
+static struct engine_settings canary_settings(unsigned workers, enum strategy strategy, unsigned batch) {
+        struct engine_settings s = settings(workers, strategy, batch);
+        s.stable_time_usec = 1 * SEC;
+        return s;
+}
+
+Test(engine, canary_rolling_waits_before_first_drain) {
+        struct engine_settings s = canary_settings(3, STRATEGY_ROLLING, 1);
+        start_running(&s);
+        min_ready = 3; /* the old workers serve at full strength throughout */
+        size_t m = mark();
+        begin_upgrade("/srv/app/v2", &s);
+        now += 100 * MSEC;
+        ready_one(2);
+        uint64_t ready_at = now;
+
+        /* Ready, but not yet for stable_time: nothing old drains, no next batch starts. */
+        cr_assert_eq(count_signals(m, 0, 0), 0);
+        cr_assert_eq(count_spawns(m, 2), 1);
+        cr_assert_eq(workers_in(1, WORKER_READY), 3);
+        cr_assert_eq(engine_next_deadline(e), ready_at + 1 * SEC);
+        cr_assert_str_eq(status(), "Upgrading to generation 2: 1/3 ready, canary stable in 1.0s");
+        advance(400 * MSEC);
+        cr_assert_str_eq(status(), "Upgrading to generation 2: 1/3 ready, canary stable in 0.6s");
+        now = ready_at + 1 * SEC - 1;
+        engine_timer(e, now);
+        pump();
+        cr_assert_eq(count_signals(m, 0, 0), 0);
+        cr_assert_eq(count_spawns(m, 2), 1);
+
+        /* Stable: one old worker drains and the next batch starts. */
+        advance_to_deadline();
+        cr_assert_eq(now, ready_at + 1 * SEC);
+        cr_assert_eq(count_signals(m, 0, SIGTERM), 1);
+        cr_assert_eq(workers_in(1, WORKER_DRAINING), 1);
+        cr_assert_eq(count_spawns(m, 2), 2);
+        cr_assert_null(strstr(status(), "canary"), "%s", status());
+
+        /* Later batches do not wait again. */
+        size_t before = mark();
+        ready_one(2);
+        cr_assert_eq(count_signals(before, 0, SIGTERM), 1);
+        ready_one(2);
+        cr_assert(finished(m)->success);
+        cr_assert_eq(engine_get_generation(e), 2);
+}
+
+Test(engine, canary_blue_green_whole_generation_from_its_last_ready) {
+        struct engine_settings s = canary_settings(3, STRATEGY_BLUE_GREEN, 1);
+        start_running(&s);
+        min_ready = 3;
+        size_t m = mark();
+        begin_upgrade("/srv/app/v2", &s);
+        ready_one(2);
+        advance(800 * MSEC);
+        ready_one(2);
+        advance(800 * MSEC); /* the first has been ready 1.6 s, the second 0.8 s */
+        cr_assert_eq(count_signals(m, 0, 0), 0, "not all new workers are ready yet");
+        ready_one(2);
+        uint64_t all_ready = now;
+        cr_assert_eq(count_signals(m, 0, 0), 0);
+        cr_assert_eq(engine_next_deadline(e), all_ready + 1 * SEC);
+        advance(999 * MSEC);
+        cr_assert_eq(count_signals(m, 0, 0), 0);
+        cr_assert_eq(count_actions(m, ACTION_UPGRADE_FINISHED), 0);
+        advance_to_deadline();
+        cr_assert_eq(count_signals(m, 0, SIGTERM), 3);
+        cr_assert(finished(m)->success);
+}
+
+/* A release that says READY=1 and dies 0.7 s later never takes the old code down. */
+Test(engine, canary_death_rolls_back_without_draining_old) {
+        struct engine_settings s = canary_settings(3, STRATEGY_ROLLING, 1);
+        start_running(&s);
+        min_ready = 3;
+        pid_t old_pids[MAX_PIDS];
+        cr_assert_eq(pids_of(1, ANY_STATE, old_pids), 3);
+        size_t m = mark();
+        begin_upgrade("/srv/app/v2", &s);
+        ready_one(2);
+        pid_t canary = first_pid(2, WORKER_READY);
+        advance(700 * MSEC);
+        exit_pid(canary, 1);
+
+        const struct engine_action *f = finished(m);
+        cr_assert_not(f->success);
+        cr_assert_eq(f->generation, 2);
+        cr_assert(strstr(f->reason, "exited with status 1"), "%s", f->reason);
+        cr_assert_eq(count_signals(m, 0, 0), 0, "no old worker was ever signalled");
+        cr_assert_eq(count_spawns(m, 1), 0, "no old worker had to be replaced");
+        for (int i = 0; i < 3; i++)
+                cr_assert_eq(state_of(old_pids[i]), WORKER_READY);
+        cr_assert_eq(engine_get_generation(e), 1);
+        cr_assert_str_eq(engine_get_target(e), "/srv/app/v1");
+        cr_assert_eq(engine_get_state(e), ENGINE_RUNNING);
+        cr_assert_eq(engine_next_deadline(e), USEC_INFINITY);
+}
+
+/* After the canary passed, a new worker that dies while later batches still start fails
+ * the upgrade too, and the old generation regains full strength. */
+Test(engine, canary_passed_later_death_still_rolls_back) {
+        struct engine_settings s = canary_settings(3, STRATEGY_ROLLING, 1);
+        start_running(&s);
+        min_ready = 2;
+        size_t m = mark();
+        begin_upgrade("/srv/app/v2", &s);
+        ready_one(2);
+        pid_t canary = first_pid(2, WORKER_READY);
+        advance_to_deadline();
+        cr_assert_eq(workers_in(1, WORKER_DRAINING), 1);
+        cr_assert_eq(workers_in(2, WORKER_STARTING), 1);
+        advance(1500 * MSEC); /* dies 2.5 s after READY=1, before the upgrade ended */
+        size_t before = mark();
+        kill_pid(canary, SIGSEGV);
+        cr_assert_eq(engine_get_state(e), ENGINE_ROLLING_BACK);
+        cr_assert_eq(count_spawns(before, 1), 1, "the old generation regains its drained slot");
+        ready_all(1);
+        cr_assert_not(finished(m)->success);
+        cr_assert_eq(engine_get_generation(e), 1);
+        cr_assert_eq(workers_in(1, WORKER_READY), 3);
+}
+
+/* restart: the old code is gone already; the new generation must stay up stable_time
+ * before the upgrade succeeds, and dying meanwhile brings the old code back. */
+Test(engine, canary_restart_strategy_success_waits) {
+        struct engine_settings s = canary_settings(2, STRATEGY_RESTART, 1);
+        start_running(&s);
+        size_t m = mark();
+        begin_upgrade("/srv/app/v2", &s);
+        exit_draining();
+        ready_all(2);
+        cr_assert_eq(count_actions(m, ACTION_UPGRADE_FINISHED), 0);
+        cr_assert(strstr(status(), "canary stable in 1.0s"), "%s", status());
+        advance_to_deadline();
+        cr_assert(finished(m)->success);
+        cr_assert_eq(engine_get_generation(e), 2);
+}
+
+Test(engine, canary_restart_strategy_death_rolls_back) {
+        struct engine_settings s = canary_settings(2, STRATEGY_RESTART, 1);
+        start_running(&s);
+        size_t m = mark();
+        begin_upgrade("/srv/app/v2", &s);
+        exit_draining();
+        ready_all(2);
+        advance(700 * MSEC);
+        exit_pid(first_pid(2, WORKER_READY), 1);
+        cr_assert_eq(engine_get_state(e), ENGINE_ROLLING_BACK);
+        cr_assert_eq(count_spawns(m, 1), 2, "the old code is started again");
+        ready_all(1);
+        cr_assert_not(finished(m)->success);
+        cr_assert_eq(engine_get_generation(e), 1);
+}
+
+Test(engine, canary_off_drains_at_once) {
+        struct engine_settings s = settings(2, STRATEGY_ROLLING, 1);
+        s.stable_time_usec = 0;
+        start_running(&s);
+        size_t m = mark();
+        begin_upgrade("/srv/app/v2", &s);
+        ready_one(2);
+        cr_assert_eq(count_signals(m, 0, SIGTERM), 1);
+        cr_assert_eq(count_spawns(m, 2), 2);
+}
+
+/* The first generation is not an upgrade: nothing old to protect, READY=1 at once. */
+Test(engine, canary_not_applied_at_start) {
+        struct engine_settings s = canary_settings(2, STRATEGY_ROLLING, 1);
+        size_t m = mark();
+        start(&s);
+        ready_all(1);
+        cr_assert_eq(count_actions(m, ACTION_READY), 1);
+        cr_assert_eq(engine_get_state(e), ENGINE_RUNNING);
+        cr_assert_eq(engine_next_deadline(e), USEC_INFINITY);
+}
+
+/* The canary waits in ready=delay mode too, on the same timer. */
+Test(engine, canary_with_ready_delay) {
+        struct engine_settings s = canary_settings(2, STRATEGY_ROLLING, 1);
+        s.ready = READY_DELAY;
+        start(&s);
+        advance_to_deadline();
+        cr_assert_eq(engine_get_state(e), ENGINE_RUNNING);
+        size_t m = mark();
+        begin_upgrade("/srv/app/v2", &s);
+        uint64_t t0 = now;
+        advance_to_deadline(); /* ready after ready_delay */
+        cr_assert_eq(workers_in(2, WORKER_READY), 1);
+        cr_assert_eq(count_signals(m, 0, 0), 0);
+        advance_to_deadline(); /* stable */
+        cr_assert_eq(now, t0 + 2 * SEC);
+        cr_assert_eq(count_signals(m, 0, SIGTERM), 1);
+        advance_to_deadline();
+        cr_assert(finished(m)->success);
+}
+
+/* ---- generation numbers ---- */
+
+Test(engine, generation_starts_from_the_given_number) {
+        struct engine_settings s = settings(2, STRATEGY_ROLLING, 1);
+        cr_assert_eq(engine_start(e, now, 0, "/srv/app/v1", &s), -EINVAL);
+        cr_assert_eq(engine_start(e, now, (uint64_t) INT64_MAX + 1, "/srv/app/v1", &s), -EINVAL);
+        cr_assert_eq(engine_start(e, now, 7, "/srv/app/v1", &s), 0);
+        pump();
+        cr_assert_eq(engine_get_generation(e), 7);
+        cr_assert(strstr(status(), "Starting generation 7"), "%s", status());
+        ready_all(7);
+        cr_assert_eq(engine_check_upgrade(e), 8);
+        size_t m = mark();
+        begin_upgrade("/srv/app/v2", &s);
+        cr_assert_eq(count_spawns(m, 8), 1);
+        ready_all(8);
+        ready_all(8);
+        cr_assert(finished(m)->success);
+        cr_assert_eq(engine_get_generation(e), 8);
+}
+
+Test(engine, generation_failed_candidate_uses_up_its_number) {
+        struct engine_settings s = settings(2, STRATEGY_ROLLING, 1);
+        start_running(&s);
+
+        /* Refused before it began (the hook said no): no number used. */
+        cr_assert_eq(engine_prepare_upgrade(e), 2);
+        cr_assert_eq(candidate(), 2);
+        engine_abort_upgrade(e, "hook failed");
+        pump();
+        cr_assert_eq(engine_check_upgrade(e), 2);
+
+        /* Started and failed: generation 2 is used up; the current one stays 1. */
+        size_t m = mark();
+        begin_upgrade("/srv/app/v2", &s);
+        cr_assert_eq(candidate(), 2);
+        exit_pid(first_pid(2, WORKER_STARTING), 1);
+        cr_assert_eq(finished(m)->generation, 2);
+        cr_assert_not(finished(m)->success);
+        cr_assert_eq(engine_get_generation(e), 1);
+        cr_assert_str_eq(engine_get_target(e), "/srv/app/v1");
+        cr_assert_eq(engine_check_upgrade(e), 3);
+
+        /* The next upgrade is generation 3, while generation 2's worker may still drain. */
+        m = mark();
+        begin_upgrade("/srv/app/v3", &s);
+        cr_assert_eq(find_action(m, ACTION_UPGRADE_STARTED)->generation, 3);
+        cr_assert_eq(count_spawns(m, 3), 1);
+        cr_assert_eq(count_spawns(m, 2), 0);
+        ready_all(3);
+        ready_all(3);
+        cr_assert(finished(m)->success);
+        cr_assert_eq(finished(m)->generation, 3);
+        cr_assert_eq(engine_get_generation(e), 3);
+        cr_assert_eq(engine_check_upgrade(e), 4);
+}
+
+/* Cancel and a stop during the upgrade use the number up too: workers had started. */
+Test(engine, generation_cancelled_upgrade_uses_up_its_number) {
+        struct engine_settings s = settings(2, STRATEGY_ROLLING, 1);
+        start_running(&s);
+        begin_upgrade("/srv/app/v2", &s);
+        cr_assert_eq(engine_cancel(e, now), 0);
+        pump();
+        ready_all(1);
+        cr_assert_eq(engine_get_state(e), ENGINE_RUNNING);
+        cr_assert_eq(engine_get_generation(e), 1);
+        cr_assert_eq(engine_check_upgrade(e), 3);
 }

@@ -418,3 +418,75 @@ Test(head, judge) {
         cr_assert_eq(head_judge(&a, "/appA/server-v2", "web", NULL), HEAD_FROM_ELSEWHERE);
         cr_assert_eq(head_judge(&none, "/srv/v2", "web", "/srv/current"), HEAD_FROM_HERE);
 }
+
+/* ---- GENERATION ---- */
+
+Test(head, generation_path) {
+        _cleanup_free_ char *a = head_generation_path("/var/lib/liveswap/web/HEAD");
+        cr_assert_str_eq(a, "/var/lib/liveswap/web/GENERATION");
+        _cleanup_free_ char *b = head_generation_path("HEAD");
+        cr_assert_str_eq(b, "GENERATION");
+}
+
+Test(head, generation_write_and_read) {
+        _cleanup_free_ char *p = at("state/GENERATION");
+        uint64_t g = 0;
+        cr_assert_eq(head_generation_read(p, &g), -ENOENT);
+        mode_t old = umask(077);
+        cr_assert_eq(head_generation_write(p, 4), 0);
+        umask(old);
+        cr_assert_str_eq(slurp(p), "4\n");
+        struct stat st;
+        cr_assert_eq(stat(p, &st), 0);
+        cr_assert_eq(st.st_mode & 07777, 0644);
+        cr_assert_eq(head_generation_read(p, &g), 0);
+        cr_assert_eq(g, 4);
+        cr_assert_eq(head_generation_write(p, (uint64_t) INT64_MAX - 1), 0);
+        cr_assert_eq(head_generation_read(p, &g), 0);
+        cr_assert_eq(g, (uint64_t) INT64_MAX - 1);
+        _cleanup_free_ char *state = at("state");
+        cr_assert_eq(count_entries(state), 1, "a temp file was left behind");
+
+        /* Numbers it would not read back are refused, and change nothing. */
+        cr_assert_eq(head_generation_write(p, 0), -EINVAL);
+        cr_assert_eq(head_generation_write(p, INT64_MAX), -EINVAL);
+        cr_assert_eq(head_generation_read(p, &g), 0);
+        cr_assert_eq(g, (uint64_t) INT64_MAX - 1);
+
+        /* A write that cannot happen fails cleanly. */
+        put_string("file", "x");
+        _cleanup_free_ char *bad = at("file/GENERATION");
+        cr_assert_eq(head_generation_write(bad, 5), -ENOTDIR);
+}
+
+static void check_generation(const char *content, int want, uint64_t want_value) {
+        put_string("GENERATION", content);
+        _cleanup_free_ char *p = at("GENERATION");
+        uint64_t g = 12345;
+        int r = head_generation_read(p, &g);
+        cr_assert_eq(r, want, "'%s' gave %d", content, r);
+        cr_assert_eq(g, want == 0 ? want_value : 12345, "'%s' gave %llu", content, (unsigned long long) g);
+}
+
+Test(head, generation_read_refuses_garbage) {
+        check_generation("17", 0, 17);
+        check_generation("  17\n\n", 0, 17);
+        check_generation("9223372036854775806\n", 0, 9223372036854775806ULL);
+        check_generation("", -EINVAL, 0);
+        check_generation("\n", -EINVAL, 0);
+        check_generation("0\n", -EINVAL, 0);
+        check_generation("-3\n", -EINVAL, 0);
+        check_generation("+3\n", -EINVAL, 0);
+        check_generation("3 4\n", -EINVAL, 0);
+        check_generation("3x\n", -EINVAL, 0);
+        check_generation("0x10\n", -EINVAL, 0);
+        check_generation("9223372036854775807\n", -EINVAL, 0); /* INT64_MAX: nothing could follow it */
+        check_generation("18446744073709551616\n", -EINVAL, 0); /* 2^64 */
+        check_generation("99999999999999999999999\n", -EINVAL, 0);
+        put("GENERATION", "5\0", 2);
+        _cleanup_free_ char *p = at("GENERATION"), *sub = at("GENDIR");
+        uint64_t g;
+        cr_assert_eq(head_generation_read(p, &g), -EINVAL);
+        cr_assert_eq(mkdir(sub, 0755), 0);
+        cr_assert_eq(head_generation_read(sub, &g), -EISDIR);
+}
