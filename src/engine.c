@@ -438,7 +438,8 @@ static void finish_upgrade(struct engine *e, bool success, const char *reason) {
          * finished action so that the status is current when a waiting caller returns.
          * While the first generation is still starting, the service is not ready yet,
          * whatever became of this upgrade. */
-        bool first_ready = e->state == ENGINE_RUNNING && !e->ready_sent;
+        if (e->state == ENGINE_RUNNING && !e->ready_sent)
+                push_action(e, ACTION_READY); /* the first time any generation is fully ready */
         if (e->state == ENGINE_RUNNING)
                 notify_ready(e);
         else
@@ -450,8 +451,6 @@ static void finish_upgrade(struct engine *e, bool success, const char *reason) {
         e->hook_failed = false;
         if (!success)
                 set_reason(a->reason, sizeof(a->reason), "%s", reason);
-        if (first_ready)
-                push_action(e, ACTION_READY);
 }
 
 static void check_started(struct engine *e);
