@@ -2,12 +2,13 @@
  * records, and deciding which processes are a previous run's leftovers. No syscalls, no
  * allocation: the shell reads the files and performs the signals. */
 #include <errno.h>
+#include <stdbool.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "leftovers.h"
+#include "leftovers-match.h"
 
 /* A decimal number without sign, spaces or overflow; END is where it stops. */
 static int parse_number(const char *p, const char *limit, uint64_t *ret, const char **end) {

@@ -5,7 +5,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "leftovers.h"
+#include "leftovers-match.h"
 
 #define BOOT "0b6f6c4e-2a8e-4c3b-9a1f-5d2e7c9b1a00"
 #define OTHER_BOOT "ffffffff-2a8e-4c3b-9a1f-5d2e7c9b1a00"
