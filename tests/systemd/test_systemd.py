@@ -267,8 +267,9 @@ class Reload(SystemdTestCase):
         self.write_config()
         self.point_current(self.v2)
         self.manager.systemctl("reload", SERVICE)
-        # The failure is no longer shown; the last old worker may still be draining.
-        self.assert_status(self.serving(2, self.v2) + r"(, 1 draining)?$")
+        # The failure is no longer shown; the last old worker may still be draining. The
+        # failed generation 2 used up its number.
+        self.assert_status(self.serving(3, self.v2) + r"(, 1 draining)?$")
         result = load.stop()
         self.assert_no_failures(result)
         log = self.manager.service_output()
@@ -390,9 +391,10 @@ class Restart(SystemdTestCase):
         first = self.manager.show(SERVICE, "MainPID")["MainPID"]
 
         load = lib.Load(self, "127.0.0.1:%d" % port, clients=8, mode="mixed")
-        for _ in range(3):
+        # Numbers go on across restarts (GENERATION beside HEAD): 3, 4, 5.
+        for generation in range(3, 6):
             self.manager.systemctl("restart", SERVICE)
-            self.assert_status(self.serving(1, self.v2))
+            self.assert_status(self.serving(generation, self.v2))
             self.assertEqual(lib.http_get(("127.0.0.1", port))[2], "v2\n")
         result = load.stop()
         self.assertEqual(result.get("refused"), "0", result["_raw"])
@@ -424,7 +426,7 @@ class Restart(SystemdTestCase):
         while self.manager.show(SERVICE, "MainPID")["MainPID"] in ("0", first):
             self.assertLess(time.monotonic(), deadline, self.manager.service_output())
             time.sleep(0.05)  # the manager offers no wait on a restart; bounded poll
-        self.wait_status(self.serving(1, self.v2))
+        self.wait_status(self.serving(3, self.v2))  # numbers go on after generation 2
         result = load.stop()
         self.assertEqual(result.get("refused"), "0", result["_raw"])
         # Requests the killed workers held at that instant die with them; every client
