@@ -169,7 +169,8 @@ http {
         self.assertEqual((status, body.strip()), (200, "v1"))
         # The master and its workers all serve the adopted socket.
         for pid in worker_pids(sup, "ngx"):
-            children = open("/proc/%d/task/%d/children" % (pid, pid)).read().split()
+            with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+                children = f.read().split()
             self.assertEqual(len(children), 2, sup.output())
         self.upgrades_under_load(sup, "ngx", port, [targets[1], targets[0]] * 2, slow=False)
         self.assertEqual(sup.stop(), 0, sup.output())
