@@ -36,7 +36,7 @@ class Env:
         self.httpd = os.path.join(build, "examples", "liveswap-example-httpd")
         self.loadgen = os.path.join(build, "tests", "tools", "loadgen")
         self.pm2 = pm2
-        self.node_app = os.path.join(root, "examples", "node", "server.js")
+        self.node_app = os.path.join(root, "examples", "node", "aware.js")
         self.node_wrapper = os.path.join(root, "bench", "apps", "slow-start.js")
         self.user_service = os.path.join(build, "units", "liveswap@.service.user")
         self.socket_unit = os.path.join(root, "units", "liveswap@.socket")
