@@ -462,6 +462,9 @@ static bool reserved_variable(const char *name, size_t len) {
         for (size_t i = 0; i < ELEMENTSOF(reserved); i++)
                 if (strlen(reserved[i]) == len && memcmp(reserved[i], name, len) == 0)
                         return true;
+        /* The adopt library's one setting is the user's to choose (liveswap(8)). */
+        if (len == strlen("LIVESWAP_IDLE_GRACE_MS") && memcmp(name, "LIVESWAP_IDLE_GRACE_MS", len) == 0)
+                return false;
         return len >= 9 && memcmp(name, "LIVESWAP_", 9) == 0;
 }
 

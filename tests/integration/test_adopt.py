@@ -116,6 +116,31 @@ class Adopt(lib.TestCase):
         self.assertEqual(sup.stop(), 0, sup.output())
         self.assertNotIn("killed by signal KILL", sup.output())
 
+    def test_node_example_keepalive_rules(self):
+        """examples/node/server.js (plain) through the library's drain, one connection at a
+        time: the next request on a kept-alive connection is answered with Connection:
+        close (the library rewrote Node's keep-alive), an idle one closes only after the
+        grace period (5 s here, through LIVESWAP_IDLE_GRACE_MS)."""
+        if not shutil.which("node"):
+            self.skipTest("node is not installed")
+        node_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "node")
+        v1, v2 = os.path.join(self.dir, "v1"), os.path.join(self.dir, "v2")
+        shutil.copytree(node_dir, v1)
+        shutil.copytree(node_dir, v2)
+        lib.write_file(os.path.join(v2, "start"), "#!/bin/sh\nAPP_VERSION=v2 exec node server.js\n", 0o755)
+        port = lib.free_port()
+        conf = self.conf(port)
+        with open(conf, "a") as f:
+            f.write("[worker]\nenvironment = LIVESWAP_IDLE_GRACE_MS=%d\n" % test_wrk.KeepAliveDrain.GRACE_MS)
+        sup = self.start("--instance", "web", "--config", conf, "-s", v1, "-p", str(port), "-f", "1")
+        runner = test_wrk.KeepAliveDrain(methodName="run")
+        for name in ("assertEqual", "assertGreaterEqual", "assertIn", "assertNotIn", "addCleanup"):
+            setattr(runner, name, getattr(self, name))
+        # An app without a SIGTERM handler dies of the signal the library hands on.
+        test_wrk.KeepAliveDrain.check_idle_drain(runner, sup, port, "web", v2,
+                                                 end="killed by signal TERM while draining")
+        self.assertEqual(sup.stop(), 0, sup.output())
+
     def test_python_http_server(self):
         python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else shutil.which("python3")
         port = lib.free_port()
