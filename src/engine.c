@@ -855,8 +855,7 @@ void engine_worker_exited(struct engine *e, pid_t pid, bool signaled, int status
         engine_worker_exited_hint(e, pid, signaled, status, NULL, now);
 }
 
-void engine_worker_exited_hint(struct engine *e, pid_t pid, bool signaled, int status, const char *hint,
-                               uint64_t now) {
+void engine_worker_exited_hint(struct engine *e, pid_t pid, bool signaled, int status, const char *hint, uint64_t now) {
         e->now = now;
         struct engine_worker *w = find_by_pid(e, pid);
         if (!w)

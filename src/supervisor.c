@@ -49,9 +49,9 @@ static const char *adopt_library(void) {
         return p && *p ? p : LIVESWAP_ADOPT_LIBRARY;
 }
 
-#define STATIC_HINT                                                                                                   \
-        "the app is statically linked, so liveswap cannot hand it the listening socket when it binds the port "     \
-        "itself (adopt); make it read the socket from LISTEN_FDS (fd 3; Go: "                                        \
+#define STATIC_HINT                                                                                             \
+        "the app is statically linked, so liveswap cannot hand it the listening socket when it binds the port " \
+        "itself (adopt); make it read the socket from LISTEN_FDS (fd 3; Go: "                                   \
         "net.FileListener(os.NewFile(3, \"listener\"))), or link it dynamically"
 
 static struct worker_io *io_find(struct supervisor *s, pid_t pid) {
@@ -143,7 +143,8 @@ static void perform_spawn(struct supervisor *s, const struct engine_action *a) {
                 struct worker_io *p = reallocarray(s->io, s->n_io + 1, sizeof(*p));
                 if (p) {
                         s->io = p;
-                        s->io[s->n_io] = (struct worker_io){ .pid = pid, .control_fd = control_fd,
+                        s->io[s->n_io] = (struct worker_io){ .pid = pid,
+                                                             .control_fd = control_fd,
                                                              .unpreloadable = unpreloadable };
                         r = sd_event_add_child(s->event, &s->io[s->n_io].child, pid, WEXITED, on_worker_exit, s);
                         if (r >= 0)
