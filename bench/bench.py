@@ -293,6 +293,9 @@ class Bench:
             ("systemd-restart-lifted", systemd_why, lambda *a: tools.SystemdRestart(*a, limits="lifted")),
             ("start-server", starter_why, tools.StartServer),
             ("pm2", pm2_why, tools.Pm2),
+            # The same unmodified Node app (binds its port, no drain) under both.
+            ("liveswap-adopt-node", node_why, tools.LiveswapAdoptNode),
+            ("pm2-plain", pm2_why, lambda *a: tools.Pm2(*a, plain=True)),
         ]
         for app in ("c", "node"):
             if app == "node" and not shutil.which("node"):

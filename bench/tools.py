@@ -33,10 +33,13 @@ class Env:
     def __init__(self, root, build, pm2):
         self.root = root
         self.liveswap = os.path.join(build, "src", "liveswap")
+        self.adopt_library = os.path.join(build, "src", "libliveswap-adopt.so")  # the uninstalled copy
         self.httpd = os.path.join(build, "examples", "liveswap-example-httpd")
         self.loadgen = os.path.join(build, "tests", "tools", "loadgen")
         self.pm2 = pm2
-        self.node_app = os.path.join(root, "examples", "node", "server.js")
+        self.node_app = os.path.join(root, "examples", "node", "aware.js")
+        # The plain hello world that binds its own port (liveswap adopts it).
+        self.node_plain = os.path.join(root, "examples", "node", "server.js")
         self.node_wrapper = os.path.join(root, "bench", "apps", "slow-start.js")
         self.user_service = os.path.join(build, "units", "liveswap@.service.user")
         self.socket_unit = os.path.join(root, "units", "liveswap@.socket")
@@ -135,11 +138,11 @@ def stop_process(proc, sig=signal.SIGTERM, timeout=60.0):
         proc.wait()
 
 
-def write_liveswap_config(path, target, workers, strategy, head=None):
+def write_liveswap_config(path, target, workers, strategy, head=None, ready="notify"):
     with open(path, "w") as f:
         f.write("[worker]\ntarget = %s\nexec = ./start\nworkers = %d\n"
-                "[upgrade]\nstrategy = %s\nbatch = 1\nready = notify\nready_timeout = 120s\n"
-                "drain_timeout = 60s\n" % (target, workers, strategy))
+                "[upgrade]\nstrategy = %s\nbatch = 1\nready = %s\nready_timeout = 120s\n"
+                "drain_timeout = 60s\n" % (target, workers, strategy, ready))
         if head:
             f.write("[state]\nhead = %s\n" % head)
 
@@ -230,7 +233,8 @@ class Liveswap(Tool):
         self.instance = "bench"
         self.proc = None
         self.env_vars = dict(os.environ, XDG_RUNTIME_DIR=os.path.join(self.dir, "run"),
-                             XDG_STATE_HOME=os.path.join(self.dir, "state"))
+                             XDG_STATE_HOME=os.path.join(self.dir, "state"),
+                             LIVESWAP_ADOPT_LIBRARY=self.env.adopt_library)
         self.env_vars.pop("DBUS_SESSION_BUS_ADDRESS", None)
         os.makedirs(self.env_vars["XDG_RUNTIME_DIR"], mode=0o700, exist_ok=True)
         self.config = os.path.join(self.dir, "%s.conf" % self.instance)
@@ -265,6 +269,42 @@ class Liveswap(Tool):
             except subprocess.TimeoutExpired:
                 pass
         stop_process(self.proc)
+
+
+class NodeReleases(Releases):
+    """releases/TAG/start scripts that run the plain Node hello world (examples/node/
+    server.js, through the slow-start wrapper) on PORT: it binds the port itself."""
+
+    def __init__(self, env, directory, delay_ms, port):
+        super().__init__(env, directory, delay_ms)
+        self.port = port
+
+    def command(self, tag):
+        return ["env", "APP_VERSION=" + tag, "PORT=%d" % self.port, "APP_SCRIPT=" + self.env.node_plain,
+                "START_DELAY_MS=%d" % self.delay_ms, "node", self.env.node_wrapper]
+
+
+class LiveswapAdoptNode(Liveswap):
+    """The unmodified Node app (no LISTEN_FDS, no READY=1, no drain) under liveswap with
+    adopt and ready = listen: the comparison with PM2 on the same app code."""
+    app = "node"
+
+    def __init__(self, *args):
+        super().__init__(*args, strategy="rolling")
+        self.key = "liveswap-adopt-node"
+        self.label = "liveswap rolling, unmodified Node app (adopt, ready = listen)"
+        self.releases = NodeReleases(self.env, self.dir, self.delay_ms, self.port)
+
+    def start(self, tag):
+        self.releases.point(tag)
+        write_liveswap_config(self.config, self.releases.current, self.workers, self.strategy,
+                              head=os.path.join(self.dir, "HEAD"), ready="listen")
+        args = [self.env.liveswap, "--instance", self.instance, "--config", self.config,
+                "--listen", "127.0.0.1:%d" % self.port]
+        self.commands = [" ".join(args), "ln -sfn releases/NEW current && liveswap -i %s -u" % self.instance]
+        self.proc = subprocess.Popen(args, env=self.env_vars, stdin=subprocess.DEVNULL, stdout=self.log,
+                                     stderr=self.log)
+        wait_serving(self.port, START_TIMEOUT, self.label)
 
 
 class ManagedTool(Tool):
@@ -433,8 +473,12 @@ class Pm2(Tool):
     app = "node"
     supervisor = "PM2 daemon"
 
-    def __init__(self, *args):
+    def __init__(self, *args, plain=False):
         super().__init__(*args)
+        self.script = self.env.node_plain if plain else self.env.node_app
+        if plain:
+            self.key = "pm2-plain"
+            self.label = "PM2 cluster (pm2 reload), unmodified Node app"
         self.home = os.path.join(self.dir, "pm2")
         self.env_vars = dict(os.environ, PM2_HOME=self.home)
         self.god = None
@@ -447,7 +491,7 @@ class Pm2(Tool):
         app = {"name": "bench", "script": self.env.node_wrapper, "exec_mode": "cluster",
                "instances": self.workers, "merge_logs": True,
                "out_file": os.path.join(self.dir, "app.log"), "error_file": os.path.join(self.dir, "app.log"),
-               "env": {"PORT": str(self.port), "APP_VERSION": tag, "APP_SCRIPT": self.env.node_app,
+               "env": {"PORT": str(self.port), "APP_VERSION": tag, "APP_SCRIPT": self.script,
                        "START_DELAY_MS": str(self.delay_ms)}}
         with open(ecosystem, "w") as f:
             json.dump({"apps": [app]}, f, indent=2)

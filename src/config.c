@@ -41,6 +41,8 @@ const char *ready_mode_to_string(enum ready_mode m) {
                 return "delay";
         case READY_NOTIFY:
                 return "notify";
+        case READY_LISTEN:
+                return "listen";
         }
         return "unknown";
 }
@@ -90,6 +92,7 @@ int config_init(struct config *c) {
                 .strategy = STRATEGY_ROLLING,
                 .batch = 1,
                 .ready = READY_DELAY,
+                .adopt = true,
                 .ready_delay_usec = 1 * USEC_PER_SEC,
                 .ready_timeout_usec = 30 * USEC_PER_SEC,
                 .stable_time_usec = 1 * USEC_PER_SEC,
@@ -459,6 +462,9 @@ static bool reserved_variable(const char *name, size_t len) {
         for (size_t i = 0; i < ELEMENTSOF(reserved); i++)
                 if (strlen(reserved[i]) == len && memcmp(reserved[i], name, len) == 0)
                         return true;
+        /* The adopt library's one setting is the user's to choose (liveswap(8)). */
+        if (len == strlen("LIVESWAP_IDLE_GRACE_MS") && memcmp(name, "LIVESWAP_IDLE_GRACE_MS", len) == 0)
+                return false;
         return len >= 9 && memcmp(name, "LIVESWAP_", 9) == 0;
 }
 
@@ -533,6 +539,21 @@ static int environment_dedupe(char **env, size_t n) {
         return 0;
 }
 
+static int parse_adopt(struct parse_state *st, const char *key, const char *value) {
+        static const char *const yes[] = { "yes", "true", "on", "1" }, *const no[] = { "no", "false", "off", "0" };
+        for (size_t i = 0; i < ELEMENTSOF(yes); i++) {
+                if (strcmp(value, yes[i]) == 0) {
+                        st->config->adopt = true;
+                        return 0;
+                }
+                if (strcmp(value, no[i]) == 0) {
+                        st->config->adopt = false;
+                        return 0;
+                }
+        }
+        return fail(st, -EINVAL, "invalid adopt '%s' (yes or no)", value);
+}
+
 static int parse_strategy(struct parse_state *st, const char *key, const char *value) {
         static const enum strategy all[] = { STRATEGY_ROLLING, STRATEGY_BLUE_GREEN, STRATEGY_RESTART };
         for (size_t i = 0; i < ELEMENTSOF(all); i++)
@@ -548,8 +569,10 @@ static int parse_ready(struct parse_state *st, const char *key, const char *valu
                 st->config->ready = READY_NOTIFY;
         else if (strcmp(value, "delay") == 0)
                 st->config->ready = READY_DELAY;
+        else if (strcmp(value, "listen") == 0)
+                st->config->ready = READY_LISTEN;
         else
-                return fail(st, -EINVAL, "invalid ready '%s' (notify or delay)", value);
+                return fail(st, -EINVAL, "invalid ready '%s' (notify, listen or delay)", value);
         return 0;
 }
 
@@ -661,6 +684,7 @@ static const struct key {
         { "worker", "exec", parse_exec },
         { "worker", "workers", parse_workers },
         { "worker", "environment", parse_environment },
+        { "worker", "adopt", parse_adopt },
         { "upgrade", "strategy", parse_strategy },
         { "upgrade", "batch", parse_batch },
         { "upgrade", "ready", parse_ready },
@@ -990,6 +1014,8 @@ int config_load_merged(struct config *ret, const char *path, const struct config
                 c.strategy = STRATEGY_RESTART;
         if (o->start_timeout_set)
                 c.start_timeout_usec = o->start_timeout_usec;
+        if (o->adopt_set)
+                c.adopt = o->adopt;
         if (o->pre_upgrade) {
                 free(c.pre_upgrade);
                 c.pre_upgrade = strdup(o->pre_upgrade);

@@ -16,6 +16,7 @@ enum strategy {
 enum ready_mode {
         READY_DELAY,
         READY_NOTIFY,
+        READY_LISTEN, /* READY=1 from the adopt library at the app's listen() (contract section 9) */
 };
 
 /* Who gets the drain signal (and the SIGCONT after it), in systemd's KillMode= words. The
@@ -32,6 +33,7 @@ struct config {
         char *exec; /* command for a directory target; default "./start" */
         unsigned workers; /* >= 1, default 2 */
         char **environment; /* NULL-terminated "KEY=VALUE" list, never NULL */
+        bool adopt; /* preload libliveswap-adopt.so; default yes */
         /* [upgrade] */
         enum strategy strategy; /* default rolling */
         unsigned batch; /* >= 1, default 1 */
@@ -105,6 +107,8 @@ struct config_overrides {
         const char *head;
         bool start_timeout_set; /* --start-timeout (0 is a value: no bound) */
         uint64_t start_timeout_usec;
+        bool adopt_set; /* --adopt or --no-adopt */
+        bool adopt;
 };
 
 /* The defaults, then PATH (unless NULL), then the command line's OVERRIDES: the one place

@@ -814,7 +814,9 @@ static void describe_exit(char *buf, size_t size, const struct engine_worker *w,
                            (unsigned long long) w->generation, status);
 }
 
-static void worker_gone(struct engine *e, struct engine_worker *w, const char *why, uint64_t now) {
+/* HINT, when not NULL, explains a worker that died before it was ready (the shell knows
+ * things the engine does not, e.g. that the program cannot be preloaded). */
+static void worker_gone(struct engine *e, struct engine_worker *w, const char *why, const char *hint, uint64_t now) {
         struct engine_worker dead = *w;
         bool candidate = e->candidate.number != 0 && dead.generation == e->candidate.number;
         remove_worker(e, w); /* frees dead.target; only scalar fields are used below */
@@ -822,7 +824,9 @@ static void worker_gone(struct engine *e, struct engine_worker *w, const char *w
         if (dead.state == WORKER_DRAINING) {
                 /* Expected: nothing to replace. */
         } else if (candidate && e->state == ENGINE_UPGRADING) {
-                rollback(e, now, "%s%s", why, dead.state == WORKER_STARTING ? " before it was ready" : "");
+                bool starting = dead.state == WORKER_STARTING;
+                rollback(e, now, "%s%s%s%s", why, starting ? " before it was ready" : "", starting && hint ? ": " : "",
+                         starting && hint ? hint : "");
                 return;
         } else if (dead.generation == e->current.number && e->state != ENGINE_STOPPING) {
                 if (dead.respawn_now)
@@ -844,17 +848,21 @@ void engine_worker_spawn_failed(struct engine *e, uint64_t worker_id, const char
         set_reason(reason, sizeof(reason), "worker of generation %llu could not be started: %s",
                    (unsigned long long) w->generation, why);
         w->state = w->state == WORKER_DRAINING ? WORKER_DRAINING : WORKER_STARTING;
-        worker_gone(e, w, reason, now);
+        worker_gone(e, w, reason, NULL, now);
 }
 
 void engine_worker_exited(struct engine *e, pid_t pid, bool signaled, int status, uint64_t now) {
+        engine_worker_exited_hint(e, pid, signaled, status, NULL, now);
+}
+
+void engine_worker_exited_hint(struct engine *e, pid_t pid, bool signaled, int status, const char *hint, uint64_t now) {
         e->now = now;
         struct engine_worker *w = find_by_pid(e, pid);
         if (!w)
                 return;
         char reason[512];
         describe_exit(reason, sizeof(reason), w, signaled, status);
-        worker_gone(e, w, reason, now);
+        worker_gone(e, w, reason, hint, now);
 }
 
 static void mark_ready(struct engine *e, struct engine_worker *w, uint64_t now) {
@@ -876,7 +884,7 @@ void engine_worker_ready(struct engine *e, pid_t pid, uint64_t now) {
         if (!w || w->state != WORKER_STARTING)
                 return;
         const struct generation *g = generation_of(e, w->generation);
-        if (!g || g->settings.ready != READY_NOTIFY)
+        if (!g || (g->settings.ready != READY_NOTIFY && g->settings.ready != READY_LISTEN))
                 return;
         mark_ready(e, w, now);
 }

@@ -137,6 +137,10 @@ void engine_worker_spawn_failed(struct engine *e, uint64_t worker_id, const char
 void engine_worker_ready(struct engine *e, pid_t pid, uint64_t now);
 /* A worker exited: exit status, or the signal when signaled is true. */
 void engine_worker_exited(struct engine *e, pid_t pid, bool signaled, int status, uint64_t now);
+/* The same, with HINT (or NULL) appended to an upgrade's failure reason when the worker
+ * had not become ready: why the shell thinks it failed. */
+void engine_worker_exited_hint(struct engine *e, pid_t pid, bool signaled, int status, const char *hint,
+                               uint64_t now);
 /* The earliest deadline, USEC_INFINITY when none; the shell arms one timer for it. */
 uint64_t engine_next_deadline(const struct engine *e);
 void engine_timer(struct engine *e, uint64_t now);

@@ -63,6 +63,8 @@ static void help(void) {
                "      --pre-upgrade PATH  executable run before each upgrade\n"
                "  -H, --head FILE         HEAD state file\n"
                "  -z                      upgrade by stopping old workers first (strategy restart)\n"
+               "      --adopt, --no-adopt  preload the library that adopts the port an app binds\n"
+               "                          itself (default yes)\n"
                "      --start-timeout DURATION  exit with status 1 if the first workers are not all\n"
                "                          ready by then (default 90s, 0 = wait forever)\n"
                "      --foreground        run in the foreground (always the case)\n"
@@ -84,7 +86,7 @@ static int parse_unsigned(const char *s, unsigned *ret) {
 }
 
 static int parse_arguments(int argc, char **argv, struct arguments *a) {
-        enum { OPT_FOREGROUND = 0x100, OPT_PRE_UPGRADE, OPT_START_TIMEOUT, OPT_SOCKET_MODE };
+        enum { OPT_FOREGROUND = 0x100, OPT_PRE_UPGRADE, OPT_START_TIMEOUT, OPT_SOCKET_MODE, OPT_ADOPT, OPT_NO_ADOPT };
         static const struct option options[] = { { "instance", required_argument, NULL, 'i' },
                                                  { "config", required_argument, NULL, 'c' },
                                                  { "listen", required_argument, NULL, 'l' },
@@ -98,6 +100,8 @@ static int parse_arguments(int argc, char **argv, struct arguments *a) {
                                                  { "pre-upgrade", required_argument, NULL, OPT_PRE_UPGRADE },
                                                  { "start-timeout", required_argument, NULL, OPT_START_TIMEOUT },
                                                  { "head", required_argument, NULL, 'H' },
+                                                 { "adopt", no_argument, NULL, OPT_ADOPT },
+                                                 { "no-adopt", no_argument, NULL, OPT_NO_ADOPT },
                                                  { "upgrade", optional_argument, NULL, 'u' },
                                                  { "kill", no_argument, NULL, 'k' },
                                                  { "die", no_argument, NULL, 'd' },
@@ -146,6 +150,11 @@ static int parse_arguments(int argc, char **argv, struct arguments *a) {
                         break;
                 case 'a':
                         a->address = optarg;
+                        break;
+                case OPT_ADOPT:
+                case OPT_NO_ADOPT:
+                        a->overrides.adopt_set = true;
+                        a->overrides.adopt = c == OPT_ADOPT;
                         break;
                 case OPT_PRE_UPGRADE:
                         a->overrides.pre_upgrade = optarg;

@@ -164,7 +164,7 @@ fail:;
 }
 
 int spawn_start_worker(const struct spawn_request *r, pid_t *ret_pid, int *ret_control_fd) {
-        _cleanup_strv_free_ char **env = spawn_build_environment(r->environment, 10);
+        _cleanup_strv_free_ char **env = spawn_build_environment(r->environment, 12);
         if (!env)
                 return -ENOMEM;
         size_t k = 0;
@@ -181,6 +181,26 @@ int spawn_start_worker(const struct spawn_request *r, pid_t *ret_pid, int *ret_c
             push(env, &k, "LIVESWAP_WORKER=%u", r->slot) < 0 ||
             push(env, &k, "LIVESWAP_CONTROL_FD=%zu", FIRST_LISTEN_FD + r->sockets->n) < 0)
                 return -ENOMEM;
+        if (r->adopt_library) {
+                /* After the inherited LIVESWAP_* were dropped; any LD_PRELOAD the worker
+                 * would get (ours, or the config's) keeps its libraries, ours comes last. */
+                size_t at = k;
+                for (size_t i = 0; i < k; i++)
+                        if (strncmp(env[i], "LD_PRELOAD=", 11) == 0)
+                                at = i;
+                const char *v = at < k ? env[at] + 11 : "";
+                char *value;
+                if (asprintf(&value, "LD_PRELOAD=%s%s%s", v, *v ? ":" : "", r->adopt_library) < 0)
+                        return -ENOMEM;
+                if (at < k)
+                        free(env[at]);
+                env[at] = value;
+                if (at == k)
+                        k++;
+                if ((r->ready_listen && push(env, &k, "LIVESWAP_READY=listen") < 0) ||
+                    push(env, &k, "LIVESWAP_DRAIN_SIGNAL=%d", r->drain_signal) < 0)
+                        return -ENOMEM;
+        }
         char *listen_pid = env[listen_pid_index] + strlen("LISTEN_PID=");
 
         int pair[2];

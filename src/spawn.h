@@ -19,6 +19,11 @@ struct spawn_request {
         const char *instance;
         uint64_t generation;
         unsigned slot;
+        /* Adopt (contract section 9): the preload library's path, appended to LD_PRELOAD,
+         * or NULL; with it, the library's LIVESWAP_READY and LIVESWAP_DRAIN_SIGNAL. */
+        const char *adopt_library;
+        bool ready_listen;
+        int drain_signal;
 };
 
 /* Starts the worker. Returns 0 with its pid and the supervisor's end of the control

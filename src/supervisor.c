@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "elf-kind.h"
 #include "head.h"
 #include "leftovers.h"
 #include "log.h"
@@ -41,6 +42,18 @@ void engine_settings_from_config(const struct config *c, struct engine_settings 
 
 /* ---- workers ---- */
 
+/* The adopt library: LIVESWAP_ADOPT_LIBRARY (the build tree's copy, for the tests and
+ * for running uninstalled) or the installed one. */
+static const char *adopt_library(void) {
+        const char *p = getenv("LIVESWAP_ADOPT_LIBRARY");
+        return p && *p ? p : LIVESWAP_ADOPT_LIBRARY;
+}
+
+#define STATIC_HINT                                                                                             \
+        "the app is statically linked, so liveswap cannot hand it the listening socket when it binds the port " \
+        "itself (adopt); make it read the socket from LISTEN_FDS (fd 3; Go: "                                   \
+        "net.FileListener(os.NewFile(3, \"listener\"))), or link it dynamically"
+
 static struct worker_io *io_find(struct supervisor *s, pid_t pid) {
         for (size_t i = 0; i < s->n_io; i++)
                 if (s->io[i].pid == pid)
@@ -60,6 +73,8 @@ static int on_worker_exit(sd_event_source *source, const siginfo_t *si, void *us
         pid_t pid = si->si_pid;
         struct engine_worker view, *w = engine_get_worker(s->engine, pid, &view) ? &view : NULL;
         bool signaled = si->si_code != CLD_EXITED;
+        struct worker_io *io = io_find(s, pid);
+        const char *hint = io && io->unpreloadable ? STATIC_HINT : NULL;
 
         if (w) {
                 bool expected = w->state == WORKER_DRAINING;
@@ -71,16 +86,17 @@ static int on_worker_exit(sd_event_source *source, const siginfo_t *si, void *us
                 else
                         log_full(level, "Worker %d (generation %" PRIu64 ", slot %u) exited with status %d%s", pid,
                                  w->generation, w->slot, si->si_status, expected ? " after draining" : "");
+                if (hint && w->state == WORKER_STARTING)
+                        log_warning("Worker %d: %s", pid, hint);
         }
         /* sd-event reaps the worker after this callback, so its pid, and with it its
          * process group, cannot have been reused yet: whatever it left behind goes now.
          * (kill() cannot tell whether anything but the zombie leader got it, so no log.) */
         (void) kill(-pid, SIGKILL);
         leftovers_forget(&s->leftovers, pid);
-        struct worker_io *io = io_find(s, pid);
         if (io)
                 io_remove(s, io);
-        engine_worker_exited(s->engine, pid, signaled, si->si_status, now_usec());
+        engine_worker_exited_hint(s->engine, pid, signaled, si->si_status, hint, now_usec());
         supervisor_kick(s);
         return 0;
 }
@@ -111,7 +127,15 @@ static void perform_spawn(struct supervisor *s, const struct engine_action *a) {
                 .instance = s->instance,
                 .generation = a->generation,
                 .slot = a->slot,
+                .adopt_library = c->adopt ? adopt_library() : NULL,
+                .ready_listen = c->ready == READY_LISTEN,
+                .drain_signal = c->drain_signal,
         };
+        bool unpreloadable = c->adopt && elf_classify_file(cmd->directory, cmd->argv[0]) == ELF_STATIC;
+        if (unpreloadable)
+                log_warning("%s is statically linked: if it binds its port itself, it will fail with \"address in "
+                            "use\" (adopt cannot reach it)",
+                            cmd->argv[0]);
         pid_t pid = 0;
         int control_fd = -1;
         int r = spawn_start_worker(&req, &pid, &control_fd);
@@ -119,7 +143,9 @@ static void perform_spawn(struct supervisor *s, const struct engine_action *a) {
                 struct worker_io *p = reallocarray(s->io, s->n_io + 1, sizeof(*p));
                 if (p) {
                         s->io = p;
-                        s->io[s->n_io] = (struct worker_io){ .pid = pid, .control_fd = control_fd };
+                        s->io[s->n_io] = (struct worker_io){ .pid = pid,
+                                                             .control_fd = control_fd,
+                                                             .unpreloadable = unpreloadable };
                         r = sd_event_add_child(s->event, &s->io[s->n_io].child, pid, WEXITED, on_worker_exit, s);
                         if (r >= 0)
                                 s->n_io++;

@@ -20,6 +20,7 @@ struct worker_io {
         pid_t pid;
         int control_fd;
         sd_event_source *child;
+        bool unpreloadable; /* adopt is on, but the program is statically linked */
 };
 
 struct hook;

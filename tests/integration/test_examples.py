@@ -15,7 +15,7 @@ import time
 import lib
 
 NODE_DIR = os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "node"))
-NODE_APP = os.path.join(NODE_DIR, "server.js")
+NODE_APP = os.path.join(NODE_DIR, "aware.js")
 
 
 def listener(family=socket.AF_INET, address=("127.0.0.1", 0)):
@@ -130,10 +130,12 @@ class Examples(lib.TestCase):
             self.skipTest("node is not installed")
         port = lib.free_port()
         sock_path = os.path.join(self.dir, "node.sock")
-        v1 = NODE_DIR  # the example as shipped: ./start, APP_VERSION unset (v1)
+        v1 = os.path.join(self.dir, "node-v1")  # aware.js, APP_VERSION unset (v1)
+        shutil.copytree(NODE_DIR, v1)
+        lib.write_file(os.path.join(v1, "start"), "#!/bin/sh\nexec node aware.js\n", 0o755)
         v2 = os.path.join(self.dir, "node-v2")
         shutil.copytree(NODE_DIR, v2)
-        lib.write_file(os.path.join(v2, "start"), "#!/bin/sh\nAPP_VERSION=v2 exec node server.js\n", 0o755)
+        lib.write_file(os.path.join(v2, "start"), "#!/bin/sh\nAPP_VERSION=v2 exec node aware.js\n", 0o755)
         conf = lib.write_file(os.path.join(self.dir, "node.conf"),
                               "[upgrade]\nready = delay\nready_delay = 1s\ndrain_timeout = 20s\n")
         # PORT names another port: served on LISTEN_FDS, nothing may listen there.
@@ -148,7 +150,7 @@ class Examples(lib.TestCase):
         for pid in [w[0] for w in sup.get_property("node", "Workers")]:
             self.assertEqual(os.readlink("/proc/%d/cwd" % pid), v1)
             # Said once both fds listen; a worker may be ready (by delay) before that.
-            sup.wait_output("server.js v1: pid %d serving on 2 socket(s)" % pid)
+            sup.wait_output("aware.js v1: pid %d serving on 2 socket(s)" % pid)
 
         load = lib.Load(self, "127.0.0.1:%d" % port, clients=8, mode="mixed")
         targets = [v2, v1, v2]
@@ -166,7 +168,7 @@ class Examples(lib.TestCase):
         self.assertEqual(len(current), 2, workers)
         for pid in current:
             self.assertEqual(os.readlink("/proc/%d/cwd" % pid), v2)
-            sup.wait_output("server.js v2: pid %d serving on 2 socket(s)" % pid)
+            sup.wait_output("aware.js v2: pid %d serving on 2 socket(s)" % pid)
         self.assertEqual(sup.stop(), 0, sup.output())
         self.assert_pids_gone([w[0] for w in workers])
         print("node under liveswap, %d upgrades: %s requests, %s failed, versions %s, p99 %s us, max %s us" % (

@@ -654,7 +654,8 @@ static const struct {
         { "[upgrade]\nstrategy = Rolling\n", 2, "invalid strategy 'Rolling' (rolling, blue-green or restart)" },
         { "[upgrade]\nbatch = 0\n", 2, "invalid batch '0' (a whole number from 1 to 4096)" },
         { "[upgrade]\nbatch = 5000\n", 2, "invalid batch '5000' (a whole number from 1 to 4096)" },
-        { "[upgrade]\nready = sometimes\n", 2, "invalid ready 'sometimes' (notify or delay)" },
+        { "[upgrade]\nready = sometimes\n", 2, "invalid ready 'sometimes' (notify, listen or delay)" },
+        { "[worker]\nadopt = maybe\n", 2, "invalid adopt 'maybe' (yes or no)" },
         { "[upgrade]\nready_timeout = soon\n", 2,
           "invalid duration 'soon' for ready_timeout (use ms, s or min, e.g. 500ms, 1.5s, 2min)" },
         { "[upgrade]\nready_delay = -1s\n", 2,
@@ -959,4 +960,14 @@ Test(config, stable_time) {
         cr_assert_eq(c.stable_time_usec, 0, "0 turns the canary off");
         check_error("[upgrade]\nstable_time = forever\n", 2,
                     "invalid duration 'forever' for stable_time (use ms, s or min, e.g. 500ms, 1.5s, 2min)");
+}
+
+Test(config, adopt_and_ready_listen) {
+        cr_assert(c.adopt); /* on by default */
+        check_loads("[worker]\nadopt = no\n[upgrade]\nready = listen\n");
+        cr_assert_not(c.adopt);
+        cr_assert_eq(c.ready, READY_LISTEN);
+        cr_assert_str_eq(ready_mode_to_string(c.ready), "listen");
+        check_loads("[worker]\nadopt = true\n");
+        cr_assert(c.adopt);
 }
