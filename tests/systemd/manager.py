@@ -34,7 +34,7 @@ STOP_TIMEOUT = 60.0
 # meson's b_sanitize of the build under test ("none" without sanitizers).
 SANITIZE = os.environ.get("LIVESWAP_SANITIZE", "none") or "none"
 # What scripts/test exports, unless the caller set its own.
-SANITIZER_DEFAULTS = {"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=1",
+SANITIZER_DEFAULTS = {"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=1:verify_asan_link_order=0",
                       "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1"}
 
 _counter = itertools.count()
