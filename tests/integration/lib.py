@@ -222,7 +222,7 @@ class Supervisor:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-            raise AssertionError("liveswap did not stop within %ss" % timeout)
+            raise AssertionError("liveswap did not stop within %ss; its log:\n%s" % (timeout, self.output()[-6000:]))
 
     def output(self):
         if not self.log.closed:
