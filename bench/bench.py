@@ -183,7 +183,8 @@ class Bench:
         p = self.p
         d = self.directory("scale-%s-%d" % (strategy, workers))
         port = measure.free_port()
-        tool = tools.Liveswap(self.env, d, port, 0, workers, strategy=strategy)
+        # Spawn cost, not the canary's wait: stable_time = 0.
+        tool = tools.Liveswap(self.env, d, port, 0, workers, strategy=strategy, stable_time="0")
         log("scale: %d workers, %s" % (workers, strategy))
         row = {"strategy": strategy, "workers": workers, "upgrades": []}
         load = None
@@ -226,7 +227,8 @@ class Bench:
         n = p["soak_upgrades"]
         d = self.directory("soak")
         port = measure.free_port()
-        tool = tools.Liveswap(self.env, d, port, 0, p["workers"], strategy="rolling")
+        # Leaks over many upgrades, not the canary's wait: stable_time = 0.
+        tool = tools.Liveswap(self.env, d, port, 0, p["workers"], strategy="rolling", stable_time="0")
         log("soak: %d upgrades" % n)
         row = {"upgrades": n, "workers": p["workers"], "failed_upgrades": 0, "messages": []}
         load = None

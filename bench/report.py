@@ -415,14 +415,16 @@ answered" after "new version first answered" is the time both ran side by side.
 
 ## liveswap at scale
 
-Upgrades of the instant app under load ({scale_clients} clients), {scale_upgrades} per size.
+Upgrades of the instant app under load ({scale_clients} clients), {scale_upgrades} per size,
+with `stable_time = 0`: this measures spawning, not the canary's 1 s wait (which the
+scenarios above include, as liveswap's default).
 
 {scale_table}
 
 ## Soak
 
-{soak_n} upgrades back to back (rolling, {workers} workers, alternating two releases) under
-load ({soak_clients} clients).
+{soak_n} upgrades back to back (rolling, {workers} workers, alternating two releases,
+`stable_time = 0`) under load ({soak_clients} clients).
 
 {soak_table}
 

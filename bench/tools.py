@@ -138,11 +138,13 @@ def stop_process(proc, sig=signal.SIGTERM, timeout=60.0):
         proc.wait()
 
 
-def write_liveswap_config(path, target, workers, strategy, head=None, ready="notify"):
+def write_liveswap_config(path, target, workers, strategy, head=None, ready="notify", stable_time=None):
     with open(path, "w") as f:
         f.write("[worker]\ntarget = %s\nexec = ./start\nworkers = %d\n"
                 "[upgrade]\nstrategy = %s\nbatch = 1\nready = %s\nready_timeout = 120s\n"
                 "drain_timeout = 60s\n" % (target, workers, strategy, ready))
+        if stable_time is not None:
+            f.write("stable_time = %s\n" % stable_time)
         if head:
             f.write("[state]\nhead = %s\n" % head)
 
@@ -225,9 +227,10 @@ class SocketActivate(Tool):
 class Liveswap(Tool):
     supervisor = "liveswap"
 
-    def __init__(self, *args, strategy="rolling"):
+    def __init__(self, *args, strategy="rolling", stable_time=None):
         super().__init__(*args)
         self.strategy = strategy
+        self.stable_time = stable_time  # None: liveswap's default (the 1 s canary)
         self.key = "liveswap-" + strategy
         self.label = "liveswap %s" % ("rolling, batch 1" if strategy == "rolling" else strategy)
         self.instance = "bench"
@@ -242,7 +245,7 @@ class Liveswap(Tool):
     def start(self, tag):
         self.releases.point(tag)
         write_liveswap_config(self.config, self.releases.current, self.workers, self.strategy,
-                              head=os.path.join(self.dir, "HEAD"))
+                              head=os.path.join(self.dir, "HEAD"), stable_time=self.stable_time)
         args = [self.env.liveswap, "--instance", self.instance, "--config", self.config,
                 "--listen", "127.0.0.1:%d" % self.port]
         self.commands = [" ".join(args), "ln -sfn releases/NEW current && liveswap -i %s -u" % self.instance]

@@ -26,6 +26,14 @@ static bool is_blank(char c) {
         return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
+/* Narrows [*start, *end) to what is left without surrounding blanks. */
+static void trim_blanks(const char **start, const char **end) {
+        while (*start < *end && is_blank(**start))
+                (*start)++;
+        while (*end > *start && is_blank((*end)[-1]))
+                (*end)--;
+}
+
 /* What head_read() gives back must be what head_write() wrote, so both check paths
  * the same way. */
 static bool valid_target(const char *s, size_t len) {
@@ -79,10 +87,7 @@ int head_read(const char *path, char **ret) {
                 return r;
 
         const char *start = buf, *end = buf + len;
-        while (start < end && is_blank(*start))
-                start++;
-        while (end > start && is_blank(end[-1]))
-                end--;
+        trim_blanks(&start, &end);
         if (!valid_target(start, (size_t) (end - start)) || memchr(buf, 0, len))
                 return -EINVAL;
         char *target = strndup(start, (size_t) (end - start));
@@ -243,10 +248,7 @@ int head_generation_read(const char *path, uint64_t *ret) {
                 return r;
 
         const char *p = buf, *end = buf + len;
-        while (p < end && is_blank(*p))
-                p++;
-        while (end > p && is_blank(end[-1]))
-                end--;
+        trim_blanks(&p, &end);
         /* Digits only: strtoull() alone would take a sign, blanks inside or a NUL. */
         if (p == end || end - p > 19 || memchr(buf, 0, len))
                 return -EINVAL;
