@@ -42,11 +42,34 @@ void engine_settings_from_config(const struct config *c, struct engine_settings 
 
 /* ---- workers ---- */
 
-/* The adopt library: LIVESWAP_ADOPT_LIBRARY (the build tree's copy, for the tests and
- * for running uninstalled) or the installed one. */
-static const char *adopt_library(void) {
+/* The adopt library: LIVESWAP_ADOPT_LIBRARY (the tests'), the installed one, or, for a
+ * program run from its build tree (README's first steps), the copy built beside it.
+ * Looked for once: a missing library must not make every worker print ld.so's error. */
+static const char *adopt_library(struct supervisor *s) {
+        if (s->adopt_library_searched)
+                return s->adopt_library;
+        s->adopt_library_searched = true;
         const char *p = getenv("LIVESWAP_ADOPT_LIBRARY");
-        return p && *p ? p : LIVESWAP_ADOPT_LIBRARY;
+        if (p && *p)
+                return s->adopt_library = strdup(p);
+        if (access(LIVESWAP_ADOPT_LIBRARY, R_OK) == 0)
+                return s->adopt_library = strdup(LIVESWAP_ADOPT_LIBRARY);
+        char self[4096];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+        if (n > 0) {
+                self[n] = 0;
+                char *slash = strrchr(self, '/');
+                if (slash &&
+                    asprintf(&s->adopt_library, "%.*s/libliveswap-adopt.so", (int) (slash - self), self) >= 0 &&
+                    access(s->adopt_library, R_OK) == 0)
+                        return s->adopt_library;
+                free(s->adopt_library);
+                s->adopt_library = NULL;
+        }
+        log_warning("The adopt library is not installed (%s): apps that bind their own port will not get "
+                    "the listening socket; install liveswap or set LIVESWAP_ADOPT_LIBRARY",
+                    LIVESWAP_ADOPT_LIBRARY);
+        return NULL;
 }
 
 #define STATIC_HINT                                                                                             \
@@ -127,7 +150,7 @@ static void perform_spawn(struct supervisor *s, const struct engine_action *a) {
                 .instance = s->instance,
                 .generation = a->generation,
                 .slot = a->slot,
-                .adopt_library = c->adopt ? adopt_library() : NULL,
+                .adopt_library = c->adopt ? adopt_library(s) : NULL,
                 .ready_listen = c->ready == READY_LISTEN,
                 .drain_signal = c->drain_signal,
         };
@@ -455,6 +478,7 @@ void supervisor_done(struct supervisor *s) {
         worker_command_done(&s->candidate);
         free(s->fdnames);
         free(s->runtime_dir);
+        free(s->adopt_library);
         free(s->notify_path);
         free(s->head_path);
         free(s->head_seen);

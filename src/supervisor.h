@@ -40,6 +40,8 @@ struct supervisor {
         struct socket_set sockets;
         char *fdnames;
         char *runtime_dir;
+        char *adopt_library; /* found once, at the first spawn; NULL when there is none */
+        bool adopt_library_searched;
         char *notify_path;
         int notify_fd;
         sd_event_source *notify_source;

@@ -245,6 +245,24 @@ import signal; signal.pause()
         self.assertEqual(len([f for f in fds if f.startswith("socket:")]), 4 + 0, fds)  # 2 passed, + own, + control
         self.assertEqual(sup.stop(), 0, sup.output())
 
+    def test_uninstalled_program_finds_the_library_beside_it(self):
+        """README's first steps run build/src/liveswap uninstalled: the adopt library is
+        the copy built beside the program, not an installed path that does not exist
+        (ld.so would print an error for every worker and adopt nothing)."""
+        port = lib.free_port()
+        v1 = lib.make_target(os.path.join(self.dir, "a"), "v1")
+        beside = os.path.join(os.path.dirname(os.path.realpath(lib.LIVESWAP)), "libliveswap-adopt.so")
+        if not os.path.exists(beside):
+            self.skipTest("no adopt library beside %s (not a build tree)" % lib.LIVESWAP)
+        sup = self.start("--instance", "web", "-s", v1, "-p", str(port), "-f", "1",
+                         env={"LIVESWAP_ADOPT_LIBRARY": ""})
+        pid = worker_pids(sup, "web")[0]
+        with open("/proc/%d/environ" % pid, "rb") as f:
+            environ = dict(kv.split(b"=", 1) for kv in f.read().split(b"\0") if b"=" in kv)
+        self.assertEqual(environ.get(b"LD_PRELOAD"), beside.encode())
+        self.assertEqual(lib.http_get(("127.0.0.1", port))[2], "v1\n")
+        self.assertNotIn("cannot be preloaded", sup.output())
+
     def test_static_binary_explained(self):
         cc = shutil.which("cc") or shutil.which("gcc")
         if not cc:
