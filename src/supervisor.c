@@ -154,7 +154,7 @@ static void perform_spawn(struct supervisor *s, const struct engine_action *a) {
                 .ready_listen = c->ready == READY_LISTEN,
                 .drain_signal = c->drain_signal,
         };
-        bool unpreloadable = c->adopt && elf_classify_file(cmd->directory, cmd->argv[0]) == ELF_STATIC;
+        bool unpreloadable = c->adopt && cmd->is_static;
         if (unpreloadable)
                 log_warning("%s is statically linked: if it binds its port itself, it will fail with \"address in "
                             "use\" (adopt cannot reach it)",

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "elf-kind.h"
 #include "macro.h"
 #include "target.h"
 #include "utf8.h"
@@ -129,6 +130,8 @@ int target_resolve(const char *target, const char *exec, struct worker_command *
                 worker_command_done(&c);
                 return fail(err, errlen, ENOMEM, "out of memory");
         }
+        /* Once per release, not per spawn: it reads the executable's headers. */
+        c.is_static = elf_classify_file(c.directory, c.argv[0]) == ELF_STATIC;
         c.target = TAKE_PTR(resolved);
         *ret = c;
         return 0;

@@ -9,6 +9,7 @@ struct worker_command {
         char *target; /* the resolved absolute path (symlinks followed) */
         char *directory; /* where the worker runs */
         char **argv; /* what is executed (argv[0] relative to directory or in PATH) */
+        bool is_static; /* the program is statically linked: no preload can reach it */
 };
 
 /* Resolves and checks TARGET (relative paths against the current directory, symlinks
