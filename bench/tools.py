@@ -231,6 +231,7 @@ class Liveswap(Tool):
         super().__init__(*args)
         self.strategy = strategy
         self.stable_time = stable_time  # None: liveswap's default (the 1 s canary)
+        self.ready = "notify"
         self.key = "liveswap-" + strategy
         self.label = "liveswap %s" % ("rolling, batch 1" if strategy == "rolling" else strategy)
         self.instance = "bench"
@@ -245,7 +246,7 @@ class Liveswap(Tool):
     def start(self, tag):
         self.releases.point(tag)
         write_liveswap_config(self.config, self.releases.current, self.workers, self.strategy,
-                              head=os.path.join(self.dir, "HEAD"), stable_time=self.stable_time)
+                              head=os.path.join(self.dir, "HEAD"), ready=self.ready, stable_time=self.stable_time)
         args = [self.env.liveswap, "--instance", self.instance, "--config", self.config,
                 "--listen", "127.0.0.1:%d" % self.port]
         self.commands = [" ".join(args), "ln -sfn releases/NEW current && liveswap -i %s -u" % self.instance]
@@ -297,17 +298,7 @@ class LiveswapAdoptNode(Liveswap):
         self.key = "liveswap-adopt-node"
         self.label = "liveswap rolling, unmodified Node app (adopt, ready = listen)"
         self.releases = NodeReleases(self.env, self.dir, self.delay_ms, self.port)
-
-    def start(self, tag):
-        self.releases.point(tag)
-        write_liveswap_config(self.config, self.releases.current, self.workers, self.strategy,
-                              head=os.path.join(self.dir, "HEAD"), ready="listen")
-        args = [self.env.liveswap, "--instance", self.instance, "--config", self.config,
-                "--listen", "127.0.0.1:%d" % self.port]
-        self.commands = [" ".join(args), "ln -sfn releases/NEW current && liveswap -i %s -u" % self.instance]
-        self.proc = subprocess.Popen(args, env=self.env_vars, stdin=subprocess.DEVNULL, stdout=self.log,
-                                     stderr=self.log)
-        wait_serving(self.port, START_TIMEOUT, self.label)
+        self.ready = "listen"
 
 
 class ManagedTool(Tool):
