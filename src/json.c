@@ -4,35 +4,7 @@
 #include <stdint.h>
 
 #include "json.h"
-
-/* Length of the valid UTF-8 sequence at s, or 0 when it is not one. */
-static int utf8_length(const unsigned char *s) {
-        int n;
-        uint32_t c;
-        if (s[0] < 0x80)
-                return 1;
-        if ((s[0] & 0xe0) == 0xc0) {
-                n = 2;
-                c = s[0] & 0x1f;
-        } else if ((s[0] & 0xf0) == 0xe0) {
-                n = 3;
-                c = s[0] & 0x0f;
-        } else if ((s[0] & 0xf8) == 0xf0) {
-                n = 4;
-                c = s[0] & 0x07;
-        } else
-                return 0;
-        for (int i = 1; i < n; i++) {
-                if ((s[i] & 0xc0) != 0x80)
-                        return 0;
-                c = c << 6 | (s[i] & 0x3f);
-        }
-        /* Overlong forms, surrogates and values past U+10FFFF are not valid. */
-        static const uint32_t min[] = { 0, 0, 0x80, 0x800, 0x10000 };
-        if (c < min[n] || (c >= 0xd800 && c <= 0xdfff) || c > 0x10ffff)
-                return 0;
-        return n;
-}
+#include "utf8.h"
 
 void json_write_string(FILE *f, const char *s) {
         if (!s) {
@@ -41,7 +13,7 @@ void json_write_string(FILE *f, const char *s) {
         }
         fputc('"', f);
         for (const unsigned char *p = (const unsigned char *) s; *p;) {
-                int n = utf8_length(p);
+                int n = (int) utf8_character_length((const char *) p, false);
                 if (n == 0) {
                         fputs("\\ufffd", f);
                         p++;

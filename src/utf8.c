@@ -8,10 +8,8 @@
 
 #include "utf8.h"
 
-/* The length of the character that starts at S (1 to 4), or 0 when the bytes there are
- * not one character sd-bus accepts. Never reads past a NUL: a NUL is not a continuation
- * byte, so a truncated sequence stops at it. */
-static size_t character_length(const unsigned char *s) {
+size_t utf8_character_length(const char *text, bool for_dbus) {
+        const unsigned char *s = (const unsigned char *) text;
         uint32_t c;
         size_t n;
         if (s[0] < 0x80)
@@ -39,7 +37,7 @@ static size_t character_length(const unsigned char *s) {
                 return 0;
         if (c >= 0xd800 && c <= 0xdfff) /* UTF-16 surrogates */
                 return 0;
-        if ((c >= 0xfdd0 && c <= 0xfdef) || (c & 0xfffe) == 0xfffe) /* noncharacters */
+        if (for_dbus && ((c >= 0xfdd0 && c <= 0xfdef) || (c & 0xfffe) == 0xfffe)) /* noncharacters */
                 return 0;
         return n;
 }
@@ -47,7 +45,7 @@ static size_t character_length(const unsigned char *s) {
 bool utf8_is_valid(const char *s) {
         const unsigned char *p = (const unsigned char *) s;
         while (*p) {
-                size_t n = character_length(p);
+                size_t n = utf8_character_length((const char *) p, true);
                 if (n == 0)
                         return false;
                 p += n;
@@ -63,7 +61,7 @@ char *utf8_escape_invalid(const char *s) {
                 return NULL;
         const unsigned char *p = (const unsigned char *) s;
         while (*p) {
-                size_t n = character_length(p);
+                size_t n = utf8_character_length((const char *) p, true);
                 if (n > 0) {
                         memcpy(o, p, n);
                         o += n;
@@ -92,7 +90,7 @@ void utf8_sanitize_buffer(char *buf, size_t size) {
         const unsigned char *p = (const unsigned char *) buf;
         size_t o = 0;
         while (*p) {
-                size_t n = character_length(p);
+                size_t n = utf8_character_length((const char *) p, true);
                 if (!out) {
                         if (n == 0) /* out of memory: cut at the first invalid byte */
                                 break;

@@ -10,6 +10,11 @@
  * noncharacters U+FDD0..U+FDEF and U+xxFFFE/U+xxFFFF, which sd-bus refuses as well. */
 bool utf8_is_valid(const char *s);
 
+/* The length (1 to 4) of the well-formed UTF-8 character that starts at TEXT, or 0 when
+ * the bytes there are not one; with FOR_DBUS also 0 for the noncharacters sd-bus refuses
+ * (JSON takes them). Never reads past a NUL: a truncated sequence stops at it. */
+size_t utf8_character_length(const char *text, bool for_dbus);
+
 /* A copy of S in which every byte that is not part of such a character is written as
  * "\xNN" (lower-case hex), so that the result is always valid and still shows what the
  * bytes were. Valid input comes back unchanged. NULL only when out of memory. */
