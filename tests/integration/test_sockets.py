@@ -14,7 +14,11 @@ class Sockets(lib.TestCase):
         v1 = lib.make_target(os.path.join(self.dir, "a"), "v1")
         v2 = lib.make_target(os.path.join(self.dir, "b"), "v2")
         sup = lib.Supervisor(self, ["systemd-socket-activate", "-l", listen, "--fdname=web", "-E", "NOTIFY_SOCKET",
-                                    "-E", "XDG_RUNTIME_DIR", "-E", "XDG_STATE_HOME", "-E", "PATH", lib.LIVESWAP,
+                                    "-E", "XDG_RUNTIME_DIR", "-E", "XDG_STATE_HOME", "-E", "PATH",
+                                    # Sanitized workers get the adopt library preloaded: they need
+                                    # the sanitizer options scripts/test sets (empty otherwise).
+                                    "-E", "ASAN_OPTIONS", "-E", "UBSAN_OPTIONS", "-E", "LIVESWAP_ADOPT_LIBRARY",
+                                    lib.LIVESWAP,
                                     "--instance", "web", "--config", notify_config(self), "-s", v1, *args])
         sup.wait_output("Listening on")  # systemd-socket-activate has bound the socket
         return sup, v2
