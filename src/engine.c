@@ -5,6 +5,7 @@
  * so a failed allocation aborts (oom()) rather than lose or fake one. */
 #include <assert.h>
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -30,6 +31,7 @@ struct generation {
 struct respawn {
         unsigned slot;
         uint64_t at_usec;
+        unsigned restarts; /* of the worker that died: its replacement counts one more */
 };
 
 struct engine {
@@ -283,6 +285,16 @@ static struct engine_worker *spawn_worker(struct engine *e, const struct generat
         return w;
 }
 
+/* Every replacement of a worker of the current generation by a new one in its slot comes
+ * through here, whatever removed the old one (a crash, a kill, Restart(), a watchdog or a
+ * memory limit), so that the count of restarts shown per worker is kept in one place.
+ * PREVIOUS is the restarts of the worker being replaced. */
+static struct engine_worker *refill_slot(struct engine *e, unsigned slot, unsigned previous, uint64_t now) {
+        struct engine_worker *w = spawn_worker(e, &e->current, slot, now);
+        w->restarts = previous < UINT_MAX ? previous + 1 : UINT_MAX;
+        return w;
+}
+
 static void drain_worker(struct engine *e, struct engine_worker *w, uint64_t now) {
         if (w->state == WORKER_DRAINING)
                 return;
@@ -409,7 +421,8 @@ static void schedule_respawn(struct engine *e, const struct engine_worker *w, co
         }
         if (!grow((void **) &e->respawns, &e->allocated_respawns, e->n_respawns + 1, sizeof(*e->respawns)))
                 oom();
-        e->respawns[e->n_respawns++] = (struct respawn){ .slot = w->slot, .at_usec = now + backoff_for(*f) };
+        e->respawns[e->n_respawns++] =
+                (struct respawn){ .slot = w->slot, .at_usec = now + backoff_for(*f), .restarts = w->restarts };
 }
 
 /* ---- upgrades ---- */
@@ -771,8 +784,10 @@ int engine_restart(struct engine *e, uint64_t now) {
                 kill_worker(e, w, "restart requested");
         }
         reset_failures(e);
-        while (e->n_respawns > 0)
-                spawn_worker(e, &e->current, e->respawns[--e->n_respawns].slot, now);
+        while (e->n_respawns > 0) {
+                struct respawn r = e->respawns[--e->n_respawns];
+                refill_slot(e, r.slot, r.restarts, now);
+        }
         return 0;
 }
 
@@ -830,7 +845,7 @@ static void worker_gone(struct engine *e, struct engine_worker *w, const char *w
                 return;
         } else if (dead.generation == e->current.number && e->state != ENGINE_STOPPING) {
                 if (dead.respawn_now)
-                        spawn_worker(e, &e->current, dead.slot, now);
+                        refill_slot(e, dead.slot, dead.restarts, now);
                 else
                         schedule_respawn(e, &dead, why, now);
         }
@@ -919,9 +934,9 @@ void engine_timer(struct engine *e, uint64_t now) {
                         i++;
                         continue;
                 }
-                unsigned slot = e->respawns[i].slot;
+                struct respawn r = e->respawns[i];
                 e->respawns[i] = e->respawns[--e->n_respawns];
-                spawn_worker(e, &e->current, slot, now);
+                refill_slot(e, r.slot, r.restarts, now);
         }
 
         /* One expiry per pass: handling it may add or remove workers. */

@@ -65,6 +65,11 @@ struct engine_worker {
         bool killed; /* SIGKILL already sent */
         bool respawn_now; /* Restart(): replace at once when it exits */
         bool for_rollback; /* started to restore the old generation's strength */
+        /* How often this slot of this generation was refilled: its previous worker died or
+         * was killed (a crash, not ready in time, Restart(), and any other replacement)
+         * and this one took its place. Scaling up, an upgrade's new generation and the
+         * workers a rollback starts to regain strength begin at 0. */
+        unsigned restarts;
 };
 
 enum action_type {

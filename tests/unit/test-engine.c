@@ -2274,3 +2274,115 @@ Test(engine, generation_cancelled_upgrade_uses_up_its_number) {
         cr_assert_eq(engine_get_generation(e), 1);
         cr_assert_eq(engine_check_upgrade(e), 3);
 }
+
+/* ---- restarts per slot ---- */
+
+/* The restarts of the worker that serves SLOT of GENERATION (not draining); -1 if none. */
+static int restarts_of(uint64_t generation, unsigned slot) {
+        struct engine_worker w;
+        for (size_t i = 0; engine_get_worker_at(e, i, &w); i++)
+                if (w.generation == generation && w.slot == slot && w.state != WORKER_DRAINING)
+                        return (int) w.restarts;
+        return -1;
+}
+
+/* The worker in SLOT crashes (exit status or signal) and its replacement starts and is ready. */
+static void crash_slot(uint64_t generation, unsigned slot, bool by_signal) {
+        pid_t pids[MAX_PIDS];
+        size_t n = pids_of(generation, ANY_STATE, pids);
+        for (size_t i = 0; i < n; i++)
+                if (worker(pids[i]).slot == slot && state_of(pids[i]) != WORKER_DRAINING) {
+                        if (by_signal)
+                                kill_pid(pids[i], SIGKILL);
+                        else
+                                exit_pid(pids[i], 1);
+                        advance_to_deadline(); /* the back-off */
+                        ready_all(generation);
+                        return;
+                }
+        cr_assert_fail("no worker in slot %u of generation %llu", slot, (unsigned long long) generation);
+}
+
+Test(engine, restarts_count_crashes_per_slot) {
+        struct engine_settings s = settings(2, STRATEGY_ROLLING, 1);
+        start_running(&s);
+        cr_assert_eq(restarts_of(1, 0), 0);
+        cr_assert_eq(restarts_of(1, 1), 0);
+
+        crash_slot(1, 0, true);
+        cr_assert_eq(restarts_of(1, 0), 1);
+        cr_assert_eq(restarts_of(1, 1), 0, "only the slot that crashed");
+        crash_slot(1, 0, false);
+        cr_assert_eq(restarts_of(1, 0), 2);
+        crash_slot(1, 1, false);
+        cr_assert_eq(restarts_of(1, 1), 1);
+
+        /* A respawn that is not ready in time is replaced too, and counts. */
+        exit_pid(first_pid(1, WORKER_READY), 1);
+        advance_to_deadline(); /* the replacement starts ... */
+        pid_t slow = first_pid(1, WORKER_STARTING);
+        unsigned slot = worker(slow).slot;
+        unsigned before = worker(slow).restarts;
+        advance(30 * SEC); /* ... and misses ready_timeout */
+        advance_to_deadline();
+        ready_all(1);
+        cr_assert_eq(restarts_of(1, slot), (int) before + 1);
+
+        /* A copy, like every view: the counts live in the engine. */
+        struct engine_worker w;
+        cr_assert(engine_get_worker_at(e, 0, &w));
+        w.restarts = 99;
+        cr_assert_neq(restarts_of(1, w.slot), 99);
+}
+
+Test(engine, restarts_start_over_with_a_new_generation) {
+        struct engine_settings s = settings(2, STRATEGY_ROLLING, 1);
+        start_running(&s);
+        crash_slot(1, 0, false);
+        crash_slot(1, 1, false);
+        cr_assert_eq(restarts_of(1, 0), 1);
+
+        begin_upgrade("/srv/app/v2", &s);
+        ready_one(2);
+        ready_one(2);
+        cr_assert_eq(engine_get_generation(e), 2);
+        cr_assert_eq(restarts_of(2, 0), 0, "new code starts with a clean count");
+        cr_assert_eq(restarts_of(2, 1), 0);
+        crash_slot(2, 1, true);
+        cr_assert_eq(restarts_of(2, 1), 1);
+}
+
+Test(engine, restarts_count_restart_but_not_scaling_or_rollback) {
+        struct engine_settings s = settings(2, STRATEGY_ROLLING, 1);
+        start_running(&s);
+        crash_slot(1, 0, false);
+
+        /* Restart(): each slot is refilled once, counted as for a crash. */
+        pid_t pids[MAX_PIDS];
+        cr_assert_eq(pids_of(1, ANY_STATE, pids), 2);
+        cr_assert_eq(engine_restart(e, now), 0);
+        pump();
+        kill_pid(pids[0], SIGKILL);
+        kill_pid(pids[1], SIGKILL);
+        ready_all(1);
+        cr_assert_eq(restarts_of(1, 0), 2);
+        cr_assert_eq(restarts_of(1, 1), 1);
+
+        /* A slot added by scaling up is new, not restarted. */
+        cr_assert_eq(engine_set_workers(e, now, 3), 0);
+        pump();
+        ready_all(1);
+        cr_assert_eq(restarts_of(1, 2), 0);
+
+        /* A failed rolling upgrade: an old worker drained for the first new one is
+         * replaced to regain strength; that is no restart of its slot. */
+        begin_upgrade("/srv/app/v2", &s);
+        ready_one(2); /* no canary in these settings: one old worker drains */
+        cr_assert_eq(workers_in(1, WORKER_DRAINING), 1);
+        unsigned drained = worker(first_pid(1, WORKER_DRAINING)).slot;
+        exit_pid(first_pid(2, WORKER_STARTING), 1); /* the next new worker fails: rollback */
+        cr_assert_eq(engine_get_state(e), ENGINE_ROLLING_BACK);
+        ready_all(1);
+        cr_assert_eq(engine_get_state(e), ENGINE_RUNNING);
+        cr_assert_eq(restarts_of(1, drained), 0);
+}
