@@ -27,6 +27,7 @@
 #include "request.h"
 #include "supervisor.h"
 #include "utf8.h"
+#include "worker-stats.h"
 
 #define MAX_CONNECTIONS 256
 
@@ -338,6 +339,39 @@ static int method_set_workers(sd_bus_message *m, void *userdata, sd_bus_error *e
 
 /* ---- properties ---- */
 
+/* WorkerDetails: what each worker costs, measured when the property is read (one pass
+ * over /proc for all of them), so that no timer runs for it and an idle supervisor stays
+ * idle. It changes all the time, so no PropertiesChanged is sent for it, and GetAll
+ * leaves it out (the vtable says so): reading Workers or State costs no /proc pass. */
+static int append_worker_details(sd_bus_message *reply, const struct engine *e) {
+        size_t n = engine_count_workers(e);
+        _cleanup_free_ struct engine_worker *workers = calloc(n ?: 1, sizeof(*workers));
+        _cleanup_free_ struct worker_stats_query *queries = calloc(n ?: 1, sizeof(*queries));
+        _cleanup_free_ struct worker_stats *stats = calloc(n ?: 1, sizeof(*stats));
+        if (!workers || !queries || !stats)
+                return -ENOMEM;
+        size_t k = 0;
+        for (size_t i = 0; i < n && engine_get_worker_at(e, i, &workers[k]); i++)
+                if (workers[k].pid > 0) {
+                        /* Each worker leads its process group. No cgroup per worker yet. */
+                        queries[k] = (struct worker_stats_query){ .pgid = workers[k].pid, .cgroup_path = NULL };
+                        k++;
+                }
+        int r = worker_stats_collect(queries, k, stats);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', LIVESWAP_WORKER_DETAILS);
+        for (size_t i = 0; r >= 0 && i < k; i++) {
+                const struct engine_worker *w = &workers[i];
+                r = sd_bus_message_append(reply, LIVESWAP_WORKER_DETAILS, (uint32_t) w->pid, w->generation,
+                                          (uint32_t) w->slot, worker_state_to_string(w->state), w->started_usec,
+                                          stats[i].has_memory ? stats[i].memory_bytes : LIVESWAP_FIGURE_UNKNOWN,
+                                          stats[i].has_cpu ? stats[i].cpu_usec : LIVESWAP_FIGURE_UNKNOWN,
+                                          (uint32_t) w->restarts);
+        }
+        return r < 0 ? r : sd_bus_message_close_container(reply);
+}
+
 static int property_get(sd_bus *bus, const char *path, const char *interface, const char *property,
                         sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         struct bus_server *b = userdata;
@@ -346,6 +380,10 @@ static int property_get(sd_bus *bus, const char *path, const char *interface, co
 
         if (strcmp(property, "Instance") == 0)
                 return append_text(reply, s->instance);
+        if (strcmp(property, "Version") == 0)
+                return sd_bus_message_append(reply, "s", LIVESWAP_VERSION);
+        if (strcmp(property, "WorkerDetails") == 0)
+                return append_worker_details(reply, e);
         if (strcmp(property, "Generation") == 0)
                 return sd_bus_message_append(reply, "t", engine_get_generation(e));
         if (strcmp(property, "Target") == 0)
@@ -390,6 +428,9 @@ static const sd_bus_vtable supervisor_vtable[] = {
         SD_BUS_PROPERTY("DrainingWorkers", "u", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Workers", "a(utsst)", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("LastResult", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Version", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        /* No EMITS_CHANGE flag: sd-bus annotates it EmitsChangedSignal=false. */
+        SD_BUS_PROPERTY("WorkerDetails", "a" LIVESWAP_WORKER_DETAILS, property_get, 0, SD_BUS_VTABLE_PROPERTY_EXPLICIT),
         SD_BUS_METHOD_WITH_NAMES("Upgrade", "s", SD_BUS_PARAM(target), "t", SD_BUS_PARAM(generation), method_upgrade,
                                  SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("StartUpgrade", "s", SD_BUS_PARAM(target), "t", SD_BUS_PARAM(generation),

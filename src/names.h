@@ -2,10 +2,16 @@
 #pragma once
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define LIVESWAP_BUS_PREFIX "org.liveswap1."
 #define LIVESWAP_OBJECT_PATH "/org/liveswap1"
 #define LIVESWAP_INTERFACE "org.liveswap1.Supervisor"
+/* WorkerDetails a(utustttu): pid, generation, slot, state, started (monotonic usec),
+ * memory bytes, CPU usec, restarts. A figure that cannot be read is
+ * LIVESWAP_FIGURE_UNKNOWN. */
+#define LIVESWAP_WORKER_DETAILS "(utustttu)"
+#define LIVESWAP_FIGURE_UNKNOWN UINT64_MAX
 
 /* Escapes an instance as one D-Bus name element: bytes outside [A-Za-z0-9] become "_xx"
  * (lower-case hex), and so does a leading digit. Returns a new string, or NULL with errno
