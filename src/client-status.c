@@ -134,6 +134,40 @@ int client_get_status(struct client *c, struct client_status *ret) {
         return CLIENT_EXIT_OK;
 }
 
+int client_get_worker_details(struct client *c, struct client_status *s) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r = sd_bus_get_property(c->bus, c->destination, LIVESWAP_OBJECT_PATH, LIVESWAP_INTERFACE, "WorkerDetails",
+                                    &error, &reply, "a" LIVESWAP_WORKER_DETAILS);
+        if (r < 0)
+                return 0; /* an older supervisor (UnknownProperty): status as before */
+        /* sd_bus_get_property() has entered the variant already. */
+        r = sd_bus_message_enter_container(reply, 'a', LIVESWAP_WORKER_DETAILS);
+        while (r >= 0) {
+                uint32_t pid, slot, restarts;
+                uint64_t generation, started, memory, cpu;
+                const char *state;
+                r = sd_bus_message_read(reply, LIVESWAP_WORKER_DETAILS, &pid, &generation, &slot, &state, &started,
+                                        &memory, &cpu, &restarts);
+                if (r <= 0)
+                        break;
+                /* Workers and WorkerDetails are two reads: match by pid, and a worker that
+                 * came or went in between simply has no figures. */
+                for (size_t i = 0; i < s->n_workers; i++)
+                        if (s->workers[i].pid == pid) {
+                                struct client_worker *w = &s->workers[i];
+                                w->has_details = true;
+                                w->slot = slot;
+                                w->memory_bytes = memory;
+                                w->cpu_usec = cpu;
+                                w->restarts = restarts;
+                        }
+        }
+        if (r >= 0)
+                r = sd_bus_message_exit_container(reply);
+        return r < 0 ? r : 0;
+}
+
 unsigned client_status_count(const struct client_status *s, uint64_t generation, const char *state) {
         unsigned n = 0;
         for (size_t i = 0; i < s->n_workers; i++)

@@ -65,6 +65,12 @@ struct client_worker {
         char *state;
         char *target;
         uint64_t started_usec; /* CLOCK_MONOTONIC of the supervisor's host */
+        /* From WorkerDetails, when the supervisor has it (has_details); memory_bytes and
+         * cpu_usec are LIVESWAP_FIGURE_UNKNOWN when they could not be read. */
+        bool has_details;
+        uint32_t slot;
+        uint64_t memory_bytes, cpu_usec;
+        uint32_t restarts;
 };
 
 /* The supervisor's properties. */
@@ -117,6 +123,11 @@ int client_get_status(struct client *c, struct client_status *ret);
  * argument of PropertiesChanged); unknown properties are skipped. */
 int client_status_update(struct client_status *s, sd_bus_message *m);
 void client_status_done(struct client_status *s);
+/* Reads WorkerDetails (measured by the supervisor when read; not in GetAll) and adds the
+ * figures to s's workers by pid. A supervisor without the property, or one that cannot
+ * answer, leaves every has_details false: 0 all the same. A negative errno only when the
+ * reply cannot be parsed. */
+int client_get_worker_details(struct client *c, struct client_status *s);
 /* Workers of GENERATION in STATE ("ready", "starting", "draining"). */
 unsigned client_status_count(const struct client_status *s, uint64_t generation, const char *state);
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "human.h"
 #include "json.h"
 #include "macro.h"
 #include "names.h"
@@ -122,19 +123,6 @@ static uint64_t monotonic_usec(void) {
         return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
 }
 
-/* "3d 4h", "2h 5min", "1min 2s", "5s", as systemctl shows time spans. */
-static void format_span(uint64_t usec, char *buf, size_t size) {
-        uint64_t s = usec / USEC_PER_SEC;
-        if (s >= 86400)
-                snprintf(buf, size, "%" PRIu64 "d %" PRIu64 "h", s / 86400, s % 86400 / 3600);
-        else if (s >= 3600)
-                snprintf(buf, size, "%" PRIu64 "h %" PRIu64 "min", s / 3600, s % 3600 / 60);
-        else if (s >= 60)
-                snprintf(buf, size, "%" PRIu64 "min %" PRIu64 "s", s / 60, s % 60);
-        else
-                snprintf(buf, size, "%" PRIu64 "s", s);
-}
-
 /* The workers' start times are the supervisor's monotonic clock: meaningful here only
  * when it runs on this machine. */
 static bool uptime_known(const struct client *c) {
@@ -179,7 +167,7 @@ static void print_status_text(const struct client *c, const struct client_status
                 char uptime[64] = "";
                 if (uptime_known(c) && now >= w->started_usec) {
                         strcpy(uptime, ", up ");
-                        format_span(now - w->started_usec, uptime + 5, sizeof(uptime) - 5);
+                        human_span(now - w->started_usec, uptime + 5, sizeof(uptime) - 5);
                 }
                 printf("             %s%" PRIu32 " generation %" PRIu64 ", %s%s", i + 1 == s->n_workers ? "└─" : "├─",
                        w->pid, w->generation, w->state, uptime);
@@ -188,6 +176,82 @@ static void print_status_text(const struct client *c, const struct client_status
                         printf(", %s", w->target);
                 putchar('\n');
         }
+}
+
+static bool have_details(const struct client_status *s) {
+        for (size_t i = 0; i < s->n_workers; i++)
+                if (s->workers[i].has_details)
+                        return true;
+        return false;
+}
+
+static void figure(char *buf, size_t size, bool known, uint64_t value, void (*format)(uint64_t, char *, size_t)) {
+        if (known && value != LIVESWAP_FIGURE_UNKNOWN)
+                format(value, buf, size);
+        else
+                snprintf(buf, size, "-");
+}
+
+/* What each worker costs, one row per worker in the tree's order, as `pm2 ls` shows it.
+ * After the tree and a blank line, so that every line above stays as it always was; not
+ * shown at all by a supervisor without WorkerDetails. */
+static void print_worker_table(const struct client *c, const struct client_status *s) {
+        enum { PID, GEN, SLOT, STATE, UPTIME, MEMORY, CPU, RESTARTS, N_COLUMNS };
+        static const char *const header[N_COLUMNS] = { "PID", "GEN", "SLOT", "STATE", "UPTIME", "MEMORY", "CPU",
+                                                       "RESTARTS" };
+        if (!have_details(s))
+                return;
+        char(*cells)[N_COLUMNS][32] = calloc(s->n_workers, sizeof(*cells));
+        if (!cells)
+                return;
+        int width[N_COLUMNS];
+        for (int k = 0; k < N_COLUMNS; k++)
+                width[k] = (int) strlen(header[k]);
+        uint64_t now = monotonic_usec();
+        for (size_t i = 0; i < s->n_workers; i++) {
+                const struct client_worker *w = &s->workers[i];
+                char(*row)[32] = cells[i];
+                snprintf(row[PID], sizeof(row[PID]), "%" PRIu32, w->pid);
+                snprintf(row[GEN], sizeof(row[GEN]), "%" PRIu64, w->generation);
+                if (w->has_details)
+                        snprintf(row[SLOT], sizeof(row[SLOT]), "%" PRIu32, w->slot);
+                else
+                        snprintf(row[SLOT], sizeof(row[SLOT]), "-");
+                snprintf(row[STATE], sizeof(row[STATE]), "%s", w->state);
+                figure(row[UPTIME], sizeof(row[UPTIME]), uptime_known(c) && now >= w->started_usec,
+                       now - w->started_usec, human_span);
+                figure(row[MEMORY], sizeof(row[MEMORY]), w->has_details, w->memory_bytes, human_bytes);
+                figure(row[CPU], sizeof(row[CPU]), w->has_details, w->cpu_usec, human_cpu_time);
+                if (w->has_details)
+                        snprintf(row[RESTARTS], sizeof(row[RESTARTS]), "%" PRIu32, w->restarts);
+                else
+                        snprintf(row[RESTARTS], sizeof(row[RESTARTS]), "-");
+                for (int k = 0; k < N_COLUMNS; k++)
+                        if ((int) strlen(row[k]) > width[k])
+                                width[k] = (int) strlen(row[k]);
+        }
+        putchar('\n');
+        for (size_t i = 0; i <= s->n_workers; i++) {
+                const char *const *text = i == 0 ? header : NULL;
+                for (int k = 0; k < N_COLUMNS; k++) {
+                        const char *cell = text ? text[k] : cells[i - 1][k];
+                        /* The state reads as a word: left-aligned; figures line up on the right. */
+                        if (k == STATE)
+                                printf("  %-*s", width[k], cell);
+                        else
+                                printf("%s%*s", k == 0 ? "" : "  ", width[k], cell);
+                }
+                putchar('\n');
+        }
+        free(cells);
+}
+
+/* A figure the supervisor could not read is null. */
+static void json_figure(const char *key, uint64_t value) {
+        if (value == LIVESWAP_FIGURE_UNKNOWN)
+                printf(",\"%s\":null", key);
+        else
+                printf(",\"%s\":%" PRIu64, key, value);
 }
 
 static void print_status_json(const struct client *c, const struct client_status *s, pid_t pid) {
@@ -219,6 +283,11 @@ static void print_status_json(const struct client *c, const struct client_status
                 printf(",\"started_usec\":%" PRIu64, w->started_usec);
                 if (uptime_known(c) && now >= w->started_usec)
                         printf(",\"uptime_usec\":%" PRIu64, now - w->started_usec);
+                if (w->has_details) {
+                        printf(",\"slot\":%" PRIu32 ",\"restarts\":%" PRIu32, w->slot, w->restarts);
+                        json_figure("memory_bytes", w->memory_bytes);
+                        json_figure("cpu_usec", w->cpu_usec);
+                }
                 putchar('}');
         }
         fputs("]}\n", stdout);
@@ -234,14 +303,22 @@ static int command_status(struct client *c) {
                 client_status_done(&s);
                 return CLIENT_EXIT_USAGE;
         }
+        r = client_get_worker_details(c, &s);
+        if (r < 0) {
+                client_error(c, "cannot read the workers' figures: %s", strerror(-r));
+                client_status_done(&s);
+                return CLIENT_EXIT_USAGE;
+        }
         if (s.n_workers > 1)
                 qsort(s.workers, s.n_workers, sizeof(*s.workers), compare_workers);
         pid_t pid = 0;
         (void) client_supervisor_pid(c, &pid); /* shown when known */
         if (c->options->json)
                 print_status_json(c, &s, pid);
-        else
+        else {
                 print_status_text(c, &s, pid);
+                print_worker_table(c, &s);
+        }
         client_status_done(&s);
         return CLIENT_EXIT_OK;
 }
