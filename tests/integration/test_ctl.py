@@ -151,7 +151,8 @@ class ExitCodes(CtlTest):
 
 class Status(CtlTest):
     def parse_status(self, text):
-        lines = text.splitlines()
+        # The per-worker figures follow after a blank line (test_status.py checks them).
+        lines = text.split("\n\n")[0].splitlines()
         self.assertEqual(lines[0], "● web - liveswap supervisor")
         fields, workers = {}, []
         for line in lines[1:]:
