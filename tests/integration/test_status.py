@@ -18,11 +18,14 @@ import test_ctl
 MIB = 1 << 20
 
 # Slot 0 spins (niced, so that the machine's other work goes first) and slot 1 sleeps;
-# both hold 64 MiB they have written to, so that it is resident. No sockets needed.
+# both hold 64 MiB they have written to, so that it is resident, before they say READY=1.
 WORKER = r"""#!/usr/bin/env python3
-import os, time
+import os, socket, time
 os.nice(19)
 ballast = b"\x01" * (64 << 20)
+path = os.environ["NOTIFY_SOCKET"]
+with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+    s.sendto(b"READY=1", "\0" + path[1:] if path.startswith("@") else path)
 if os.environ.get("LIVESWAP_WORKER") == "0":
     while True:
         pass
@@ -35,7 +38,7 @@ class Figures(test_ctl.CtlTest):
     def start_workers(self):
         target = lib.write_file(os.path.join(self.dir, "fat"), WORKER, 0o755)
         conf = lib.write_file(os.path.join(self.dir, "liveswap.conf"),
-                              "[upgrade]\nready = delay\nready_delay = 200ms\nstable_time = 0\n")
+                              "[upgrade]\nready = notify\nready_timeout = 60s\nstable_time = 0\n")
         sup = self.start("--instance", "web", "--config", conf, "-s", target, "--listen",
                          os.path.join(self.dir, "sock"), "-f", "2", env={"LIVESWAP_BUS": "none"})
         return sup
@@ -74,9 +77,12 @@ class Figures(test_ctl.CtlTest):
                 armed.append(info)
         return armed
 
+    def all_ready(self, sup):
+        return self.wait_json(sup, lambda s: [w["state"] for w in s["workers"]] == ["ready", "ready"], "all ready")
+
     def test_json_figures(self):
         sup = self.start_workers()
-        first = self.json_status(sup)
+        first = self.all_ready(sup)
         workers = self.by_slot(first)
         self.assertEqual(sorted(workers), [0, 1])
         for w in workers.values():
@@ -117,7 +123,7 @@ class Figures(test_ctl.CtlTest):
 
     def test_text_table(self):
         sup = self.start_workers()
-        self.wait_json(sup, lambda s: all(w["state"] == "ready" for w in s["workers"]), "all ready")
+        self.all_ready(sup)
         status = self.json_status(sup)
         text = self.ok(sup, "status").stdout
         # What was there before stays as it was; the table follows after a blank line.
@@ -137,7 +143,7 @@ class Figures(test_ctl.CtlTest):
 
     def test_reading_arms_no_timer(self):
         sup = self.start_workers()
-        self.wait_json(sup, lambda s: all(w["state"] == "ready" for w in s["workers"]), "all ready")
+        self.all_ready(sup)
         # Settled: no worker deadline, no back-off; reading the figures arms nothing.
         for _ in range(3):
             sup.get_property("web", "WorkerDetails")
