@@ -197,8 +197,8 @@ static void figure(char *buf, size_t size, bool known, uint64_t value, void (*fo
  * shown at all by a supervisor without WorkerDetails. */
 static void print_worker_table(const struct client *c, const struct client_status *s) {
         enum { PID, GEN, SLOT, STATE, UPTIME, MEMORY, CPU, RESTARTS, N_COLUMNS };
-        static const char *const header[N_COLUMNS] = { "PID", "GEN", "SLOT", "STATE", "UPTIME", "MEMORY", "CPU",
-                                                       "RESTARTS" };
+        static const char *const header[N_COLUMNS] = { "PID",    "GEN",    "SLOT", "STATE",
+                                                       "UPTIME", "MEMORY", "CPU",  "RESTARTS" };
         if (!have_details(s))
                 return;
         char(*cells)[N_COLUMNS][32] = calloc(s->n_workers, sizeof(*cells));

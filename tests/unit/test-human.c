@@ -4,11 +4,11 @@
 #include "human.h"
 #include "macro.h"
 
-#define CHECK(fn, value, expected)                                                                     \
-        do {                                                                                           \
-                char _buf[64];                                                                         \
-                fn((value), _buf, sizeof(_buf));                                                       \
-                cr_assert_str_eq(_buf, (expected), "%s(%llu)", #fn, (unsigned long long) (value));     \
+#define CHECK(fn, value, expected)                                                                 \
+        do {                                                                                       \
+                char _buf[64];                                                                     \
+                fn((value), _buf, sizeof(_buf));                                                   \
+                cr_assert_str_eq(_buf, (expected), "%s(%llu)", #fn, (unsigned long long) (value)); \
         } while (0)
 
 Test(human, bytes) {
