@@ -106,6 +106,10 @@ int client_call(struct client *c, const char *method, sd_bus_message **ret_reply
 int client_report_error(const struct client *c, const sd_bus_error *error, int r);
 /* Maps a D-Bus error of a method call to the exit codes above. */
 int client_exit_code_for(const sd_bus_error *error);
+/* "<N>" for a line of priority LEVEL on FD when FD is the service's journal stream
+ * ($JOURNAL_STREAM: liveswap -u run as ExecReload=), else "": journald then files the
+ * line at its level, as it does the supervisor's own. */
+const char *client_line_prefix(int fd, int level);
 /* Prints "PROGRAM: INSTANCE: " then the formatted text, once, to stderr. */
 void client_error(const struct client *c, const char *format, ...) __attribute__((format(printf, 2, 3)));
 

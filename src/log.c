@@ -29,7 +29,10 @@ void log_open(void) {
         /* sd_journal_send() knows only the default namespace: with LogNamespace= the
          * lines keep to the stream, which goes to the namespace's journal. */
         const char *ns = getenv("LOG_NAMESPACE");
-        use_journal = journal_stream_is(STDERR_FILENO) && !(ns && *ns);
+        /* sd_journal_send() reports success when journald's socket does not exist, so
+         * that is checked here: without it the lines stay on the stream. */
+        use_journal = journal_stream_is(STDERR_FILENO) && !(ns && *ns) &&
+                      access("/run/systemd/journal/socket", W_OK) == 0;
         const char *l = getenv("LIVESWAP_LOG_LEVEL");
         if (l && strcmp(l, "debug") == 0)
                 max_level = LOG_DEBUG;
