@@ -12,6 +12,7 @@ namespace with a tmpfs on /run/systemd, where it serves /run/systemd/journal/std
 little-endian 64-bit size and the value). The supervisor's stdout and stderr are a stream
 to the stand-in, and JOURNAL_STREAM its DEV:INO, exactly as systemd would hand them."""
 
+import json
 import os
 import re
 import socket
@@ -22,6 +23,21 @@ import threading
 import time
 
 import lib
+
+LIVESWAPCTL = os.environ.get("LIVESWAPCTL")
+
+# Stands in for journalctl, whose command line is all liveswapctl logs makes: records its
+# argv, and answers the lookup of a generation's past worker pids from $FAKE_PIDS.
+FAKE_JOURNALCTL = """#!%s
+import json, os, sys
+with open(os.environ["FAKE_LOG"], "a") as f:
+    f.write(json.dumps(sys.argv) + "\\n")
+if "--output=json" in sys.argv:
+    for pid in os.environ.get("FAKE_PIDS", "").split():
+        print(json.dumps({"__CURSOR": "s=1", "WORKER_PID": pid}))
+else:
+    print(json.dumps(sys.argv))
+"""
 
 STANDIN_FLAG = "LIVESWAP_TEST_JOURNAL_NAMESPACE"
 JOURNAL_DIR = "/run/systemd/journal"
@@ -321,6 +337,75 @@ class JournalTest(lib.TestCase):
             self.assertRegex(line, r"^<[0-7]>", s.lines)
         self.assertIn("<6>web: serving generation 2 (%s)" % self.targets["v2"], s.lines)
         self.assertEqual(sup.stop(), 0)
+
+    def ctl(self, sup, *args, path=None, env=None):
+        e = dict(sup.env if sup else os.environ, **(env or {}))
+        if path is not None:
+            e["PATH"] = path
+        return subprocess.run([LIVESWAPCTL] + list(args), env=e, stdin=subprocess.DEVNULL, capture_output=True,
+                              text=True, timeout=60)
+
+    def test_logs_command_line(self):
+        sup = self.start_journal("web")
+        sup.instance = "web"
+        g1 = self.live_workers(sup, 1)
+        sup.client("--instance", "web", "-u", self.targets["v2"], check=0)
+        g2 = self.live_workers(sup, 2)
+        fake = os.path.join(self.dir, "fake")
+        os.makedirs(fake)
+        lib.write_file(os.path.join(fake, "journalctl"), FAKE_JOURNALCTL % sys.executable, 0o755)
+        log = os.path.join(self.dir, "fake.log")
+        path = fake + ":" + os.environ.get("PATH", "/usr/bin:/bin")
+        env = {"FAKE_LOG": log, "FAKE_PIDS": " ".join(str(p) for p in g1)}
+
+        def run(*args):
+            p = self.ctl(sup, "-i", "web", "logs", *args, path=path, env=env)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            argv = json.loads(p.stdout)
+            self.assertEqual(os.path.basename(argv[0]), "journalctl")
+            self.assertIn(argv[1], ("--unit", "--user-unit"))
+            self.assertTrue(argv[2].endswith(".service"), argv)
+            return argv[3:]
+
+        self.assertEqual(run(), [])
+        self.assertEqual(run("-f", str(g2[0])), ["--follow", "_PID=%d" % g2[0]])
+        # A past generation: its pids from liveswap's entries (the lookup), then OR'ed
+        # with the entries about it.
+        self.assertEqual(run("--generation", "1"), ["_PID=%d" % p for p in g1] + ["+", "LIVESWAP_GENERATION=1"])
+        with open(log) as f:
+            calls = [json.loads(l) for l in f]
+        self.assertEqual(calls[-2][3:], ["LIVESWAP_GENERATION=1", "--output=json", "--output-fields=WORKER_PID",
+                                         "--no-pager", "--quiet"])
+        # The live generation: its pids from the Workers property.
+        env["FAKE_PIDS"] = ""
+        self.assertEqual(sorted(run("--generation", "2", "--follow")),
+                         sorted(["--follow"] + ["_PID=%d" % p for p in g2] + ["+", "LIVESWAP_GENERATION=2"]))
+        self.assertEqual(sup.stop(), 0)
+
+    def test_logs_usage(self):
+        for args, message in ((["logs", "--generation", "0"], "invalid generation '0'"),
+                              (["logs", "--generation", "x"], "invalid generation 'x'"),
+                              (["logs", "-5"], "unknown option"),
+                              (["logs", "12x"], "invalid worker pid '12x'"),
+                              (["logs", "1", "2"], "usage: liveswapctl [OPTIONS] logs"),
+                              (["logs", "--generation", "2", "77"], "a PID or --generation, not both"),
+                              (["status", "-f"], "-f/--follow is an option of logs only"),
+                              (["logs", "--generation"], "needs an argument")):
+            p = self.ctl(None, *args)
+            self.assertEqual((p.returncode, p.stdout), (2, ""), args)
+            self.assertIn(message, p.stderr, args)
+        empty = os.path.join(self.dir, "empty")
+        os.makedirs(empty)
+        p = self.ctl(None, "-i", "web", "logs", path=empty)
+        self.assertEqual(p.returncode, 3, p.stderr)
+        self.assertIn("journalctl is not installed", p.stderr)
+        if subprocess.run(["sh", "-c", "command -v journalctl"], capture_output=True).returncode == 0:
+            # The real journalctl: a generation needs the supervisor's workers.
+            p = self.ctl(None, "-i", "nosuch", "logs", "--generation", "1",
+                         env={"XDG_RUNTIME_DIR": self.dir, "DBUS_SESSION_BUS_ADDRESS": "unix:path=/nonexistent",
+                              "DBUS_SYSTEM_BUS_ADDRESS": "unix:path=/nonexistent"})
+            self.assertEqual((p.returncode, p.stdout), (2, ""), p.stderr)
+            self.assertIn("nosuch is not running", p.stderr)
 
 
 if __name__ == "__main__":
