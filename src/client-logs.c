@@ -4,8 +4,8 @@
  * liveswap's own entries, which carry LIVESWAP_GENERATION= and WORKER_PID=. */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

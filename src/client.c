@@ -14,8 +14,8 @@
 #include <unistd.h>
 
 #include "client.h"
-#include "journal-stream.h"
 #include "errors.h"
+#include "journal-stream.h"
 #include "macro.h"
 #include "names.h"
 

@@ -31,8 +31,8 @@ void log_open(void) {
         const char *ns = getenv("LOG_NAMESPACE");
         /* sd_journal_send() reports success when journald's socket does not exist, so
          * that is checked here: without it the lines stay on the stream. */
-        use_journal = journal_stream_is(STDERR_FILENO) && !(ns && *ns) &&
-                      access("/run/systemd/journal/socket", W_OK) == 0;
+        use_journal =
+                journal_stream_is(STDERR_FILENO) && !(ns && *ns) && access("/run/systemd/journal/socket", W_OK) == 0;
         const char *l = getenv("LIVESWAP_LOG_LEVEL");
         if (l && strcmp(l, "debug") == 0)
                 max_level = LOG_DEBUG;
@@ -55,8 +55,7 @@ static struct iovec field(char *buf, size_t size, const char *fmt, ...) {
 
 /* The entry with its fields; false when journald did not take it. */
 static bool send_to_journal(int level, int error, uint64_t generation, pid_t pid, const char *msg) {
-        char message[2048 + 16], priority[16], identifier[32], inst[sizeof(instance) + 32], gen[48], wpid[32],
-                err[32];
+        char message[2048 + 16], priority[16], identifier[32], inst[sizeof(instance) + 32], gen[48], wpid[32], err[32];
         struct iovec iov[7];
         int n = 0;
         iov[n++] = field(message, sizeof(message), "MESSAGE=%s", msg);

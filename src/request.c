@@ -344,8 +344,9 @@ static void upgrade_finished(struct supervisor *s, const struct engine_action *a
         } else {
                 candidate_clear(s);
                 snprintf(summary, sizeof(summary), "%s", a->reason);
-                log_worker(LOG_ERR, a->generation, 0, "Upgrade to generation %" PRIu64 " failed: %s; serving generation %" PRIu64,
-                           a->generation, a->reason, engine_get_generation(s->engine));
+                log_worker(LOG_ERR, a->generation, 0,
+                           "Upgrade to generation %" PRIu64 " failed: %s; serving generation %" PRIu64, a->generation,
+                           a->reason, engine_get_generation(s->engine));
                 fail(&failure, -EIO, a->hook_failed ? REQUEST_HOOK_FAILED : REQUEST_UPGRADE_FAILED,
                      "%s: upgrade to generation %" PRIu64 " failed, still serving generation %" PRIu64 ": %s",
                      s->instance, a->generation, engine_get_generation(s->engine), a->reason);

@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <syslog.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include "journal-stream.h"
@@ -138,7 +138,8 @@ static void child_connect_journal(const struct spawn_request *r, char *journal_s
         if (fd < 0) {
                 char line[256];
                 const char *parts[] = { "<4>liveswap: cannot connect worker ", "", " to the journal (",
-                                        strerrordesc_np(-fd) ?: "error", "): its output goes to the supervisor's stream\n" };
+                                        strerrordesc_np(-fd) ?: "error",
+                                        "): its output goes to the supervisor's stream\n" };
                 char pid[16];
                 format_pid(pid, getpid());
                 parts[1] = pid;

@@ -106,12 +106,12 @@ static int on_worker_exit(sd_event_source *source, const siginfo_t *si, void *us
                 if (signaled)
                         log_worker(level, w->generation, pid,
                                    "Worker %d (generation %" PRIu64 ", slot %u) was killed by signal %s%s", pid,
-                                 w->generation, w->slot, sigabbrev_np(si->si_status) ?: "unknown",
-                                 expected ? " while draining" : "");
+                                   w->generation, w->slot, sigabbrev_np(si->si_status) ?: "unknown",
+                                   expected ? " while draining" : "");
                 else
                         log_worker(level, w->generation, pid,
                                    "Worker %d (generation %" PRIu64 ", slot %u) exited with status %d%s", pid,
-                                 w->generation, w->slot, si->si_status, expected ? " after draining" : "");
+                                   w->generation, w->slot, si->si_status, expected ? " after draining" : "");
                 if (hint && w->state == WORKER_STARTING)
                         log_worker(LOG_WARNING, w->generation, pid, "Worker %d: %s", pid, hint);
         }

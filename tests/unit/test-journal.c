@@ -47,8 +47,8 @@ Test(journal, logs_argv) {
 
         o = (struct client_logs_options){ .follow = true, .pid = 42 };
         cr_assert_eq(client_logs_argv("app.service", true, &o, false, NULL, 0, &argv), 0);
-        check_argv(argv, (const char *const[]){ "journalctl", "--user-unit", "app.service", "--follow", "_PID=42",
-                                                NULL });
+        check_argv(argv,
+                   (const char *const[]){ "journalctl", "--user-unit", "app.service", "--follow", "_PID=42", NULL });
 
         pid_t pids[] = { 7, 9 };
         o = (struct client_logs_options){ .has_generation = true, .generation = 3 };
@@ -60,9 +60,9 @@ Test(journal, logs_argv) {
         check_argv(argv, (const char *const[]){ "journalctl", "--unit", "u.service", "LIVESWAP_GENERATION=3", NULL });
 
         cr_assert_eq(client_logs_argv("u.service", false, &o, true, NULL, 0, &argv), 0);
-        check_argv(argv, (const char *const[]){ "journalctl", "--unit", "u.service", "LIVESWAP_GENERATION=3",
-                                                "--output=json", "--output-fields=WORKER_PID", "--no-pager",
-                                                "--quiet", NULL });
+        check_argv(argv,
+                   (const char *const[]){ "journalctl", "--unit", "u.service", "LIVESWAP_GENERATION=3", "--output=json",
+                                          "--output-fields=WORKER_PID", "--no-pager", "--quiet", NULL });
 }
 
 Test(journal, logs_parse_pids) {
