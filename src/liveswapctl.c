@@ -438,17 +438,12 @@ struct command {
 };
 
 static const struct command commands[] = {
-        { "status", 0, 0, "status", run_status },
-        { "upgrade", 0, 1, "upgrade [TARGET]", run_upgrade },
-        { "reload", 0, 0, "reload", run_reload },
-        { "rollback", 0, 0, "rollback", run_rollback },
-        { "cancel", 0, 0, "cancel", run_cancel },
-        { "restart", 0, 0, "restart", run_restart },
-        { "stop", 0, 0, "stop", run_stop },
-        { "message", 1, 1, "message TEXT", run_message },
-        { "scale", 1, 1, "scale N", run_scale },
-        { "list", 0, 0, "list", NULL },
-        { "logs", 0, 1, "logs [-f] [--generation N] [PID]", NULL },
+        { "status", 0, 0, "status", run_status }, { "upgrade", 0, 1, "upgrade [TARGET]", run_upgrade },
+        { "reload", 0, 0, "reload", run_reload }, { "rollback", 0, 0, "rollback", run_rollback },
+        { "cancel", 0, 0, "cancel", run_cancel }, { "restart", 0, 0, "restart", run_restart },
+        { "stop", 0, 0, "stop", run_stop },       { "message", 1, 1, "message TEXT", run_message },
+        { "scale", 1, 1, "scale N", run_scale },  { "list", 0, 0, "list", NULL },
+        { "logs", 0, 1, "logs [-f] [--generation N] [PID]", NULL }, /* run by main(): it takes options */
 };
 
 static const struct command *find_command(const char *name) {
