@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -83,7 +84,9 @@ static void progress_show(struct wait *w) {
                 fflush(stderr);
                 w->line_shown = true;
         } else if (strcmp(text, w->shown) != 0)
-                fprintf(stderr, "%s\n", text);
+                /* In the service's journal (ExecReload=) at debug level: the supervisor
+                 * logs each of these steps itself, at info, with the worker's fields. */
+                fprintf(stderr, "%s%s\n", client_line_prefix(STDERR_FILENO, LOG_DEBUG), text);
         memcpy(w->shown, text, sizeof(text));
 }
 
@@ -195,7 +198,8 @@ static void print_upgraded(struct client *c, uint64_t generation) {
                 json_write_string(stdout, s.target);
                 fputs("}\n", stdout);
         } else
-                printf("%s: serving generation %" PRIu64 " (%s)\n", c->instance, generation, s.target ?: "?");
+                printf("%s%s: serving generation %" PRIu64 " (%s)\n", client_line_prefix(STDOUT_FILENO, LOG_INFO),
+                       c->instance, generation, s.target ?: "?");
         client_status_done(&s);
 }
 
@@ -205,7 +209,8 @@ static void print_started(struct client *c, uint64_t generation) {
                 json_write_string(stdout, c->instance);
                 printf(",\"started\":true,\"generation\":%" PRIu64 "}\n", generation);
         } else
-                printf("%s: upgrade to generation %" PRIu64 " started\n", c->instance, generation);
+                printf("%s%s: upgrade to generation %" PRIu64 " started\n", client_line_prefix(STDOUT_FILENO, LOG_INFO),
+                       c->instance, generation);
 }
 
 /* An upgrade that waits: METHOD is Upgrade (with TARGET) or Rollback. */
@@ -337,7 +342,7 @@ static void print_done(struct client *c, const char *what, const char *text) {
                 json_write_string(stdout, c->instance);
                 printf(",\"%s\":true}\n", what);
         } else
-                printf("%s: %s\n", c->instance, text);
+                printf("%s%s: %s\n", client_line_prefix(STDOUT_FILENO, LOG_INFO), c->instance, text);
 }
 
 int client_stop(struct client *c) {

@@ -10,10 +10,12 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include "client.h"
 #include "errors.h"
+#include "journal-stream.h"
 #include "macro.h"
 #include "names.h"
 
@@ -23,9 +25,15 @@ static const char *program(const struct client_options *o) {
         return o && o->program ? o->program : "liveswap";
 }
 
+const char *client_line_prefix(int fd, int level) {
+        static const char *const prefixes[] = { "<0>", "<1>", "<2>", "<3>", "<4>", "<5>", "<6>", "<7>" };
+        return journal_stream_is(fd) ? prefixes[level & 7] : "";
+}
+
 void client_error(const struct client *c, const char *format, ...) {
         va_list ap;
-        fprintf(stderr, "%s: %s: ", program(c->options), c->instance ?: "liveswap");
+        fprintf(stderr, "%s%s: %s: ", client_line_prefix(STDERR_FILENO, LOG_ERR), program(c->options),
+                c->instance ?: "liveswap");
         va_start(ap, format);
         vfprintf(stderr, format, ap);
         va_end(ap);

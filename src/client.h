@@ -14,6 +14,8 @@
 #define CLIENT_EXIT_OK 0
 #define CLIENT_EXIT_FAILED 1
 #define CLIENT_EXIT_USAGE 2
+/* liveswapctl logs: journalctl is not installed. */
+#define CLIENT_EXIT_NO_JOURNALCTL 3
 
 enum client_transport {
         CLIENT_TRANSPORT_AUTO, /* the private socket, else the user bus, else the system bus */
@@ -112,6 +114,10 @@ int client_call(struct client *c, const char *method, sd_bus_message **ret_reply
 int client_report_error(const struct client *c, const sd_bus_error *error, int r);
 /* Maps a D-Bus error of a method call to the exit codes above. */
 int client_exit_code_for(const sd_bus_error *error);
+/* "<N>" for a line of priority LEVEL on FD when FD is the service's journal stream
+ * ($JOURNAL_STREAM: liveswap -u run as ExecReload=), else "": journald then files the
+ * line at its level, as it does the supervisor's own. */
+const char *client_line_prefix(int fd, int level);
 /* Prints "PROGRAM: INSTANCE: " then the formatted text, once, to stderr. */
 void client_error(const struct client *c, const char *format, ...) __attribute__((format(printf, 2, 3)));
 
@@ -145,3 +151,26 @@ int client_restart(struct client *c);
 int client_cancel(struct client *c);
 int client_message(struct client *c, const char *text);
 int client_scale(struct client *c, uint32_t count);
+
+/* ---- client-logs.c: liveswapctl logs ---- */
+
+struct client_logs_options {
+        bool follow;
+        bool has_generation;
+        uint64_t generation;
+        pid_t pid; /* one worker's lines; 0 for all */
+};
+
+/* Execs journalctl with the matches for the options: the instance's unit (a user unit
+ * with USER), one worker's _PID, or a generation's workers' _PIDs OR'ed with liveswap's
+ * entries about it (LIVESWAP_GENERATION=). Returns only on failure, with the exit code. */
+int client_logs(struct client *c, const struct client_logs_options *o);
+/* The argument vector (pure): the final command, or with QUERY the lookup of a
+ * generation's past WORKER_PIDs in JSON. */
+int client_logs_argv(const char *unit, bool user, const struct client_logs_options *o, bool query, const pid_t *pids,
+                     size_t n_pids, char ***ret);
+/* Adds every "WORKER_PID":"N" of journalctl's JSON lines to PIDS (once each). */
+int client_logs_parse_pids(const char *json_lines, pid_t **pids, size_t *n);
+int client_logs_add_pid(pid_t **pids, size_t *n, pid_t pid);
+/* Whether journalctl is on $PATH. */
+bool client_logs_find_journalctl(void);

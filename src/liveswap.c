@@ -384,6 +384,7 @@ static int load_configuration(struct supervisor *s, const struct arguments *a, c
                 return EXIT_USAGE;
         }
         s->instance = strdup(instance);
+        log_set_instance(instance);
         s->head_path = s->config.head ? strdup(s->config.head)
                                       : names_head_path(getenv("STATE_DIRECTORY"), getenv("XDG_STATE_HOME"),
                                                         getenv("HOME"), geteuid() == 0, instance);

@@ -27,6 +27,8 @@ struct arguments {
         const char *command;
         char **args;
         int n_args;
+        struct client_logs_options logs; /* -f, --generation (logs only) */
+        const char *generation_arg;
 };
 
 static void help(void) {
@@ -42,7 +44,8 @@ static void help(void) {
                "  stop                drain every worker and stop the supervisor; waits\n"
                "  message TEXT        send TEXT to every worker's control socket\n"
                "  scale N             run N workers\n"
-               "  list                list the running instances\n\n"
+               "  list                list the running instances\n"
+               "  logs [PID]          the instance's journal, or one worker's (journalctl)\n\n"
                "Options:\n"
                "  -i, --instance NAME  the instance (default: $LIVESWAP_INSTANCE, else the only one)\n"
                "      --system         use the system bus\n"
@@ -50,24 +53,28 @@ static void help(void) {
                "  -H, --host [USER@]HOST  use the system bus of HOST, over ssh\n"
                "      --json           machine-readable output\n"
                "      --no-wait        do not wait for upgrades and stops to finish\n"
+               "  -f, --follow         logs: show new entries as they arrive\n"
+               "      --generation N   logs: the workers of generation N, and liveswap's lines about it\n"
                "  -h, --help           show this help\n"
                "      --version        show the version\n");
 }
 
 static int parse_arguments(int argc, char **argv, struct arguments *a) {
-        enum { OPT_SYSTEM = 0x100, OPT_USER, OPT_JSON, OPT_NO_WAIT, OPT_VERSION };
+        enum { OPT_SYSTEM = 0x100, OPT_USER, OPT_JSON, OPT_NO_WAIT, OPT_VERSION, OPT_GENERATION };
         static const struct option options[] = { { "instance", required_argument, NULL, 'i' },
                                                  { "system", no_argument, NULL, OPT_SYSTEM },
                                                  { "user", no_argument, NULL, OPT_USER },
                                                  { "host", required_argument, NULL, 'H' },
                                                  { "json", no_argument, NULL, OPT_JSON },
                                                  { "no-wait", no_argument, NULL, OPT_NO_WAIT },
+                                                 { "follow", no_argument, NULL, 'f' },
+                                                 { "generation", required_argument, NULL, OPT_GENERATION },
                                                  { "help", no_argument, NULL, 'h' },
                                                  { "version", no_argument, NULL, OPT_VERSION },
                                                  {} };
         int c;
         opterr = 0; /* getopt would name the program by its full path */
-        while ((c = getopt_long(argc, argv, ":i:H:h", options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, ":i:H:hf", options, NULL)) >= 0) {
                 switch (c) {
                 case 'i':
                         a->options.instance = optarg;
@@ -87,6 +94,12 @@ static int parse_arguments(int argc, char **argv, struct arguments *a) {
                         break;
                 case OPT_NO_WAIT:
                         a->options.no_wait = true;
+                        break;
+                case 'f':
+                        a->logs.follow = true;
+                        break;
+                case OPT_GENERATION:
+                        a->generation_arg = optarg;
                         break;
                 case 'h':
                         help();
@@ -507,6 +520,7 @@ static const struct command commands[] = {
         { "cancel", 0, 0, "cancel", run_cancel }, { "restart", 0, 0, "restart", run_restart },
         { "stop", 0, 0, "stop", run_stop },       { "message", 1, 1, "message TEXT", run_message },
         { "scale", 1, 1, "scale N", run_scale },  { "list", 0, 0, "list", NULL },
+        { "logs", 0, 1, "logs [-f] [--generation N] [PID]", NULL }, /* run by main(): it takes options */
 };
 
 static const struct command *find_command(const char *name) {
@@ -516,8 +530,41 @@ static const struct command *find_command(const char *name) {
         return NULL;
 }
 
+static int parse_positive(const char *s, uint64_t max, uint64_t *ret) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(s, &end, 10);
+        if (errno || !*s || *end || s[0] < '0' || s[0] > '9' || v == 0 || v > max)
+                return -EINVAL;
+        *ret = v;
+        return 0;
+}
+
+static int check_logs_usage(struct arguments *a) {
+        uint64_t v;
+        if (a->generation_arg) {
+                if (parse_positive(a->generation_arg, UINT64_MAX, &a->logs.generation) < 0) {
+                        fprintf(stderr, "liveswapctl: invalid generation '%s' (a number from 1)\n", a->generation_arg);
+                        return -EINVAL;
+                }
+                a->logs.has_generation = true;
+        }
+        if (a->n_args == 1) {
+                if (parse_positive(a->args[0], INT32_MAX, &v) < 0) {
+                        fprintf(stderr, "liveswapctl: invalid worker pid '%s'\n", a->args[0]);
+                        return -EINVAL;
+                }
+                a->logs.pid = (pid_t) v;
+        }
+        if (a->logs.pid && a->logs.has_generation) {
+                fprintf(stderr, "liveswapctl: logs takes a PID or --generation, not both\n");
+                return -EINVAL;
+        }
+        return 0;
+}
+
 /* Everything that can be checked without a supervisor is checked first. */
-static int check_usage(const struct command *cmd, const struct arguments *a) {
+static int check_usage(const struct command *cmd, struct arguments *a) {
         uint32_t count;
         if (!cmd) {
                 fprintf(stderr, "liveswapctl: unknown command '%s' (see liveswapctl --help)\n", a->command);
@@ -535,7 +582,13 @@ static int check_usage(const struct command *cmd, const struct arguments *a) {
                 fprintf(stderr, "liveswapctl: the message is empty\n");
                 return -EINVAL;
         }
-        return 0;
+        bool logs = strcmp(cmd->name, "logs") == 0;
+        if (!logs && (a->logs.follow || a->generation_arg)) {
+                fprintf(stderr, "liveswapctl: %s is an option of logs only (see liveswapctl --help)\n",
+                        a->logs.follow ? "-f/--follow" : "--generation");
+                return -EINVAL;
+        }
+        return logs ? check_logs_usage(a) : 0;
 }
 
 int main(int argc, char **argv) {
@@ -545,13 +598,18 @@ int main(int argc, char **argv) {
         const struct command *cmd = find_command(a.command);
         if (check_usage(cmd, &a) < 0)
                 return CLIENT_EXIT_USAGE;
-        if (!cmd->run)
+        bool logs = strcmp(cmd->name, "logs") == 0;
+        if (logs && !client_logs_find_journalctl()) {
+                fprintf(stderr, "liveswapctl: journalctl is not installed (logs shows the journal through it)\n");
+                return CLIENT_EXIT_NO_JOURNALCTL;
+        }
+        if (!cmd->run && !logs)
                 return command_list(&a.options);
 
         struct client c;
         if (client_open(&c, &a.options) < 0)
                 return CLIENT_EXIT_USAGE;
-        int r = cmd->run(&c, a.args);
+        int r = logs ? client_logs(&c, &a.logs) : cmd->run(&c, a.args);
         client_close(&c);
         fflush(stdout);
         return r;

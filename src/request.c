@@ -211,7 +211,8 @@ int request_upgrade(struct supervisor *s, const char *target, uint64_t *ret_gene
         candidate_clear(s);
         s->candidate_config = c;
         s->candidate = cmd;
-        log_info("Upgrade to generation %" PRId64 " requested: %s", generation, cmd.target);
+        log_worker(LOG_INFO, (uint64_t) generation, 0, "Upgrade to generation %" PRId64 " requested: %s", generation,
+                   cmd.target);
         *ret_generation = (uint64_t) generation;
 
         if (c.pre_upgrade) {
@@ -338,12 +339,14 @@ static void upgrade_finished(struct supervisor *s, const struct engine_action *a
                         free(s->head_seen);
                         s->head_seen = strdup(s->current.target);
                 }
-                log_info("Upgrade to generation %" PRIu64 " finished: %s", a->generation, summary);
+                log_worker(LOG_INFO, a->generation, 0, "Upgrade to generation %" PRIu64 " finished: %s", a->generation,
+                           summary);
         } else {
                 candidate_clear(s);
                 snprintf(summary, sizeof(summary), "%s", a->reason);
-                log_error("Upgrade to generation %" PRIu64 " failed: %s; serving generation %" PRIu64, a->generation,
-                          a->reason, engine_get_generation(s->engine));
+                log_worker(LOG_ERR, a->generation, 0,
+                           "Upgrade to generation %" PRIu64 " failed: %s; serving generation %" PRIu64, a->generation,
+                           a->reason, engine_get_generation(s->engine));
                 fail(&failure, -EIO, a->hook_failed ? REQUEST_HOOK_FAILED : REQUEST_UPGRADE_FAILED,
                      "%s: upgrade to generation %" PRIu64 " failed, still serving generation %" PRIu64 ": %s",
                      s->instance, a->generation, engine_get_generation(s->engine), a->reason);

@@ -14,12 +14,15 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <syslog.h>
 #include <unistd.h>
 
+#include "journal-stream.h"
 #include "macro.h"
 #include "spawn.h"
 
 #define FIRST_LISTEN_FD 3 /* SD_LISTEN_FDS_START */
+#define JOURNAL_STREAM_SIZE 64 /* "JOURNAL_STREAM=" and two 64-bit numbers */
 
 extern char **environ;
 
@@ -125,13 +128,48 @@ static void format_pid(char *buf, pid_t v) {
         *buf = 0;
 }
 
-static _Noreturn void child(const struct spawn_request *r, char **env, char *listen_pid, int control_fd, int error_fd,
-                            pid_t parent, int *moved) {
+/* Gives the worker its own journal stream, so that journald records its lines with its
+ * _PID, as systemd does for a service. On failure the worker keeps ours, and says so on
+ * it (one write: lines on a stream must not interleave). Its JOURNAL_STREAM describes the
+ * stream it has, as systemd would set it: an app that checks it (sd-daemon(3)) then knows
+ * its output is the journal's, and one that got ours would find that it does not match. */
+static void child_connect_journal(const struct spawn_request *r, char *journal_stream) {
+        int fd = journal_stream_connect(r->journal_path, r->instance, LOG_INFO, true);
+        if (fd < 0) {
+                char line[256];
+                const char *parts[] = { "<4>liveswap: cannot connect worker ", "", " to the journal (",
+                                        strerrordesc_np(-fd) ?: "error",
+                                        "): its output goes to the supervisor's stream\n" };
+                char pid[16];
+                format_pid(pid, getpid());
+                parts[1] = pid;
+                size_t p = 0;
+                for (size_t i = 0; i < ELEMENTSOF(parts); i++) {
+                        size_t n = strnlen(parts[i], sizeof(line) - 1 - p);
+                        memcpy(line + p, parts[i], n);
+                        p += n;
+                }
+                (void) !write(STDERR_FILENO, line, p);
+                return;
+        }
+        if (r->journal_stdout)
+                (void) dup2(fd, STDOUT_FILENO);
+        if (r->journal_stderr)
+                (void) dup2(fd, STDERR_FILENO);
+        (void) journal_stream_format(fd, journal_stream + strlen("JOURNAL_STREAM="),
+                                     JOURNAL_STREAM_SIZE - strlen("JOURNAL_STREAM="));
+        close(fd);
+}
+
+static _Noreturn void child(const struct spawn_request *r, char **env, char *listen_pid, char *journal_stream,
+                            int control_fd, int error_fd, pid_t parent, int *moved) {
         int n = (int) r->sockets->n;
         int first_free = FIRST_LISTEN_FD + n + 1;
 
         if (spawn_child_reset(parent, true) < 0)
                 _exit(127);
+        if (journal_stream)
+                child_connect_journal(r, journal_stream);
 
         /* Park every fd we keep above the target range first, so no dup2 clobbers one. */
         error_fd = fcntl(error_fd, F_DUPFD_CLOEXEC, first_free);
@@ -164,7 +202,7 @@ fail:;
 }
 
 int spawn_start_worker(const struct spawn_request *r, pid_t *ret_pid, int *ret_control_fd) {
-        _cleanup_strv_free_ char **env = spawn_build_environment(r->environment, 12);
+        _cleanup_strv_free_ char **env = spawn_build_environment(r->environment, 13);
         if (!env)
                 return -ENOMEM;
         size_t k = 0;
@@ -202,6 +240,23 @@ int spawn_start_worker(const struct spawn_request *r, pid_t *ret_pid, int *ret_c
                         return -ENOMEM;
         }
         char *listen_pid = env[listen_pid_index] + strlen("LISTEN_PID=");
+        char *journal_stream = NULL;
+        if (r->journal_path) {
+                /* Room for the child to write its own stream's DEV:INO; ours until then. */
+                size_t at = 0;
+                while (at < k && strncmp(env[at], "JOURNAL_STREAM=", 15) != 0)
+                        at++;
+                if (!(journal_stream = calloc(1, JOURNAL_STREAM_SIZE)))
+                        return -ENOMEM;
+                if (at < k) {
+                        strncpy(journal_stream, env[at], JOURNAL_STREAM_SIZE - 1);
+                        free(env[at]);
+                } else
+                        strcpy(journal_stream, "JOURNAL_STREAM=");
+                env[at] = journal_stream;
+                if (at == k)
+                        k++;
+        }
 
         int pair[2];
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
@@ -224,7 +279,7 @@ int spawn_start_worker(const struct spawn_request *r, pid_t *ret_pid, int *ret_c
         if (pid < 0)
                 return -errno;
         if (pid == 0)
-                child(r, env, listen_pid, theirs, error_write, parent, moved);
+                child(r, env, listen_pid, journal_stream, theirs, error_write, parent, moved);
 
         /* No setpgid() from here as for the hook (it would make the child's setsid() fail):
          * the child has its session and group before exec, and we return only after that. */

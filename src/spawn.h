@@ -24,6 +24,11 @@ struct spawn_request {
         const char *adopt_library;
         bool ready_listen;
         int drain_signal;
+        /* Under systemd, journald's stdout socket (journal-stream.h), or NULL: the worker
+         * connects a stream of its own there, identified as the instance, and puts it on
+         * its stdout and/or stderr, whichever of ours is the service's journal stream. */
+        const char *journal_path;
+        bool journal_stdout, journal_stderr;
 };
 
 /* Starts the worker. Returns 0 with its pid and the supervisor's end of the control

@@ -17,6 +17,7 @@
 
 #include "elf-kind.h"
 #include "head.h"
+#include "journal-stream.h"
 #include "leftovers.h"
 #include "log.h"
 #include "macro.h"
@@ -103,14 +104,16 @@ static int on_worker_exit(sd_event_source *source, const siginfo_t *si, void *us
                 bool expected = w->state == WORKER_DRAINING;
                 int level = expected && !signaled && si->si_status == 0 ? LOG_INFO : LOG_WARNING;
                 if (signaled)
-                        log_full(level, "Worker %d (generation %" PRIu64 ", slot %u) was killed by signal %s%s", pid,
-                                 w->generation, w->slot, sigabbrev_np(si->si_status) ?: "unknown",
-                                 expected ? " while draining" : "");
+                        log_worker(level, w->generation, pid,
+                                   "Worker %d (generation %" PRIu64 ", slot %u) was killed by signal %s%s", pid,
+                                   w->generation, w->slot, sigabbrev_np(si->si_status) ?: "unknown",
+                                   expected ? " while draining" : "");
                 else
-                        log_full(level, "Worker %d (generation %" PRIu64 ", slot %u) exited with status %d%s", pid,
-                                 w->generation, w->slot, si->si_status, expected ? " after draining" : "");
+                        log_worker(level, w->generation, pid,
+                                   "Worker %d (generation %" PRIu64 ", slot %u) exited with status %d%s", pid,
+                                   w->generation, w->slot, si->si_status, expected ? " after draining" : "");
                 if (hint && w->state == WORKER_STARTING)
-                        log_warning("Worker %d: %s", pid, hint);
+                        log_worker(LOG_WARNING, w->generation, pid, "Worker %d: %s", pid, hint);
         }
         /* sd-event reaps the worker after this callback, so its pid, and with it its
          * process group, cannot have been reused yet: whatever it left behind goes now.
@@ -153,6 +156,9 @@ static void perform_spawn(struct supervisor *s, const struct engine_action *a) {
                 .adopt_library = c->adopt ? adopt_library(s) : NULL,
                 .ready_listen = c->ready == READY_LISTEN,
                 .drain_signal = c->drain_signal,
+                .journal_path = s->journal_path[0] ? s->journal_path : NULL,
+                .journal_stdout = s->journal_stdout,
+                .journal_stderr = s->journal_stderr,
         };
         bool unpreloadable = c->adopt && cmd->is_static;
         if (unpreloadable)
@@ -182,15 +188,16 @@ static void perform_spawn(struct supervisor *s, const struct engine_action *a) {
                 }
         }
         if (r < 0) {
-                log_error_errno(r, "Cannot start worker of generation %" PRIu64 " (%s): %m", a->generation,
-                                cmd->argv[0]);
+                log_worker_errno(LOG_ERR, r, a->generation, 0, "Cannot start worker of generation %" PRIu64 " (%s): %m",
+                                 a->generation, cmd->argv[0]);
                 engine_worker_spawn_failed(s->engine, a->worker_id, strerror(-r), now_usec());
                 return;
         }
         /* Before the engine hears of it: from now on a SIGKILL of the supervisor leaves a
          * record for the next start to stop what this worker forks (leftovers.h). */
         leftovers_record(&s->leftovers, pid, a->generation);
-        log_info("Worker %d (generation %" PRIu64 ", slot %u) started: %s", pid, a->generation, a->slot, cmd->target);
+        log_worker(LOG_INFO, a->generation, pid, "Worker %d (generation %" PRIu64 ", slot %u) started: %s", pid,
+                   a->generation, a->slot, cmd->target);
         engine_worker_spawned(s->engine, a->worker_id, pid, now_usec());
 }
 
@@ -233,7 +240,8 @@ int supervisor_message(struct supervisor *s, const char *text, unsigned *ret_del
                 if (send(s->io[i].control_fd, text, len, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t) len)
                         n++;
                 else
-                        log_warning_errno(errno, "Cannot deliver message to worker %d: %m", s->io[i].pid);
+                        log_worker_errno(LOG_WARNING, errno, 0, s->io[i].pid, "Cannot deliver message to worker %d: %m",
+                                         s->io[i].pid);
         }
         *ret_delivered = n;
         return 0;
@@ -279,9 +287,10 @@ static int on_notify(sd_event_source *source, int fd, uint32_t revents, void *us
                         continue;
                 }
                 if (m.has_status)
-                        log_debug("Worker %d: %s", w.pid, m.status);
+                        log_worker(LOG_DEBUG, w.generation, w.pid, "Worker %d: %s", w.pid, m.status);
                 if (m.ready) {
-                        log_debug("Worker %d (generation %" PRIu64 ") sent READY=1", w.pid, w.generation);
+                        log_worker(LOG_DEBUG, w.generation, w.pid, "Worker %d (generation %" PRIu64 ") sent READY=1",
+                                   w.pid, w.generation);
                         engine_worker_ready(s->engine, w.pid, now_usec());
                 }
         }
@@ -291,22 +300,24 @@ static int on_notify(sd_event_source *source, int fd, uint32_t revents, void *us
 
 /* ---- actions ---- */
 
-static void perform_signal(const struct engine_action *a) {
+static void perform_signal(struct supervisor *s, const struct engine_action *a) {
+        struct engine_worker w = {};
+        (void) engine_get_worker(s->engine, a->pid, &w); /* its generation, for the log */
         switch (a->purpose) {
         case SIGNAL_DRAIN:
-                log_info("Draining worker %d (%s%s)", a->pid, sigabbrev_np(a->signal) ?: "?",
-                         a->group ? "" : " to its main process only");
+                log_worker(LOG_INFO, w.generation, a->pid, "Draining worker %d (%s%s)", a->pid,
+                           sigabbrev_np(a->signal) ?: "?", a->group ? "" : " to its main process only");
                 break;
         case SIGNAL_RESUME:
-                log_debug("Sending CONT to worker %d, in case it is stopped", a->pid);
+                log_worker(LOG_DEBUG, w.generation, a->pid, "Sending CONT to worker %d, in case it is stopped", a->pid);
                 break;
         case SIGNAL_KILL:
-                log_warning("Killing worker %d: %s", a->pid, a->reason);
+                log_worker(LOG_WARNING, w.generation, a->pid, "Killing worker %d: %s", a->pid, a->reason);
                 break;
         }
         int r = spawn_signal_worker(a->pid, a->signal, a->group);
         if (r < 0)
-                log_warning_errno(r, "Cannot signal worker %d: %m", a->pid);
+                log_worker_errno(LOG_WARNING, r, w.generation, a->pid, "Cannot signal worker %d: %m", a->pid);
 }
 
 /* Sends what the engine decided to tell systemd, as it said it. */
@@ -335,10 +346,11 @@ static void perform(struct supervisor *s, const struct engine_action *a) {
                 perform_spawn(s, a);
                 break;
         case ACTION_SIGNAL:
-                perform_signal(a);
+                perform_signal(s, a);
                 break;
         case ACTION_WORKER_READY:
-                log_info("Worker %d (generation %" PRIu64 ", slot %u) is ready", a->pid, a->generation, a->slot);
+                log_worker(LOG_INFO, a->generation, a->pid, "Worker %d (generation %" PRIu64 ", slot %u) is ready",
+                           a->pid, a->generation, a->slot);
                 break;
         case ACTION_READY: {
                 char status[1024];
@@ -352,8 +364,8 @@ static void perform(struct supervisor *s, const struct engine_action *a) {
         case ACTION_UPGRADE_STARTED:
                 /* Queued before the generation's first spawn. */
                 supervisor_record_generation(s, a->generation);
-                log_info("Upgrading to generation %" PRIu64 " (%s, strategy %s)", a->generation, s->candidate.target,
-                         strategy_to_string(s->candidate_config.strategy));
+                log_worker(LOG_INFO, a->generation, 0, "Upgrading to generation %" PRIu64 " (%s, strategy %s)",
+                           a->generation, s->candidate.target, strategy_to_string(s->candidate_config.strategy));
                 break;
         case ACTION_UPGRADE_FINISHED:
                 if (s->on_upgrade_finished)
@@ -441,6 +453,11 @@ int supervisor_setup_loop(struct supervisor *s) {
         r = sd_event_add_io(s->event, &s->notify_source, s->notify_fd, EPOLLIN, on_notify, s);
         if (r < 0)
                 return log_error_errno(r, "Cannot watch the notify socket: %m");
+        s->journal_stdout = journal_stream_is(STDOUT_FILENO);
+        s->journal_stderr = journal_stream_is(STDERR_FILENO);
+        if ((s->journal_stdout || s->journal_stderr) &&
+            journal_stream_path(s->journal_path, sizeof(s->journal_path)) < 0)
+                s->journal_path[0] = 0;
         if (sd_watchdog_enabled(false, &interval) > 0) {
                 r = sd_event_add_time_relative(s->event, &s->watchdog, CLOCK_MONOTONIC, interval / 2,
                                                TIMER_ACCURACY_USEC, on_watchdog, s);

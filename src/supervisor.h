@@ -43,6 +43,10 @@ struct supervisor {
         char *adopt_library; /* found once, at the first spawn; NULL when there is none */
         bool adopt_library_searched;
         char *notify_path;
+        /* journald's stdout socket when our stdout or stderr is the service's journal
+         * stream: each worker then gets a stream of its own there (spawn.h). */
+        char journal_path[108];
+        bool journal_stdout, journal_stderr;
         int notify_fd;
         sd_event_source *notify_source;
         sd_event_source *timer;
