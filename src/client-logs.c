@@ -146,7 +146,14 @@ static int find_unit(struct client *c, char **ret_unit, bool *ret_user) {
         }
         enum client_transport t = c->options->transport;
         *ret_user = t == CLIENT_TRANSPORT_USER || (t == CLIENT_TRANSPORT_AUTO && geteuid() != 0);
-        return asprintf(ret_unit, "liveswap@%s.service", c->instance) < 0 ? -ENOMEM : 0;
+        if (asprintf(ret_unit, "liveswap@%s.service", c->instance) < 0)
+                return -ENOMEM;
+        /* Say that it is a guess: a supervisor started by hand logs to its stderr, and an
+         * empty journal would otherwise look like a supervisor that logs nothing. */
+        fprintf(stderr, "liveswapctl: %s does not run as a systemd service; showing %s%s "
+                        "(a supervisor started by hand logs to its standard error)\n",
+                c->instance, *ret_unit, *ret_user ? " of the user manager" : "");
+        return 0;
 }
 
 /* Runs ARGV and collects its stdout; its stderr is the user's. */
