@@ -125,8 +125,8 @@ static void format_pid(char *buf, pid_t v) {
         *buf = 0;
 }
 
-static _Noreturn void child(const struct spawn_request *r, char **env, char *listen_pid, int control_fd, int error_fd,
-                            pid_t parent, int *moved) {
+static _Noreturn void child(const struct spawn_request *r, char **env, char *listen_pid, char *watchdog_pid,
+                            int control_fd, int error_fd, pid_t parent, int *moved) {
         int n = (int) r->sockets->n;
         int first_free = FIRST_LISTEN_FD + n + 1;
 
@@ -151,6 +151,8 @@ static _Noreturn void child(const struct spawn_request *r, char **env, char *lis
                                 (void) fcntl(fd, F_SETFD, FD_CLOEXEC);
 
         format_pid(listen_pid, getpid());
+        if (watchdog_pid)
+                format_pid(watchdog_pid, getpid());
         if (chdir(r->directory) < 0)
                 goto fail;
         if (strchr(r->argv[0], '/'))
@@ -164,7 +166,7 @@ fail:;
 }
 
 int spawn_start_worker(const struct spawn_request *r, pid_t *ret_pid, int *ret_control_fd) {
-        _cleanup_strv_free_ char **env = spawn_build_environment(r->environment, 12);
+        _cleanup_strv_free_ char **env = spawn_build_environment(r->environment, 14);
         if (!env)
                 return -ENOMEM;
         size_t k = 0;
@@ -202,6 +204,14 @@ int spawn_start_worker(const struct spawn_request *r, pid_t *ret_pid, int *ret_c
                         return -ENOMEM;
         }
         char *listen_pid = env[listen_pid_index] + strlen("LISTEN_PID=");
+        /* WATCHDOG_PID likewise: sd_watchdog_enabled() checks it against getpid(). */
+        char *watchdog_pid = NULL;
+        if (r->watchdog_usec > 0) {
+                if (push(env, &k, "WATCHDOG_USEC=%" PRIu64, r->watchdog_usec) < 0 ||
+                    push(env, &k, "WATCHDOG_PID=%-20s", "") < 0)
+                        return -ENOMEM;
+                watchdog_pid = env[k - 1] + strlen("WATCHDOG_PID=");
+        }
 
         int pair[2];
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
@@ -224,7 +234,7 @@ int spawn_start_worker(const struct spawn_request *r, pid_t *ret_pid, int *ret_c
         if (pid < 0)
                 return -errno;
         if (pid == 0)
-                child(r, env, listen_pid, theirs, error_write, parent, moved);
+                child(r, env, listen_pid, watchdog_pid, theirs, error_write, parent, moved);
 
         /* No setpgid() from here as for the hook (it would make the child's setsid() fail):
          * the child has its session and group before exec, and we return only after that. */

@@ -24,6 +24,9 @@ struct spawn_request {
         const char *adopt_library;
         bool ready_listen;
         int drain_signal;
+        /* With a watchdog (> 0): WATCHDOG_USEC and WATCHDOG_PID (the worker's own pid), as
+         * systemd sets them. */
+        uint64_t watchdog_usec;
 };
 
 /* Starts the worker. Returns 0 with its pid and the supervisor's end of the control
