@@ -682,8 +682,9 @@ static int parse_memory_max(struct parse_state *st, const char *key, const char 
         if (r == -ERANGE)
                 return fail(st, -EINVAL, "size '%s' for %s is too large (at most 1024T)", value, key);
         if (r < 0)
-                return fail(st, -EINVAL, "invalid size '%s' for %s (bytes, or with K, M, G or T, e.g. 512M, 1.5G; 0 for off)",
-                            value, key);
+                return fail(st, -EINVAL,
+                            "invalid size '%s' for %s (bytes, or with K, M, G or T, e.g. 512M, 1.5G; 0 for off)", value,
+                            key);
         return 0;
 }
 

@@ -920,7 +920,8 @@ static void replacement_failed(struct engine *e, const struct engine_worker *dea
         char after[32];
         format_duration(after, sizeof(after), wait);
         struct engine_action *a = push_health(e, dead);
-        set_reason(a->reason, sizeof(a->reason), "memory_max: the replacement for worker %d failed (%s); it keeps serving, next try in %s",
+        set_reason(a->reason, sizeof(a->reason),
+                   "memory_max: the replacement for worker %d failed (%s); it keeps serving, next try in %s",
                    old ? (int) old->pid : 0, why, after);
 }
 
@@ -1050,8 +1051,8 @@ void engine_worker_memory(struct engine *e, pid_t pid, uint64_t bytes, uint64_t 
         h->memory_loop = false;
         e->memory_replacements++;
         set_reason(a->reason, sizeof(a->reason),
-                   "memory_max exceeded: %s > %s, replacing worker %d (slot %u, replacement %u within %s)", used,
-                   limit, (int) w->pid, w->slot, h->memory_attempts, window);
+                   "memory_max exceeded: %s > %s, replacing worker %d (slot %u, replacement %u within %s)", used, limit,
+                   (int) w->pid, w->slot, h->memory_attempts, window);
         uint64_t fat = w->id;
         spawn_worker(e, &e->current, w->slot, now)->replaces = fat; /* w may have moved */
 }
@@ -1441,18 +1442,20 @@ static void format_status(const struct engine *e, uint64_t now, char *buf, size_
         /* Health: the first slot that has something to show. */
         for (size_t i = 0; i < e->n_health; i++) {
                 const struct slot_health *h = &e->health[i];
-                double wait = h->memory_holdoff_until > now ? (double) (h->memory_holdoff_until - now) / USEC_PER_SEC : 0;
+                double wait =
+                        h->memory_holdoff_until > now ? (double) (h->memory_holdoff_until - now) / USEC_PER_SEC : 0;
                 if (h->watchdog_pid > 0)
-                        p = append(buf, size, p, "; watchdog timeout: worker %d (slot %zu) killed", (int) h->watchdog_pid,
-                                   i);
+                        p = append(buf, size, p, "; watchdog timeout: worker %d (slot %zu) killed",
+                                   (int) h->watchdog_pid, i);
                 else if (wait > 0 && h->memory_loop)
                         p = append(buf, size, p,
                                    "; worker %zu exceeded memory_max more than %d times in a row, not replacing it "
                                    "for %.0fs",
                                    i, MEMORY_BURST, wait);
                 else if (wait > 0 && h->memory_failed > 0)
-                        p = append(buf, size, p, "; replacing worker %zu (memory_max) failed %u times, retrying in %.0fs",
-                                   i, h->memory_failed, wait);
+                        p = append(buf, size, p,
+                                   "; replacing worker %zu (memory_max) failed %u times, retrying in %.0fs", i,
+                                   h->memory_failed, wait);
                 else
                         continue;
                 break;

@@ -88,8 +88,16 @@ static int parse_unsigned(const char *s, unsigned *ret) {
 }
 
 static int parse_arguments(int argc, char **argv, struct arguments *a) {
-        enum { OPT_FOREGROUND = 0x100, OPT_PRE_UPGRADE, OPT_START_TIMEOUT, OPT_SOCKET_MODE, OPT_ADOPT, OPT_NO_ADOPT,
-               OPT_WATCHDOG, OPT_MEMORY_MAX };
+        enum {
+                OPT_FOREGROUND = 0x100,
+                OPT_PRE_UPGRADE,
+                OPT_START_TIMEOUT,
+                OPT_SOCKET_MODE,
+                OPT_ADOPT,
+                OPT_NO_ADOPT,
+                OPT_WATCHDOG,
+                OPT_MEMORY_MAX
+        };
         static const struct option options[] = { { "instance", required_argument, NULL, 'i' },
                                                  { "config", required_argument, NULL, 'c' },
                                                  { "listen", required_argument, NULL, 'l' },
@@ -185,7 +193,8 @@ static int parse_arguments(int argc, char **argv, struct arguments *a) {
                         break;
                 case OPT_MEMORY_MAX:
                         if (config_parse_size(optarg, &a->overrides.memory_max) < 0) {
-                                fprintf(stderr, "liveswap: invalid size '%s' for --memory-max (e.g. 512M, 1.5G, 0 for off)\n",
+                                fprintf(stderr,
+                                        "liveswap: invalid size '%s' for --memory-max (e.g. 512M, 1.5G, 0 for off)\n",
                                         optarg);
                                 return -EINVAL;
                         }

@@ -18,9 +18,12 @@ static bool parse_usec(const char *v, size_t len, uint64_t *ret) {
         if (len == 0 || len > 20)
                 return false;
         for (size_t i = 0; i < len; i++) {
-                if (v[i] < '0' || v[i] > '9' || n > (UINT64_MAX - 9) / 10)
+                if (v[i] < '0' || v[i] > '9')
                         return false;
-                n = n * 10 + (uint64_t) (v[i] - '0');
+                uint64_t digit = (uint64_t) (v[i] - '0');
+                if (n > (UINT64_MAX - digit) / 10)
+                        return false;
+                n = n * 10 + digit;
         }
         *ret = n;
         return true;
