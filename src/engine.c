@@ -1449,9 +1449,9 @@ static void format_status(const struct engine *e, uint64_t now, char *buf, size_
                                    (int) h->watchdog_pid, i);
                 else if (wait > 0 && h->memory_loop)
                         p = append(buf, size, p,
-                                   "; worker %zu exceeded memory_max more than %d times in a row, not replacing it "
-                                   "for %.0fs",
-                                   i, MEMORY_BURST, wait);
+                                   "; worker %zu exceeded memory_max more than %d times within %llus, not "
+                                   "replacing it for %.0fs",
+                                   i, MEMORY_BURST, (unsigned long long) (MEMORY_WINDOW_USEC / USEC_PER_SEC), wait);
                 else if (wait > 0 && h->memory_failed > 0)
                         p = append(buf, size, p,
                                    "; replacing worker %zu (memory_max) failed %u times, retrying in %.0fs", i,
