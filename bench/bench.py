@@ -36,10 +36,10 @@ PROFILES = {
     "full": dict(upgrades=10, warmup=0.5, steady_pre=3.0, gap=1.0, idle=10.0, clients=64, workers=2,
                  baseline_s=8.0, ready_samples=3, scale_sizes=(1, 4, 64, 256),
                  scale_strategies=("rolling", "blue-green"), scale_upgrades=3, scale_clients=16,
-                 soak_upgrades=1000, soak_clients=8),
+                 soak_upgrades=1000, soak_clients=8, idle_health=20.0),
     "quick": dict(upgrades=2, warmup=0.3, steady_pre=1.0, gap=0.5, idle=2.0, clients=64, workers=2,
                   baseline_s=2.5, ready_samples=1, scale_sizes=(1, 4, 64, 256), scale_strategies=("blue-green",),
-                  scale_upgrades=1, scale_clients=16, soak_upgrades=30, soak_clients=8),
+                  scale_upgrades=1, scale_clients=16, soak_upgrades=30, soak_clients=8, idle_health=5.0),
 }
 
 
@@ -55,7 +55,7 @@ class Bench:
         self.idle_cache = {}
         self.results = {"profile": "quick" if args.quick else "full", "params": self.p,
                         "slow_start_ms": SLOW_START_MS, "machine": machine(env), "scenarios": [],
-                        "skipped": [], "start_to_ready": {}, "scale": [], "soak": None,
+                        "skipped": [], "start_to_ready": {}, "scale": [], "soak": None, "idle_health": [],
                         "command": " ".join(["bench/run"] + (["--quick"] if args.quick else []))}
 
     def wanted(self, key):
@@ -176,6 +176,40 @@ class Bench:
             tool.stop()
             tool.close()
         self.results["scenarios"].append(result)
+
+    # ---- liveswap alone: idle cost of the worker health checks ----
+
+    def idle_health(self):
+        """The supervisor's idle wake-ups with the health checks off and on: the watchdog
+        costs one wake-up per WATCHDOG=1 (the example server pings at half the interval),
+        memory_max one sample a second; off, nothing."""
+        settings = [("off", {}), ("watchdog = 2s", {"watchdog": "2s"}), ("memory_max = 1G", {"memory_max": "1G"}),
+                    ("both", {"watchdog": "2s", "memory_max": "1G"})]
+        for label, keys in settings:
+            d = self.directory("idle-health-%d" % len(self.results["idle_health"]))
+            tool = tools.Liveswap(self.env, d, measure.free_port(), 0, self.p["workers"], stable_time="0",
+                                  worker_keys=keys)
+            log("idle wake-ups: %s" % label)
+            row = {"label": label, "workers": self.p["workers"], "seconds": self.p["idle_health"]}
+            try:
+                tag = "%sidle-v0" % self.prefix
+                tool.start(tag)
+                deadline = time.monotonic() + 60
+                while len(measure.processes_of_version(tool.roots(), tag)) < self.p["workers"]:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("the workers did not all start within 60 s")
+                    time.sleep(0.05)
+                time.sleep(1.5)  # past ready_delay and the start's last notify messages
+                row["wakeups_per_min"] = measure.sample_idle_wakeups(tool.supervisor_pids(), self.p["idle_health"])
+                row["cpu_s"] = measure.cpu_seconds(tool.supervisor_pids())
+                log("  %.0f wake-ups per minute" % row["wakeups_per_min"])
+            except Exception as e:
+                row["error"] = "%s: %s" % (type(e).__name__, e)
+                log("  failed: %s" % row["error"])
+            finally:
+                tool.stop()
+                tool.close()
+            self.results["idle_health"].append(row)
 
     # ---- liveswap alone: scale and soak ----
 
@@ -320,6 +354,8 @@ class Bench:
             for strategy in self.p["scale_strategies"]:
                 for workers in self.p["scale_sizes"]:
                     self.scale(strategy, workers)
+        if self.wanted("idle-health"):
+            self.idle_health()
         if self.wanted("soak"):
             self.soak()
         return self.results

@@ -201,6 +201,16 @@ def cost_table(results):
     return "\n".join(out)
 
 
+def idle_health_table(results):
+    rows = results.get("idle_health") or []
+    if not rows:
+        return "Not measured in this run."
+    out = ["| worker health | idle wake-ups per minute |", "|---|---|"]
+    for r in rows:
+        out.append("| %s | %s |" % (r["label"], r.get("error") or "%.0f" % r["wakeups_per_min"]))
+    return "\n".join(out)
+
+
 def scale_table(results):
     out = ["| workers | strategy | all workers spawned (s) | upgrade wall time median / max (s) | failed requests / requests | "
            "supervisor RSS (MiB) | supervisor fds | supervisor CPU per upgrade (ms) |",
@@ -413,6 +423,13 @@ answered" after "new version first answered" is the time both ran side by side.
 
 {cost_table}
 
+Idle wake-ups of the supervisor with the worker health checks (liveswap(8), WORKER
+HEALTH) off and on, {workers} workers of the C app and no load, over {idle_health} s:
+the watchdog costs one wake-up per `WATCHDOG=1` (the app pings at half the interval),
+`memory_max` one sample a second; with both off there is no timer at all.
+
+{idle_health_table}
+
 ## liveswap at scale
 
 Upgrades of the instant app under load ({scale_clients} clients), {scale_upgrades} per size,
@@ -473,6 +490,7 @@ scenarios above include, as liveswap's default).
         slow_table=main_table(results, "slow"), instant_table=main_table(results, "instant"),
         percentiles_table=percentiles_table(results),
         plots=plots, clients_table=clients_table(results), cost_table=cost_table(results),
+        idle_health_table=idle_health_table(results), idle_health=p.get("idle_health", "?"),
         scale_clients=p["scale_clients"],
         scale_upgrades=p["scale_upgrades"], scale_table=scale_table(results), soak_n=p["soak_upgrades"],
         soak_clients=p["soak_clients"], soak_table=soak_table(results), behind=behind(results),

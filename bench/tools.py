@@ -138,11 +138,13 @@ def stop_process(proc, sig=signal.SIGTERM, timeout=60.0):
         proc.wait()
 
 
-def write_liveswap_config(path, target, workers, strategy, head=None, ready="notify", stable_time=None):
+def write_liveswap_config(path, target, workers, strategy, head=None, ready="notify", stable_time=None,
+                          worker_keys=None):
     with open(path, "w") as f:
-        f.write("[worker]\ntarget = %s\nexec = ./start\nworkers = %d\n"
-                "[upgrade]\nstrategy = %s\nbatch = 1\nready = %s\nready_timeout = 120s\n"
-                "drain_timeout = 60s\n" % (target, workers, strategy, ready))
+        f.write("[worker]\ntarget = %s\nexec = ./start\nworkers = %d\n" % (target, workers))
+        f.write("".join("%s = %s\n" % kv for kv in (worker_keys or {}).items()))
+        f.write("[upgrade]\nstrategy = %s\nbatch = 1\nready = %s\nready_timeout = 120s\n"
+                "drain_timeout = 60s\n" % (strategy, ready))
         if stable_time is not None:
             f.write("stable_time = %s\n" % stable_time)
         if head:
@@ -227,9 +229,10 @@ class SocketActivate(Tool):
 class Liveswap(Tool):
     supervisor = "liveswap"
 
-    def __init__(self, *args, strategy="rolling", stable_time=None):
+    def __init__(self, *args, strategy="rolling", stable_time=None, worker_keys=None):
         super().__init__(*args)
         self.strategy = strategy
+        self.worker_keys = worker_keys  # extra [worker] keys (watchdog, memory_max)
         self.stable_time = stable_time  # None: liveswap's default (the 1 s canary)
         self.ready = "notify"
         self.key = "liveswap-" + strategy
@@ -246,7 +249,8 @@ class Liveswap(Tool):
     def start(self, tag):
         self.releases.point(tag)
         write_liveswap_config(self.config, self.releases.current, self.workers, self.strategy,
-                              head=os.path.join(self.dir, "HEAD"), ready=self.ready, stable_time=self.stable_time)
+                              head=os.path.join(self.dir, "HEAD"), ready=self.ready, stable_time=self.stable_time,
+                              worker_keys=self.worker_keys)
         args = [self.env.liveswap, "--instance", self.instance, "--config", self.config,
                 "--listen", "127.0.0.1:%d" % self.port]
         self.commands = [" ".join(args), "ln -sfn releases/NEW current && liveswap -i %s -u" % self.instance]

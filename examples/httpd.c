@@ -21,6 +21,11 @@
  *   GET /signals         -> "blocked=MASK ignored=MASK": the signals blocked and ignored
  *                           when it started, in hex as /proc/PID/status shows them
  *
+ * With a watchdog (WATCHDOG_USEC and WATCHDOG_PID, as systemd and liveswap's `watchdog`
+ * set them) it sends WATCHDOG=1 from its loop at half the interval, so a hung loop stops
+ * the pings (--no-watchdog never sends them; --leak BYTES keeps that much memory per
+ * request: the tests' hung and leaking workers).
+ *
  * Its sockets come the systemd way (LISTEN_FDS: liveswap, systemd, systemd-socket-activate)
  * or, so that the benchmarks can run the same worker under Server::Starter, the
  * start_server way (SERVER_STARTER_PORT).
@@ -84,6 +89,7 @@ enum source_kind {
         SOURCE_START_TIMER,
         SOURCE_CRASH_TIMER,
         SOURCE_ACCEPT_TIMER,
+        SOURCE_WATCHDOG_TIMER,
 };
 
 struct source {
@@ -130,6 +136,8 @@ struct options {
         bool no_ready;
         bool ignore_term;
         bool die_on_term; /* a naive server: SIGTERM kills it with its connections open */
+        bool no_watchdog; /* never send WATCHDOG=1: a hung worker, for the tests */
+        long leak_bytes; /* memory kept for good per request: a leak, for the tests */
         const char *log_path;
 };
 
@@ -145,7 +153,8 @@ struct server {
         size_t n_listeners;
         bool serving; /* listeners are watched */
         bool draining;
-        struct source signal, control, start_timer, crash_timer, accept_timer;
+        struct source signal, control, start_timer, crash_timer, accept_timer, watchdog_timer;
+        long watchdog_ms; /* the ping interval, 0 = no watchdog */
         struct conn *conns, *graveyard;
         unsigned n_conns;
 };
@@ -472,6 +481,17 @@ static void conn_dispatch(struct conn *c) {
         const char *path = c->target;
         char value[TARGET_MAX + 1], body[TARGET_MAX + 64];
 
+        if (s->opt.leak_bytes >= (long) sizeof(void *)) {
+                /* Touched, so that it counts in the RSS; never freed, but chained
+                 * from a global so that LeakSanitizer does not call it a bug. */
+                static void *leaked;
+                void **leak = malloc((size_t) s->opt.leak_bytes);
+                if (leak) {
+                        memset(leak, 0x5a, (size_t) s->opt.leak_bytes);
+                        *leak = leaked;
+                        leaked = leak;
+                }
+        }
         if (!c->method_ok)
                 conn_respond(c, 405, "only GET and HEAD\n");
         else if (strcmp(path, "/") == 0) {
@@ -905,6 +925,11 @@ static void server_dispatch(struct server *s, struct source *src, uint32_t event
                 if (s->serving && !s->draining)
                         server_watch_listeners(s, true);
                 break;
+        case SOURCE_WATCHDOG_TIMER:
+                timer_consume(src);
+                sd_notify(0, "WATCHDOG=1");
+                (void) timer_rearm(src, s->watchdog_ms);
+                break;
         case SOURCE_CRASH_TIMER:
                 log_event(s, "crash");
                 fprintf(stderr, SD_ERR "httpd %s: crashing after %ld ms as asked\n", s->opt.version,
@@ -950,6 +975,7 @@ static void server_free(struct server *s) {
         source_close(s, &s->start_timer);
         source_close(s, &s->crash_timer);
         source_close(s, &s->accept_timer);
+        source_close(s, &s->watchdog_timer);
         if (s->epoll_fd >= 0)
                 close(s->epoll_fd);
         if (s->log_fd >= 0)
@@ -1112,6 +1138,14 @@ static int server_init(struct server *s) {
                 if (r < 0)
                         return r;
         }
+        /* The watchdog runs from exec, as systemd's does: pings start before READY=1. */
+        uint64_t watchdog_usec;
+        if (!s->opt.no_watchdog && sd_watchdog_enabled(0, &watchdog_usec) > 0) {
+                s->watchdog_ms = (long) (watchdog_usec / 2000) ?: 1;
+                r = timer_new(s, &s->watchdog_timer, SOURCE_WATCHDOG_TIMER, 0);
+                if (r < 0)
+                        return r;
+        }
         /* Start-up work runs on a timer, so a drain request during it is seen at once. */
         if (s->opt.delay_start_ms > 0)
                 return timer_new(s, &s->start_timer, SOURCE_START_TIMER, s->opt.delay_start_ms);
@@ -1123,6 +1157,7 @@ static int usage(const char *argv0, int status) {
         fprintf(status ? stderr : stdout,
                 "usage: %s [--version STR] [--idle-grace MS] [--delay-start MS] [--crash-at-start]\n"
                 "       [--crash-after MS] [--no-ready] [--ignore-term] [--die-on-term] [--log FILE]\n"
+                "       [--no-watchdog] [--leak BYTES]\n"
                 "An HTTP/1.1 worker for liveswap: serves on the sockets passed in LISTEN_FDS\n"
                 "(or, under Server::Starter's start_server, in SERVER_STARTER_PORT).\n"
                 "While draining, a kept-alive connection idle for --idle-grace MS (default %d)\n"
@@ -1143,7 +1178,15 @@ static int parse_args(int argc, char **argv, struct options *o) {
                         o->ignore_term = true;
                 else if (strcmp(a, "--die-on-term") == 0)
                         o->die_on_term = true;
-                else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
+                else if (strcmp(a, "--no-watchdog") == 0)
+                        o->no_watchdog = true;
+                else if (strcmp(a, "--leak") == 0) {
+                        if (i + 1 >= argc || !parse_long(argv[i + 1], &o->leak_bytes)) {
+                                fprintf(stderr, "httpd: --leak needs a number of bytes\n");
+                                return 2;
+                        }
+                        i++;
+                } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
                         return -1;
                 else if (strcmp(a, "--version") == 0 || strcmp(a, "--log") == 0 || strcmp(a, "--delay-start") == 0 ||
                          strcmp(a, "--crash-after") == 0 || strcmp(a, "--idle-grace") == 0) {
@@ -1182,6 +1225,7 @@ int main(int argc, char **argv) {
                 .start_timer.fd = -1,
                 .crash_timer.fd = -1,
                 .accept_timer.fd = -1,
+                .watchdog_timer.fd = -1,
         };
         capture_signals(&s.blocked_at_start, &s.ignored_at_start);
         int r = parse_args(argc, argv, &s.opt);

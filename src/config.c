@@ -189,6 +189,55 @@ int config_parse_duration(const char *s, uint64_t *ret_usec) {
         return 0;
 }
 
+int config_parse_size(const char *s, uint64_t *ret_bytes) {
+        if (!s || !isdigit((unsigned char) *s))
+                return -EINVAL;
+        const char *p = s;
+        uint64_t whole = 0;
+        for (; isdigit((unsigned char) *p); p++) {
+                if (whole > SIZE_MAX_BYTES)
+                        return -ERANGE;
+                whole = whole * 10 + (uint64_t) (*p - '0');
+        }
+        uint64_t fraction = 0, fraction_scale = 1;
+        if (*p == '.') {
+                p++;
+                if (!isdigit((unsigned char) *p))
+                        return -EINVAL;
+                /* Six digits are below a byte for every unit up to T; the rest must
+                 * still be digits. */
+                for (; isdigit((unsigned char) *p); p++)
+                        if (fraction_scale < 1000000ULL) {
+                                fraction = fraction * 10 + (uint64_t) (*p - '0');
+                                fraction_scale *= 10;
+                        }
+        }
+        p += strspn(p, " \t");
+
+        static const struct {
+                char suffix;
+                uint64_t factor;
+        } units[] = { { 'K', 1ULL << 10 }, { 'M', 1ULL << 20 }, { 'G', 1ULL << 30 }, { 'T', 1ULL << 40 } };
+        uint64_t unit = 1;
+        if (*p) {
+                unit = 0;
+                for (size_t i = 0; i < ELEMENTSOF(units); i++)
+                        if (p[0] == units[i].suffix && p[1] == 0)
+                                unit = units[i].factor;
+                if (unit == 0)
+                        return -EINVAL;
+        } else if (fraction_scale > 1)
+                return -EINVAL; /* a fraction of a byte */
+
+        if (whole > SIZE_MAX_BYTES / unit)
+                return -ERANGE;
+        uint64_t bytes = whole * unit + fraction * unit / fraction_scale;
+        if (bytes > SIZE_MAX_BYTES)
+                return -ERANGE;
+        *ret_bytes = bytes;
+        return 0;
+}
+
 static bool parse_decimal(const char *s, unsigned long max, unsigned long *ret) {
         /* Digits only: strtoul() would also take blanks, signs and "0x". */
         if (!*s || strspn(s, "0123456789") != strlen(s) || strlen(s) > 9)
@@ -458,7 +507,8 @@ static int parse_batch(struct parse_state *st, const char *key, const char *valu
 /* Variables the supervisor sets for each worker: a second copy earlier in the
  * environment would win in getenv() and break the worker protocol. */
 static bool reserved_variable(const char *name, size_t len) {
-        static const char *const reserved[] = { "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "NOTIFY_SOCKET" };
+        static const char *const reserved[] = { "LISTEN_PID",    "LISTEN_FDS",   "LISTEN_FDNAMES",
+                                                "NOTIFY_SOCKET", "WATCHDOG_PID", "WATCHDOG_USEC" };
         for (size_t i = 0; i < ELEMENTSOF(reserved); i++)
                 if (strlen(reserved[i]) == len && memcmp(reserved[i], name, len) == 0)
                         return true;
@@ -614,6 +664,30 @@ static int parse_start_timeout(struct parse_state *st, const char *key, const ch
         return parse_duration(st, key, value, &st->config->start_timeout_usec, true);
 }
 
+/* Zero turns the watchdog off. Under a millisecond no worker could keep up, and the
+ * supervisor would spend its time on pings. */
+static int parse_watchdog(struct parse_state *st, const char *key, const char *value) {
+        uint64_t usec;
+        int r = parse_duration(st, key, value, &usec, true);
+        if (r < 0)
+                return r;
+        if (usec > 0 && usec < USEC_PER_MSEC)
+                return fail(st, -EINVAL, "watchdog '%s' is too short (0 for off, or at least 1ms)", value);
+        st->config->watchdog_usec = usec;
+        return 0;
+}
+
+static int parse_memory_max(struct parse_state *st, const char *key, const char *value) {
+        int r = config_parse_size(value, &st->config->memory_max);
+        if (r == -ERANGE)
+                return fail(st, -EINVAL, "size '%s' for %s is too large (at most 1024T)", value, key);
+        if (r < 0)
+                return fail(st, -EINVAL,
+                            "invalid size '%s' for %s (bytes, or with K, M, G or T, e.g. 512M, 1.5G; 0 for off)", value,
+                            key);
+        return 0;
+}
+
 static int parse_kill_mode(struct parse_state *st, const char *key, const char *value) {
         if (strcmp(value, "group") == 0)
                 st->config->kill_mode = KILL_MODE_GROUP;
@@ -685,6 +759,8 @@ static const struct key {
         { "worker", "workers", parse_workers },
         { "worker", "environment", parse_environment },
         { "worker", "adopt", parse_adopt },
+        { "worker", "watchdog", parse_watchdog },
+        { "worker", "memory_max", parse_memory_max },
         { "upgrade", "strategy", parse_strategy },
         { "upgrade", "batch", parse_batch },
         { "upgrade", "ready", parse_ready },
@@ -1016,6 +1092,10 @@ int config_load_merged(struct config *ret, const char *path, const struct config
                 c.start_timeout_usec = o->start_timeout_usec;
         if (o->adopt_set)
                 c.adopt = o->adopt;
+        if (o->watchdog_set)
+                c.watchdog_usec = o->watchdog_usec;
+        if (o->memory_max_set)
+                c.memory_max = o->memory_max;
         if (o->pre_upgrade) {
                 free(c.pre_upgrade);
                 c.pre_upgrade = strdup(o->pre_upgrade);

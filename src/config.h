@@ -34,6 +34,8 @@ struct config {
         unsigned workers; /* >= 1, default 2 */
         char **environment; /* NULL-terminated "KEY=VALUE" list, never NULL */
         bool adopt; /* preload libliveswap-adopt.so; default yes */
+        uint64_t watchdog_usec; /* each worker must send WATCHDOG=1 this often; 0 = off (default) */
+        uint64_t memory_max; /* bytes; a worker above it is replaced; 0 = off (default) */
         /* [upgrade] */
         enum strategy strategy; /* default rolling */
         unsigned batch; /* >= 1, default 1 */
@@ -90,6 +92,12 @@ int config_parse_signal(const char *s, int *ret_signal);
  * empty command, an unclosed quote or a trailing backslash, or -ENOMEM. */
 int config_split_command(const char *s, char ***ret_argv);
 
+/* A size in bytes: a whole or decimal number with an optional K, M, G or T (powers of
+ * 1024, as systemd's MemoryMax= counts them): "512M", "1.5G", "4096". Returns 0, -EINVAL,
+ * or -ERANGE above SIZE_MAX_BYTES. */
+#define SIZE_MAX_BYTES (1ULL << 50) /* 1 PiB: anything larger is a typo */
+int config_parse_size(const char *s, uint64_t *ret_bytes);
+
 /* An octal permission mode, "0666", "666", "0600": one to four octal digits, at most
  * 0777 (no setuid, setgid or sticky bit: they mean nothing on a socket). Returns 0 or
  * -EINVAL. */
@@ -109,6 +117,10 @@ struct config_overrides {
         uint64_t start_timeout_usec;
         bool adopt_set; /* --adopt or --no-adopt */
         bool adopt;
+        bool watchdog_set; /* --watchdog (0 is a value: off) */
+        uint64_t watchdog_usec;
+        bool memory_max_set; /* --memory-max (0 is a value: off) */
+        uint64_t memory_max;
 };
 
 /* The defaults, then PATH (unless NULL), then the command line's OVERRIDES: the one place

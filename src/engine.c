@@ -21,10 +21,36 @@
 #define BACKOFF_MAX_USEC (10 * USEC_PER_SEC)
 #define BACKOFF_RESET_USEC (10 * USEC_PER_SEC)
 
+/* A worker that missed its watchdog gets SIGABRT (a core dump or a stack trace tells why
+ * it hung), and SIGKILL this long after if it is still there. */
+#define WATCHDOG_KILL_USEC (5 * USEC_PER_SEC)
+/* The longest timeout a worker may set with WATCHDOG_USEC= (as config.c's durations). */
+#define WATCHDOG_MAX_USEC (365ULL * 24 * 3600 * USEC_PER_SEC)
+
+/* memory_max's rate limit. A slot is replaced at most MEMORY_BURST times within
+ * MEMORY_WINDOW_USEC; a slot that needs more is a release too big for the limit, not a
+ * leak: it shows as a loop in STATUS= and is left alone for MEMORY_HOLDOFF_USEC instead
+ * of churning. A replacement that never becomes ready leaves the old worker serving and
+ * is tried again after MEMORY_RETRY_USEC, doubling up to MEMORY_HOLDOFF_USEC. */
+#define MEMORY_BURST 3
+#define MEMORY_WINDOW_USEC (5 * 60 * USEC_PER_SEC)
+#define MEMORY_HOLDOFF_USEC (5 * 60 * USEC_PER_SEC)
+#define MEMORY_RETRY_USEC (10 * USEC_PER_SEC)
+
 struct generation {
         uint64_t number; /* 0 = none */
         char *target;
         struct engine_settings settings;
+};
+
+/* What the health checks remember about a slot of the current generation. */
+struct slot_health {
+        pid_t watchdog_pid; /* its last worker killed by the watchdog, shown until the slot is ready again */
+        uint64_t memory_window_start;
+        unsigned memory_attempts; /* replacements started since memory_window_start */
+        unsigned memory_failed; /* replacements in a row that never became ready */
+        uint64_t memory_holdoff_until; /* no replacement before this */
+        bool memory_loop; /* the hold-off is for too many replacements, not for a failure */
 };
 
 /* A slot of the current generation waiting to be respawned after a crash. */
@@ -58,6 +84,10 @@ struct engine {
 
         unsigned *failures; /* consecutive crashes per slot of the current generation */
         size_t n_failures;
+
+        struct slot_health *health; /* per slot of the current generation */
+        size_t n_health;
+        uint64_t memory_replacements; /* started since the engine's start */
 
         uint64_t credited; /* rolling: new ready workers an old one was drained for */
         bool canary_passed; /* the first batch stayed ready for stable_time */
@@ -212,6 +242,7 @@ struct engine *engine_free(struct engine *e) {
         free(e->workers);
         free(e->respawns);
         free(e->failures);
+        free(e->health);
         free(e->actions);
         free(e->previous_target);
         generation_clear(&e->current);
@@ -276,6 +307,8 @@ static struct engine_worker *spawn_worker(struct engine *e, const struct generat
                 .drain_signal = g->settings.drain_signal,
                 .drain_timeout_usec = g->settings.drain_timeout_usec,
                 .kill_mode = g->settings.kill_mode,
+                .watchdog_usec = g->settings.watchdog_usec,
+                .watchdog_deadline_usec = USEC_INFINITY, /* from the spawn report on */
         };
         struct engine_action *a = push_action(e, ACTION_SPAWN);
         a->worker_id = w->id;
@@ -408,6 +441,48 @@ static uint64_t backoff_for(unsigned failures) {
         return d < BACKOFF_MAX_USEC ? d : BACKOFF_MAX_USEC;
 }
 
+/* ---- slot health (watchdog, memory_max) ---- */
+
+static struct slot_health *health_of(struct engine *e, unsigned slot) {
+        if (slot >= e->n_health) {
+                struct slot_health *p = reallocarray(e->health, slot + 1, sizeof(*p));
+                if (!p)
+                        oom();
+                memset(p + e->n_health, 0, (slot + 1 - e->n_health) * sizeof(*p));
+                e->health = p;
+                e->n_health = slot + 1;
+        }
+        return &e->health[slot];
+}
+
+static void reset_health(struct engine *e) {
+        free(e->health);
+        e->health = NULL;
+        e->n_health = 0;
+}
+
+/* The worker starting in place of worker ID (memory_max), if any. */
+static struct engine_worker *replacement_of(struct engine *e, uint64_t id) {
+        for (size_t i = 0; i < e->n_workers; i++)
+                if (e->workers[i].replaces == id && e->workers[i].state != WORKER_DRAINING)
+                        return &e->workers[i];
+        return NULL;
+}
+
+/* Before anything that counts or replaces the current generation's workers (an upgrade,
+ * a restart, scaling): a replacement still starting would be one worker too many. It
+ * drains, and the worker it was for serves on (an upgrade replaces it anyway; otherwise
+ * the next sample asks again). */
+static void abandon_replacements(struct engine *e, uint64_t now) {
+        for (size_t i = 0; i < e->n_workers; i++) {
+                struct engine_worker *w = &e->workers[i];
+                if (w->replaces == 0)
+                        continue;
+                w->replaces = 0;
+                drain_worker(e, w, now);
+        }
+}
+
 /* WHY is the failure, kept for the start timeout's reason while the first generation has
  * never been fully ready. */
 static void schedule_respawn(struct engine *e, const struct engine_worker *w, const char *why, uint64_t now) {
@@ -436,6 +511,7 @@ static void finish_upgrade(struct engine *e, bool success, const char *reason) {
                 e->current = e->candidate;
                 e->candidate = (struct generation){};
                 reset_failures(e);
+                reset_health(e);
                 e->n_respawns = 0;
                 e->failure_status[0] = 0;
                 set_reason(e->last_result, sizeof(e->last_result), "success");
@@ -645,6 +721,7 @@ int engine_start_upgrade(struct engine *e, uint64_t now, const char *target, con
         if (!t)
                 return -ENOMEM;
         e->preparing = false;
+        abandon_replacements(e, now);
         e->candidate = (struct generation){ .number = ++e->last_generation, .target = t, .settings = *settings };
         e->credited = 0;
         e->canary_passed = settings->stable_time_usec == 0;
@@ -776,6 +853,7 @@ int engine_restart(struct engine *e, uint64_t now) {
         e->now = now;
         if (e->state != ENGINE_RUNNING)
                 return -EBUSY;
+        abandon_replacements(e, now);
         for (size_t i = 0; i < e->n_workers; i++) {
                 struct engine_worker *w = &e->workers[i];
                 if (w->generation != e->current.number || w->state == WORKER_DRAINING)
@@ -784,6 +862,7 @@ int engine_restart(struct engine *e, uint64_t now) {
                 kill_worker(e, w, "restart requested");
         }
         reset_failures(e);
+        reset_health(e);
         while (e->n_respawns > 0) {
                 struct respawn r = e->respawns[--e->n_respawns];
                 refill_slot(e, r.slot, r.restarts, now);
@@ -797,6 +876,7 @@ int engine_set_workers(struct engine *e, uint64_t now, unsigned count) {
                 return -EINVAL;
         if (e->state != ENGINE_RUNNING)
                 return -EBUSY;
+        abandon_replacements(e, now);
         unsigned active = count_active(e, e->current.number);
         e->current.settings.workers = count;
         if (count > active)
@@ -807,6 +887,191 @@ int engine_set_workers(struct engine *e, uint64_t now, unsigned count) {
         return 0;
 }
 
+/* ---- health: watchdog and memory_max ---- */
+
+static struct engine_action *push_health(struct engine *e, const struct engine_worker *w) {
+        struct engine_action *a = push_action(e, ACTION_WORKER_HEALTH);
+        a->pid = w->pid;
+        a->generation = w->generation;
+        a->slot = w->slot;
+        return a;
+}
+
+/* "256 MiB", "256.5 MiB", "900 KiB": what a user wrote as memory_max, near enough. */
+static void format_size(char *buf, size_t size, uint64_t bytes) {
+        if (bytes >= (1ULL << 20) && bytes % (1ULL << 20) == 0)
+                set_reason(buf, size, "%llu MiB", (unsigned long long) (bytes >> 20));
+        else if (bytes >= (1ULL << 20))
+                set_reason(buf, size, "%.1f MiB", (double) bytes / (1ULL << 20));
+        else if (bytes >= 1024)
+                set_reason(buf, size, "%llu KiB", (unsigned long long) (bytes >> 10));
+        else
+                set_reason(buf, size, "%llu B", (unsigned long long) bytes);
+}
+
+/* DEAD (a copy, taken before it changed) leaves its slot: a replacement already starting
+ * for it takes the slot over; else the slot is respawned with the crash back-off. */
+static void leave_slot(struct engine *e, const struct engine_worker *dead, const char *why, uint64_t now) {
+        struct engine_worker *r = replacement_of(e, dead->id);
+        if (r)
+                r->replaces = 0;
+        else
+                schedule_respawn(e, dead, why, now);
+}
+
+/* A replacement for memory_max never became ready: the worker it was for serves on (a
+ * leak is no reason for a gap), and the slot waits before the next try. */
+static void replacement_failed(struct engine *e, const struct engine_worker *dead, const char *why, uint64_t now) {
+        struct slot_health *h = health_of(e, dead->slot);
+        uint64_t wait = MEMORY_RETRY_USEC;
+        for (unsigned i = 0; i < h->memory_failed && wait < MEMORY_HOLDOFF_USEC; i++)
+                wait *= 2;
+        if (wait > MEMORY_HOLDOFF_USEC)
+                wait = MEMORY_HOLDOFF_USEC;
+        h->memory_failed++;
+        h->memory_holdoff_until = now + wait;
+        h->memory_loop = false;
+        const struct engine_worker *old = find_by_id(e, dead->replaces);
+        char after[32];
+        format_duration(after, sizeof(after), wait);
+        struct engine_action *a = push_health(e, dead);
+        set_reason(a->reason, sizeof(a->reason),
+                   "memory_max: the replacement for worker %d failed (%s); it keeps serving, next try in %s",
+                   old ? (int) old->pid : 0, why, after);
+}
+
+/* W missed its watchdog (or asked for it with WATCHDOG=trigger). SIGABRT and SIGCONT (a
+ * stopped process does not die of SIGABRT until it is continued) go where kill_mode
+ * says, SIGKILL to the group WATCHDOG_KILL_USEC later. The worker stops counting as
+ * ready: a candidate fails its upgrade, a worker of the current generation has its slot
+ * refilled as after a crash (with the crash back-off). A draining worker keeps its
+ * watchdog, as systemd keeps a service's while it stops: one that hangs on its way out
+ * is found before drain_timeout, with a stack trace. */
+static void watchdog_missed(struct engine *e, struct engine_worker *w, bool triggered, uint64_t now) {
+        char why[256], after[32];
+        format_duration(after, sizeof(after), w->watchdog_usec);
+        set_reason(why, sizeof(why), "watchdog timeout: worker %d (generation %llu, slot %u) %s%s", (int) w->pid,
+                   (unsigned long long) w->generation, w->slot,
+                   triggered ? "sent WATCHDOG=trigger" : "sent no WATCHDOG=1 for ", triggered ? "" : after);
+        bool group = w->kill_mode == KILL_MODE_GROUP;
+        w->watchdog_deadline_usec = USEC_INFINITY;
+        w->aborted = true;
+        struct engine_action *a = push_signal(e, w->pid, SIGABRT, group, SIGNAL_ABORT);
+        if (a)
+                set_reason(a->reason, sizeof(a->reason), "%s", why);
+        push_signal(e, w->pid, SIGCONT, group, SIGNAL_RESUME);
+
+        uint64_t kill_at = now + WATCHDOG_KILL_USEC;
+        if (w->state == WORKER_DRAINING) {
+                if (kill_at < w->deadline_usec)
+                        w->deadline_usec = kill_at;
+                return;
+        }
+        struct engine_worker dead = *w; /* as it was, for the back-off; target is not used */
+        w->state = WORKER_DRAINING;
+        w->respawn_now = w->for_rollback = false;
+        w->deadline_usec = kill_at;
+        w->replaces = 0;
+
+        const struct generation *g = generation_of(e, dead.generation);
+        if (g && g == &e->candidate && e->state == ENGINE_UPGRADING) {
+                rollback(e, now, "%s", why);
+                return;
+        }
+        if (dead.replaces)
+                replacement_failed(e, &dead, why, now);
+        else if (g == &e->current && e->state != ENGINE_STOPPING) {
+                health_of(e, dead.slot)->watchdog_pid = dead.pid;
+                leave_slot(e, &dead, why, now);
+        }
+        rollback_progress(e);
+        upgrade_progress(e, now);
+}
+
+void engine_worker_watchdog(struct engine *e, pid_t pid, uint64_t now) {
+        e->now = now;
+        struct engine_worker *w = find_by_pid(e, pid);
+        if (w && w->watchdog_deadline_usec != USEC_INFINITY && !w->aborted && !w->killed)
+                w->watchdog_deadline_usec = now + w->watchdog_usec;
+}
+
+void engine_worker_watchdog_trigger(struct engine *e, pid_t pid, uint64_t now) {
+        e->now = now;
+        struct engine_worker *w = find_by_pid(e, pid);
+        if (w && w->watchdog_usec > 0 && !w->aborted && !w->killed)
+                watchdog_missed(e, w, true, now);
+}
+
+/* systemd's WATCHDOG_USEC=: the worker's own timeout from now on; 0 turns its watchdog
+ * off. Only for a generation with a watchdog: watchdog = 0 must leave no deadline. */
+void engine_worker_watchdog_usec(struct engine *e, pid_t pid, uint64_t usec, uint64_t now) {
+        e->now = now;
+        struct engine_worker *w = find_by_pid(e, pid);
+        if (!w || w->watchdog_usec == 0 || w->aborted || w->killed)
+                return;
+        if (usec == 0) {
+                w->watchdog_deadline_usec = USEC_INFINITY;
+                return;
+        }
+        w->watchdog_usec = usec < WATCHDOG_MAX_USEC ? usec : WATCHDOG_MAX_USEC;
+        w->watchdog_deadline_usec = now + w->watchdog_usec;
+}
+
+/* memory_max acts only while the current generation serves: during the start there is
+ * nothing to keep serving in its place, and during an upgrade the old workers drain
+ * anyway while the candidates' memory is judged once they are the current generation. */
+bool engine_wants_memory(const struct engine *e) {
+        return e->state == ENGINE_RUNNING && e->current.settings.memory_max > 0;
+}
+
+uint64_t engine_get_memory_replacements(const struct engine *e) {
+        return e->memory_replacements;
+}
+
+/* A fat worker is replaced without a gap, the other way round from PM2's
+ * max_memory_restart: a new worker for the same slot starts first, and the fat one
+ * drains only when the new one is ready (mark_ready()). */
+void engine_worker_memory(struct engine *e, pid_t pid, uint64_t bytes, uint64_t now) {
+        e->now = now;
+        struct engine_worker *w = find_by_pid(e, pid);
+        uint64_t max = e->current.settings.memory_max;
+        if (!w || !engine_wants_memory(e) || w->generation != e->current.number || w->state != WORKER_READY ||
+            bytes <= max || replacement_of(e, w->id))
+                return;
+        struct slot_health *h = health_of(e, w->slot);
+        if (now < h->memory_holdoff_until)
+                return;
+        if (h->memory_attempts == 0 || now - h->memory_window_start >= MEMORY_WINDOW_USEC) {
+                h->memory_window_start = now;
+                h->memory_attempts = 0;
+        }
+        char used[32], limit[32], window[32];
+        format_size(used, sizeof(used), bytes);
+        format_size(limit, sizeof(limit), max);
+        format_duration(window, sizeof(window), MEMORY_WINDOW_USEC);
+        struct engine_action *a = push_health(e, w);
+        if (h->memory_attempts >= MEMORY_BURST) {
+                char holdoff[32];
+                format_duration(holdoff, sizeof(holdoff), MEMORY_HOLDOFF_USEC);
+                set_reason(a->reason, sizeof(a->reason),
+                           "memory_max exceeded: %s > %s, but slot %u was replaced %u times within %s: not "
+                           "replacing worker %d for %s (is memory_max too low for this release?)",
+                           used, limit, w->slot, h->memory_attempts, window, (int) w->pid, holdoff);
+                h->memory_holdoff_until = now + MEMORY_HOLDOFF_USEC;
+                h->memory_loop = true;
+                h->memory_attempts = 0;
+                return;
+        }
+        h->memory_attempts++;
+        h->memory_loop = false;
+        e->memory_replacements++;
+        set_reason(a->reason, sizeof(a->reason),
+                   "memory_max exceeded: %s > %s, replacing worker %d (slot %u, replacement %u within %s)", used, limit,
+                   (int) w->pid, w->slot, h->memory_attempts, window);
+        uint64_t fat = w->id;
+        refill_slot(e, w->slot, w->restarts, now)->replaces = fat; /* w may have moved */
+}
+
 /* ---- events ---- */
 
 void engine_worker_spawned(struct engine *e, uint64_t worker_id, pid_t pid, uint64_t now) {
@@ -815,6 +1080,9 @@ void engine_worker_spawned(struct engine *e, uint64_t worker_id, pid_t pid, uint
         if (!w)
                 return;
         w->pid = pid;
+        /* systemd starts a service's watchdog at exec, before READY=1. */
+        if (w->watchdog_usec > 0)
+                w->watchdog_deadline_usec = now + w->watchdog_usec;
         /* Stopped, drained or rolled back before the fork happened: tell it now. */
         if (w->state == WORKER_DRAINING)
                 signal_drain(e, w);
@@ -843,11 +1111,13 @@ static void worker_gone(struct engine *e, struct engine_worker *w, const char *w
                 rollback(e, now, "%s%s%s%s", why, starting ? " before it was ready" : "", starting && hint ? ": " : "",
                          starting && hint ? hint : "");
                 return;
+        } else if (dead.replaces) {
+                replacement_failed(e, &dead, why, now);
         } else if (dead.generation == e->current.number && e->state != ENGINE_STOPPING) {
                 if (dead.respawn_now)
                         refill_slot(e, dead.slot, dead.restarts, now);
                 else
-                        schedule_respawn(e, &dead, why, now);
+                        leave_slot(e, &dead, why, now);
         }
         rollback_progress(e);
         upgrade_progress(e, now);
@@ -888,6 +1158,22 @@ static void mark_ready(struct engine *e, struct engine_worker *w, uint64_t now) 
         a->pid = w->pid;
         a->generation = w->generation;
         a->slot = w->slot;
+        if (w->generation == e->current.number) {
+                struct slot_health *h = health_of(e, w->slot);
+                h->watchdog_pid = 0;
+                if (w->replaces) {
+                        /* The new worker serves: now the fat one may drain. */
+                        h->memory_failed = 0;
+                        struct engine_worker *fat = find_by_id(e, w->replaces);
+                        w->replaces = 0;
+                        if (fat && fat->state != WORKER_DRAINING) {
+                                set_reason(push_health(e, w)->reason, sizeof(a->reason),
+                                           "memory_max: worker %d is ready in place of worker %d, which drains now",
+                                           (int) w->pid, (int) fat->pid);
+                                drain_worker(e, fat, now);
+                        }
+                }
+        }
         rollback_progress(e);
         upgrade_progress(e, now);
         check_started(e);
@@ -912,6 +1198,8 @@ uint64_t engine_next_deadline(const struct engine *e) {
                         continue;
                 if (w->deadline_usec < next)
                         next = w->deadline_usec;
+                if (w->watchdog_deadline_usec < next)
+                        next = w->watchdog_deadline_usec;
         }
         for (size_t i = 0; i < e->n_respawns; i++)
                 if (e->respawns[i].at_usec < next)
@@ -939,6 +1227,20 @@ void engine_timer(struct engine *e, uint64_t now) {
                 refill_slot(e, r.slot, r.restarts, now);
         }
 
+        /* Missed watchdogs before the deadlines below: a hung worker is not to be found
+         * ready by its ready_delay. One per pass, as below. */
+        for (bool again = true; again;) {
+                again = false;
+                for (size_t i = 0; i < e->n_workers; i++) {
+                        struct engine_worker *w = &e->workers[i];
+                        if (w->killed || w->pid <= 0 || w->watchdog_deadline_usec > now)
+                                continue;
+                        watchdog_missed(e, w, false, now);
+                        again = true;
+                        break;
+                }
+        }
+
         /* One expiry per pass: handling it may add or remove workers. */
         for (bool again = true; again;) {
                 again = false;
@@ -948,7 +1250,9 @@ void engine_timer(struct engine *e, uint64_t now) {
                                 continue;
                         const struct generation *g = generation_of(e, w->generation);
                         if (w->state == WORKER_DRAINING) {
-                                kill_worker(e, w, "it did not exit in time");
+                                kill_worker(e, w,
+                                            w->aborted ? "watchdog timeout: still there after SIGABRT"
+                                                       : "it did not exit in time");
                                 continue;
                         }
                         if (w->state == WORKER_STARTING && g && g->settings.ready == READY_DELAY &&
@@ -969,9 +1273,12 @@ void engine_timer(struct engine *e, uint64_t now) {
                                 rollback(e, now, "%s", why);
                         } else {
                                 /* Outside an upgrade there is nothing to roll back to: replace it. */
+                                struct engine_worker dead = *w;
                                 drain_worker(e, w, now);
                                 kill_worker(e, w, "it was not ready in time");
-                                if (g == &e->current && e->state != ENGINE_STOPPING)
+                                if (dead.replaces)
+                                        replacement_failed(e, &dead, why, now);
+                                else if (g == &e->current && e->state != ENGINE_STOPPING)
                                         schedule_respawn(e, w, why, now);
                                 rollback_progress(e);
                         }
@@ -1146,6 +1453,28 @@ static void format_status(const struct engine *e, uint64_t now, char *buf, size_
                                            worst_slot, worst, (double) wait / USEC_PER_SEC);
                                 break;
                         }
+
+        /* Health: the first slot that has something to show. */
+        for (size_t i = 0; i < e->n_health; i++) {
+                const struct slot_health *h = &e->health[i];
+                double wait =
+                        h->memory_holdoff_until > now ? (double) (h->memory_holdoff_until - now) / USEC_PER_SEC : 0;
+                if (h->watchdog_pid > 0)
+                        p = append(buf, size, p, "; watchdog timeout: worker %d (slot %zu) killed",
+                                   (int) h->watchdog_pid, i);
+                else if (wait > 0 && h->memory_loop)
+                        p = append(buf, size, p,
+                                   "; worker %zu exceeded memory_max more than %d times within %llus, not "
+                                   "replacing it for %.0fs",
+                                   i, MEMORY_BURST, (unsigned long long) (MEMORY_WINDOW_USEC / USEC_PER_SEC), wait);
+                else if (wait > 0 && h->memory_failed > 0)
+                        p = append(buf, size, p,
+                                   "; replacing worker %zu (memory_max) failed %u times, retrying in %.0fs", i,
+                                   h->memory_failed, wait);
+                else
+                        continue;
+                break;
+        }
         (void) p;
 }
 

@@ -47,6 +47,11 @@ struct engine_settings {
          * worker is stopped and ACTION_EXIT reports a failure; 0 = no bound. Read only
          * from the settings given to engine_start(). */
         uint64_t start_timeout_usec;
+        /* Worker health (contract section 10). watchdog: each worker must send WATCHDOG=1
+         * this often, from its spawn on; 0 = off. memory_max: bytes; a ready worker
+         * reported above it is replaced (a new one first, then it drains); 0 = off. */
+        uint64_t watchdog_usec;
+        uint64_t memory_max;
 };
 
 struct engine_worker {
@@ -70,12 +75,23 @@ struct engine_worker {
          * and this one took its place. Scaling up, an upgrade's new generation and the
          * workers a rollback starts to regain strength begin at 0. */
         unsigned restarts;
+        /* The watchdog: WATCHDOG=1 must come before watchdog_deadline_usec (USEC_INFINITY
+         * when off). After a miss, aborted: SIGABRT was sent and the worker is draining
+         * with 5 s left before its SIGKILL. */
+        uint64_t watchdog_usec;
+        uint64_t watchdog_deadline_usec;
+        bool aborted;
+        /* memory_max: the id of the worker of the same slot that this one is replacing
+         * (it drains once this one is ready); 0 for an ordinary worker. */
+        uint64_t replaces;
 };
 
 enum action_type {
         ACTION_SPAWN, /* worker_id, generation, slot: fork/exec, then report */
         ACTION_SIGNAL, /* pid, signal, group, purpose (and reason for a kill) */
         ACTION_WORKER_READY, /* pid, generation, slot: a worker became ready (for the log) */
+        ACTION_WORKER_HEALTH, /* pid, generation, slot, reason: a worker's memory or watchdog
+                               * made the engine act, or not act (for the log) */
         ACTION_READY, /* the first generation is fully ready (for the log; READY=1 is an ACTION_NOTIFY) */
         ACTION_NOTIFY, /* notify: what to tell systemd with sd_notify() */
         ACTION_UPGRADE_STARTED, /* generation */
@@ -105,6 +121,7 @@ enum signal_purpose {
         SIGNAL_DRAIN, /* the drain signal: stop accepting, finish, exit */
         SIGNAL_RESUME, /* SIGCONT right after the drain signal: a stopped worker drains too */
         SIGNAL_KILL, /* SIGKILL; reason says why */
+        SIGNAL_ABORT, /* SIGABRT for a missed watchdog (a core dump, a stack trace); reason says why */
 };
 
 struct engine_action {
@@ -146,6 +163,21 @@ void engine_worker_exited(struct engine *e, pid_t pid, bool signaled, int status
  * had not become ready: why the shell thinks it failed. */
 void engine_worker_exited_hint(struct engine *e, pid_t pid, bool signaled, int status, const char *hint,
                                uint64_t now);
+/* The worker's watchdog (from WATCHDOG=1, WATCHDOG=trigger and WATCHDOG_USEC= on the
+ * notify socket). Ignored for workers whose generation has no watchdog. A ping restarts
+ * the deadline; a trigger is a miss now; a new timeout (microseconds, 0 = off for this
+ * worker) replaces the worker's own and restarts the deadline, as systemd does. */
+void engine_worker_watchdog(struct engine *e, pid_t pid, uint64_t now);
+void engine_worker_watchdog_trigger(struct engine *e, pid_t pid, uint64_t now);
+void engine_worker_watchdog_usec(struct engine *e, pid_t pid, uint64_t usec, uint64_t now);
+/* A sample of a worker's memory in bytes. Above its generation's memory_max, a ready
+ * worker is replaced without a gap, within the rate limit (engine.c, memory_max). */
+void engine_worker_memory(struct engine *e, pid_t pid, uint64_t bytes, uint64_t now);
+/* Whether the engine wants memory samples now: only then does the shell run its
+ * sampling timer, so that memory_max = 0 costs no wake-up. */
+bool engine_wants_memory(const struct engine *e);
+/* Workers replaced for memory_max since the start (started replacements). */
+uint64_t engine_get_memory_replacements(const struct engine *e);
 /* The earliest deadline, USEC_INFINITY when none; the shell arms one timer for it. */
 uint64_t engine_next_deadline(const struct engine *e);
 void engine_timer(struct engine *e, uint64_t now);

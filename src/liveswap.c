@@ -67,6 +67,8 @@ static void help(void) {
                "                          itself (default yes)\n"
                "      --start-timeout DURATION  exit with status 1 if the first workers are not all\n"
                "                          ready by then (default 90s, 0 = wait forever)\n"
+               "      --watchdog DURATION  each worker must send WATCHDOG=1 this often (default 0 = off)\n"
+               "      --memory-max SIZE   replace a worker above SIZE (e.g. 512M, 1G; default 0 = off)\n"
                "      --foreground        run in the foreground (always the case)\n"
                "  -u, --upgrade [TARGET]  upgrade a running supervisor (no target: reload)\n"
                "  -k, --kill              restart every worker of a running supervisor\n"
@@ -86,7 +88,16 @@ static int parse_unsigned(const char *s, unsigned *ret) {
 }
 
 static int parse_arguments(int argc, char **argv, struct arguments *a) {
-        enum { OPT_FOREGROUND = 0x100, OPT_PRE_UPGRADE, OPT_START_TIMEOUT, OPT_SOCKET_MODE, OPT_ADOPT, OPT_NO_ADOPT };
+        enum {
+                OPT_FOREGROUND = 0x100,
+                OPT_PRE_UPGRADE,
+                OPT_START_TIMEOUT,
+                OPT_SOCKET_MODE,
+                OPT_ADOPT,
+                OPT_NO_ADOPT,
+                OPT_WATCHDOG,
+                OPT_MEMORY_MAX
+        };
         static const struct option options[] = { { "instance", required_argument, NULL, 'i' },
                                                  { "config", required_argument, NULL, 'c' },
                                                  { "listen", required_argument, NULL, 'l' },
@@ -102,6 +113,8 @@ static int parse_arguments(int argc, char **argv, struct arguments *a) {
                                                  { "head", required_argument, NULL, 'H' },
                                                  { "adopt", no_argument, NULL, OPT_ADOPT },
                                                  { "no-adopt", no_argument, NULL, OPT_NO_ADOPT },
+                                                 { "watchdog", required_argument, NULL, OPT_WATCHDOG },
+                                                 { "memory-max", required_argument, NULL, OPT_MEMORY_MAX },
                                                  { "upgrade", optional_argument, NULL, 'u' },
                                                  { "kill", no_argument, NULL, 'k' },
                                                  { "die", no_argument, NULL, 'd' },
@@ -167,6 +180,25 @@ static int parse_arguments(int argc, char **argv, struct arguments *a) {
                                 return -EINVAL;
                         }
                         a->overrides.start_timeout_set = true;
+                        break;
+                case OPT_WATCHDOG:
+                        if (config_parse_duration(optarg, &a->overrides.watchdog_usec) < 0 ||
+                            (a->overrides.watchdog_usec > 0 && a->overrides.watchdog_usec < USEC_PER_MSEC)) {
+                                fprintf(stderr,
+                                        "liveswap: invalid duration '%s' for --watchdog (e.g. 10s, 500ms, 0 for off)\n",
+                                        optarg);
+                                return -EINVAL;
+                        }
+                        a->overrides.watchdog_set = true;
+                        break;
+                case OPT_MEMORY_MAX:
+                        if (config_parse_size(optarg, &a->overrides.memory_max) < 0) {
+                                fprintf(stderr,
+                                        "liveswap: invalid size '%s' for --memory-max (e.g. 512M, 1.5G, 0 for off)\n",
+                                        optarg);
+                                return -EINVAL;
+                        }
+                        a->overrides.memory_max_set = true;
                         break;
                 case 'H':
                         a->overrides.head = optarg;

@@ -12,6 +12,23 @@
 #include "macro.h"
 #include "notify.h"
 
+/* A decimal number of microseconds, at most 20 digits and no overflow. */
+static bool parse_usec(const char *v, size_t len, uint64_t *ret) {
+        uint64_t n = 0;
+        if (len == 0 || len > 20)
+                return false;
+        for (size_t i = 0; i < len; i++) {
+                if (v[i] < '0' || v[i] > '9')
+                        return false;
+                uint64_t digit = (uint64_t) (v[i] - '0');
+                if (n > (UINT64_MAX - digit) / 10)
+                        return false;
+                n = n * 10 + digit;
+        }
+        *ret = n;
+        return true;
+}
+
 int notify_parse(const char *data, size_t len, struct notify_message *ret) {
         *ret = (struct notify_message){};
         if (memchr(data, 0, len))
@@ -31,6 +48,14 @@ int notify_parse(const char *data, size_t len, struct notify_message *ret) {
                         const char *v = eq + 1;
                         if (klen == 5 && memcmp(p, "READY", 5) == 0 && vlen == 1 && v[0] == '1')
                                 ret->ready = true;
+                        else if (klen == 8 && memcmp(p, "WATCHDOG", 8) == 0 && vlen == 1 && v[0] == '1')
+                                ret->watchdog = true;
+                        else if (klen == 8 && memcmp(p, "WATCHDOG", 8) == 0 && vlen == 7 &&
+                                 memcmp(v, "trigger", 7) == 0)
+                                ret->watchdog_trigger = true;
+                        else if (klen == 13 && memcmp(p, "WATCHDOG_USEC", 13) == 0)
+                                /* Digits only, as systemd takes it; anything else is ignored. */
+                                ret->has_watchdog_usec = parse_usec(v, vlen, &ret->watchdog_usec);
                         else if (klen == 6 && memcmp(p, "STATUS", 6) == 0) {
                                 size_t c = vlen < sizeof(ret->status) - 1 ? vlen : sizeof(ret->status) - 1;
                                 memcpy(ret->status, v, c);

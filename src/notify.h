@@ -1,10 +1,11 @@
 /* notify.h: the sd_notify protocol in both directions. Workers send READY=1/STATUS=/
- * STOPPING=1 to the supervisor's own NOTIFY_SOCKET; the supervisor reports upstream to
+ * STOPPING=1/WATCHDOG=1 to the supervisor's own NOTIFY_SOCKET; the supervisor reports upstream to
  * systemd with sd_notify(). Parsing is pure; the socket functions are the thin shell. */
 #pragma once
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #define NOTIFY_MAX_MESSAGE 4096
@@ -12,6 +13,10 @@
 
 struct notify_message {
         bool ready;
+        bool watchdog; /* WATCHDOG=1: the worker is alive */
+        bool watchdog_trigger; /* WATCHDOG=trigger: the worker asks to be treated as hung */
+        bool has_watchdog_usec; /* WATCHDOG_USEC=N: the worker's own timeout from now on */
+        uint64_t watchdog_usec;
         bool has_status;
         char status[NOTIFY_MAX_STATUS];
 };

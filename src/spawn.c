@@ -162,6 +162,7 @@ static void child_connect_journal(const struct spawn_request *r, char *journal_s
 }
 
 static _Noreturn void child(const struct spawn_request *r, char **env, char *listen_pid, char *journal_stream,
+                            char *watchdog_pid,
                             int control_fd, int error_fd, pid_t parent, int *moved) {
         int n = (int) r->sockets->n;
         int first_free = FIRST_LISTEN_FD + n + 1;
@@ -189,6 +190,8 @@ static _Noreturn void child(const struct spawn_request *r, char **env, char *lis
                                 (void) fcntl(fd, F_SETFD, FD_CLOEXEC);
 
         format_pid(listen_pid, getpid());
+        if (watchdog_pid)
+                format_pid(watchdog_pid, getpid());
         if (chdir(r->directory) < 0)
                 goto fail;
         if (strchr(r->argv[0], '/'))
@@ -202,7 +205,7 @@ fail:;
 }
 
 int spawn_start_worker(const struct spawn_request *r, pid_t *ret_pid, int *ret_control_fd) {
-        _cleanup_strv_free_ char **env = spawn_build_environment(r->environment, 13);
+        _cleanup_strv_free_ char **env = spawn_build_environment(r->environment, 15);
         if (!env)
                 return -ENOMEM;
         size_t k = 0;
@@ -257,6 +260,14 @@ int spawn_start_worker(const struct spawn_request *r, pid_t *ret_pid, int *ret_c
                 if (at == k)
                         k++;
         }
+        /* WATCHDOG_PID likewise: sd_watchdog_enabled() checks it against getpid(). */
+        char *watchdog_pid = NULL;
+        if (r->watchdog_usec > 0) {
+                if (push(env, &k, "WATCHDOG_USEC=%" PRIu64, r->watchdog_usec) < 0 ||
+                    push(env, &k, "WATCHDOG_PID=%-20s", "") < 0)
+                        return -ENOMEM;
+                watchdog_pid = env[k - 1] + strlen("WATCHDOG_PID=");
+        }
 
         int pair[2];
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
@@ -279,7 +290,7 @@ int spawn_start_worker(const struct spawn_request *r, pid_t *ret_pid, int *ret_c
         if (pid < 0)
                 return -errno;
         if (pid == 0)
-                child(r, env, listen_pid, journal_stream, theirs, error_write, parent, moved);
+                child(r, env, listen_pid, journal_stream, watchdog_pid, theirs, error_write, parent, moved);
 
         /* No setpgid() from here as for the hook (it would make the child's setsid() fail):
          * the child has its session and group before exec, and we return only after that. */

@@ -29,6 +29,9 @@ struct spawn_request {
          * its stdout and/or stderr, whichever of ours is the service's journal stream. */
         const char *journal_path;
         bool journal_stdout, journal_stderr;
+        /* With a watchdog (> 0): WATCHDOG_USEC and WATCHDOG_PID (the worker's own pid), as
+         * systemd sets them. */
+        uint64_t watchdog_usec;
 };
 
 /* Starts the worker. Returns 0 with its pid and the supervisor's end of the control

@@ -24,6 +24,14 @@
 #include "notify.h"
 #include "spawn.h"
 #include "supervisor.h"
+#include "worker-stats.h"
+
+/* memory_max: how often the workers' memory is sampled while a limit is set. A leak
+ * that grows by 100 MiB a second overshoots by at most that much; one sample of every
+ * worker costs one pass over /proc (about a millisecond for a few hundred processes). */
+#define MEMORY_SAMPLE_USEC (1 * USEC_PER_SEC)
+/* Coalesced with other wake-ups within this window: exact timing does not matter here. */
+#define MEMORY_SAMPLE_ACCURACY_USEC (50 * USEC_PER_MSEC)
 
 void engine_settings_from_config(const struct config *c, struct engine_settings *ret) {
         *ret = (struct engine_settings){
@@ -38,6 +46,8 @@ void engine_settings_from_config(const struct config *c, struct engine_settings 
                 .drain_timeout_usec = c->drain_timeout_usec,
                 .kill_mode = c->kill_mode,
                 .start_timeout_usec = c->start_timeout_usec,
+                .watchdog_usec = c->watchdog_usec,
+                .memory_max = c->memory_max,
         };
 }
 
@@ -159,6 +169,7 @@ static void perform_spawn(struct supervisor *s, const struct engine_action *a) {
                 .journal_path = s->journal_path[0] ? s->journal_path : NULL,
                 .journal_stdout = s->journal_stdout,
                 .journal_stderr = s->journal_stderr,
+                .watchdog_usec = c->watchdog_usec,
         };
         bool unpreloadable = c->adopt && cmd->is_static;
         if (unpreloadable)
@@ -256,6 +267,49 @@ static int on_timer(sd_event_source *source, uint64_t usec, void *userdata) {
         return 0;
 }
 
+/* ---- memory_max ----
+ * One time source, enabled only while the engine wants samples (a generation serving
+ * with memory_max set): with memory_max = 0 nothing here ever wakes the supervisor. */
+
+static int on_memory_timer(sd_event_source *source, uint64_t usec, void *userdata) {
+        struct supervisor *s = userdata;
+        _cleanup_free_ struct worker_stats_query *queries = calloc(s->n_io ?: 1, sizeof(*queries));
+        _cleanup_free_ struct worker_stats *stats = calloc(s->n_io ?: 1, sizeof(*stats));
+        if (!queries || !stats) {
+                log_oom();
+                supervisor_kick(s); /* the next dispatch arms the next sample */
+                return 0;
+        }
+        for (size_t i = 0; i < s->n_io; i++)
+                queries[i] = (struct worker_stats_query){ .pgid = s->io[i].pid, .cgroup_path = NULL };
+        int r = worker_stats_collect(queries, s->n_io, stats);
+        if (r < 0)
+                log_warning_errno(r, "Cannot measure the workers' memory: %m");
+        else
+                for (size_t i = 0; i < s->n_io; i++)
+                        if (stats[i].has_memory)
+                                engine_worker_memory(s->engine, queries[i].pgid, stats[i].memory_bytes, now_usec());
+        supervisor_kick(s);
+        return 0;
+}
+
+/* Called after every batch of actions: starts the next sample when samples are wanted
+ * and none is pending, stops it when they are not. A pending sample is left alone, so
+ * that frequent events (WATCHDOG=1 pings) cannot put it off. */
+static void arm_memory_timer(struct supervisor *s) {
+        int enabled = SD_EVENT_OFF;
+        (void) sd_event_source_get_enabled(s->memory_timer, &enabled);
+        if (!engine_wants_memory(s->engine)) {
+                if (enabled != SD_EVENT_OFF)
+                        (void) sd_event_source_set_enabled(s->memory_timer, SD_EVENT_OFF);
+                return;
+        }
+        if (enabled != SD_EVENT_OFF)
+                return;
+        (void) sd_event_source_set_time(s->memory_timer, now_usec() + MEMORY_SAMPLE_USEC);
+        (void) sd_event_source_set_enabled(s->memory_timer, SD_EVENT_ONESHOT);
+}
+
 /* ---- notify ---- */
 
 static int on_notify(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
@@ -293,6 +347,14 @@ static int on_notify(sd_event_source *source, int fd, uint32_t revents, void *us
                                    w.pid, w.generation);
                         engine_worker_ready(s->engine, w.pid, now_usec());
                 }
+                /* A new timeout first: systemd applies it before the ping in the same
+                 * message. */
+                if (m.has_watchdog_usec)
+                        engine_worker_watchdog_usec(s->engine, w.pid, m.watchdog_usec, now_usec());
+                if (m.watchdog)
+                        engine_worker_watchdog(s->engine, w.pid, now_usec());
+                if (m.watchdog_trigger)
+                        engine_worker_watchdog_trigger(s->engine, w.pid, now_usec());
         }
         supervisor_kick(s);
         return 0;
@@ -313,6 +375,10 @@ static void perform_signal(struct supervisor *s, const struct engine_action *a) 
                 break;
         case SIGNAL_KILL:
                 log_worker(LOG_WARNING, w.generation, a->pid, "Killing worker %d: %s", a->pid, a->reason);
+                break;
+        case SIGNAL_ABORT:
+                log_warning("Aborting worker %d (ABRT%s): %s", a->pid, a->group ? "" : " to its main process only",
+                            a->reason);
                 break;
         }
         int r = spawn_signal_worker(a->pid, a->signal, a->group);
@@ -351,6 +417,9 @@ static void perform(struct supervisor *s, const struct engine_action *a) {
         case ACTION_WORKER_READY:
                 log_worker(LOG_INFO, a->generation, a->pid, "Worker %d (generation %" PRIu64 ", slot %u) is ready",
                            a->pid, a->generation, a->slot);
+                break;
+        case ACTION_WORKER_HEALTH:
+                log_warning("%s", a->reason);
                 break;
         case ACTION_READY: {
                 char status[1024];
@@ -411,6 +480,7 @@ static int on_dispatch(sd_event_source *source, void *userdata) {
                 engine_update_status(s->engine, now_usec());
         }
         arm_timer(s);
+        arm_memory_timer(s);
         if (s->on_changed)
                 s->on_changed(s->changed_userdata);
         return 0;
@@ -450,6 +520,11 @@ int supervisor_setup_loop(struct supervisor *s) {
         if (r < 0)
                 return log_error_errno(r, "Cannot create timer: %m");
         (void) sd_event_source_set_enabled(s->timer, SD_EVENT_OFF);
+        r = sd_event_add_time(s->event, &s->memory_timer, CLOCK_MONOTONIC, USEC_INFINITY, MEMORY_SAMPLE_ACCURACY_USEC,
+                              on_memory_timer, s);
+        if (r < 0)
+                return log_error_errno(r, "Cannot create the memory timer: %m");
+        (void) sd_event_source_set_enabled(s->memory_timer, SD_EVENT_OFF);
         r = sd_event_add_io(s->event, &s->notify_source, s->notify_fd, EPOLLIN, on_notify, s);
         if (r < 0)
                 return log_error_errno(r, "Cannot watch the notify socket: %m");
@@ -480,6 +555,7 @@ void supervisor_done(struct supervisor *s) {
         free(s->io);
         s->notify_source = sd_event_source_disable_unref(s->notify_source);
         s->timer = sd_event_source_disable_unref(s->timer);
+        s->memory_timer = sd_event_source_disable_unref(s->memory_timer);
         s->dispatch = sd_event_source_disable_unref(s->dispatch);
         s->watchdog = sd_event_source_disable_unref(s->watchdog);
         if (s->notify_fd >= 0) {

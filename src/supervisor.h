@@ -50,6 +50,7 @@ struct supervisor {
         int notify_fd;
         sd_event_source *notify_source;
         sd_event_source *timer;
+        sd_event_source *memory_timer; /* memory_max samples; off unless the engine wants them */
         sd_event_source *watchdog;
         sd_event_source *dispatch; /* the one place the engine's actions are performed */
 

@@ -144,6 +144,11 @@ static void pump(struct shell *sh) {
                         case SIGNAL_KILL:
                                 CHECK(a.signal == SIGKILL && a.group);
                                 break;
+                        case SIGNAL_ABORT: /* a missed watchdog: SIGCONT follows, as after a drain */
+                                CHECK(a.signal == SIGABRT);
+                                CHECK(a.group == (w->kill_mode == KILL_MODE_GROUP));
+                                sh->after_drain = true;
+                                break;
                         }
                         sh->last_signal = a;
                         if (a.signal == SIGKILL)
@@ -184,6 +189,7 @@ static void pump(struct shell *sh) {
                         CHECK(!a.notify.ready || sh->ready);
                         break;
                 case ACTION_WORKER_READY:
+                case ACTION_WORKER_HEALTH:
                         break;
                 }
         }

@@ -971,3 +971,74 @@ Test(config, adopt_and_ready_listen) {
         check_loads("[worker]\nadopt = true\n");
         cr_assert(c.adopt);
 }
+
+Test(config, watchdog_and_memory_max) {
+        cr_assert_eq(c.watchdog_usec, 0, "off by default");
+        cr_assert_eq(c.memory_max, 0, "off by default");
+        check_loads("[worker]\nwatchdog = 2s\nmemory_max = 256M\n");
+        cr_assert_eq(c.watchdog_usec, 2 * SEC);
+        cr_assert_eq(c.memory_max, 256ULL << 20);
+        check_loads("[worker]\nwatchdog = 500ms\nmemory_max = 1.5G\n");
+        cr_assert_eq(c.watchdog_usec, 500 * 1000);
+        cr_assert_eq(c.memory_max, 3ULL << 29);
+        check_loads("[worker]\nwatchdog = 0\nmemory_max = 0\n");
+        cr_assert_eq(c.watchdog_usec, 0);
+        cr_assert_eq(c.memory_max, 0);
+
+        check_error("[worker]\nwatchdog = 2s\nwatchdog = often\n", 3,
+                    "invalid duration 'often' for watchdog (use ms, s or min, e.g. 500ms, 1.5s, 2min)");
+        check_error("[worker]\nwatchdog = 0.5ms\n", 2, "watchdog '0.5ms' is too short (0 for off, or at least 1ms)");
+        check_error("[worker]\nmemory_max = 2s\n", 2,
+                    "invalid size '2s' for memory_max (bytes, or with K, M, G or T, e.g. 512M, 1.5G; 0 for off)");
+        check_error("[worker]\nmemory_max = -1\n", 2,
+                    "invalid size '-1' for memory_max (bytes, or with K, M, G or T, e.g. 512M, 1.5G; 0 for off)");
+        check_error("[worker]\nmemory_max = 2048T\n", 2, "size '2048T' for memory_max is too large (at most 1024T)");
+        check_error("[upgrade]\nmemory_max = 1G\n", 2,
+                    "unknown key 'memory_max' in section [upgrade] (it belongs in [worker])");
+        check_error("[worker]\nenvironment = WATCHDOG_USEC=5\n", 2,
+                    "environment: WATCHDOG_USEC is set by liveswap for each worker and cannot be set here");
+        cr_assert_eq(c.watchdog_usec, 0, "a bad file changes nothing");
+        cr_assert_eq(c.memory_max, 0, "a bad file changes nothing");
+}
+
+Test(values, parse_size) {
+        static const struct {
+                const char *text;
+                uint64_t bytes;
+        } good[] = {
+                { "0", 0 },
+                { "4096", 4096 },
+                { "1K", 1024 },
+                { "512M", 512ULL << 20 },
+                { "1.5G", 3ULL << 29 },
+                { "2 G", 2ULL << 30 },
+                { "1T", 1ULL << 40 },
+                { "1024T", 1ULL << 50 },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(good); i++) {
+                uint64_t v = 1;
+                cr_assert_eq(config_parse_size(good[i].text, &v), 0, "%s", good[i].text);
+                cr_assert_eq(v, good[i].bytes, "%s", good[i].text);
+        }
+        static const char *const bad[] = { "", "M", "1.5", "1.G", "1KB", "1k", "1 M M", " 1M", "+1M", "0x10", "1e3" };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                uint64_t v = 7;
+                cr_assert_eq(config_parse_size(bad[i], &v), -EINVAL, "%s", bad[i]);
+                cr_assert_eq(v, 7);
+        }
+        uint64_t v;
+        cr_assert_eq(config_parse_size("1025T", &v), -ERANGE);
+        cr_assert_eq(config_parse_size("99999999999999999999999", &v), -ERANGE);
+}
+
+Test(config, watchdog_and_memory_max_overrides) {
+        struct config m;
+        struct config_overrides o = {
+                .watchdog_set = true, .watchdog_usec = 3 * SEC, .memory_max_set = true, .memory_max = 0
+        };
+        write_file("[worker]\nwatchdog = 1s\nmemory_max = 1G\n", strlen("[worker]\nwatchdog = 1s\nmemory_max = 1G\n"));
+        cr_assert_eq(config_load_merged(&m, path, &o, err, sizeof(err)), 0, "%s", err);
+        cr_assert_eq(m.watchdog_usec, 3 * SEC, "the command line wins");
+        cr_assert_eq(m.memory_max, 0, "0 from the command line turns it off");
+        config_done(&m);
+}

@@ -1959,7 +1959,8 @@ Test(engine, refused_reload_when_running_says_reloading_then_ready) {
         cr_assert_eq(n_recorded - m, 2);
         cr_assert(recorded[m].notify.reloading && !recorded[m].notify.ready);
         cr_assert(recorded[m + 1].notify.ready && recorded[m + 1].notify.has_status);
-        cr_assert_str_eq(recorded[m + 1].notify.status, "Reload refused; serving generation 1 (/srv/app/v1): 1/1 ready");
+        cr_assert_str_eq(recorded[m + 1].notify.status,
+                         "Reload refused; serving generation 1 (/srv/app/v1): 1/1 ready");
 }
 
 Test(engine, upgrade_notifies_reloading_then_ready_before_finished) {
@@ -2385,4 +2386,361 @@ Test(engine, restarts_count_restart_but_not_scaling_or_rollback) {
         ready_all(1);
         cr_assert_eq(engine_get_state(e), ENGINE_RUNNING);
         cr_assert_eq(restarts_of(1, drained), 0);
+}
+
+/* ---- worker health: the watchdog ---- */
+
+static struct engine_settings watchdog_settings(unsigned workers, uint64_t watchdog) {
+        struct engine_settings s = settings(workers, STRATEGY_ROLLING, 1);
+        s.watchdog_usec = watchdog;
+        return s;
+}
+
+static void ping(pid_t pid) {
+        engine_worker_watchdog(e, pid, now);
+        pump();
+}
+
+/* The index of the first signal SIG to PID from FROM, SIZE_MAX if none. */
+static size_t signal_index(size_t from, pid_t pid, int sig) {
+        for (size_t i = from; i < n_recorded; i++)
+                if (recorded[i].type == ACTION_SIGNAL && recorded[i].pid == pid && recorded[i].signal == sig)
+                        return i;
+        return SIZE_MAX;
+}
+
+Test(engine, watchdog_off_arms_nothing) {
+        struct engine_settings s = settings(2, STRATEGY_ROLLING, 1);
+        start_running(&s);
+        pid_t p = first_pid(1, WORKER_READY);
+        ping(p);
+        engine_worker_watchdog_usec(e, p, 1 * SEC, now);
+        engine_worker_watchdog_trigger(e, p, now);
+        pump();
+        cr_assert_eq(engine_next_deadline(e), USEC_INFINITY, "watchdog = 0 must leave no deadline");
+        cr_assert_eq(count_signals(0, 0, 0), 0);
+        cr_assert_not(engine_wants_memory(e), "memory_max = 0 wants no samples");
+}
+
+Test(engine, watchdog_pings_keep_worker_alive) {
+        struct engine_settings s = watchdog_settings(2, 2 * SEC);
+        uint64_t t0 = now;
+        start(&s);
+        /* The deadline runs from the spawn, before READY=1, as systemd's from exec. */
+        cr_assert_eq(engine_next_deadline(e), t0 + 2 * SEC);
+        ready_all(1);
+        pid_t pids[MAX_PIDS];
+        cr_assert_eq(pids_of(1, WORKER_READY, pids), 2);
+        for (int i = 0; i < 20; i++) {
+                now += 1 * SEC;
+                ping(pids[0]);
+                ping(pids[1]);
+                cr_assert_eq(engine_next_deadline(e), now + 2 * SEC);
+                engine_timer(e, now);
+                pump();
+        }
+        cr_assert_eq(count_signals(0, 0, 0), 0);
+        cr_assert_eq(workers_in(1, WORKER_READY), 2);
+}
+
+Test(engine, watchdog_expiry_aborts_resumes_kills_and_refills) {
+        struct engine_settings s = watchdog_settings(2, 2 * SEC);
+        start_running(&s);
+        pid_t pids[MAX_PIDS];
+        cr_assert_eq(pids_of(1, WORKER_READY, pids), 2);
+        pid_t hung = pids[0], fine = pids[1];
+        unsigned slot = worker(hung).slot;
+
+        now += 1500 * MSEC;
+        ping(hung);
+        ping(fine);
+        now += 1500 * MSEC;
+        ping(fine); /* hung is SIGSTOPped: its last ping was 1.5 s ago */
+        size_t m = mark();
+        advance_to_deadline();
+        cr_assert_eq(now, 1000 * SEC + 3500 * MSEC);
+
+        size_t abrt = signal_index(m, hung, SIGABRT), cont = signal_index(m, hung, SIGCONT);
+        cr_assert_neq(abrt, SIZE_MAX, "SIGABRT to the hung worker");
+        cr_assert_eq(recorded[abrt].purpose, SIGNAL_ABORT);
+        cr_assert(recorded[abrt].group);
+        char want[64];
+        snprintf(want, sizeof(want), "watchdog timeout: worker %d", (int) hung);
+        cr_assert(strstr(recorded[abrt].reason, want), "%s", recorded[abrt].reason);
+        cr_assert(strstr(recorded[abrt].reason, "no WATCHDOG=1 for 2s"), "%s", recorded[abrt].reason);
+        cr_assert(cont != SIZE_MAX && cont > abrt, "SIGCONT after SIGABRT, for a stopped worker");
+        cr_assert_eq(count_signals(m, hung, SIGKILL), 0, "no SIGKILL before 5 s");
+        cr_assert_eq(count_signals(m, fine, 0), 0);
+        cr_assert_eq(state_of(hung), WORKER_DRAINING);
+        cr_assert(strstr(status(), want), "%s", status());
+
+        /* Its slot is refilled as after a crash: after the first back-off step. */
+        m = mark();
+        advance_to_deadline();
+        cr_assert_eq(count_spawns(m, 1), 1);
+        cr_assert_eq(find_action(m, ACTION_SPAWN)->slot, slot);
+        ready_one(1);
+        cr_assert_eq(workers_in(1, WORKER_READY), 2);
+        cr_assert_null(strstr(status(), "watchdog"), "%s", status());
+
+        /* The new worker pings; the hung one still has not exited: SIGKILL 5 s after ABRT. */
+        cr_assert_eq(pids_of(1, WORKER_READY, pids), 2);
+        pid_t fresh = pids[0] == fine ? pids[1] : pids[0];
+        m = mark();
+        for (int i = 0; i < 5; i++) {
+                now += 1 * SEC;
+                ping(fine);
+                ping(fresh);
+                engine_timer(e, now);
+                pump();
+        }
+        cr_assert_eq(count_signals(m, hung, SIGKILL), 1, "SIGKILL 5 s after SIGABRT");
+        cr_assert(strstr(find_action(m, ACTION_SIGNAL)->reason, "watchdog timeout"), "%s",
+                  find_action(m, ACTION_SIGNAL)->reason);
+        kill_pid(hung, SIGKILL);
+        cr_assert_eq(workers_in(1, ANY_STATE), 2, "nothing else respawned when it exits");
+}
+
+Test(engine, watchdog_expiry_of_candidate_fails_upgrade) {
+        struct engine_settings s = watchdog_settings(2, 2 * SEC);
+        s.stable_time_usec = 10 * SEC; /* the canary holds the old workers at full strength */
+        start_running(&s);
+        min_ready = 2;
+        begin_upgrade("/srv/app/v2", &s);
+        ready_one(2);
+        pid_t cand = first_pid(2, WORKER_READY);
+        /* The old workers ping; the candidate stops after READY=1. */
+        size_t m = mark();
+        for (int i = 0; i < 4 && candidate() == 2 && engine_get_state(e) == ENGINE_UPGRADING; i++) {
+                now += 600 * MSEC;
+                pid_t old[MAX_PIDS];
+                size_t n = pids_of(1, WORKER_READY, old);
+                for (size_t k = 0; k < n; k++)
+                        ping(old[k]);
+                engine_timer(e, now);
+                pump();
+        }
+        const struct engine_action *f = finished(m);
+        cr_assert_not(f->success);
+        cr_assert(strstr(f->reason, "watchdog timeout"), "%s", f->reason);
+        cr_assert_eq(count_signals(m, cand, SIGABRT), 1);
+        cr_assert_eq(engine_get_generation(e), 1, "generation stays the old one");
+        cr_assert(strstr(engine_get_last_result(e), "watchdog timeout"), "%s", engine_get_last_result(e));
+        cr_assert(strstr(status(), "watchdog timeout"), "%s", status());
+}
+
+Test(engine, watchdog_trigger_and_new_timeout) {
+        struct engine_settings s = watchdog_settings(2, 2 * SEC);
+        start_running(&s);
+        pid_t pids[MAX_PIDS];
+        pids_of(1, WORKER_READY, pids);
+
+        /* WATCHDOG_USEC=N: the worker's own timeout from now. */
+        engine_worker_watchdog_usec(e, pids[1], 10 * SEC, now);
+        ping(pids[0]);
+        engine_worker_watchdog_usec(e, pids[0], 10 * SEC, now);
+        pump();
+        cr_assert_eq(engine_next_deadline(e), now + 10 * SEC);
+        ping(pids[0]);
+        cr_assert_eq(engine_next_deadline(e), now + 10 * SEC, "pings use the new timeout");
+
+        /* WATCHDOG=trigger: a miss now. */
+        size_t m = mark();
+        engine_worker_watchdog_trigger(e, pids[0], now);
+        pump();
+        cr_assert_eq(count_signals(m, pids[0], SIGABRT), 1);
+        cr_assert(strstr(recorded[signal_index(m, pids[0], SIGABRT)].reason, "WATCHDOG=trigger"));
+        engine_worker_watchdog_trigger(e, pids[0], now);
+        pump();
+        cr_assert_eq(count_signals(m, pids[0], SIGABRT), 1, "once");
+
+        /* WATCHDOG_USEC=0: off for that worker. */
+        engine_worker_watchdog_usec(e, pids[1], 0, now);
+        now += 60 * SEC;
+        engine_timer(e, now);
+        pump();
+        cr_assert_eq(count_signals(m, pids[1], SIGABRT), 0);
+}
+
+Test(engine, watchdog_kept_while_draining) {
+        struct engine_settings s = watchdog_settings(1, 2 * SEC);
+        s.drain_timeout_usec = 600 * SEC;
+        start_running(&s);
+        pid_t old = first_pid(1, WORKER_READY);
+        ping(old);
+        engine_stop(e, now);
+        pump();
+        cr_assert_eq(state_of(old), WORKER_DRAINING);
+        size_t m = mark();
+        advance_to_deadline();
+        cr_assert_eq(count_signals(m, old, SIGABRT), 1, "a worker hung while draining is found");
+        cr_assert_eq(count_spawns(m, 1), 0, "and not replaced: it was leaving");
+        cr_assert_eq(engine_next_deadline(e), now + 5 * SEC, "SIGKILL in 5 s, not after drain_timeout");
+        advance_to_deadline();
+        cr_assert_eq(count_signals(m, old, SIGKILL), 1);
+}
+
+/* ---- worker health: memory_max ---- */
+
+#define MIB (1ULL << 20)
+
+static struct engine_settings memory_settings(unsigned workers) {
+        struct engine_settings s = settings(workers, STRATEGY_ROLLING, 1);
+        s.memory_max = 256 * MIB;
+        return s;
+}
+
+static void sample(pid_t pid, uint64_t bytes) {
+        engine_worker_memory(e, pid, bytes, now);
+        pump();
+}
+
+static const struct engine_action *health_since(size_t from) {
+        return find_action(from, ACTION_WORKER_HEALTH);
+}
+
+/* Replaces the worker in SLOT-th ready position for memory and lets the fat one exit. */
+static void replace_for_memory(pid_t fat) {
+        size_t m = mark();
+        sample(fat, 300 * MIB);
+        cr_assert_eq(count_spawns(m, 1), 1, "%s", health_since(m) ? health_since(m)->reason : "no health action");
+        ready_one(1);
+        cr_assert_eq(state_of(fat), WORKER_DRAINING);
+        exit_pid(fat, 0);
+}
+
+Test(engine, memory_replacement_starts_new_worker_first) {
+        struct engine_settings s = memory_settings(2);
+        start_running(&s);
+        min_ready = 2; /* never fewer than 2 ready: no gap */
+        cr_assert(engine_wants_memory(e));
+        pid_t fat = first_pid(1, WORKER_READY);
+        unsigned slot = worker(fat).slot;
+
+        size_t m = mark();
+        sample(fat, 200 * MIB); /* under the limit */
+        cr_assert_eq(n_recorded, m);
+        sample(fat, 312 * MIB);
+        const struct engine_action *h = health_since(m);
+        cr_assert_not_null(h);
+        char want[128];
+        snprintf(want, sizeof(want), "memory_max exceeded: 312 MiB > 256 MiB, replacing worker %d", (int) fat);
+        cr_assert(strstr(h->reason, want), "%s", h->reason);
+        cr_assert_eq(count_spawns(m, 1), 1);
+        cr_assert_eq(find_action(m, ACTION_SPAWN)->slot, slot, "the same slot");
+        cr_assert_eq(count_signals(m, fat, 0), 0, "the fat worker serves until the new one is ready");
+        cr_assert_eq(engine_get_memory_replacements(e), 1);
+
+        sample(fat, 400 * MIB); /* still fat: one replacement is on its way already */
+        cr_assert_eq(count_spawns(m, 1), 1);
+
+        pid_t fresh = first_pid(1, WORKER_STARTING);
+        size_t r = mark();
+        ready_pid(fresh);
+        size_t ready_at = index_of(r, ACTION_WORKER_READY), drain_at = signal_index(r, fat, SIGTERM);
+        cr_assert(ready_at != SIZE_MAX && drain_at != SIZE_MAX && ready_at < drain_at,
+                  "the new worker is ready before the fat one is told to drain");
+        cr_assert_eq(state_of(fat), WORKER_DRAINING);
+        cr_assert_eq(worker(fresh).slot, slot);
+        cr_assert_eq(worker(fresh).restarts, worker(fat).restarts + 1, "a replacement is a restart of its slot");
+        exit_pid(fat, 0);
+        cr_assert_eq(count_spawns(r, 1), 0, "a drained worker is not respawned");
+        cr_assert_eq(workers_in(1, WORKER_READY), 2);
+}
+
+Test(engine, memory_replacement_rate_limited_as_a_loop) {
+        struct engine_settings s = memory_settings(1);
+        start_running(&s);
+        for (int i = 0; i < 3; i++) {
+                now += 10 * SEC;
+                replace_for_memory(first_pid(1, WORKER_READY));
+        }
+        cr_assert_eq(engine_get_memory_replacements(e), 3);
+
+        /* A fourth within 5 minutes: a release too big for the limit, not a leak. */
+        now += 10 * SEC;
+        pid_t fat = first_pid(1, WORKER_READY);
+        size_t m = mark();
+        sample(fat, 300 * MIB);
+        cr_assert_eq(count_spawns(m, 1), 0, "no churn");
+        cr_assert_not_null(health_since(m));
+        cr_assert(strstr(health_since(m)->reason, "not replacing"), "%s", health_since(m)->reason);
+        cr_assert(strstr(status(),
+                         "worker 0 exceeded memory_max more than 3 times within 300s, not replacing it for 300s"),
+                  "%s", status());
+        now += 60 * SEC;
+        sample(fat, 300 * MIB);
+        cr_assert_eq(count_spawns(m, 1), 0, "still holding off");
+        cr_assert(strstr(status(), "not replacing it for 240s"), "%s", status());
+
+        /* After the hold-off it tries again. */
+        now += 240 * SEC;
+        sample(fat, 300 * MIB);
+        cr_assert_eq(count_spawns(m, 1), 1);
+        cr_assert_null(strstr(status(), "memory_max"), "%s", status());
+        cr_assert_eq(engine_get_memory_replacements(e), 4);
+}
+
+Test(engine, memory_replacement_that_fails_leaves_fat_worker_serving) {
+        struct engine_settings s = memory_settings(2);
+        start_running(&s);
+        min_ready = 2;
+        pid_t fat = first_pid(1, WORKER_READY);
+        size_t m = mark();
+        sample(fat, 300 * MIB);
+        pid_t fresh = first_pid(1, WORKER_STARTING);
+        exit_pid(fresh, 1); /* the replacement crashes before it is ready */
+        cr_assert_eq(count_spawns(m, 1), 1, "not respawned: the fat worker still holds the slot");
+        cr_assert_eq(count_signals(m, fat, 0), 0);
+        cr_assert_eq(state_of(fat), WORKER_READY);
+        cr_assert(strstr(status(), "replacing worker 0 (memory_max) failed 1 times, retrying in 10s"), "%s", status());
+
+        now += 5 * SEC;
+        sample(fat, 300 * MIB);
+        cr_assert_eq(count_spawns(m, 1), 1, "backing off");
+        now += 5 * SEC;
+        sample(fat, 300 * MIB);
+        cr_assert_eq(count_spawns(m, 1), 2, "tried again after 10 s");
+
+        /* Not ready in time either: the back-off doubles. */
+        advance(30 * SEC);
+        cr_assert_eq(count_spawns(m, 1), 2);
+        cr_assert(strstr(status(), "failed 2 times, retrying in 20s"), "%s", status());
+        cr_assert_eq(state_of(fat), WORKER_READY);
+}
+
+Test(engine, memory_not_replaced_during_upgrade) {
+        struct engine_settings s = memory_settings(2);
+        start_running(&s);
+        pid_t fat = first_pid(1, WORKER_READY);
+        size_t m = mark();
+        sample(fat, 300 * MIB);
+        pid_t fresh = first_pid(1, WORKER_STARTING);
+        /* An upgrade begins: the old workers will drain anyway. */
+        begin_upgrade("/srv/app/v2", &s);
+        cr_assert_not(engine_wants_memory(e));
+        cr_assert_eq(state_of(fresh), WORKER_DRAINING, "the pending replacement is abandoned");
+        cr_assert_eq(state_of(fat), WORKER_READY);
+        sample(fat, 300 * MIB);
+        cr_assert_eq(count_spawns(m, 1), 1);
+        ready_all(2);
+        advance(1 * SEC);
+        ready_all(2);
+        cr_assert_eq(engine_get_state(e), ENGINE_RUNNING);
+        cr_assert(engine_wants_memory(e), "judged again once it serves");
+}
+
+Test(engine, memory_fat_worker_dies_while_replaced) {
+        struct engine_settings s = memory_settings(2);
+        start_running(&s);
+        pid_t fat = first_pid(1, WORKER_READY);
+        size_t m = mark();
+        sample(fat, 300 * MIB);
+        pid_t fresh = first_pid(1, WORKER_STARTING);
+        kill_pid(fat, SIGKILL); /* the kernel's OOM killer was faster */
+        advance(10 * SEC);
+        cr_assert_eq(count_spawns(m, 1), 1, "the replacement takes the slot over: no respawn");
+        ready_pid(fresh);
+        cr_assert_eq(workers_in(1, WORKER_READY), 2);
+        cr_assert_eq(count_signals(m, 0, 0), 0);
 }

@@ -60,15 +60,35 @@ Test(notify, status) {
         cr_assert_str_eq(m.status, "a=b=c");
 }
 
-/* WATCHDOG=1 (and any key we do not act on) is accepted and ignored, as systemd does
- * with keys it does not know: a worker written for systemd must not be refused. */
-Test(notify, watchdog_and_unknown_keys_are_ignored) {
+/* Keys we do not act on are accepted and ignored, as systemd does with keys it does not
+ * know: a worker written for systemd must not be refused. */
+Test(notify, unknown_keys_are_ignored) {
         struct notify_message m;
-        const char *ignored[] = { "WATCHDOG=1", "WATCHDOG_USEC=1000000", "MAINPID=42", "ERRNO=2", "X_CUSTOM=1" };
+        const char *ignored[] = { "MAINPID=42",       "ERRNO=2",          "X_CUSTOM=1",
+                                  "WATCHDOG=0",       "WATCHDOG=yes",     "WATCHDOG_USEC=",
+                                  "WATCHDOG_USEC=-1", "WATCHDOG_USEC=1s", "WATCHDOG_USEC=99999999999999999999999" };
         for (size_t i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++) {
                 cr_assert_eq(parse_str(ignored[i], &m), 0, "%s", ignored[i]);
-                cr_assert(!m.ready && !m.has_status, "%s", ignored[i]);
+                cr_assert(!m.ready && !m.has_status && !m.watchdog && !m.watchdog_trigger && !m.has_watchdog_usec, "%s",
+                          ignored[i]);
         }
+}
+
+/* The watchdog's vocabulary, as sd_notify(3) has it. */
+Test(notify, watchdog) {
+        struct notify_message m;
+        cr_assert_eq(parse_str("WATCHDOG=1", &m), 0);
+        cr_assert(m.watchdog && !m.watchdog_trigger && !m.has_watchdog_usec);
+        cr_assert_eq(parse_str("WATCHDOG=trigger", &m), 0);
+        cr_assert(!m.watchdog && m.watchdog_trigger);
+        cr_assert_eq(parse_str("WATCHDOG_USEC=2500000\nWATCHDOG=1", &m), 0);
+        cr_assert(m.watchdog && m.has_watchdog_usec);
+        cr_assert_eq(m.watchdog_usec, 2500000);
+        cr_assert_eq(parse_str("WATCHDOG_USEC=0", &m), 0);
+        cr_assert(m.has_watchdog_usec);
+        cr_assert_eq(m.watchdog_usec, 0);
+        cr_assert_eq(parse_str("WATCHDOG_USEC=18446744073709551615", &m), 0);
+        cr_assert_eq(m.watchdog_usec, UINT64_MAX);
 }
 
 Test(notify, several_lines) {
