@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "elf-kind.h"
 #include "head.h"
 #include "leftovers.h"
@@ -84,10 +85,14 @@ static struct worker_io *io_find(struct supervisor *s, pid_t pid) {
         return NULL;
 }
 
+/* The worker is gone (its zombie at most): whatever is left in its cgroup is killed, and
+ * the cgroup removed once that is gone too. */
 static void io_remove(struct supervisor *s, struct worker_io *io) {
         sd_event_source_disable_unref(io->child);
         if (io->control_fd >= 0)
                 close(io->control_fd);
+        if (s->cgroups && (io->cgroup_path || io->cgroup_v1_path))
+                cgroup_worker_release(s->cgroups, io->cgroup_path, io->cgroup_v1_path);
         *io = s->io[--s->n_io];
 }
 
@@ -114,7 +119,9 @@ static int on_worker_exit(sd_event_source *source, const siginfo_t *si, void *us
         }
         /* sd-event reaps the worker after this callback, so its pid, and with it its
          * process group, cannot have been reused yet: whatever it left behind goes now.
-         * (kill() cannot tell whether anything but the zombie leader got it, so no log.) */
+         * (kill() cannot tell whether anything but the zombie leader got it, so no log.)
+         * With a cgroup, io_remove() kills the rest of it too: a daemon that called
+         * setsid() left the group, never the cgroup. */
         (void) kill(-pid, SIGKILL);
         leftovers_forget(&s->leftovers, pid);
         if (io)
@@ -154,6 +161,24 @@ static void perform_spawn(struct supervisor *s, const struct engine_action *a) {
                 .ready_listen = c->ready == READY_LISTEN,
                 .drain_signal = c->drain_signal,
         };
+        struct cgroup_worker cg = { .fd = -1 };
+        _cleanup_free_ char *procs = NULL, *v1_procs = NULL;
+        if (s->cgroups) {
+                int q = cgroup_worker_create(s->cgroups, a->generation, a->worker_id, &cg);
+                if (q < 0)
+                        log_warning_errno(q, "Cannot make a cgroup for a worker of generation %" PRIu64
+                                             ": %m; it gets a process group only",
+                                          a->generation);
+                if ((cg.path && asprintf(&procs, "%s/cgroup.procs", cg.path) < 0) ||
+                    (cg.v1_path && asprintf(&v1_procs, "%s/cgroup.procs", cg.v1_path) < 0)) {
+                        cgroup_worker_release(s->cgroups, TAKE_PTR(cg.path), TAKE_PTR(cg.v1_path));
+                        cgroup_worker_done(&cg);
+                        procs = v1_procs = NULL;
+                }
+                req.cgroup_procs = procs;
+                req.cgroup_fd = cg.fd;
+                req.cgroup_v1_procs = v1_procs;
+        }
         bool unpreloadable = c->adopt && cmd->is_static;
         if (unpreloadable)
                 log_warning("%s is statically linked: if it binds its port itself, it will fail with \"address in "
@@ -168,7 +193,9 @@ static void perform_spawn(struct supervisor *s, const struct engine_action *a) {
                         s->io = p;
                         s->io[s->n_io] = (struct worker_io){ .pid = pid,
                                                              .control_fd = control_fd,
-                                                             .unpreloadable = unpreloadable };
+                                                             .unpreloadable = unpreloadable,
+                                                             .cgroup_path = TAKE_PTR(cg.path),
+                                                             .cgroup_v1_path = TAKE_PTR(cg.v1_path) };
                         r = sd_event_add_child(s->event, &s->io[s->n_io].child, pid, WEXITED, on_worker_exit, s);
                         if (r >= 0)
                                 s->n_io++;
@@ -179,8 +206,15 @@ static void perform_spawn(struct supervisor *s, const struct engine_action *a) {
                         (void) kill(pid, SIGKILL);
                         (void) waitpid(pid, NULL, 0);
                         close(control_fd);
+                        if (p) {
+                                cg.path = TAKE_PTR(s->io[s->n_io].cgroup_path);
+                                cg.v1_path = TAKE_PTR(s->io[s->n_io].cgroup_v1_path);
+                        }
                 }
         }
+        if (s->cgroups && (cg.path || cg.v1_path))
+                cgroup_worker_release(s->cgroups, TAKE_PTR(cg.path), TAKE_PTR(cg.v1_path));
+        cgroup_worker_done(&cg);
         if (r < 0) {
                 log_error_errno(r, "Cannot start worker of generation %" PRIu64 " (%s): %m", a->generation,
                                 cmd->argv[0]);
@@ -291,7 +325,7 @@ static int on_notify(sd_event_source *source, int fd, uint32_t revents, void *us
 
 /* ---- actions ---- */
 
-static void perform_signal(const struct engine_action *a) {
+static void perform_signal(struct supervisor *s, const struct engine_action *a) {
         switch (a->purpose) {
         case SIGNAL_DRAIN:
                 log_info("Draining worker %d (%s%s)", a->pid, sigabbrev_np(a->signal) ?: "?",
@@ -304,7 +338,12 @@ static void perform_signal(const struct engine_action *a) {
                 log_warning("Killing worker %d: %s", a->pid, a->reason);
                 break;
         }
-        int r = spawn_signal_worker(a->pid, a->signal, a->group);
+        /* KillMode=control-group, with a cgroup: a daemon that left the worker's process
+         * group drains (and is killed) with it. */
+        struct worker_io *io = a->group && s->cgroups ? io_find(s, a->pid) : NULL;
+        int r = io && (io->cgroup_path || io->cgroup_v1_path)
+                        ? cgroup_worker_signal(s->cgroups, io->cgroup_path, io->cgroup_v1_path, a->signal)
+                        : spawn_signal_worker(a->pid, a->signal, a->group);
         if (r < 0)
                 log_warning_errno(r, "Cannot signal worker %d: %m", a->pid);
 }
@@ -335,7 +374,7 @@ static void perform(struct supervisor *s, const struct engine_action *a) {
                 perform_spawn(s, a);
                 break;
         case ACTION_SIGNAL:
-                perform_signal(a);
+                perform_signal(s, a);
                 break;
         case ACTION_WORKER_READY:
                 log_info("Worker %d (generation %" PRIu64 ", slot %u) is ready", a->pid, a->generation, a->slot);
@@ -441,6 +480,9 @@ int supervisor_setup_loop(struct supervisor *s) {
         r = sd_event_add_io(s->event, &s->notify_source, s->notify_fd, EPOLLIN, on_notify, s);
         if (r < 0)
                 return log_error_errno(r, "Cannot watch the notify socket: %m");
+        r = cgroup_tree_open(s->event, &s->cgroups);
+        if (r < 0)
+                return log_error_errno(r, "Cannot set up the workers' cgroups: %m");
         if (sd_watchdog_enabled(false, &interval) > 0) {
                 r = sd_event_add_time_relative(s->event, &s->watchdog, CLOCK_MONOTONIC, interval / 2,
                                                TIMER_ACCURACY_USEC, on_watchdog, s);
@@ -456,11 +498,13 @@ void supervisor_done(struct supervisor *s) {
                 /* Only reached when the loop ended abnormally: never leave a worker behind. */
                 (void) spawn_signal_worker(s->io[0].pid, SIGKILL, true);
                 (void) waitpid(s->io[0].pid, NULL, 0);
+                /* (io_remove() kills the rest of its cgroup.) */
                 leftovers_forget(&s->leftovers, s->io[0].pid);
                 io_remove(s, &s->io[0]);
         }
         leftovers_close(&s->leftovers);
         free(s->io);
+        s->cgroups = cgroup_tree_free(s->cgroups);
         s->notify_source = sd_event_source_disable_unref(s->notify_source);
         s->timer = sd_event_source_disable_unref(s->timer);
         s->dispatch = sd_event_source_disable_unref(s->dispatch);

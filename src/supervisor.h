@@ -21,8 +21,14 @@ struct worker_io {
         int control_fd;
         sd_event_source *child;
         bool unpreloadable; /* adopt is on, but the program is statically linked */
+        /* Its cgroup under a delegated unit (cgroup.h): the v2 directory, where
+         * memory.current and cpu.stat are read, and the name=systemd v1 one of a hybrid
+         * host. NULL without delegation (then its process group is what it has). */
+        char *cgroup_path;
+        char *cgroup_v1_path;
 };
 
+struct cgroup_tree;
 struct hook;
 struct request_observer;
 
@@ -52,6 +58,7 @@ struct supervisor {
         struct worker_io *io;
         size_t n_io;
         struct leftovers leftovers; /* each live worker's record, for the next start */
+        struct cgroup_tree *cgroups; /* NULL without a delegated cgroup */
 
         struct hook *hook; /* the pre-upgrade hook while it runs (request.c) */
         char *head_path;
