@@ -295,15 +295,19 @@ static int make_worker_dir(const char *unit, const char *generation, const char 
         return 0;
 }
 
-static void remove_worker_dir(const char *path) {
-        if (!path || rmdir(path) < 0)
-                return;
+/* Removes the generation's cgroup around the worker's PATH once its last worker's is gone. */
+static void remove_generation_of(const char *path) {
         _cleanup_free_ char *generation = strdup(path);
         char *slash = generation ? strrchr(generation, '/') : NULL;
         if (slash) {
                 *slash = 0;
                 (void) rmdir(generation); /* ENOTEMPTY/EBUSY while other workers of it run */
         }
+}
+
+static void remove_worker_dir(const char *path) {
+        if (path && rmdir(path) >= 0)
+                remove_generation_of(path);
 }
 
 int cgroup_worker_create(struct cgroup_tree *t, uint64_t generation, uint64_t worker_id, struct cgroup_worker *ret) {
@@ -416,7 +420,7 @@ static int dying_try_remove(struct dying *d) {
                         }
                         log_warning_errno(errno, "Cannot remove the cgroup %s: %m", *paths[i]);
                 }
-                remove_worker_dir(*paths[i]); /* its generation's, if that is empty now */
+                remove_generation_of(*paths[i]);
                 free(*paths[i]);
                 *paths[i] = NULL;
         }
