@@ -175,9 +175,10 @@ static int tree_setup(struct cgroup_tree *t) {
                 if (asprintf(&procs, "%s/cgroup.procs", dirs[i]) < 0)
                         return -ENOMEM;
                 if (access(procs, W_OK) < 0) {
-                        log_warning("Delegate=yes, but %s cannot be written (%m; ProtectControlGroups=yes?): workers "
-                                    "get process groups, no cgroups",
-                                    procs);
+                        log_warning_errno(errno,
+                                          "Delegate=yes, but %s cannot be written (%m; ProtectControlGroups=yes?): "
+                                          "workers get process groups, no cgroups",
+                                          procs);
                         return 0;
                 }
         }

@@ -444,10 +444,10 @@ class Units(SystemdTestCase):
     # units/liveswap@.service.in; both flavours share them.
     SETTINGS = {"Type": "notify", "NotifyAccess": "main", "KillMode": "mixed", "Restart": "on-failure",
                 "TimeoutStopUSec": "1min 30s", "TimeoutStartUSec": "2min", "RestartPreventExitStatus": "2 78",
-                "StateDirectory": "liveswap/t", "RuntimeDirectory": "liveswap/t"}
-    # The system flavour's hardening (units/meson.build); the user flavour has none.
-    HARDENING = ("ProtectKernelTunables", "ProtectKernelModules", "ProtectKernelLogs", "ProtectControlGroups",
-                 "LockPersonality")
+                "StateDirectory": "liveswap/t", "RuntimeDirectory": "liveswap/t", "Delegate": "yes"}
+    # The system flavour's hardening (units/meson.build); the user flavour has none. Not
+    # ProtectControlGroups=: it would make the delegated cgroup read-only (below).
+    HARDENING = ("ProtectKernelTunables", "ProtectKernelModules", "ProtectKernelLogs", "LockPersonality")
 
     def assert_settings(self, unit):
         props = self.manager.show(unit, *self.SETTINGS, "ExecReload")
@@ -526,10 +526,10 @@ class Units(SystemdTestCase):
         mounts = mount_options(pid)
         self.assertIn("ro", mounts.get("/proc/sys", ()), "ProtectKernelTunables= not in effect")
         self.assertIn("ro", mounts.get("/sys", ()), "ProtectKernelTunables= not in effect")
-        cgroups = [m for m in mounts if m == "/sys/fs/cgroup" or m.startswith("/sys/fs/cgroup/")]
-        self.assertTrue(cgroups)
-        for m in cgroups:
-            self.assertIn("ro", mounts[m], "ProtectControlGroups= not in effect on %s" % m)
+        # Delegation works under this hardening: the supervisor moved into its cgroup.
+        self.assertEqual(self.manager.show(unit, "ProtectControlGroups")["ProtectControlGroups"], "no")
+        self.assertTrue(all(p.endswith("/liveswap-system@t.service/supervisor")
+                            for p in proc_cgroups(pid).values()), proc_cgroups(pid))
         self.assertIn("/proc/kmsg", mounts, "ProtectKernelLogs= not in effect")
         if os.path.isdir("/usr/lib/modules"):
             self.assertTrue({"/usr/lib/modules", "/lib/modules"} & set(mounts), "ProtectKernelModules= not in effect")
@@ -544,6 +544,23 @@ class Units(SystemdTestCase):
         with open(probe + ".err") as f:
             self.assertIn("Operation not permitted", f.read())  # refused, not missing
         self.assertFalse(os.path.exists(self.manager.fallback_state_home))
+
+        # Why the units leave ProtectControlGroups= out: on systemd 252 it mounts all of
+        # /sys/fs/cgroup read-only, the delegated subtree too, and liveswap falls back to
+        # process groups (and says so).
+        self.manager.drop_in(unit, "60-protect", "[Service]\nProtectControlGroups=yes\n")
+        self.manager.systemctl("daemon-reload")
+        self.manager.systemctl("restart", unit)
+        self.assert_status(r"^Serving generation 3 ", unit)
+        pid = self.manager.show(unit, "MainPID")["MainPID"]
+        mounts = mount_options(pid)
+        cgroups = [m for m in mounts if m == "/sys/fs/cgroup" or m.startswith("/sys/fs/cgroup/")]
+        self.assertTrue(cgroups)
+        for m in cgroups:
+            self.assertIn("ro", mounts[m], "ProtectControlGroups= not in effect on %s" % m)
+        self.assertTrue(all(p.endswith("/liveswap-system@t.service") for p in proc_cgroups(pid).values()),
+                        proc_cgroups(pid))
+        self.assertRegex(self.manager.service_output(), r"Delegate=yes, but \S+ cannot be written \(Read-only")
 
 
 def proc_cgroups(pid):
