@@ -145,8 +145,7 @@ static int manager_says_delegated(void) {
                 r = sd_bus_message_read(reply, "o", &unit);
         if (r >= 0)
                 r = sd_bus_get_property_trivial(bus, "org.freedesktop.systemd1", unit,
-                                                "org.freedesktop.systemd1.Service", "Delegate", &error, 'b',
-                                                &delegate);
+                                                "org.freedesktop.systemd1.Service", "Delegate", &error, 'b', &delegate);
         if (r < 0)
                 log_debug("Cannot ask the service manager about Delegate=: %s", error.message ?: strerror(-r));
         return r < 0 ? r : !!delegate;
@@ -190,8 +189,9 @@ static int tree_setup(struct cgroup_tree *t) {
                         continue;
                 r = move_self(dirs[i]);
                 if (r < 0) {
-                        log_warning_errno(r, "Cannot move the supervisor into %s/" CGROUP_SUPERVISOR
-                                             ": %m; workers get process groups, no cgroups",
+                        log_warning_errno(r,
+                                          "Cannot move the supervisor into %s/" CGROUP_SUPERVISOR
+                                          ": %m; workers get process groups, no cgroups",
                                           dirs[i]);
                         return 0;
                 }
@@ -201,12 +201,11 @@ static int tree_setup(struct cgroup_tree *t) {
                 if (asprintf(&path, "%s/cgroup.controllers", t->unit) < 0)
                         return -ENOMEM;
                 _cleanup_free_ char *offered = read_text(path);
-                if (offered && cgroup_subtree_request(offered, t->subtree, sizeof(t->subtree)) >= 0 &&
-                    t->subtree[0]) {
+                if (offered && cgroup_subtree_request(offered, t->subtree, sizeof(t->subtree)) >= 0 && t->subtree[0]) {
                         r = write_text(t->unit, "cgroup.subtree_control", t->subtree);
                         if (r < 0) {
-                                log_warning_errno(r, "Cannot enable %s for the workers' cgroups in %s: %m",
-                                                  t->subtree, t->unit);
+                                log_warning_errno(r, "Cannot enable %s for the workers' cgroups in %s: %m", t->subtree,
+                                                  t->unit);
                                 t->subtree[0] = 0;
                         }
                 } else
@@ -234,9 +233,9 @@ int cgroup_tree_open(sd_event *event, struct cgroup_tree **ret) {
                 log_warning("Cannot read /proc/self/cgroup: workers get process groups, no cgroups");
                 return 0;
         }
-        const char *v2_mount = is_fs(CGROUP_MOUNT, CGROUP2_SUPER_MAGIC)                  ? CGROUP_MOUNT
+        const char *v2_mount = is_fs(CGROUP_MOUNT, CGROUP2_SUPER_MAGIC)              ? CGROUP_MOUNT
                                : is_fs(CGROUP_MOUNT "/unified", CGROUP2_SUPER_MAGIC) ? CGROUP_MOUNT "/unified"
-                                                                                       : NULL;
+                                                                                     : NULL;
         const char *v1_mount = is_fs(CGROUP_MOUNT "/systemd", CGROUP_SUPER_MAGIC) ? CGROUP_MOUNT "/systemd" : NULL;
 
         struct cgroup_tree *t = calloc(1, sizeof(*t));

@@ -166,8 +166,9 @@ static void perform_spawn(struct supervisor *s, const struct engine_action *a) {
         if (s->cgroups) {
                 int q = cgroup_worker_create(s->cgroups, a->generation, a->worker_id, &cg);
                 if (q < 0)
-                        log_warning_errno(q, "Cannot make a cgroup for a worker of generation %" PRIu64
-                                             ": %m; it gets a process group only",
+                        log_warning_errno(q,
+                                          "Cannot make a cgroup for a worker of generation %" PRIu64
+                                          ": %m; it gets a process group only",
                                           a->generation);
                 if ((cg.path && asprintf(&procs, "%s/cgroup.procs", cg.path) < 0) ||
                     (cg.v1_path && asprintf(&v1_procs, "%s/cgroup.procs", cg.v1_path) < 0)) {

@@ -8,11 +8,11 @@
 
 #include "cgroup-path.h"
 
-#define HYBRID                                                                     \
-        "9:name=systemd:/liveswap-test.1.0/app.slice/liveswap@t.service\n"         \
-        "8:pids:/\n"                                                               \
-        "4:memory:/process_api/d463f9cece54262a2405867d799acca7\n"                 \
-        "1:cpu,cpuacct:/\n"                                                        \
+#define HYBRID                                                             \
+        "9:name=systemd:/liveswap-test.1.0/app.slice/liveswap@t.service\n" \
+        "8:pids:/\n"                                                       \
+        "4:memory:/process_api/d463f9cece54262a2405867d799acca7\n"         \
+        "1:cpu,cpuacct:/\n"                                                \
         "0::/liveswap-test.1.0/app.slice/liveswap@t.service\n"
 
 Test(cgroup_parse_self, hybrid_has_both) {
