@@ -343,21 +343,21 @@ static int method_set_workers(sd_bus_message *m, void *userdata, sd_bus_error *e
  * over /proc for all of them), so that no timer runs for it and an idle supervisor stays
  * idle. It changes all the time, so no PropertiesChanged is sent for it, and GetAll
  * leaves it out (the vtable says so): reading Workers or State costs no /proc pass. */
-static int append_worker_details(sd_bus_message *reply, const struct engine *e) {
+static int append_worker_details(sd_bus_message *reply, struct supervisor *s) {
+        const struct engine *e = s->engine;
         size_t n = engine_count_workers(e);
         _cleanup_free_ struct engine_worker *workers = calloc(n ?: 1, sizeof(*workers));
-        _cleanup_free_ struct worker_stats_query *queries = calloc(n ?: 1, sizeof(*queries));
+        _cleanup_free_ pid_t *pids = calloc(n ?: 1, sizeof(*pids));
         _cleanup_free_ struct worker_stats *stats = calloc(n ?: 1, sizeof(*stats));
-        if (!workers || !queries || !stats)
+        if (!workers || !pids || !stats)
                 return -ENOMEM;
         size_t k = 0;
         for (size_t i = 0; i < n && engine_get_worker_at(e, i, &workers[k]); i++)
                 if (workers[k].pid > 0) {
-                        /* Each worker leads its process group. No cgroup per worker yet. */
-                        queries[k] = (struct worker_stats_query){ .pgid = workers[k].pid, .cgroup_path = NULL };
+                        pids[k] = workers[k].pid;
                         k++;
                 }
-        int r = worker_stats_collect(queries, k, stats);
+        int r = supervisor_worker_stats(s, pids, k, stats);
         if (r < 0)
                 return r;
         r = sd_bus_message_open_container(reply, 'a', LIVESWAP_WORKER_DETAILS);
@@ -383,7 +383,7 @@ static int property_get(sd_bus *bus, const char *path, const char *interface, co
         if (strcmp(property, "Version") == 0)
                 return sd_bus_message_append(reply, "s", LIVESWAP_VERSION);
         if (strcmp(property, "WorkerDetails") == 0)
-                return append_worker_details(reply, e);
+                return append_worker_details(reply, s);
         if (strcmp(property, "Generation") == 0)
                 return sd_bus_message_append(reply, "t", engine_get_generation(e));
         if (strcmp(property, "Target") == 0)

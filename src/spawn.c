@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/close_range.h>
+#include <linux/sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -13,6 +14,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -128,6 +130,18 @@ static void format_pid(char *buf, pid_t v) {
         *buf = 0;
 }
 
+/* Child side: moves the calling process into the cgroup of PROCS ("0" is the writer). */
+static int join_cgroup(const char *procs) {
+        int fd = open(procs, O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -1;
+        int r = write(fd, "0", 1) == 1 ? 0 : -1;
+        int e = errno;
+        close(fd);
+        errno = e;
+        return r;
+}
+
 /* Gives the worker its own journal stream, so that journald records its lines with its
  * _PID, as systemd does for a service. On failure the worker keeps ours, and says so on
  * it (one write: lines on a stream must not interleave). Its JOURNAL_STREAM describes the
@@ -162,13 +176,17 @@ static void child_connect_journal(const struct spawn_request *r, char *journal_s
 }
 
 static _Noreturn void child(const struct spawn_request *r, char **env, char *listen_pid, char *journal_stream,
-                            char *watchdog_pid,
-                            int control_fd, int error_fd, pid_t parent, int *moved) {
+                            char *watchdog_pid, int control_fd, int error_fd, pid_t parent, int *moved,
+                            bool in_cgroup) {
         int n = (int) r->sockets->n;
         int first_free = FIRST_LISTEN_FD + n + 1;
 
         if (spawn_child_reset(parent, true) < 0)
                 _exit(127);
+        /* Before exec, so that nothing the worker runs or forks is ever outside them. */
+        if ((r->cgroup_procs && !in_cgroup && join_cgroup(r->cgroup_procs) < 0) ||
+            (r->cgroup_v1_procs && join_cgroup(r->cgroup_v1_procs) < 0))
+                goto fail;
         if (journal_stream)
                 child_connect_journal(r, journal_stream);
 
@@ -202,6 +220,29 @@ fail:;
         int e = errno;
         (void) !write(error_fd, &e, sizeof(e));
         _exit(127);
+}
+
+/* fork(), or clone3(CLONE_INTO_CGROUP) for a worker with a cgroup: it is born there, so
+ * not even its first instructions run in the supervisor's cgroup, and the kernel does the
+ * move that the child would otherwise write. glibc 2.36 has no wrapper; without a stack
+ * clone3 returns twice like fork(). Where it fails (ENOSYS before Linux 5.7, a seccomp
+ * filter, a cgroup the kernel refuses) the child joins by cgroup.procs instead. */
+static pid_t fork_worker(const struct spawn_request *r, bool *ret_in_cgroup) {
+        if (r->cgroup_procs && r->cgroup_fd >= 0) {
+                struct clone_args args = {
+                        .flags = CLONE_INTO_CGROUP,
+                        .exit_signal = SIGCHLD,
+                        .cgroup = (uint64_t) r->cgroup_fd,
+                };
+                long pid = syscall(SYS_clone3, &args, sizeof(args));
+                if (pid >= 0) {
+                        *ret_in_cgroup = true;
+                        return (pid_t) pid;
+                }
+                if (errno == EAGAIN || errno == ENOMEM)
+                        return -1;
+        }
+        return fork();
 }
 
 int spawn_start_worker(const struct spawn_request *r, pid_t *ret_pid, int *ret_control_fd) {
@@ -286,11 +327,12 @@ int spawn_start_worker(const struct spawn_request *r, pid_t *ret_pid, int *ret_c
                 return -ENOMEM;
 
         pid_t parent = getpid();
-        pid_t pid = fork();
+        bool in_cgroup = false;
+        pid_t pid = fork_worker(r, &in_cgroup);
         if (pid < 0)
                 return -errno;
         if (pid == 0)
-                child(r, env, listen_pid, journal_stream, watchdog_pid, theirs, error_write, parent, moved);
+                child(r, env, listen_pid, journal_stream, watchdog_pid, theirs, error_write, parent, moved, in_cgroup);
 
         /* No setpgid() from here as for the hook (it would make the child's setsid() fail):
          * the child has its session and group before exec, and we return only after that. */

@@ -32,6 +32,13 @@ struct spawn_request {
         /* With a watchdog (> 0): WATCHDOG_USEC and WATCHDOG_PID (the worker's own pid), as
          * systemd sets them. */
         uint64_t watchdog_usec;
+        /* The worker's cgroup (cgroup.h), or NULL: the cgroup.procs of its v2 cgroup, which
+         * the child joins by clone3(CLONE_INTO_CGROUP) on CGROUP_FD or, where that fails,
+         * by writing itself there before exec; and of its name=systemd v1 cgroup (hybrid
+         * hosts), which it always joins itself. CGROUP_FD counts only with CGROUP_PROCS. */
+        const char *cgroup_procs;
+        int cgroup_fd;
+        const char *cgroup_v1_procs;
 };
 
 /* Starts the worker. Returns 0 with its pid and the supervisor's end of the control

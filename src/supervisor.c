@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "elf-kind.h"
 #include "head.h"
 #include "journal-stream.h"
@@ -95,10 +96,14 @@ static struct worker_io *io_find(struct supervisor *s, pid_t pid) {
         return NULL;
 }
 
+/* The worker is gone (its zombie at most): whatever is left in its cgroup is killed, and
+ * the cgroup removed once that is gone too. */
 static void io_remove(struct supervisor *s, struct worker_io *io) {
         sd_event_source_disable_unref(io->child);
         if (io->control_fd >= 0)
                 close(io->control_fd);
+        if (s->cgroups && (io->cgroup_path || io->cgroup_v1_path))
+                cgroup_worker_release(s->cgroups, io->cgroup_path, io->cgroup_v1_path);
         *io = s->io[--s->n_io];
 }
 
@@ -127,7 +132,9 @@ static int on_worker_exit(sd_event_source *source, const siginfo_t *si, void *us
         }
         /* sd-event reaps the worker after this callback, so its pid, and with it its
          * process group, cannot have been reused yet: whatever it left behind goes now.
-         * (kill() cannot tell whether anything but the zombie leader got it, so no log.) */
+         * (kill() cannot tell whether anything but the zombie leader got it, so no log.)
+         * With a cgroup, io_remove() kills the rest of it too: a daemon that called
+         * setsid() left the group, never the cgroup. */
         (void) kill(-pid, SIGKILL);
         leftovers_forget(&s->leftovers, pid);
         if (io)
@@ -171,6 +178,25 @@ static void perform_spawn(struct supervisor *s, const struct engine_action *a) {
                 .journal_stderr = s->journal_stderr,
                 .watchdog_usec = c->watchdog_usec,
         };
+        struct cgroup_worker cg = { .fd = -1 };
+        _cleanup_free_ char *procs = NULL, *v1_procs = NULL;
+        if (s->cgroups) {
+                int q = cgroup_worker_create(s->cgroups, a->generation, a->worker_id, &cg);
+                if (q < 0)
+                        log_warning_errno(q,
+                                          "Cannot make a cgroup for a worker of generation %" PRIu64
+                                          ": %m; it gets a process group only",
+                                          a->generation);
+                if ((cg.path && asprintf(&procs, "%s/cgroup.procs", cg.path) < 0) ||
+                    (cg.v1_path && asprintf(&v1_procs, "%s/cgroup.procs", cg.v1_path) < 0)) {
+                        cgroup_worker_release(s->cgroups, TAKE_PTR(cg.path), TAKE_PTR(cg.v1_path));
+                        cgroup_worker_done(&cg);
+                        procs = v1_procs = NULL;
+                }
+                req.cgroup_procs = procs;
+                req.cgroup_fd = cg.fd;
+                req.cgroup_v1_procs = v1_procs;
+        }
         bool unpreloadable = c->adopt && cmd->is_static;
         if (unpreloadable)
                 log_warning("%s is statically linked: if it binds its port itself, it will fail with \"address in "
@@ -185,7 +211,9 @@ static void perform_spawn(struct supervisor *s, const struct engine_action *a) {
                         s->io = p;
                         s->io[s->n_io] = (struct worker_io){ .pid = pid,
                                                              .control_fd = control_fd,
-                                                             .unpreloadable = unpreloadable };
+                                                             .unpreloadable = unpreloadable,
+                                                             .cgroup_path = TAKE_PTR(cg.path),
+                                                             .cgroup_v1_path = TAKE_PTR(cg.v1_path) };
                         r = sd_event_add_child(s->event, &s->io[s->n_io].child, pid, WEXITED, on_worker_exit, s);
                         if (r >= 0)
                                 s->n_io++;
@@ -196,8 +224,15 @@ static void perform_spawn(struct supervisor *s, const struct engine_action *a) {
                         (void) kill(pid, SIGKILL);
                         (void) waitpid(pid, NULL, 0);
                         close(control_fd);
+                        if (p) {
+                                cg.path = TAKE_PTR(s->io[s->n_io].cgroup_path);
+                                cg.v1_path = TAKE_PTR(s->io[s->n_io].cgroup_v1_path);
+                        }
                 }
         }
+        if (s->cgroups && (cg.path || cg.v1_path))
+                cgroup_worker_release(s->cgroups, TAKE_PTR(cg.path), TAKE_PTR(cg.v1_path));
+        cgroup_worker_done(&cg);
         if (r < 0) {
                 log_worker_errno(LOG_ERR, r, a->generation, 0, "Cannot start worker of generation %" PRIu64 " (%s): %m",
                                  a->generation, cmd->argv[0]);
@@ -271,24 +306,36 @@ static int on_timer(sd_event_source *source, uint64_t usec, void *userdata) {
  * One time source, enabled only while the engine wants samples (a generation serving
  * with memory_max set): with memory_max = 0 nothing here ever wakes the supervisor. */
 
+int supervisor_worker_stats(struct supervisor *s, const pid_t *pids, size_t n, struct worker_stats *ret) {
+        _cleanup_free_ struct worker_stats_query *queries = calloc(n ?: 1, sizeof(*queries));
+        if (!queries)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                /* Each worker leads its process group; under delegation it has a cgroup. */
+                const struct worker_io *io = io_find(s, pids[i]);
+                queries[i] = (struct worker_stats_query){ .pgid = pids[i], .cgroup_path = io ? io->cgroup_path : NULL };
+        }
+        return worker_stats_collect(queries, n, ret);
+}
+
 static int on_memory_timer(sd_event_source *source, uint64_t usec, void *userdata) {
         struct supervisor *s = userdata;
-        _cleanup_free_ struct worker_stats_query *queries = calloc(s->n_io ?: 1, sizeof(*queries));
+        _cleanup_free_ pid_t *pids = calloc(s->n_io ?: 1, sizeof(*pids));
         _cleanup_free_ struct worker_stats *stats = calloc(s->n_io ?: 1, sizeof(*stats));
-        if (!queries || !stats) {
+        if (!pids || !stats) {
                 log_oom();
                 supervisor_kick(s); /* the next dispatch arms the next sample */
                 return 0;
         }
         for (size_t i = 0; i < s->n_io; i++)
-                queries[i] = (struct worker_stats_query){ .pgid = s->io[i].pid, .cgroup_path = NULL };
-        int r = worker_stats_collect(queries, s->n_io, stats);
+                pids[i] = s->io[i].pid;
+        int r = supervisor_worker_stats(s, pids, s->n_io, stats);
         if (r < 0)
                 log_warning_errno(r, "Cannot measure the workers' memory: %m");
         else
                 for (size_t i = 0; i < s->n_io; i++)
                         if (stats[i].has_memory)
-                                engine_worker_memory(s->engine, queries[i].pgid, stats[i].memory_bytes, now_usec());
+                                engine_worker_memory(s->engine, pids[i], stats[i].memory_bytes, now_usec());
         supervisor_kick(s);
         return 0;
 }
@@ -377,11 +424,16 @@ static void perform_signal(struct supervisor *s, const struct engine_action *a) 
                 log_worker(LOG_WARNING, w.generation, a->pid, "Killing worker %d: %s", a->pid, a->reason);
                 break;
         case SIGNAL_ABORT:
-                log_warning("Aborting worker %d (ABRT%s): %s", a->pid, a->group ? "" : " to its main process only",
-                            a->reason);
+                log_worker(LOG_WARNING, w.generation, a->pid, "Aborting worker %d (ABRT%s): %s", a->pid,
+                           a->group ? "" : " to its main process only", a->reason);
                 break;
         }
-        int r = spawn_signal_worker(a->pid, a->signal, a->group);
+        /* KillMode=control-group, with a cgroup: a daemon that left the worker's process
+         * group drains (and is killed) with it. */
+        struct worker_io *io = a->group && s->cgroups ? io_find(s, a->pid) : NULL;
+        int r = io && (io->cgroup_path || io->cgroup_v1_path)
+                        ? cgroup_worker_signal(s->cgroups, io->cgroup_path, io->cgroup_v1_path, a->signal)
+                        : spawn_signal_worker(a->pid, a->signal, a->group);
         if (r < 0)
                 log_worker_errno(LOG_WARNING, r, w.generation, a->pid, "Cannot signal worker %d: %m", a->pid);
 }
@@ -533,6 +585,9 @@ int supervisor_setup_loop(struct supervisor *s) {
         if ((s->journal_stdout || s->journal_stderr) &&
             journal_stream_path(s->journal_path, sizeof(s->journal_path)) < 0)
                 s->journal_path[0] = 0;
+        r = cgroup_tree_open(s->event, &s->cgroups);
+        if (r < 0)
+                return log_error_errno(r, "Cannot set up the workers' cgroups: %m");
         if (sd_watchdog_enabled(false, &interval) > 0) {
                 r = sd_event_add_time_relative(s->event, &s->watchdog, CLOCK_MONOTONIC, interval / 2,
                                                TIMER_ACCURACY_USEC, on_watchdog, s);
@@ -548,11 +603,13 @@ void supervisor_done(struct supervisor *s) {
                 /* Only reached when the loop ended abnormally: never leave a worker behind. */
                 (void) spawn_signal_worker(s->io[0].pid, SIGKILL, true);
                 (void) waitpid(s->io[0].pid, NULL, 0);
+                /* (io_remove() kills the rest of its cgroup.) */
                 leftovers_forget(&s->leftovers, s->io[0].pid);
                 io_remove(s, &s->io[0]);
         }
         leftovers_close(&s->leftovers);
         free(s->io);
+        s->cgroups = cgroup_tree_free(s->cgroups);
         s->notify_source = sd_event_source_disable_unref(s->notify_source);
         s->timer = sd_event_source_disable_unref(s->timer);
         s->memory_timer = sd_event_source_disable_unref(s->memory_timer);

@@ -14,6 +14,7 @@
 #include "leftovers.h"
 #include "sockets.h"
 #include "target.h"
+#include "worker-stats.h"
 
 /* The shell's side of one worker: what the engine does not need to know. */
 struct worker_io {
@@ -21,8 +22,14 @@ struct worker_io {
         int control_fd;
         sd_event_source *child;
         bool unpreloadable; /* adopt is on, but the program is statically linked */
+        /* Its cgroup under a delegated unit (cgroup.h): the v2 directory, where
+         * memory.current and cpu.stat are read, and the name=systemd v1 one of a hybrid
+         * host. NULL without delegation (then its process group is what it has). */
+        char *cgroup_path;
+        char *cgroup_v1_path;
 };
 
+struct cgroup_tree;
 struct hook;
 struct request_observer;
 
@@ -57,6 +64,7 @@ struct supervisor {
         struct worker_io *io;
         size_t n_io;
         struct leftovers leftovers; /* each live worker's record, for the next start */
+        struct cgroup_tree *cgroups; /* NULL without a delegated cgroup */
 
         struct hook *hook; /* the pre-upgrade hook while it runs (request.c) */
         char *head_path;
@@ -82,4 +90,7 @@ void engine_settings_from_config(const struct config *c, struct engine_settings 
 /* The first generation's number: one past the highest recorded beside HEAD. */
 uint64_t supervisor_first_generation(struct supervisor *s);
 void supervisor_record_generation(struct supervisor *s, uint64_t generation);
+/* The figures of the workers with PIDS (memory, CPU time), from their cgroups when they
+ * have them, else from /proc. 0 or -ENOMEM. */
+int supervisor_worker_stats(struct supervisor *s, const pid_t *pids, size_t n, struct worker_stats *ret);
 int supervisor_message(struct supervisor *s, const char *text, unsigned *ret_delivered);

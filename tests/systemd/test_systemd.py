@@ -444,10 +444,10 @@ class Units(SystemdTestCase):
     # units/liveswap@.service.in; both flavours share them.
     SETTINGS = {"Type": "notify", "NotifyAccess": "main", "KillMode": "mixed", "Restart": "on-failure",
                 "TimeoutStopUSec": "1min 30s", "TimeoutStartUSec": "2min", "RestartPreventExitStatus": "2 78",
-                "StateDirectory": "liveswap/t", "RuntimeDirectory": "liveswap/t"}
-    # The system flavour's hardening (units/meson.build); the user flavour has none.
-    HARDENING = ("ProtectKernelTunables", "ProtectKernelModules", "ProtectKernelLogs", "ProtectControlGroups",
-                 "LockPersonality")
+                "StateDirectory": "liveswap/t", "RuntimeDirectory": "liveswap/t", "Delegate": "yes"}
+    # The system flavour's hardening (units/meson.build); the user flavour has none. Not
+    # ProtectControlGroups=: it would make the delegated cgroup read-only (below).
+    HARDENING = ("ProtectKernelTunables", "ProtectKernelModules", "ProtectKernelLogs", "LockPersonality")
 
     def assert_settings(self, unit):
         props = self.manager.show(unit, *self.SETTINGS, "ExecReload")
@@ -526,10 +526,10 @@ class Units(SystemdTestCase):
         mounts = mount_options(pid)
         self.assertIn("ro", mounts.get("/proc/sys", ()), "ProtectKernelTunables= not in effect")
         self.assertIn("ro", mounts.get("/sys", ()), "ProtectKernelTunables= not in effect")
-        cgroups = [m for m in mounts if m == "/sys/fs/cgroup" or m.startswith("/sys/fs/cgroup/")]
-        self.assertTrue(cgroups)
-        for m in cgroups:
-            self.assertIn("ro", mounts[m], "ProtectControlGroups= not in effect on %s" % m)
+        # Delegation works under this hardening: the supervisor moved into its cgroup.
+        self.assertEqual(self.manager.show(unit, "ProtectControlGroups")["ProtectControlGroups"], "no")
+        self.assertTrue(all(p.endswith("/liveswap-system@t.service/supervisor")
+                            for p in proc_cgroups(pid).values()), proc_cgroups(pid))
         self.assertIn("/proc/kmsg", mounts, "ProtectKernelLogs= not in effect")
         if os.path.isdir("/usr/lib/modules"):
             self.assertTrue({"/usr/lib/modules", "/lib/modules"} & set(mounts), "ProtectKernelModules= not in effect")
@@ -544,6 +544,148 @@ class Units(SystemdTestCase):
         with open(probe + ".err") as f:
             self.assertIn("Operation not permitted", f.read())  # refused, not missing
         self.assertFalse(os.path.exists(self.manager.fallback_state_home))
+
+        # Why the units leave ProtectControlGroups= out: on systemd 252 it mounts all of
+        # /sys/fs/cgroup read-only, the delegated subtree too, and liveswap falls back to
+        # process groups (and says so).
+        self.manager.drop_in(unit, "60-protect", "[Service]\nProtectControlGroups=yes\n")
+        self.manager.systemctl("daemon-reload")
+        self.manager.systemctl("restart", unit)
+        self.assert_status(r"^Serving generation 3 ", unit)
+        pid = self.manager.show(unit, "MainPID")["MainPID"]
+        mounts = mount_options(pid)
+        cgroups = [m for m in mounts if m == "/sys/fs/cgroup" or m.startswith("/sys/fs/cgroup/")]
+        self.assertTrue(cgroups)
+        for m in cgroups:
+            self.assertIn("ro", mounts[m], "ProtectControlGroups= not in effect on %s" % m)
+        self.assertTrue(all(p.endswith("/liveswap-system@t.service") for p in proc_cgroups(pid).values()),
+                        proc_cgroups(pid))
+        self.assertRegex(self.manager.service_output(), r"Delegate=yes, but \S+ cannot be written \(Read-only")
+
+
+def proc_cgroups(pid):
+    """{hierarchy: path} of PID: "" for cgroup v2, "name=systemd" for the named v1 one."""
+    found = {}
+    with open("/proc/%s/cgroup" % pid) as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            if controllers in ("", "name=systemd"):
+                found[controllers] = path
+    return found
+
+
+def child_pids(pid):
+    return [int(p) for p in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True,
+                                           text=True).stdout.split()]
+
+
+class Cgroups(SystemdTestCase):
+    """Delegate=yes (contract section 10): the supervisor in <unit>/supervisor, each worker
+    in <unit>/generation-G/worker-ID in every hierarchy systemd tracks the unit in (the
+    v2 one, and name=systemd on a hybrid host, which systemctl status reads there), and
+    whatever a worker leaves behind is killed with its cgroup."""
+
+    def unit_dirs(self):
+        """The service's cgroup directory in each hierarchy of the manager."""
+        path = self.manager.show(SERVICE, "ControlGroup")["ControlGroup"]
+        self.assertTrue(path.endswith("/liveswap@t.service"), path)
+        manager_path = os.path.basename(self.manager.cgroups[0])
+        return [os.path.join(os.path.dirname(cg), path.lstrip("/")) for cg in self.manager.cgroups
+                if os.path.basename(cg) == manager_path]
+
+    def subdirs(self, directory):
+        # .control is systemd's own, for ExecReload= (a delegated unit's control processes).
+        return sorted(d for d in os.listdir(directory) if os.path.isdir(os.path.join(directory, d))
+                      and d != ".control")
+
+    def wait_subdirs(self, directory, want, timeout=30):
+        deadline = time.monotonic() + timeout
+        while self.subdirs(directory) != want and time.monotonic() < deadline:
+            time.sleep(0.05)  # cgroupfs gives no event for a removed directory; bounded poll
+        self.assertEqual(self.subdirs(directory), want, "%s\n%s" % (list(os.walk(directory)),
+                                                                    self.manager.service_output()))
+
+    def test_tree_status_and_a_daemon_killed_with_its_worker(self):
+        self.write_config()
+        # A worker that double-forks a daemon which leaves its session (setsid), then
+        # serves; the daemon writes its pid where the test finds it.
+        daemons = os.path.join(self.dir, "daemons")
+        os.makedirs(daemons)
+        daemonizing = lib.write_file(os.path.join(self.app, "daemonizing"), (
+            "#!/bin/sh\n"
+            "( setsid sh -c 'echo $$ > %s/$$.tmp; mv %s/$$.tmp %s/w-$$; exec sleep 1000' & )\n"
+            "exec '%s'\n") % (daemons, daemons, daemons, self.v2), 0o755)
+        self.manager.systemctl("start", SOCKET, SERVICE)
+        units = self.unit_dirs()
+        self.assertEqual(len(units), len(self.manager.cgroups))
+        main = self.manager.show(SERVICE, "MainPID")["MainPID"]
+        unit_path = self.manager.show(SERVICE, "ControlGroup")["ControlGroup"]
+
+        # The supervisor in its child cgroup, each worker in generation-1/worker-ID, in
+        # every hierarchy alike.
+        self.assertEqual(set(proc_cgroups(main).values()), {unit_path + "/supervisor"}, proc_cgroups(main))
+        workers = child_pids(main)
+        self.assertEqual(len(workers), self.workers)
+        names = set()
+        for pid in workers:
+            paths = set(proc_cgroups(pid).values())
+            self.assertEqual(len(paths), 1, proc_cgroups(pid))
+            path = paths.pop()
+            self.assertRegex(path, r"^%s/generation-1/worker-\d+$" % re.escape(unit_path))
+            names.add(os.path.basename(path))
+        self.assertEqual(len(names), self.workers, "one cgroup per worker")
+        for unit in units:
+            self.assertEqual(self.subdirs(unit), ["generation-1", "supervisor"], unit)
+            self.assertEqual(self.subdirs(os.path.join(unit, "generation-1")), sorted(names), unit)
+        status = self.manager.systemctl("status", SERVICE).stdout
+        for name in ["supervisor", "generation-1"] + sorted(names):
+            self.assertRegex(status, r"(?m)^ +[│├└─ ]*%s$" % name, status)
+        self.assertRegex(status, r"(?m)^ +[│├└─ ]*─%s " % main, status)
+
+        # Generation 2 daemonizes: each worker leaves a daemon in a session of its own.
+        self.point_current(daemonizing)
+        self.manager.systemctl("reload", SERVICE)
+        self.assert_status(self.serving(2, daemonizing))
+        deadline = time.monotonic() + 30
+        while len(os.listdir(daemons)) < self.workers and time.monotonic() < deadline:
+            time.sleep(0.05)  # the daemons write their pid files; bounded poll
+        found = {}
+        for name in os.listdir(daemons):
+            if not name.endswith(".tmp"):
+                found[int(name.split("-")[1])] = name
+        self.assertEqual(len(found), self.workers, os.listdir(daemons))
+        workers2 = [pid for pid in child_pids(main) if "/generation-2/" in proc_cgroups(pid)[""]]
+        self.assertEqual(len(workers2), self.workers)
+        for daemon in found:
+            self.assertEqual(os.getsid(daemon), daemon, "the daemon left its worker's session")
+            self.assertRegex(proc_cgroups(daemon)[""], r"/generation-2/worker-\d+$")
+        for unit in units:
+            self.wait_subdirs(unit, ["generation-2", "supervisor"])  # generation 1 drained
+
+        # A worker killed: its daemon dies with its cgroup, which goes too; the slot is refilled.
+        victim = workers2[0]
+        victim_cgroup = proc_cgroups(victim)[""]
+        daemon = next(d for d in found if proc_cgroups(d)[""] == victim_cgroup)
+        os.kill(victim, 9)
+        self.assert_pids_gone([daemon])
+        for unit in units:
+            self.assertFalse(os.path.exists(os.path.join(unit, os.path.relpath(victim_cgroup, unit_path))))
+        self.wait_status(self.serving(2, daemonizing))
+
+        # Drained workers: their daemons go with them, and so does generation 2's cgroup.
+        left = [d for d in found if d != daemon]
+        self.point_current(self.v1)
+        self.manager.systemctl("reload", SERVICE)
+        self.assert_status(self.serving(3, self.v1))
+        self.assert_pids_gone(left)
+        for unit in units:
+            self.wait_subdirs(unit, ["generation-3", "supervisor"])
+
+        # After a stop nothing of the tree is left in any hierarchy.
+        self.manager.systemctl("stop", SOCKET, SERVICE)
+        for unit in units:
+            self.assertFalse(os.path.exists(unit), unit)
+        self.assertIn("Delegated cgroup", self.manager.service_output())
 
 
 class Sanitizers(SystemdTestCase):
