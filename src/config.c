@@ -21,7 +21,7 @@
 #define COUNT_MAX 4096
 /* The engine adds durations to a monotonic timestamp: keep them far from overflow, and
  * treat anything longer than a year as the typo it is. */
-#define DURATION_MAX_USEC (365ULL * 24 * 3600 * USEC_PER_SEC)
+#define DURATION_MAX_USEC (31557600ULL * USEC_PER_SEC) /* systemd's year: 365.25 days */
 
 const char *strategy_to_string(enum strategy s) {
         switch (s) {
@@ -142,50 +142,116 @@ int config_copy(struct config *dst, const struct config *src) {
 
 /* ---- value syntaxes ---- */
 
+/* systemd's time units (systemd.time(7)), with its lengths of a month and a year. */
+static const struct {
+        const char *name;
+        uint64_t usec;
+} duration_units[] = {
+        { "usec", 1 },
+        { "us", 1 },
+        { "\u00b5s", 1 }, /* micro sign */
+        { "\u03bcs", 1 }, /* Greek mu */
+        { "msec", USEC_PER_MSEC },
+        { "ms", USEC_PER_MSEC },
+        { "seconds", USEC_PER_SEC },
+        { "second", USEC_PER_SEC },
+        { "sec", USEC_PER_SEC },
+        { "s", USEC_PER_SEC },
+        { "minutes", 60 * USEC_PER_SEC },
+        { "minute", 60 * USEC_PER_SEC },
+        { "min", 60 * USEC_PER_SEC },
+        { "m", 60 * USEC_PER_SEC },
+        { "hours", 3600 * USEC_PER_SEC },
+        { "hour", 3600 * USEC_PER_SEC },
+        { "hr", 3600 * USEC_PER_SEC },
+        { "h", 3600 * USEC_PER_SEC },
+        { "days", 86400 * USEC_PER_SEC },
+        { "day", 86400 * USEC_PER_SEC },
+        { "d", 86400 * USEC_PER_SEC },
+        { "weeks", 7 * 86400 * USEC_PER_SEC },
+        { "week", 7 * 86400 * USEC_PER_SEC },
+        { "w", 7 * 86400 * USEC_PER_SEC },
+        { "months", 2629800 * USEC_PER_SEC },
+        { "month", 2629800 * USEC_PER_SEC },
+        { "M", 2629800 * USEC_PER_SEC },
+        { "years", DURATION_MAX_USEC },
+        { "year", DURATION_MAX_USEC },
+        { "y", DURATION_MAX_USEC },
+};
+
+/* The unit at P: the longest name that is not followed by another letter ("1ss" and
+ * "1S" are typos, not seconds). Its length in *RET_LENGTH; 0 when none matches. */
+static uint64_t duration_unit(const char *p, size_t *ret_length) {
+        uint64_t usec = 0;
+        size_t best = 0;
+        for (size_t i = 0; i < ELEMENTSOF(duration_units); i++) {
+                size_t n = strlen(duration_units[i].name);
+                if (n > best && strncmp(p, duration_units[i].name, n) == 0 && !isalpha((unsigned char) p[n]) &&
+                    (unsigned char) p[n] < 0x80) {
+                        best = n;
+                        usec = duration_units[i].usec;
+                }
+        }
+        *ret_length = best;
+        return usec;
+}
+
 int config_parse_duration(const char *s, uint64_t *ret_usec) {
         if (!s || !isdigit((unsigned char) *s))
                 return -EINVAL; /* empty, signed, or starting with a blank or a dot */
 
-        /* Integer arithmetic rather than strtod(): exact, and independent of the locale's
-         * decimal point. */
+        uint64_t total = 0;
         const char *p = s;
-        uint64_t whole = 0;
-        for (; isdigit((unsigned char) *p); p++) {
-                if (whole > (UINT64_MAX - 9) / 10)
+        /* Each pass takes one "NUMBER[.FRACTION] [UNIT]"; the string bounds the loop. */
+        for (unsigned component = 0; *p; component++) {
+                if (component > 0) {
+                        p += strspn(p, " \t");
+                        if (!isdigit((unsigned char) *p))
+                                return -EINVAL; /* trailing blanks, or not a number */
+                }
+                /* Integer arithmetic rather than strtod(): exact, and independent of the
+                 * locale's decimal point. */
+                uint64_t whole = 0;
+                for (; isdigit((unsigned char) *p); p++) {
+                        if (whole > (UINT64_MAX - 9) / 10)
+                                return -ERANGE;
+                        whole = whole * 10 + (uint64_t) (*p - '0');
+                }
+                uint64_t fraction = 0, fraction_scale = 1;
+                if (*p == '.') {
+                        p++;
+                        if (!isdigit((unsigned char) *p))
+                                return -EINVAL;
+                        /* Nine digits are below a microsecond for every unit but the
+                         * longest; the rest cannot matter, but must still be digits. */
+                        for (; isdigit((unsigned char) *p); p++)
+                                if (fraction_scale < 1000000000ULL) {
+                                        fraction = fraction * 10 + (uint64_t) (*p - '0');
+                                        fraction_scale *= 10;
+                                }
+                }
+                const char *number_end = p;
+                p += strspn(p, " \t");
+                size_t length;
+                uint64_t unit = duration_unit(p, &length);
+                if (length == 0) {
+                        /* A bare number is seconds, but only alone: "1min 30" is a typo. */
+                        if (component > 0 || *p != 0 || p != number_end)
+                                return -EINVAL;
+                        unit = USEC_PER_SEC;
+                }
+                p += length;
+                if (whole > DURATION_MAX_USEC / unit)
                         return -ERANGE;
-                whole = whole * 10 + (uint64_t) (*p - '0');
+                /* fraction < fraction_scale <= 10^9, unit <= a year (3.2 * 10^13): the
+                 * product fits in 64 bits only when split. */
+                uint64_t part = whole * unit + fraction * (unit / fraction_scale) +
+                                fraction * (unit % fraction_scale) / fraction_scale;
+                if (part > DURATION_MAX_USEC - total)
+                        return -ERANGE;
+                total += part;
         }
-        uint64_t fraction = 0, fraction_scale = 1;
-        if (*p == '.') {
-                p++;
-                if (!isdigit((unsigned char) *p))
-                        return -EINVAL;
-                /* Nine digits are below a microsecond for every unit; the rest cannot
-                 * matter, but must still be digits. */
-                for (; isdigit((unsigned char) *p); p++)
-                        if (fraction_scale < 1000000000ULL) {
-                                fraction = fraction * 10 + (uint64_t) (*p - '0');
-                                fraction_scale *= 10;
-                        }
-        }
-        p += strspn(p, " \t");
-
-        uint64_t unit;
-        if (*p == 0 || strcmp(p, "s") == 0)
-                unit = USEC_PER_SEC;
-        else if (strcmp(p, "ms") == 0)
-                unit = USEC_PER_MSEC;
-        else if (strcmp(p, "min") == 0)
-                unit = 60 * USEC_PER_SEC;
-        else
-                return -EINVAL;
-
-        if (whole > DURATION_MAX_USEC / unit)
-                return -ERANGE;
-        uint64_t usec = whole * unit + fraction * unit / fraction_scale;
-        if (usec > DURATION_MAX_USEC)
-                return -ERANGE;
-        *ret_usec = usec;
+        *ret_usec = total;
         return 0;
 }
 
@@ -632,7 +698,7 @@ static int parse_duration(struct parse_state *st, const char *key, const char *v
         if (r == -ERANGE)
                 return fail(st, -EINVAL, "duration '%s' for %s is too long (at most a year)", value, key);
         if (r < 0)
-                return fail(st, -EINVAL, "invalid duration '%s' for %s (use ms, s or min, e.g. 500ms, 1.5s, 2min)",
+                return fail(st, -EINVAL, "invalid duration '%s' for %s (e.g. 500ms, 1.5s, 2min, 1min 30s, 1h)",
                             value, key);
         if (usec == 0 && !zero_ok)
                 return fail(st, -EINVAL, "%s must be longer than 0", key);

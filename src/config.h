@@ -80,8 +80,9 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen);
 /* Deep copy (for the settings a generation was started with). */
 int config_copy(struct config *dst, const struct config *src);
 
-/* "250ms", "1s", "2min", "1.5s", bare number = seconds; no sign, no exponent; digits
- * below a microsecond are dropped. Returns 0, -EINVAL, or -ERANGE above one year. */
+/* systemd's time syntax (systemd.time(7)): "250ms", "1.5s", "10sec", "2min", "1min 30s",
+ * "1h"; a bare number alone is seconds; no sign, no exponent; digits below a microsecond
+ * are dropped. Returns 0, -EINVAL, or -ERANGE above one year (365.25 days). */
 int config_parse_duration(const char *s, uint64_t *ret_usec);
 /* "SIGTERM", "TERM", "term", "15", "SIGRTMIN+2", "RTMAX-1". Any signal a process can
  * be sent (SIGKILL too: callers refuse what they cannot use). Returns 0 or -EINVAL. */

@@ -657,13 +657,13 @@ static const struct {
         { "[upgrade]\nready = sometimes\n", 2, "invalid ready 'sometimes' (notify, listen or delay)" },
         { "[worker]\nadopt = maybe\n", 2, "invalid adopt 'maybe' (yes or no)" },
         { "[upgrade]\nready_timeout = soon\n", 2,
-          "invalid duration 'soon' for ready_timeout (use ms, s or min, e.g. 500ms, 1.5s, 2min)" },
+          "invalid duration 'soon' for ready_timeout (e.g. 500ms, 1.5s, 2min, 1min 30s, 1h)" },
         { "[upgrade]\nready_delay = -1s\n", 2,
-          "invalid duration '-1s' for ready_delay (use ms, s or min, e.g. 500ms, 1.5s, 2min)" },
-        { "[upgrade]\ndrain_timeout = 1h\n", 2,
-          "invalid duration '1h' for drain_timeout (use ms, s or min, e.g. 500ms, 1.5s, 2min)" },
+          "invalid duration '-1s' for ready_delay (e.g. 500ms, 1.5s, 2min, 1min 30s, 1h)" },
+        { "[upgrade]\ndrain_timeout = 1fortnight\n", 2,
+          "invalid duration '1fortnight' for drain_timeout (e.g. 500ms, 1.5s, 2min, 1min 30s, 1h)" },
         { "[upgrade]\npre_upgrade_timeout =\n", 2,
-          "invalid duration '' for pre_upgrade_timeout (use ms, s or min, e.g. 500ms, 1.5s, 2min)" },
+          "invalid duration '' for pre_upgrade_timeout (e.g. 500ms, 1.5s, 2min, 1min 30s, 1h)" },
         { "[upgrade]\ndrain_timeout = 1000000min\n", 2,
           "duration '1000000min' for drain_timeout is too long (at most a year)" },
         { "[upgrade]\nready_timeout = 0\n", 2, "ready_timeout must be longer than 0" },
@@ -725,7 +725,7 @@ Test(config, kill_mode_and_start_timeout) {
         cr_assert_str_eq(kill_mode_to_string(KILL_MODE_MIXED), "mixed");
         check_error("[upgrade]\nkill_mode = control-group\n", 2, "invalid kill_mode 'control-group' (group or mixed)");
         check_error("[upgrade]\nstart_timeout = soon\n", 2,
-                    "invalid duration 'soon' for start_timeout (use ms, s or min, e.g. 500ms, 1.5s, 2min)");
+                    "invalid duration 'soon' for start_timeout (e.g. 500ms, 1.5s, 2min, 1min 30s, 1h)");
         cr_assert_eq(c.kill_mode, KILL_MODE_GROUP, "a bad file changes nothing");
 }
 
@@ -811,20 +811,45 @@ Test(values, durations) {
         check_duration("007s", 7 * SEC);
         check_duration("1 s", 1 * SEC);
         check_duration("30 min", 1800 * SEC);
-        check_duration("525600min", 525600ULL * 60 * SEC); /* a year: the longest */
-        check_duration("31536000", 31536000ULL * SEC);
+        check_duration("525600min", 525600ULL * 60 * SEC);
+        check_duration("31557600", 31557600ULL * SEC); /* systemd's year: the longest */
+        /* systemd.time(7)'s syntax: more units, and components that add up. */
+        check_duration("10sec", 10 * SEC);
+        check_duration("1h", 3600 * SEC);
+        check_duration("1min 30s", 90 * SEC);
+        check_duration("1min30s", 90 * SEC);
+        check_duration("2 h 5 min", 7500 * SEC);
+        check_duration("1m", 60 * SEC);
+        check_duration("3 seconds", 3 * SEC);
+        check_duration("1 minute", 60 * SEC);
+        check_duration("2hours", 7200 * SEC);
+        check_duration("1hr", 3600 * SEC);
+        check_duration("1d", 86400 * SEC);
+        check_duration("1w", 7 * 86400 * SEC);
+        check_duration("1M", 2629800 * SEC);
+        check_duration("1y", 31557600ULL * SEC);
+        check_duration("0.5y", 15778800ULL * SEC);
+        check_duration("500msec", 500 * MSEC);
+        check_duration("20us", 20);
+        check_duration("20usec", 20);
+        check_duration("20\u00b5s", 20);
+        check_duration("1.5h 30min", 7200 * SEC);
+        check_duration("1s 500ms", 1500 * MSEC);
 }
 
 Test(values, bad_durations) {
-        const char *invalid[] = { "",     "abc", "-1s",  "+1s",    "1.s",    ".5s",  "1e3", "1h",
-                                  "1sec", "1m",  "s",    "ms",     "1.5.5s", " 1s",  "1s ", "0x10",
-                                  "inf",  "nan", "1,5s", "1 ms x", "1S",     "1MIN", "1ss" };
+        const char *invalid[] = { "",      "abc",     "-1s",      "+1s",    "1.s",    ".5s",  "1e3",
+                                  "s",     "ms",      "1.5.5s",   " 1s",    "1s ",    "0x10", "inf",
+                                  "nan",   "1,5s",    "1 ms x",   "1S",     "1MIN",   "1ss",  "1secs",
+                                  "1min 30", "1min,30s", "1min -30s", "1h  ", "1 2",  "1min\n30s", "1fortnights5" };
         for (size_t i = 0; i < ELEMENTSOF(invalid); i++)
                 check_bad_duration(invalid[i], -EINVAL);
         check_bad_duration(NULL, -EINVAL);
-        check_bad_duration("31536001", -ERANGE);
-        check_bad_duration("525601min", -ERANGE);
-        check_bad_duration("31536000.5s", -ERANGE);
+        check_bad_duration("31557601", -ERANGE);
+        check_bad_duration("525961min", -ERANGE);
+        check_bad_duration("31557600.5s", -ERANGE);
+        check_bad_duration("1y 1s", -ERANGE);
+        check_bad_duration("2y", -ERANGE);
         check_bad_duration("18446744073709551616", -ERANGE);
         check_bad_duration("99999999999999999999999999999999ms", -ERANGE);
 }
@@ -959,7 +984,7 @@ Test(config, stable_time) {
         check_loads("[upgrade]\nstable_time = 0\n");
         cr_assert_eq(c.stable_time_usec, 0, "0 turns the canary off");
         check_error("[upgrade]\nstable_time = forever\n", 2,
-                    "invalid duration 'forever' for stable_time (use ms, s or min, e.g. 500ms, 1.5s, 2min)");
+                    "invalid duration 'forever' for stable_time (e.g. 500ms, 1.5s, 2min, 1min 30s, 1h)");
 }
 
 Test(config, adopt_and_ready_listen) {
@@ -986,7 +1011,7 @@ Test(config, watchdog_and_memory_max) {
         cr_assert_eq(c.memory_max, 0);
 
         check_error("[worker]\nwatchdog = 2s\nwatchdog = often\n", 3,
-                    "invalid duration 'often' for watchdog (use ms, s or min, e.g. 500ms, 1.5s, 2min)");
+                    "invalid duration 'often' for watchdog (e.g. 500ms, 1.5s, 2min, 1min 30s, 1h)");
         check_error("[worker]\nwatchdog = 0.5ms\n", 2, "watchdog '0.5ms' is too short (0 for off, or at least 1ms)");
         check_error("[worker]\nmemory_max = 2s\n", 2,
                     "invalid size '2s' for memory_max (bytes, or with K, M, G or T, e.g. 512M, 1.5G; 0 for off)");
