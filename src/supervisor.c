@@ -116,13 +116,13 @@ static int on_worker_exit(sd_event_source *source, const siginfo_t *si, void *us
         const char *hint = io && io->unpreloadable ? STATIC_HINT : NULL;
 
         if (w) {
-                bool expected = w->state == WORKER_DRAINING;
+                bool expected = w->state == WORKER_DRAINING && !w->aborted;
                 int level = expected && !signaled && si->si_status == 0 ? LOG_INFO : LOG_WARNING;
                 if (signaled)
                         log_worker(level, w->generation, pid,
                                    "Worker %d (generation %" PRIu64 ", slot %u) was killed by signal %s%s", pid,
                                    w->generation, w->slot, sigabbrev_np(si->si_status) ?: "unknown",
-                                   expected ? " while draining" : "");
+                                   w->aborted ? " after its watchdog timeout" : expected ? " while draining" : "");
                 else
                         log_worker(level, w->generation, pid,
                                    "Worker %d (generation %" PRIu64 ", slot %u) exited with status %d%s", pid,
