@@ -14,7 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine-state-decl.h"
+#include "config-state.h"
+#include "engine-state.h"
 #include "handover.h"
 #include "log.h"
 #include "macro.h"
