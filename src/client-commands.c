@@ -480,8 +480,8 @@ static int reconnect(struct client *c, uint64_t deadline, char **ret_version) {
                 if (r >= 0) {
                         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
                         (void) sd_bus_set_method_call_timeout(c->bus, deadline - monotonic_usec());
-                        r = sd_bus_get_property_string(c->bus, c->destination, LIVESWAP_OBJECT_PATH,
-                                                       LIVESWAP_INTERFACE, "Version", &error, ret_version);
+                        r = sd_bus_get_property_string(c->bus, c->destination, LIVESWAP_OBJECT_PATH, LIVESWAP_INTERFACE,
+                                                       "Version", &error, ret_version);
                         if (r >= 0)
                                 return 0;
                 }

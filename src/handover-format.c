@@ -256,9 +256,9 @@ static int parse_line(struct parser *p, char **f, size_t n, struct handover_stat
         const char *key = f[0];
         long long v;
         int r;
-#define WANT(count)                                                 \
-        do {                                                        \
-                if (n != (count))                                   \
+#define WANT(count)                                                   \
+        do {                                                          \
+                if (n != (count))                                     \
                         return fail(p, "%s: %zu fields", key, n - 1); \
         } while (0)
         if (strcmp(key, "instance") == 0 || strcmp(key, "config-path") == 0 || strcmp(key, "runtime-dir") == 0 ||
@@ -389,15 +389,15 @@ static int parse_supervisor(struct parser *p, const char *text, size_t size, str
                         return r;
         }
         p->line = 0;
-        static const char *const required[SEEN_MAX] = { "instance", "config-path", "runtime-dir", "notify-path",
-                                                         "head-path", "head-seen", "adopt-library", "notify-fd",
-                                                         "bus-fd", "lock-fd", "exit-status", "target",
-                                                         "directory", "static" };
+        static const char *const required[SEEN_MAX] = { "instance",  "config-path", "runtime-dir",   "notify-path",
+                                                        "head-path", "head-seen",   "adopt-library", "notify-fd",
+                                                        "bus-fd",    "lock-fd",     "exit-status",   "target",
+                                                        "directory", "static" };
         for (size_t i = 0; i < SEEN_MAX; i++)
                 if (!seen[i])
                         return fail(p, "the supervisor section has no %s", required[i]);
-        if (!st->instance || !st->runtime_dir || !st->notify_path || !st->head_path || !st->target ||
-            !st->directory || n_argv == 0)
+        if (!st->instance || !st->runtime_dir || !st->notify_path || !st->head_path || !st->target || !st->directory ||
+            n_argv == 0)
                 return fail(p, "the supervisor section lacks a required value");
         if (st->n_sockets == 0)
                 return fail(p, "no listening socket");
@@ -459,8 +459,7 @@ static int parse_document(struct parser *p, const char *doc, size_t size, struct
         memcpy(header, doc, (size_t) (nl - doc));
         header[nl - doc] = 0;
         long long version;
-        if (strlen(header) != (size_t) (nl - doc) ||
-            sscanf(header, HEADER " %31s %479s", version_field, writer) != 2 ||
+        if (strlen(header) != (size_t) (nl - doc) || sscanf(header, HEADER " %31s %479s", version_field, writer) != 2 ||
             parse_int(version_field, 0, INT32_MAX, &version) < 0)
                 return fail(p, "malformed header \"%.100s\"", header);
         if (version < HANDOVER_VERSION_MIN || version > HANDOVER_VERSION)

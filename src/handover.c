@@ -318,8 +318,8 @@ int handover_exec(struct supervisor *s, int bus_fd, char *err, size_t errlen) {
         /* LIVESWAP_TEST_HANDOVER_VERSION: the tests' way to hand over a document the new
          * image cannot read (liveswap(8), REEXEC). */
         const char *test_version = getenv("LIVESWAP_TEST_HANDOVER_VERSION");
-        unsigned version = test_version && *test_version ? (unsigned) strtoul(test_version, NULL, 10)
-                                                         : HANDOVER_VERSION;
+        unsigned version =
+                test_version && *test_version ? (unsigned) strtoul(test_version, NULL, 10) : HANDOVER_VERSION;
         if (r >= 0)
                 r = handover_format(&st, version, &doc, &size);
         int memfd = -1;

@@ -218,9 +218,8 @@ void orphans_drain(struct orphans *o, int drain_signal, uint64_t drain_usec) {
                         (void) kill(o->items[i].pid, drain_signal);
                 (void) kill(-o->items[i].pid, SIGCONT);
         }
-        if (o->supervisor &&
-            sd_event_add_time(o->supervisor->event, &o->kill_timer, CLOCK_MONOTONIC, now_usec() + drain_usec,
-                              TIMER_ACCURACY_USEC, on_kill_timer, o) < 0)
+        if (o->supervisor && sd_event_add_time(o->supervisor->event, &o->kill_timer, CLOCK_MONOTONIC,
+                                               now_usec() + drain_usec, TIMER_ACCURACY_USEC, on_kill_timer, o) < 0)
                 log_warning("Cannot arm the drain timeout of the previous image's workers");
 }
 

@@ -15,21 +15,40 @@ static struct handover_socket sockets[] = {
         { .fd = 4, .name = "unix", .path = "/run/x y.sock", .dev = 2049, .ino = 77 },
 };
 static struct handover_worker workers[] = {
-        { .pid = 100, .control_fd = 12, .unpreloadable = true, .cgroup_path = "/sys/fs/cgroup/a/generation-3/worker-9" },
+        { .pid = 100,
+          .control_fd = 12,
+          .unpreloadable = true,
+          .cgroup_path = "/sys/fs/cgroup/a/generation-3/worker-9" },
         { .pid = 101, .control_fd = -1 },
 };
 
 static struct handover_state sample(void) {
         return (struct handover_state){
                 .writer_version = "0.1.0+test",
-                .engine_text = "engine 1\nline two\nend\n", .engine_size = 22,
-                .config_text = "config\n", .config_size = 7,
-                .instance = "web", .config_path = NULL, .runtime_dir = "/run/liveswap/web",
-                .notify_path = "/run/liveswap/web/notify", .head_path = "/var/lib/liveswap/web/HEAD",
-                .head_seen = "", .adopt_library = "/usr/lib/liveswap/libliveswap-adopt.so",
-                .adopt_library_searched = true, .notify_fd = 9, .bus_fd = 10, .lock_fd = -1, .exit_status = 1,
-                .target = "/srv/app/releases/42", .directory = "/srv/app/releases/42", .argv = argv_v,
-                .is_static = true, .sockets = sockets, .n_sockets = 2, .workers = workers, .n_workers = 2,
+                .engine_text = "engine 1\nline two\nend\n",
+                .engine_size = 22,
+                .config_text = "config\n",
+                .config_size = 7,
+                .instance = "web",
+                .config_path = NULL,
+                .runtime_dir = "/run/liveswap/web",
+                .notify_path = "/run/liveswap/web/notify",
+                .head_path = "/var/lib/liveswap/web/HEAD",
+                .head_seen = "",
+                .adopt_library = "/usr/lib/liveswap/libliveswap-adopt.so",
+                .adopt_library_searched = true,
+                .notify_fd = 9,
+                .bus_fd = 10,
+                .lock_fd = -1,
+                .exit_status = 1,
+                .target = "/srv/app/releases/42",
+                .directory = "/srv/app/releases/42",
+                .argv = argv_v,
+                .is_static = true,
+                .sockets = sockets,
+                .n_sockets = 2,
+                .workers = workers,
+                .n_workers = 2,
         };
 }
 
@@ -103,7 +122,8 @@ Test(handover, truncation_refused_everywhere) {
 
 Test(handover, garbage_refused) {
         expect_refused("GET / HTTP/1.1\r\n\r\n", 18, "not a liveswap hand-over");
-        const char *bad_fd = "liveswap-handover 1 =x\nsection engine 0\n\nsection config 0\n\nsection supervisor 12\nnotify-fd 1\n\nend\n";
+        const char *bad_fd =
+                "liveswap-handover 1 =x\nsection engine 0\n\nsection config 0\n\nsection supervisor 12\nnotify-fd 1\n\nend\n";
         expect_refused(bad_fd, strlen(bad_fd), "bad notify-fd");
         const char *twice = "liveswap-handover 1 =x\nsection engine 0\n\nsection engine 0\n\nend\n";
         expect_refused(twice, strlen(twice), "two engine sections");
