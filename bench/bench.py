@@ -102,6 +102,14 @@ class Bench:
         # failed command gets a moment in case the tool recovers by itself.
         deadline = time.monotonic() + (120.0 if ok else 2.0)
         converged = False
+        if getattr(tool, "keeps_app", False):
+            # liveswap itself was replaced, not the app: over when the same app answers.
+            while time.monotonic() < deadline and not converged:
+                converged = measure.probe(tool.port, timeout=max(0.1, deadline - time.monotonic())) == \
+                    tool.serving_tag
+            t_end = measure.now_us()
+            return {"ok": ok, "message": message, "converged": converged, "command_s": (t_cmd - t0) / 1e6,
+                    "wall_s": (t_end - t0) / 1e6, "window": (t0, t_end)}
         while time.monotonic() < deadline:
             processes = measure.descendants(tool.roots())
             if not any(measure.runs_version(pid, old) for pid in processes) and \
@@ -325,6 +333,9 @@ class Bench:
             ("liveswap-systemd-rolling", systemd_why, lambda *a: tools.LiveswapSystemd(*a, strategy="rolling")),
             ("liveswap-systemd-blue-green", systemd_why,
              lambda *a: tools.LiveswapSystemd(*a, strategy="blue-green")),
+            # Upgrading liveswap itself: in place, against restarting its service.
+            ("liveswap-self-reexec", systemd_why, lambda *a: tools.LiveswapSelf(*a, how="reexec")),
+            ("liveswap-self-restart", systemd_why, lambda *a: tools.LiveswapSelf(*a, how="restart")),
             ("systemd-restart-default", systemd_why, lambda *a: tools.SystemdRestart(*a, limits="default")),
             ("systemd-restart-lifted", systemd_why, lambda *a: tools.SystemdRestart(*a, limits="lifted")),
             ("start-server", starter_why, tools.StartServer),

@@ -392,6 +392,34 @@ class LiveswapSystemd(ManagedTool):
         return self.main_pid(self.unit)
 
 
+class LiveswapSelf(LiveswapSystemd):
+    """Upgrading liveswap itself (a package upgrade: the app stays). The old way restarts
+    the service, which drains the workers and starts the app again while the socket unit
+    queues connections; the new way re-executes the supervisor in place (liveswapctl
+    reexec), workers untouched. keeps_app: the app's version never changes here."""
+    keeps_app = True
+
+    def __init__(self, *args, how="reexec"):
+        super().__init__(*args, strategy="rolling")
+        self.how = how
+        self.key = "liveswap-self-" + how
+        self.label = ("liveswap itself upgraded: liveswapctl reexec" if how == "reexec"
+                      else "liveswap itself upgraded: systemctl restart liveswap@bench")
+
+    def start(self, tag):
+        super().start(tag)
+        self.serving_tag = tag
+        self.commands[-1] = ("liveswapctl -i bench reexec" if self.how == "reexec"
+                             else "systemctl --user restart liveswap@bench")
+
+    def upgrade(self, tag):
+        if self.how == "reexec":
+            r = self.manager.liveswapctl("-i", "bench", "reexec", timeout=UPGRADE_TIMEOUT)
+        else:
+            r = self.systemctl("restart", self.unit, check=None)
+        return r.returncode == 0, r.stderr.strip().splitlines()[-1] if r.stderr.strip() else ""
+
+
 class SystemdRestart(ManagedTool):
     """What users do today: a socket unit, a Type=notify service, systemctl restart."""
     supervisor = "systemd --user"

@@ -5,6 +5,7 @@
  * to org.liveswap1.Error.* names; calls that wait for the end of an upgrade are kept here
  * and answered when the request layer reports it. No upgrade policy lives here. */
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <inttypes.h>
 #include <pwd.h>
@@ -214,6 +215,8 @@ static const char *error_name(enum request_error e) {
                 return ERROR_NO_PREVIOUS;
         case REQUEST_HOOK_FAILED:
                 return ERROR_HOOK_FAILED;
+        case REQUEST_REEXEC_FAILED:
+                return ERROR_REEXEC_FAILED;
         case REQUEST_UPGRADE_FAILED:
         default:
                 return ERROR_UPGRADE_FAILED;
@@ -337,6 +340,21 @@ static int method_set_workers(sd_bus_message *m, void *userdata, sd_bus_error *e
         return r < 0 ? set_request_error(error, r, &result) : sd_bus_reply_method_return(m, NULL);
 }
 
+/* Replies once the reexec is accepted; the exec itself follows from the event loop
+ * after this reply is on its way (the caller's connection closes with the old image). */
+static int method_reexecute(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        struct bus_server *b = userdata;
+        struct request_result result;
+        CHECK_CALLER(m, b->supervisor, error);
+        int r = request_reexec(b->supervisor, &result);
+        if (r < 0)
+                return set_request_error(error, r, &result);
+        r = sd_bus_reply_method_return(m, NULL);
+        if (r >= 0)
+                (void) sd_bus_flush(sd_bus_message_get_bus(m));
+        return r;
+}
+
 /* ---- properties ---- */
 
 /* WorkerDetails: what each worker costs, measured when the property is read (one pass
@@ -444,6 +462,7 @@ static const sd_bus_vtable supervisor_vtable[] = {
                                  SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("SetWorkers", "u", SD_BUS_PARAM(count), NULL, , method_set_workers,
                                  SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("Reexecute", NULL, NULL, method_reexecute, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_NAMES("UpgradeFinished", "tbs",
                                  SD_BUS_PARAM(generation) SD_BUS_PARAM(success) SD_BUS_PARAM(reason), 0),
         SD_BUS_VTABLE_END,
@@ -469,6 +488,11 @@ static int on_first_message(sd_bus_message *m, void *userdata, sd_bus_error *err
         if (!c->ready && !sd_bus_message_is_method_call(m, "org.freedesktop.DBus", "Hello"))
                 c->ready = true;
         return 0;
+}
+
+static int fd_nonblock(int fd) {
+        int flags = fcntl(fd, F_GETFL);
+        return flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0 ? -errno : 0;
 }
 
 /* ---- connections ---- */
@@ -658,7 +682,23 @@ static void emit_changes(void *userdata);
 static void on_upgrade_finished(void *userdata, uint64_t generation, bool success, const struct request_result *failure,
                                 const char *summary);
 
-int bus_server_new(struct supervisor *s, const char *socket_path, struct bus_server **ret) {
+struct supervisor *bus_server_supervisor(const struct bus_server *b) {
+        return b->supervisor;
+}
+
+int bus_server_listen_fd(const struct bus_server *b) {
+        return b->listen_fd;
+}
+
+void bus_server_flush(struct bus_server *b) {
+        if (b->broker)
+                (void) sd_bus_flush(b->broker);
+        for (struct connection *c = b->connections; c; c = c->next)
+                if (!c->dead)
+                        (void) sd_bus_flush(c->bus);
+}
+
+int bus_server_new(struct supervisor *s, const char *socket_path, int listen_fd, struct bus_server **ret) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         if (strlen(socket_path) >= sizeof(sa.sun_path))
                 return log_error_errno(ENAMETOOLONG, "Control socket path %s is too long", socket_path);
@@ -668,22 +708,27 @@ int bus_server_new(struct supervisor *s, const char *socket_path, struct bus_ser
         if (!b)
                 return log_error_errno(ENOMEM, "Out of memory");
         b->supervisor = s;
-        b->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        /* After a reexec the socket is the previous image's, still bound and listening:
+         * clients that connected meanwhile wait in its backlog. */
+        b->listen_fd = listen_fd >= 0 ? listen_fd : socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         b->path = strdup(socket_path);
         int r;
         if (b->listen_fd < 0 || !b->path) {
                 r = log_error_errno(b->path ? errno : ENOMEM, "Cannot create the control socket: %m");
                 goto fail;
         }
-        (void) unlink(socket_path);
-        /* Mode 0600 from birth: no window in which another user could connect. */
-        mode_t old = umask(0177);
-        r = bind(b->listen_fd, (struct sockaddr *) &sa, sizeof(sa));
-        umask(old);
-        if (r < 0 || listen(b->listen_fd, 64) < 0) {
-                r = log_error_errno(errno, "Cannot listen on %s: %m", socket_path);
-                goto fail;
-        }
+        if (listen_fd < 0) {
+                (void) unlink(socket_path);
+                /* Mode 0600 from birth: no window in which another user could connect. */
+                mode_t old = umask(0177);
+                r = bind(b->listen_fd, (struct sockaddr *) &sa, sizeof(sa));
+                umask(old);
+                if (r < 0 || listen(b->listen_fd, 64) < 0) {
+                        r = log_error_errno(errno, "Cannot listen on %s: %m", socket_path);
+                        goto fail;
+                }
+        } else
+                (void) fd_nonblock(b->listen_fd);
         r = sd_event_add_io(s->event, &b->listen_source, b->listen_fd, EPOLLIN, on_accept, b);
         if (r >= 0)
                 r = sd_event_add_defer(s->event, &b->reaper, on_reap, b);

@@ -417,3 +417,130 @@ int client_scale(struct client *c, uint32_t count) {
                 printf("%s: scaling to %" PRIu32 " worker%s\n", c->instance, count, count == 1 ? "" : "s");
         return CLIENT_EXIT_OK;
 }
+
+/* ---- reexec ---- */
+
+/* How long the supervisor may take to answer again: its exec and start-up take a few
+ * milliseconds; this bounds the wait on a machine that is thrashing. */
+#define REEXEC_WAIT_USEC (30 * 1000000ULL)
+
+static int get_version(struct client *c, char **ret) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r = sd_bus_get_property_string(c->bus, c->destination, LIVESWAP_OBJECT_PATH, LIVESWAP_INTERFACE, "Version",
+                                           &error, ret);
+        if (r < 0)
+                return client_report_error(c, &error, r);
+        return CLIENT_EXIT_OK;
+}
+
+struct reexec_wait {
+        const char *old_owner;
+        bool gone; /* the old image's connection closed, or its bus name changed hands */
+};
+
+static int on_reexec_gone(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        struct reexec_wait *w = userdata;
+        const char *name, *old_owner, *new_owner;
+        if (sd_bus_message_is_signal(m, "org.freedesktop.DBus", "NameOwnerChanged")) {
+                if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0 ||
+                    strcmp(old_owner, w->old_owner) != 0)
+                        return 0;
+        }
+        w->gone = true;
+        return 0;
+}
+
+/* Until the old image is gone: peer-to-peer its connection closes at the exec; on a bus
+ * its name loses the old owner. Bounded by DEADLINE. */
+static int wait_old_image_gone(struct client *c, struct reexec_wait *w, uint64_t deadline) {
+        while (!w->gone) {
+                int r = sd_bus_process(c->bus, NULL);
+                if (r < 0)
+                        return 0; /* peer-to-peer, the closed connection says it too */
+                if (r > 0)
+                        continue;
+                uint64_t now = monotonic_usec();
+                if (now >= deadline)
+                        return -ETIMEDOUT;
+                r = sd_bus_wait(c->bus, deadline - now);
+                if (r < 0)
+                        return 0;
+        }
+        return 0;
+}
+
+/* Connects again until the new image answers Version; bounded by DEADLINE. The private
+ * socket is the same listening socket throughout, so a connection there waits in its
+ * backlog for the new image; a bus name may have no owner for a moment. */
+static int reconnect(struct client *c, uint64_t deadline, char **ret_version) {
+        const struct client_options *o = c->options;
+        for (;;) {
+                client_close(c);
+                int r = client_open(c, o);
+                if (r >= 0) {
+                        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+                        (void) sd_bus_set_method_call_timeout(c->bus, deadline - monotonic_usec());
+                        r = sd_bus_get_property_string(c->bus, c->destination, LIVESWAP_OBJECT_PATH, LIVESWAP_INTERFACE,
+                                                       "Version", &error, ret_version);
+                        if (r >= 0)
+                                return 0;
+                }
+                if (monotonic_usec() >= deadline)
+                        return -ETIMEDOUT;
+                /* The name is back within moments (contract section 11): retry soon. */
+                (void) usleep(20000);
+        }
+}
+
+int client_reexec(struct client *c) {
+        _cleanup_free_ char *old_version = NULL, *new_version = NULL, *rule = NULL;
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        const char *owner = "";
+        int r = get_version(c, &old_version);
+        if (r != CLIENT_EXIT_OK)
+                return r;
+        if (c->destination) {
+                if (sd_bus_get_name_creds(c->bus, c->destination, SD_BUS_CREDS_UNIQUE_NAME, &creds) >= 0)
+                        (void) sd_bus_creds_get_unique_name(creds, &owner);
+                if (asprintf(&rule,
+                             "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
+                             "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='%s'",
+                             c->destination) < 0)
+                        return CLIENT_EXIT_USAGE;
+        }
+        struct reexec_wait w = { .old_owner = owner };
+        r = rule ? sd_bus_add_match(c->bus, &slot, rule, on_reexec_gone, &w)
+                 : sd_bus_match_signal(c->bus, &slot, NULL, "/org/freedesktop/DBus/Local", "org.freedesktop.DBus.Local",
+                                       "Disconnected", on_reexec_gone, &w);
+        if (r < 0) {
+                client_error(c, "cannot watch the supervisor: %s", strerror(-r));
+                return CLIENT_EXIT_USAGE;
+        }
+        r = client_call(c, "Reexecute", NULL, "");
+        if (r != CLIENT_EXIT_OK)
+                return r;
+        uint64_t deadline = monotonic_usec() + REEXEC_WAIT_USEC;
+        if (wait_old_image_gone(c, &w, deadline) < 0 ||
+            (slot = sd_bus_slot_unref(slot), reconnect(c, deadline, &new_version) < 0)) {
+                if (c->instance)
+                        client_error(c, "the supervisor did not answer again within %llu s after re-executing",
+                                     REEXEC_WAIT_USEC / 1000000ULL);
+                else
+                        fprintf(stderr, "%s: the supervisor did not answer again after re-executing\n",
+                                c->options->program);
+                return CLIENT_EXIT_FAILED;
+        }
+        if (json(c)) {
+                fputs("{\"instance\":", stdout);
+                json_write_string(stdout, c->instance);
+                fputs(",\"reexecuted\":true,\"old_version\":", stdout);
+                json_write_string(stdout, old_version);
+                fputs(",\"new_version\":", stdout);
+                json_write_string(stdout, new_version);
+                fputs("}\n", stdout);
+        } else
+                printf("%s%s: re-executed: liveswap %s -> liveswap %s\n", client_line_prefix(STDOUT_FILENO, LOG_INFO),
+                       c->instance, old_version, new_version);
+        return CLIENT_EXIT_OK;
+}

@@ -489,7 +489,8 @@ int client_supervisor_pid(const struct client *c, pid_t *ret) {
 
 int client_exit_code_for(const sd_bus_error *error) {
         if (sd_bus_error_has_name(error, ERROR_UPGRADE_FAILED) || sd_bus_error_has_name(error, ERROR_HOOK_FAILED) ||
-            sd_bus_error_has_name(error, ERROR_BUSY) || sd_bus_error_has_name(error, ERROR_NO_PREVIOUS))
+            sd_bus_error_has_name(error, ERROR_BUSY) || sd_bus_error_has_name(error, ERROR_NO_PREVIOUS) ||
+            sd_bus_error_has_name(error, ERROR_REEXEC_FAILED))
                 return CLIENT_EXIT_FAILED;
         return CLIENT_EXIT_USAGE;
 }

@@ -151,6 +151,9 @@ int client_restart(struct client *c);
 int client_cancel(struct client *c);
 int client_message(struct client *c, const char *text);
 int client_scale(struct client *c, uint32_t count);
+/* Reexecute, then waits (bounded) until the supervisor answers again, and prints the
+ * Version before and after. */
+int client_reexec(struct client *c);
 
 /* ---- client-logs.c: liveswapctl logs ---- */
 

@@ -18,10 +18,8 @@
 #include "config.h"
 #include "macro.h"
 
-#define COUNT_MAX 4096
-/* The engine adds durations to a monotonic timestamp: keep them far from overflow, and
- * treat anything longer than a year as the typo it is. */
-#define DURATION_MAX_USEC (31557600ULL * USEC_PER_SEC) /* systemd's year: 365.25 days */
+#define COUNT_MAX CONFIG_COUNT_MAX
+#define DURATION_MAX_USEC CONFIG_DURATION_MAX_USEC
 
 const char *strategy_to_string(enum strategy s) {
         switch (s) {
@@ -584,20 +582,31 @@ static bool reserved_variable(const char *name, size_t len) {
         return len >= 9 && memcmp(name, "LIVESWAP_", 9) == 0;
 }
 
+int config_check_environment(const char *entry, const char **ret_reason) {
+        size_t len = strcspn(entry, "=");
+        bool valid = entry[len] == '=' && len > 0 && !isdigit((unsigned char) entry[0]);
+        for (size_t i = 0; valid && i < len; i++)
+                valid = isalnum((unsigned char) entry[i]) || entry[i] == '_';
+        if (!valid) {
+                *ret_reason = "expected NAME=VALUE, the name made of letters, digits and '_', not starting with a digit";
+                return -EINVAL;
+        }
+        if (reserved_variable(entry, len)) {
+                *ret_reason = "the name is set by liveswap for each worker and cannot be set here";
+                return -EPERM;
+        }
+        return 0;
+}
+
 static int parse_environment(struct parse_state *st, const char *key, const char *value) {
         struct config *c = st->config;
-        size_t len = strcspn(value, "=");
-        bool valid = value[len] == '=' && len > 0 && !isdigit((unsigned char) value[0]);
-        for (size_t i = 0; valid && i < len; i++)
-                valid = isalnum((unsigned char) value[i]) || value[i] == '_';
-        if (!valid)
-                return fail(st, -EINVAL,
-                            "invalid environment entry '%s' (expected NAME=VALUE, the name made of letters, "
-                            "digits and '_', not starting with a digit)",
-                            value);
-        if (reserved_variable(value, len))
+        const char *reason;
+        int r = config_check_environment(value, &reason);
+        if (r == -EINVAL)
+                return fail(st, -EINVAL, "invalid environment entry '%s' (%s)", value, reason);
+        if (r < 0)
                 return fail(st, -EINVAL, "environment: %.*s is set by liveswap for each worker and cannot be set here",
-                            (int) len, value);
+                            (int) strcspn(value, "="), value);
 
         /* Duplicates are resolved once, at the end of the file (environment_dedupe()). */
         if (append_word(&c->environment, &st->n_environment, &st->environment_allocated, value, strlen(value)) < 0)

@@ -64,6 +64,12 @@ struct config {
 #define CONFIG_LINE_MAX 65536
 #define CONFIG_FILE_MAX (16 << 20)
 
+/* The most workers (and the largest batch) a configuration may ask for. */
+#define CONFIG_COUNT_MAX 4096
+/* The longest duration: the engine adds durations to a monotonic timestamp, so keep them
+ * far from overflow, and treat anything longer than a year as the typo it is. */
+#define CONFIG_DURATION_MAX_USEC (31557600ULL * 1000000ULL) /* systemd's year: 365.25 days */
+
 /* Fills defaults. Returns 0 or -ENOMEM. */
 int config_init(struct config *c);
 void config_done(struct config *c);
@@ -76,6 +82,10 @@ void config_done(struct config *c);
  * lines reach it as a placeholder, see read_line()); leading blanks are ignored, so
  * inih's continuation lines are not supported. Time is linear in the file's size. */
 int config_load(struct config *c, const char *path, char *err, size_t errlen);
+
+/* Whether ENTRY may be an environment entry: 0, -EINVAL for one that is not NAME=VALUE,
+ * -EPERM for a name liveswap sets itself; REASON says why in words. */
+int config_check_environment(const char *entry, const char **ret_reason);
 
 /* Deep copy (for the settings a generation was started with). */
 int config_copy(struct config *dst, const struct config *src);

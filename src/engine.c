@@ -12,97 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine-internal.h"
 #include "engine.h"
 #include "macro.h"
 #include "utf8.h"
-
-/* Crash back-off: 100 ms doubling to 10 s; a worker that stayed up this long resets it. */
-#define BACKOFF_MIN_USEC (100 * USEC_PER_MSEC)
-#define BACKOFF_MAX_USEC (10 * USEC_PER_SEC)
-#define BACKOFF_RESET_USEC (10 * USEC_PER_SEC)
-
-/* A worker that missed its watchdog gets SIGABRT (a core dump or a stack trace tells why
- * it hung), and SIGKILL this long after if it is still there. */
-#define WATCHDOG_KILL_USEC (5 * USEC_PER_SEC)
-/* The longest timeout a worker may set with WATCHDOG_USEC= (as config.c's durations). */
-#define WATCHDOG_MAX_USEC (365ULL * 24 * 3600 * USEC_PER_SEC)
-
-/* memory_max's rate limit. A slot is replaced at most MEMORY_BURST times within
- * MEMORY_WINDOW_USEC; a slot that needs more is a release too big for the limit, not a
- * leak: it shows as a loop in STATUS= and is left alone for MEMORY_HOLDOFF_USEC instead
- * of churning. A replacement that never becomes ready leaves the old worker serving and
- * is tried again after MEMORY_RETRY_USEC, doubling up to MEMORY_HOLDOFF_USEC. */
-#define MEMORY_BURST 3
-#define MEMORY_WINDOW_USEC (5 * 60 * USEC_PER_SEC)
-#define MEMORY_HOLDOFF_USEC (5 * 60 * USEC_PER_SEC)
-#define MEMORY_RETRY_USEC (10 * USEC_PER_SEC)
-
-struct generation {
-        uint64_t number; /* 0 = none */
-        char *target;
-        struct engine_settings settings;
-};
-
-/* What the health checks remember about a slot of the current generation. */
-struct slot_health {
-        pid_t watchdog_pid; /* its last worker killed by the watchdog, shown until the slot is ready again */
-        uint64_t memory_window_start;
-        unsigned memory_attempts; /* replacements started since memory_window_start */
-        unsigned memory_failed; /* replacements in a row that never became ready */
-        uint64_t memory_holdoff_until; /* no replacement before this */
-        bool memory_loop; /* the hold-off is for too many replacements, not for a failure */
-};
-
-/* A slot of the current generation waiting to be respawned after a crash. */
-struct respawn {
-        unsigned slot;
-        uint64_t at_usec;
-        unsigned restarts; /* of the worker that died: its replacement counts one more */
-};
-
-struct engine {
-        enum engine_state state;
-        bool preparing; /* upgrade reserved, pre-upgrade hook running */
-        bool ready_sent; /* READY=1 was queued: some generation was fully ready once */
-        uint64_t now; /* the time of the latest event, for the status lines of actions */
-        char status_sent[1024]; /* the last STATUS= queued */
-        bool hook_failed; /* the pending abort is the pre-upgrade hook's */
-        struct generation current, candidate;
-        /* The highest generation number used: each started generation takes the next one,
-         * and a failed candidate's number is never given out again. */
-        uint64_t last_generation;
-        char *previous_target;
-        char last_result[512];
-        char failure_status[600]; /* shown in STATUS= after a rollback, until the next upgrade */
-
-        struct engine_worker *workers;
-        size_t n_workers, allocated_workers;
-        uint64_t next_worker_id;
-
-        struct respawn *respawns;
-        size_t n_respawns, allocated_respawns;
-
-        unsigned *failures; /* consecutive crashes per slot of the current generation */
-        size_t n_failures;
-
-        struct slot_health *health; /* per slot of the current generation */
-        size_t n_health;
-        uint64_t memory_replacements; /* started since the engine's start */
-
-        uint64_t credited; /* rolling: new ready workers an old one was drained for */
-        bool canary_passed; /* the first batch stayed ready for stable_time */
-        char rollback_reason[512];
-
-        /* The start bound (start_timeout): while the first generation was never fully
-         * ready, the supervisor gives up at this instant; USEC_INFINITY = no bound. */
-        uint64_t start_deadline_usec;
-        unsigned start_failures; /* workers of the first generation that failed before it was ready */
-        char start_last_failure[256];
-        char exit_reason[512]; /* set when the stop is a failure: ACTION_EXIT reports it */
-
-        struct engine_action *actions;
-        size_t n_actions, first_action, allocated_actions;
-};
 
 static void set_reason(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void set_reason(char *buf, size_t size, const char *fmt, ...) {

@@ -7,4 +7,5 @@
 #define ERROR_NO_PREVIOUS "org.liveswap1.Error.NoPrevious"
 #define ERROR_HOOK_FAILED "org.liveswap1.Error.HookFailed"
 #define ERROR_INVALID_ARGUMENT "org.liveswap1.Error.InvalidArgument"
+#define ERROR_REEXEC_FAILED "org.liveswap1.Error.ReexecFailed"
 #define ERROR_ACCESS_DENIED "org.freedesktop.DBus.Error.AccessDenied"

@@ -114,6 +114,12 @@ int leftovers_open(struct leftovers *l, const char *runtime_dir) {
         return 0;
 }
 
+void leftovers_take(struct leftovers *l, int dir_fd) {
+        l->dir_fd = dir_fd;
+        if (dir_fd >= 0 && read_boot_id(l->boot_id) < 0)
+                leftovers_close(l); /* records without a boot id would never be trusted */
+}
+
 void leftovers_close(struct leftovers *l) {
         closep(&l->dir_fd);
         l->dir_fd = -1;
@@ -355,10 +361,24 @@ static size_t stop_round(struct leftovers *l, const struct leftover_record *reco
 }
 
 size_t leftovers_stop_previous(struct leftovers *l, int drain_signal, uint64_t drain_usec) {
+        return leftovers_stop_previous_except(l, drain_signal, drain_usec, NULL, 0);
+}
+
+size_t leftovers_stop_previous_except(struct leftovers *l, int drain_signal, uint64_t drain_usec, const pid_t *keep,
+                                      size_t n_keep) {
         if (l->dir_fd < 0)
                 return 0;
         _cleanup_free_ struct leftover_record *records = NULL;
         size_t n_records = read_records(l, &records), total = 0;
+        for (size_t i = 0; i < n_records;) {
+                bool kept = false;
+                for (size_t k = 0; k < n_keep && !kept; k++)
+                        kept = records[i].pid == keep[k];
+                if (kept)
+                        records[i] = records[--n_records];
+                else
+                        i++;
+        }
         if (n_records == 0)
                 return 0;
         /* Drain first, as an upgrade would; then a few SIGKILL rounds for what the

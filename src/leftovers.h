@@ -40,6 +40,10 @@ struct leftovers {
  * and leaves dir_fd -1: the supervisor runs, without this protection. */
 int leftovers_open(struct leftovers *l, const char *runtime_dir);
 void leftovers_close(struct leftovers *l);
+/* After a reexec: the records directory the previous image opened and locked, DIR_FD
+ * (-1 when it had none). The lock is held across the exec: no other start can have
+ * stopped our workers meanwhile. */
+void leftovers_take(struct leftovers *l, int dir_fd);
 
 /* Records a worker just spawned, and forgets it once reaped. Failures are warnings. */
 void leftovers_record(struct leftovers *l, pid_t pid, uint64_t generation);
@@ -49,3 +53,7 @@ void leftovers_forget(struct leftovers *l, pid_t pid);
  * DRAIN_USEC for them to exit, then SIGKILL; then deletes the records. Returns how many
  * processes were stopped. Bounded in time. */
 size_t leftovers_stop_previous(struct leftovers *l, int drain_signal, uint64_t drain_usec);
+/* The same, leaving alone the records of KEEP: live workers of this very process, which a
+ * reexec whose hand-over could not be read starts afresh beside (orphans.h). */
+size_t leftovers_stop_previous_except(struct leftovers *l, int drain_signal, uint64_t drain_usec, const pid_t *keep,
+                                      size_t n_keep);

@@ -14,12 +14,14 @@
 #include "bus.h"
 #include "client.h"
 #include "fs-util.h"
+#include "handover.h"
 #include "head.h"
 #include "leftovers.h"
 #include "log.h"
 #include "macro.h"
 #include "names.h"
 #include "notify.h"
+#include "orphans.h"
 #include "request.h"
 #include "supervisor.h"
 
@@ -41,6 +43,12 @@ struct arguments {
         bool socket_mode_set;
         enum client_command client;
         const char *client_arg;
+        int handover_fd; /* --handover FD: this image replaces one that re-executed; else -1 */
+        /* What was open when this image started (with --handover only): the fds the
+         * previous image passed, for the fallback when the hand-over is unreadable. */
+        struct inherited_fd *inherited_fds;
+        size_t n_inherited_fds;
+        char **argv; /* all of it: a reexec passes it on */
 };
 
 static void help(void) {
@@ -96,7 +104,8 @@ static int parse_arguments(int argc, char **argv, struct arguments *a) {
                 OPT_ADOPT,
                 OPT_NO_ADOPT,
                 OPT_WATCHDOG,
-                OPT_MEMORY_MAX
+                OPT_MEMORY_MAX,
+                OPT_HANDOVER
         };
         static const struct option options[] = { { "instance", required_argument, NULL, 'i' },
                                                  { "config", required_argument, NULL, 'c' },
@@ -121,6 +130,8 @@ static int parse_arguments(int argc, char **argv, struct arguments *a) {
                                                  { "message", required_argument, NULL, 'm' },
                                                  { "version", no_argument, NULL, 'v' },
                                                  { "help", no_argument, NULL, 'h' },
+                                                 /* Internal, not in --help: liveswap(8), REEXEC. */
+                                                 { "handover", required_argument, NULL, OPT_HANDOVER },
                                                  {} };
         int c;
         while ((c = getopt_long(argc, argv, "i:c:l:f:s:p:a:H:u::kdm:zvh", options, NULL)) >= 0) {
@@ -203,6 +214,16 @@ static int parse_arguments(int argc, char **argv, struct arguments *a) {
                 case 'H':
                         a->overrides.head = optarg;
                         break;
+                case OPT_HANDOVER: {
+                        char *end;
+                        long fd = strtol(optarg, &end, 10);
+                        if (*end || end == optarg || fd < 3 || fd > 1 << 20) {
+                                fprintf(stderr, "liveswap: invalid --handover fd '%s'\n", optarg);
+                                return -EINVAL;
+                        }
+                        a->handover_fd = (int) fd;
+                        break;
+                }
                 case 'z':
                         a->overrides.restart = true;
                         break;
@@ -277,6 +298,8 @@ static int run_client(const struct arguments *a) {
 /* ---- supervisor mode ---- */
 
 static int take_sockets(struct supervisor *s, const struct arguments *a) {
+        if (s->sockets.n > 0)
+                return 0; /* taken already, from a hand-over that could not be read */
         int r = sockets_from_systemd(&s->sockets);
         if (r < 0)
                 return log_error_errno(r, "Cannot take the sockets passed by systemd: %s", strerror(-r));
@@ -324,8 +347,11 @@ static int take_leftovers(struct supervisor *s) {
         if (r < 0)
                 return r;
         uint64_t drain = s->config.drain_timeout_usec;
-        (void) leftovers_stop_previous(&s->leftovers, s->config.drain_signal,
-                                       drain < LEFTOVER_DRAIN_MAX_USEC ? drain : LEFTOVER_DRAIN_MAX_USEC);
+        const pid_t *ours;
+        size_t n_ours = orphans_pids(s->orphans, &ours);
+        (void) leftovers_stop_previous_except(&s->leftovers, s->config.drain_signal,
+                                              drain < LEFTOVER_DRAIN_MAX_USEC ? drain : LEFTOVER_DRAIN_MAX_USEC, ours,
+                                              n_ours);
         return 0;
 }
 
@@ -361,12 +387,47 @@ static int on_reload_signal(sd_event_source *source, const struct signalfd_sigin
         return 0;
 }
 
+/* SIGUSR2, nginx's convention for replacing its binary: a reexec like Reexecute(). */
+static int on_reexec_signal(sd_event_source *source, const struct signalfd_siginfo *si, void *userdata) {
+        struct supervisor *s = userdata;
+        struct request_result result;
+        log_info("Received SIGUSR2: re-executing");
+        if (request_reexec(s, &result) < 0 && result.error != REQUEST_REEXEC_FAILED)
+                log_error("Reexec refused: %s", result.message);
+        return 0;
+}
+
 static int watch_signals(struct supervisor *s) {
         int r;
-        if ((r = sd_event_add_signal(s->event, NULL, SIGTERM, on_stop_signal, s)) < 0 ||
+        if ((r = sd_event_add_signal(s->event, NULL, SIGUSR2, on_reexec_signal, s)) < 0 ||
+            (r = sd_event_add_signal(s->event, NULL, SIGTERM, on_stop_signal, s)) < 0 ||
             (r = sd_event_add_signal(s->event, NULL, SIGINT, on_stop_signal, s)) < 0 ||
             (r = sd_event_add_signal(s->event, NULL, SIGHUP, on_reload_signal, s)) < 0)
                 return log_error_errno(r, "Cannot watch signals: %m");
+        return 0;
+}
+
+/* A reexec that was accepted (request_reexec()): runs after the reply was sent, below
+ * the dispatch's priority, so that the engine's queue is empty. Returns only when the
+ * exec failed; then nothing has changed and the old image goes on. */
+static int on_reexec(sd_event_source *source, void *userdata) {
+        struct bus_server *bus = userdata;
+        struct supervisor *s = bus_server_supervisor(bus);
+        char err[1024], status[1200];
+        bus_server_flush(bus);
+        int r = handover_exec(s, bus_server_listen_fd(bus), err, sizeof(err));
+        log_error_errno(r, "Reexec failed, still running liveswap %s: %s", LIVESWAP_VERSION, err);
+        snprintf(status, sizeof(status), "STATUS=Reexec failed: %s", err);
+        (void) sd_notify(false, status);
+        return 0;
+}
+
+static int watch_reexec(struct supervisor *s, struct bus_server *bus) {
+        int r = sd_event_add_defer(s->event, &s->reexec, on_reexec, bus);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(s->reexec, SD_EVENT_OFF);
+        if (r < 0)
+                return log_error_errno(r, "Cannot set up reexec: %m");
         return 0;
 }
 
@@ -443,7 +504,9 @@ static int set_up(struct supervisor *s, const struct arguments *a, struct bus_se
                 log_error_errno(r, "Cannot create %s: %m", s->runtime_dir);
                 return EXIT_FAILURE;
         }
-        if (already_running(s->instance)) {
+        /* (After an unreadable hand-over the previous image's private socket is still
+         * open here, unserved: asking it would hang. The records lock below tells.) */
+        if (!s->orphans && a->handover_fd < 0 && already_running(s->instance)) {
                 log_error("liveswap instance %s is already running (control it with liveswapctl -i %s)", s->instance,
                           s->instance);
                 return EXIT_FAILURE;
@@ -465,7 +528,8 @@ static int set_up(struct supervisor *s, const struct arguments *a, struct bus_se
                 log_error_errno(s->notify_fd, "Cannot create the notify socket %s: %m", s->notify_path);
                 return EXIT_FAILURE;
         }
-        if (supervisor_setup_loop(s) < 0 || watch_signals(s) < 0 || bus_server_new(s, *ret_bus_path, ret_bus) < 0)
+        if (supervisor_setup_loop(s) < 0 || watch_signals(s) < 0 || orphans_watch(s->orphans, s) < 0 ||
+            bus_server_new(s, *ret_bus_path, -1, ret_bus) < 0 || watch_reexec(s, *ret_bus) < 0)
                 return EXIT_FAILURE;
         return EXIT_SUCCESS;
 }
@@ -507,16 +571,135 @@ static void remove_runtime_dir(const char *runtime_dir) {
                 (void) rmdir(runtime_dir);
 }
 
+/* ---- after a reexec ---- */
+
+/* The image that re-executed us left everything in place: the sockets at LISTEN_FDS, the
+ * other fds as the hand-over names them, the workers as our children. Returns
+ * EXIT_SUCCESS, an exit status, or -1 when the hand-over does not fit what is here: then
+ * nothing was taken but the sockets, and the caller starts afresh. The configuration
+ * file is not read: the configuration in effect is the hand-over's (a reload reads the
+ * file, as before). */
+static int set_up_from_handover(struct supervisor *s, struct handover_state *st, char **ret_config_path,
+                                struct bus_server **ret_bus, char **ret_bus_path) {
+        char err[1024];
+        int r = sockets_from_systemd(&s->sockets);
+        if (r <= 0) {
+                log_error("Cannot take over: no listening socket at LISTEN_FDS (%s)", r < 0 ? strerror(-r) : "none");
+                return -1;
+        }
+        s->fdnames = sockets_fdnames(&s->sockets);
+        if (!s->fdnames || engine_new(&s->engine) < 0 || config_init(&s->config) < 0) {
+                log_oom();
+                return EXIT_FAILURE;
+        }
+        r = handover_restore_state(s, st, err, sizeof(err));
+        if (r < 0) {
+                log_error("Cannot take over from the previous image: %s", err);
+                return -1;
+        }
+        s->instance = TAKE_PTR(st->instance);
+        *ret_config_path = TAKE_PTR(st->config_path);
+        s->config_path = *ret_config_path;
+        log_set_instance(s->instance);
+        block_stop_signals(SIG_BLOCK);
+        leftovers_take(&s->leftovers, st->lock_fd);
+        if (asprintf(ret_bus_path, "%s/bus", s->runtime_dir) < 0) {
+                log_oom();
+                return EXIT_FAILURE;
+        }
+        if (supervisor_setup_loop(s) < 0 || watch_signals(s) < 0)
+                return EXIT_FAILURE;
+        /* Before anything can fail: every worker has its watch again. */
+        (void) handover_restore_workers(s, st);
+        r = bus_server_new(s, *ret_bus_path, st->bus_fd, ret_bus);
+        st->bus_fd = -1;
+        if (r < 0 || watch_reexec(s, *ret_bus) < 0)
+                return EXIT_FAILURE;
+        return EXIT_SUCCESS;
+}
+
+static int run_loop_after_handover(struct supervisor *s, const char *writer_version) {
+        char status[1024], line[1200];
+        engine_format_status(s->engine, now_usec(), status, sizeof(status));
+        log_info("liveswap %s took over from liveswap %s: instance %s, generation %" PRIu64 ", %zu worker(s)",
+                 LIVESWAP_VERSION, writer_version ?: "?", s->instance, engine_get_generation(s->engine), s->n_io);
+        /* Same main pid, still running: systemd needs no READY=1 (a Type=notify service
+         * that is up ignores another), only the news. The engine says READY=1 itself if
+         * the first generation was still starting. */
+        snprintf(line, sizeof(line), "STATUS=Re-executed liveswap %s. %s", LIVESWAP_VERSION, status);
+        (void) sd_notify(false, line);
+        supervisor_kick(s);
+        int r = sd_event_loop(s->event);
+        if (r < 0)
+                log_error_errno(r, "Event loop failed: %m");
+        else
+                log_info("All workers are gone: exiting");
+        return r < 0 ? EXIT_FAILURE : s->exit_status;
+}
+
+/* Reads the hand-over; on failure, collects the previous image's workers (orphans.h) for
+ * the fresh start that follows. EXIT_SUCCESS with *RET filled, or -1 to start afresh. */
+static int read_handover(struct supervisor *s, struct arguments *a, struct handover_state *ret) {
+        char err[1024];
+        int r = handover_read(a->handover_fd, ret, err, sizeof(err));
+        a->handover_fd = -1;
+        if (r < 0)
+                log_error("Cannot read the hand-over of the previous image: %s", err);
+        return r < 0 ? -1 : EXIT_SUCCESS;
+}
+
+/* Fallback: start afresh, keeping the previous image's workers serving until the new
+ * ones are ready (orphans.h). The configuration names the runtime directory, and with
+ * it the records lock the previous image held. */
+static void adopt_previous_workers(struct supervisor *s, const struct arguments *a) {
+        const char *fds_env = getenv("LISTEN_FDS");
+        int first = 3 + (fds_env ? atoi(fds_env) : 0);
+        if (s->sockets.n > 0)
+                first = 3 + (int) s->sockets.n;
+        _cleanup_free_ char *records = NULL;
+        if (asprintf(&records, "%s/workers", s->runtime_dir) < 0)
+                records = NULL;
+        log_warning("Starting afresh from the configuration; the previous image's workers drain once the new ones "
+                    "are ready");
+        s->orphans = orphans_collect(a->inherited_fds, a->n_inherited_fds, first, records);
+}
+
 static int run_supervisor(struct arguments *a) {
         struct supervisor s = { .notify_fd = -1, .leftovers.dir_fd = -1, .overrides = a->overrides };
-        _cleanup_free_ char *default_config = NULL, *bus_path = NULL;
+        _cleanup_free_ char *default_config = NULL, *bus_path = NULL, *handover_config = NULL;
         struct bus_server *bus = NULL;
+        struct handover_state st = { .notify_fd = -1, .bus_fd = -1, .lock_fd = -1 };
+        int status = -1;
 
-        int status = load_configuration(&s, a, &default_config);
-        if (status == EXIT_SUCCESS)
-                status = set_up(&s, a, &bus, &bus_path);
-        if (status == EXIT_SUCCESS)
-                status = run_loop(&s, bus_path);
+        s.arguments = a->argv;
+        s.program = handover_choose_program();
+        if (!s.program) {
+                log_oom();
+                return EXIT_FAILURE;
+        }
+        bool handover = a->handover_fd >= 0;
+        if (handover && read_handover(&s, a, &st) == EXIT_SUCCESS) {
+                status = set_up_from_handover(&s, &st, &handover_config, &bus, &bus_path);
+                if (status == EXIT_SUCCESS)
+                        status = run_loop_after_handover(&s, st.writer_version);
+        }
+        if (status < 0) {
+                /* A fresh start (after a hand-over that could not be used: with what the
+                 * restore may have set up undone). */
+                s.engine = engine_free(s.engine);
+                config_done(&s.config);
+                s.config = (struct config){};
+                free(s.fdnames);
+                s.fdnames = NULL;
+                status = load_configuration(&s, a, &default_config);
+                if (status == EXIT_SUCCESS && handover)
+                        adopt_previous_workers(&s, a);
+                if (status == EXIT_SUCCESS)
+                        status = set_up(&s, a, &bus, &bus_path);
+                if (status == EXIT_SUCCESS)
+                        status = run_loop(&s, bus_path);
+        }
+        handover_state_done(&st);
 
         _cleanup_free_ char *runtime_dir = TAKE_PTR(s.runtime_dir);
         bus_server_free(bus);
@@ -528,12 +711,19 @@ static int run_supervisor(struct arguments *a) {
 }
 
 int main(int argc, char **argv) {
-        struct arguments a = {};
+        struct arguments a = { .handover_fd = -1 };
         sigset_t mask;
 
+        /* Before anything of ours is open: what a re-executing image passed. */
+        for (int i = 1; i < argc; i++)
+                if (strncmp(argv[i], "--handover", 10) == 0) {
+                        (void) orphans_inherited_fds(&a.inherited_fds, &a.n_inherited_fds);
+                        break;
+                }
         log_open();
         if (parse_arguments(argc, argv, &a) < 0) {
                 free(a.listen);
+                free(a.inherited_fds);
                 return EXIT_USAGE;
         }
         if (a.client != CLIENT_NONE) {
@@ -548,11 +738,14 @@ int main(int argc, char **argv) {
         sigemptyset(&mask);
         sigaddset(&mask, SIGCHLD);
         sigaddset(&mask, SIGHUP);
+        sigaddset(&mask, SIGUSR2);
         sigprocmask(SIG_BLOCK, &mask, NULL);
         block_stop_signals(SIG_UNBLOCK);
         signal(SIGPIPE, SIG_IGN);
 
+        a.argv = argv;
         int status = run_supervisor(&a);
         free(a.listen);
+        free(a.inherited_fds);
         return status;
 }

@@ -44,6 +44,7 @@ static void help(void) {
                "  stop                drain every worker and stop the supervisor; waits\n"
                "  message TEXT        send TEXT to every worker's control socket\n"
                "  scale N             run N workers\n"
+               "  reexec              replace the supervisor's own program in place; waits\n"
                "  list                list the running instances\n"
                "  logs [PID]          the instance's journal, or one worker's (journalctl)\n\n"
                "Options:\n"
@@ -503,6 +504,10 @@ static int run_scale(struct client *c, char **args) {
         return client_scale(c, count);
 }
 
+static int run_reexec(struct client *c, char **args) {
+        return client_reexec(c);
+}
+
 static int run_status(struct client *c, char **args) {
         return command_status(c);
 }
@@ -520,6 +525,7 @@ static const struct command commands[] = {
         { "cancel", 0, 0, "cancel", run_cancel }, { "restart", 0, 0, "restart", run_restart },
         { "stop", 0, 0, "stop", run_stop },       { "message", 1, 1, "message TEXT", run_message },
         { "scale", 1, 1, "scale N", run_scale },  { "list", 0, 0, "list", NULL },
+        { "reexec", 0, 0, "reexec", run_reexec },
         { "logs", 0, 1, "logs [-f] [--generation N] [PID]", NULL }, /* run by main(): it takes options */
 };
 

@@ -12,10 +12,12 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "handover.h"
 #include "head.h"
 #include "hook.h"
 #include "log.h"
 #include "macro.h"
+#include "orphans.h"
 #include "request.h"
 
 #define MAX_MESSAGE_TEXT 65536
@@ -282,6 +284,7 @@ int request_scale(struct supervisor *s, unsigned count, struct request_result *r
 }
 
 int request_quit(struct supervisor *s) {
+        orphans_drain(s->orphans, s->config.drain_signal, s->config.drain_timeout_usec);
         if (engine_get_state(s->engine) == ENGINE_STOPPING) {
                 log_notice("Already stopping: waiting for %u worker(s) to drain (at most the drain timeout)",
                            engine_count_draining(s->engine));
@@ -289,6 +292,28 @@ int request_quit(struct supervisor *s) {
         }
         engine_stop(s->engine, now_usec());
         supervisor_kick(s);
+        return 0;
+}
+
+int request_reexec(struct supervisor *s, struct request_result *ret) {
+        *ret = (struct request_result){};
+        enum engine_state state = engine_get_state(s->engine);
+        /* Only between transitions: an upgrade's candidate settings, the hook's process
+         * and a stop's deadline are not part of the hand-over. */
+        if (state == ENGINE_UPGRADING || state == ENGINE_ROLLING_BACK || s->hook)
+                return fail(ret, -EBUSY, REQUEST_BUSY, "%s: cannot re-execute while an upgrade is in progress",
+                            s->instance);
+        if (state == ENGINE_STOPPING || state == ENGINE_STOPPED)
+                return fail(ret, -ESHUTDOWN, REQUEST_BUSY, "%s: cannot re-execute: the supervisor is stopping",
+                            s->instance);
+        char err[700];
+        int r = handover_check_program(s->program, err, sizeof(err));
+        if (r < 0) {
+                log_error("Reexec refused: %s", err);
+                return fail(ret, r, REQUEST_REEXEC_FAILED, "%s: %s", s->instance, err);
+        }
+        log_info("Re-executing %s by request", s->program);
+        (void) sd_event_source_set_enabled(s->reexec, SD_EVENT_ONESHOT);
         return 0;
 }
 

@@ -18,6 +18,7 @@ enum request_error {
         REQUEST_NO_PREVIOUS,
         REQUEST_UPGRADE_FAILED, /* refused at once, or the upgrade failed and was rolled back */
         REQUEST_HOOK_FAILED, /* the pre-upgrade hook failed or refused the upgrade */
+        REQUEST_REEXEC_FAILED, /* the program to re-execute cannot be executed */
 };
 
 /* Why a request was refused or an upgrade failed. */
@@ -48,6 +49,10 @@ int request_cancel(struct supervisor *s, struct request_result *ret);
 int request_restart(struct supervisor *s, struct request_result *ret);
 int request_scale(struct supervisor *s, unsigned count, struct request_result *ret);
 int request_quit(struct supervisor *s);
+/* Reexec (handover.h): refused while an upgrade or its pre-upgrade hook runs or while
+ * stopping (REQUEST_BUSY), or when the program cannot be executed (REQUEST_REEXEC_FAILED).
+ * Accepted, it happens from the event loop once the caller has its answer: s->reexec. */
+int request_reexec(struct supervisor *s, struct request_result *ret);
 int request_message(struct supervisor *s, const char *text, unsigned *ret_delivered, struct request_result *ret);
 
 /* The first generation's target: HEAD when it applies (request.c's one "HEAD wins"

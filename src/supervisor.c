@@ -23,6 +23,7 @@
 #include "log.h"
 #include "macro.h"
 #include "notify.h"
+#include "orphans.h"
 #include "spawn.h"
 #include "supervisor.h"
 #include "worker-stats.h"
@@ -475,6 +476,9 @@ static void perform(struct supervisor *s, const struct engine_action *a) {
                 break;
         case ACTION_READY: {
                 char status[1024];
+                /* After a hand-over this program could not read: the fresh generation
+                 * serves now, the previous image's workers may go. */
+                orphans_drain(s->orphans, s->config.drain_signal, s->config.drain_timeout_usec);
                 engine_format_status(s->engine, now_usec(), status, sizeof(status));
                 log_info("%s", status);
                 break;
@@ -535,6 +539,28 @@ static int on_dispatch(sd_event_source *source, void *userdata) {
         arm_memory_timer(s);
         if (s->on_changed)
                 s->on_changed(s->changed_userdata);
+        return 0;
+}
+
+void supervisor_flush(struct supervisor *s) {
+        (void) on_dispatch(s->dispatch, s);
+        (void) sd_event_source_set_enabled(s->dispatch, SD_EVENT_OFF);
+}
+
+int supervisor_restore_worker(struct supervisor *s, const struct worker_io *io) {
+        struct worker_io *p = reallocarray(s->io, s->n_io + 1, sizeof(*p));
+        if (!p)
+                return -ENOMEM;
+        s->io = p;
+        p[s->n_io] = *io;
+        p[s->n_io].child = NULL;
+        /* sd-event looks at every child it is given at the next iteration: a worker that
+         * exited while the old image was exec'ing (a zombie now) is reaped then, as any
+         * other exit would be. */
+        int r = sd_event_add_child(s->event, &p[s->n_io].child, io->pid, WEXITED, on_worker_exit, s);
+        if (r < 0)
+                return r;
+        s->n_io++;
         return 0;
 }
 
@@ -599,6 +625,9 @@ int supervisor_setup_loop(struct supervisor *s) {
 }
 
 void supervisor_done(struct supervisor *s) {
+        s->orphans = orphans_free(s->orphans);
+        s->reexec = sd_event_source_disable_unref(s->reexec);
+        free(s->program);
         while (s->n_io > 0) {
                 /* Only reached when the loop ended abnormally: never leave a worker behind. */
                 (void) spawn_signal_worker(s->io[0].pid, SIGKILL, true);

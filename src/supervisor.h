@@ -30,6 +30,7 @@ struct worker_io {
 };
 
 struct cgroup_tree;
+struct orphans;
 struct hook;
 struct request_observer;
 
@@ -79,6 +80,15 @@ struct supervisor {
         void *changed_userdata;
 
         int exit_status; /* from ACTION_EXIT: EXIT_FAILURE when the start timed out */
+
+        /* Reexec (handover.h): the program to execute, chosen at start; the command line
+         * it gets again; the deferred source that performs a requested reexec once its
+         * reply is out, and who performs it (liveswap.c). */
+        char *program;
+        char **arguments;
+        sd_event_source *reexec;
+        /* The previous image's workers after a hand-over it could not read (orphans.h). */
+        struct orphans *orphans;
 };
 
 int supervisor_setup_loop(struct supervisor *s);
@@ -86,6 +96,12 @@ void supervisor_done(struct supervisor *s);
 /* Something was handed to the engine: its actions are performed from the event loop,
  * before any other event source runs. */
 void supervisor_kick(struct supervisor *s);
+/* Performs every queued action now (before a reexec: the engine serialises only an empty
+ * queue). */
+void supervisor_flush(struct supervisor *s);
+/* A worker the previous image started (handover.c): watched from now on like any other.
+ * Takes IO's strings and fd on success. 0 or a negative errno. */
+int supervisor_restore_worker(struct supervisor *s, const struct worker_io *io);
 void engine_settings_from_config(const struct config *c, struct engine_settings *ret);
 /* The first generation's number: one past the highest recorded beside HEAD. */
 uint64_t supervisor_first_generation(struct supervisor *s);

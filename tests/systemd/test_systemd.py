@@ -755,6 +755,40 @@ class Ctl(SystemdTestCase):
         self.assertEqual((props["ActiveState"], props["MainPID"], props["NRestarts"]), ("active", pid, "0"))
 
 
+class Reexec(SystemdTestCase):
+    def test_reexec_keeps_main_pid_and_workers(self):
+        """liveswapctl reexec under systemd: the same MainPID, the unit stays active, the
+        workers and the socket carry on under load, and a reload works afterwards."""
+        self.write_config()
+        port = self.listen_on_port()
+        self.manager.systemctl("start", "dbus.socket")
+        self.manager.systemctl("start", SOCKET, SERVICE)
+        self.assert_status(self.serving(1, self.v1) + "$")
+        before = self.manager.show(SERVICE, "MainPID", "ActiveState")
+        workers = sorted(subprocess.run(["pgrep", "-P", before["MainPID"]], capture_output=True,
+                                        text=True).stdout.split())
+        load = lib.Load(self, "127.0.0.1:%d" % port, clients=8, mode="mixed")
+        for transport in ("--user", None, "--user"):
+            args = ([transport] if transport else []) + ["-i", "t", "reexec"]
+            p = self.manager.liveswapctl(*args)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr + self.manager.service_output())
+            self.assertRegex(p.stdout, r"^t: re-executed: liveswap \S+ -> liveswap \S+\n$")
+            after = self.manager.show(SERVICE, "MainPID", "ActiveState", "NRestarts")
+            self.assertEqual((after["MainPID"], after["ActiveState"], after["NRestarts"]),
+                             (before["MainPID"], "active", "0"))
+        self.assertEqual(sorted(subprocess.run(["pgrep", "-P", before["MainPID"]], capture_output=True,
+                                               text=True).stdout.split()), workers)
+        self.wait_status(r"^Re-executed liveswap ")
+        self.point_current(self.v2)
+        self.manager.systemctl("reload", SERVICE)
+        self.assert_status(self.serving(2, self.v2))
+        result = load.stop()
+        self.assert_no_failures(result)
+        self.assertEqual(lib.http_get(("127.0.0.1", port))[2], "v2\n")
+        self.assertEqual(self.manager.show(SERVICE, "MainPID")["MainPID"], before["MainPID"])
+        self.assertEqual(self.manager.service_output().count("took over from liveswap"), 3)
+        self.report("3 reexecs + reload", result)
+
 class Installed(SystemdTestCase):
     def test_units_verify(self):
         # verify also runs `man` on each Documentation= page: the installed ones.
