@@ -742,7 +742,7 @@ static int parse_start_timeout(struct parse_state *st, const char *key, const ch
 /* Zero turns the watchdog off. Under a millisecond no worker could keep up, and the
  * supervisor would spend its time on pings. */
 static int parse_watchdog(struct parse_state *st, const char *key, const char *value) {
-        uint64_t usec;
+        uint64_t usec = 0; /* gcc -O2 cannot see that parse_duration() sets it when it returns 0 */
         int r = parse_duration(st, key, value, &usec, true);
         if (r < 0)
                 return r;
