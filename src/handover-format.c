@@ -475,8 +475,8 @@ static int parse_document(struct parser *p, const char *doc, size_t size, struct
         size_t pos = (size_t) (nl - doc) + 1;
         for (;;) {
                 char name[33];
-                const char *text;
-                size_t text_size;
+                const char *text = NULL;
+                size_t text_size = 0;
                 r = next_section(p, doc, size, &pos, name, sizeof(name), &text, &text_size);
                 if (r < 0)
                         return r;

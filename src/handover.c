@@ -265,7 +265,7 @@ static int write_memfd(struct exec_fds *x, const char *doc, size_t size, int fir
         }
         if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
                 return -errno;
-        int copy;
+        int copy = -1;
         int r = keep(x, fd, first, &copy);
         return r < 0 ? r : copy;
 }

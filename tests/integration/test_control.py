@@ -31,6 +31,7 @@ METHODS = {  # name: ([(arg name, type)] in, [(arg name, type)] out)
     "Quit": ([], []),
     "Message": ([("text", "s")], [("delivered", "u")]),
     "SetWorkers": ([("count", "u")], []),
+    "Reexecute": ([], []),
 }
 PROPERTIES = {"Instance": "s", "Generation": "t", "Target": "s", "PreviousTarget": "s", "State": "s",
               "DesiredWorkers": "u", "ReadyWorkers": "u", "DrainingWorkers": "u", "Workers": "a(utsst)",
