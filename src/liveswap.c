@@ -251,9 +251,9 @@ static int run_client(const struct arguments *a) {
                 options.instance = derived = names_instance_from_target(a->overrides.target);
 
         struct client c;
-        if (client_open(&c, &options) < 0)
-                return CLIENT_EXIT_USAGE;
-        int r;
+        int r = client_open(&c, &options);
+        if (r < 0)
+                return client_exit_code_for_errno(r, NULL);
         switch (a->client) {
         case CLIENT_UPGRADE:
                 r = client_upgrade(&c, a->client_arg);
@@ -481,8 +481,10 @@ static int run_loop(struct supervisor *s, const char *bus_path) {
                 log_error_errno(r, "Cannot start: %m");
                 return EXIT_FAILURE;
         }
-        log_info("liveswap %s: instance %s, %u worker(s) of %s, control socket %s", LIVESWAP_VERSION, s->instance,
-                 settings.workers, s->current.target, bus_path);
+        /* The program's name is the line's prefix on a terminal and its identifier in the
+         * journal: the line itself starts with what happens. */
+        log_info("Starting instance %s (version %s): %u worker(s) of %s, control socket %s", s->instance,
+                 LIVESWAP_VERSION, settings.workers, s->current.target, bus_path);
         supervisor_kick(s);
 
         r = sd_event_loop(s->event);
