@@ -13,6 +13,7 @@
 
 #include "bus.h"
 #include "client.h"
+#include "envfile.h"
 #include "fs-util.h"
 #include "head.h"
 #include "leftovers.h"
@@ -389,6 +390,9 @@ static int load_configuration(struct supervisor *s, const struct arguments *a, c
          * disk cannot hold off a stop, and nothing exists yet that an abrupt end would
          * leave behind. From here on sd-event takes them (pending ones included). */
         int r = config_load_merged(&s->config, s->config_path, &s->overrides, err, sizeof(err));
+        /* environment_file= is read now, and again at every upgrade. */
+        if (r >= 0)
+                r = envfile_resolve(&s->config, err, sizeof(err));
         block_stop_signals(SIG_BLOCK);
         if (r < 0) {
                 /* A missing file stays fatal: under systemd it is the only source of the

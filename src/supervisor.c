@@ -124,7 +124,9 @@ static int on_worker_exit(sd_event_source *source, const siginfo_t *si, void *us
                         log_worker(level, w->generation, pid,
                                    "Worker %d (generation %" PRIu64 ", slot %u) was killed by signal %s%s", pid,
                                    w->generation, w->slot, sigabbrev_np(si->si_status) ?: "unknown",
-                                   restarted ? " for the restart" : expected ? " while draining" : "");
+                                   restarted  ? " for the restart"
+                                   : expected ? " while draining"
+                                              : "");
                 else
                         log_worker(level, w->generation, pid,
                                    "Worker %d (generation %" PRIu64 ", slot %u) exited with status %d%s", pid,
@@ -165,7 +167,7 @@ static void perform_spawn(struct supervisor *s, const struct engine_action *a) {
         struct spawn_request req = {
                 .directory = cmd->directory,
                 .argv = cmd->argv,
-                .environment = c->environment,
+                .environment = c->worker_environment ?: c->environment,
                 .sockets = &s->sockets,
                 .fdnames = s->fdnames,
                 .notify_socket = s->notify_path,
