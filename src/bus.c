@@ -190,8 +190,11 @@ static int check_caller(sd_bus_message *m, struct supervisor *s, sd_bus_error *e
                         return 0;
         log_warning("Refused %s from uid %u: not allowed to control %s", sd_bus_message_get_member(m), (unsigned) uid,
                     s->instance);
-        return bus_error_setf(error, ERROR_ACCESS_DENIED, "uid %u may not control liveswap instance %s", (unsigned) uid,
-                              s->instance);
+        /* The caller learns what would let it in, not only that it may not. */
+        return bus_error_setf(error, ERROR_ACCESS_DENIED,
+                              "uid %u may not control liveswap instance %s: allow_users= or allow_groups= in "
+                              "[control] of %s would allow it",
+                              (unsigned) uid, s->instance, s->config_path ?: "its configuration file");
 }
 
 #define CHECK_CALLER(m, s, error)                         \

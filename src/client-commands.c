@@ -104,8 +104,8 @@ static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error
 
 static void report_lost(struct wait *w) {
         progress_clear(w);
-        client_error(w->c, "lost the connection to the supervisor (%s); it may have exited", w->c->where);
-        w->exit = CLIENT_EXIT_USAGE;
+        w->exit = client_fail(w->c->options, w->c->instance, CLIENT_EXIT_NOT_RUNNING, "NotRunning",
+                              "lost the connection to the supervisor (%s); it may have exited", w->c->where);
 }
 
 static int on_upgrade_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
@@ -120,10 +120,9 @@ static int on_upgrade_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret
                         w->exit = client_report_error(w->c, error, -EIO);
                 return 0;
         }
-        if (sd_bus_message_read(m, "t", &w->result_generation) < 0) {
-                client_error(w->c, "the supervisor sent a malformed reply");
-                w->exit = CLIENT_EXIT_USAGE;
-        }
+        if (sd_bus_message_read(m, "t", &w->result_generation) < 0)
+                w->exit = client_fail(w->c->options, w->c->instance, CLIENT_EXIT_FAILED, "Failed",
+                                      "the supervisor sent a malformed reply");
         return 0;
 }
 
@@ -170,10 +169,9 @@ static int wait_init(struct wait *w, struct client *c) {
         /* The match first, then the state: a change in between arrives as a signal. */
         int r = sd_bus_match_signal(c->bus, &w->properties_slot, c->destination, LIVESWAP_OBJECT_PATH,
                                     "org.freedesktop.DBus.Properties", "PropertiesChanged", on_properties_changed, w);
-        if (r < 0) {
-                client_error(c, "cannot watch the supervisor's progress: %s", strerror(-r));
-                return CLIENT_EXIT_USAGE;
-        }
+        if (r < 0)
+                return client_fail(c->options, c->instance, client_exit_code_for_errno(r, NULL), "Failed",
+                                   "cannot watch the supervisor's progress: %s", strerror(-r));
         return client_get_status(c, &w->status);
 }
 
@@ -230,8 +228,8 @@ static int upgrade_and_wait(struct client *c, const char *method, const char *ta
         if (r >= 0)
                 r = sd_bus_call_async(c->bus, &w.call_slot, call, on_upgrade_reply, &w, UINT64_MAX);
         if (r < 0) {
-                client_error(c, "cannot send the request: %s", strerror(-r));
-                r = CLIENT_EXIT_USAGE;
+                r = client_fail(c->options, c->instance, client_exit_code_for_errno(r, NULL), "Failed",
+                                "cannot send the request: %s", strerror(-r));
                 goto finish;
         }
         r = wait_loop(&w);
@@ -248,37 +246,33 @@ static int start_upgrade(struct client *c, const char *target) {
         int r = client_call(c, "StartUpgrade", &reply, "s", target);
         if (r != CLIENT_EXIT_OK)
                 return r;
-        if (sd_bus_message_read(reply, "t", &generation) < 0) {
-                client_error(c, "the supervisor sent a malformed reply");
-                return CLIENT_EXIT_USAGE;
-        }
+        if (sd_bus_message_read(reply, "t", &generation) < 0)
+                return client_fail(c->options, c->instance, CLIENT_EXIT_FAILED, "Failed",
+                                   "the supervisor sent a malformed reply");
         print_started(c, generation);
         return CLIENT_EXIT_OK;
 }
 
-/* A relative target means relative to the caller, not to the supervisor's directory. */
+/* A relative target means relative to the caller, not to the supervisor's directory.
+ * Returns 0, or the exit code of a failure it reported. */
 static int absolute_target(struct client *c, const char *target, char **ret) {
         if (!target || !*target || target[0] == '/') {
                 *ret = strdup(target ?: "");
-                return *ret ? 0 : -ENOMEM;
+                return *ret ? 0 : client_fail(c->options, c->instance, CLIENT_EXIT_FAILED, "Failed", "out of memory");
         }
-        if (c->options->transport == CLIENT_TRANSPORT_REMOTE) {
-                client_error(c, "the relative target %s cannot be resolved on a remote host; give an absolute path",
-                             target);
-                return -EINVAL;
-        }
+        if (c->options->transport == CLIENT_TRANSPORT_REMOTE)
+                return client_fail(c->options, c->instance, CLIENT_EXIT_USAGE, "Usage",
+                                   "the relative target %s cannot be resolved on a remote host; give an absolute path",
+                                   target);
         _cleanup_free_ char *cwd = getcwd(NULL, 0);
-        if (!cwd) {
-                int r = -errno;
-                client_error(c, "cannot resolve the relative target %s: %s", target, strerror(-r));
-                return r;
-        }
+        if (!cwd)
+                return client_fail(c->options, c->instance, CLIENT_EXIT_FAILED, "Failed",
+                                   "cannot resolve the relative target %s: %s", target, strerror(errno));
         while (target[0] == '.' && target[1] == '/')
                 target += 2;
         if (asprintf(ret, "%s%s%s", cwd, strcmp(cwd, "/") == 0 ? "" : "/", target) < 0) {
                 *ret = NULL;
-                client_error(c, "out of memory");
-                return -ENOMEM;
+                return client_fail(c->options, c->instance, CLIENT_EXIT_FAILED, "Failed", "out of memory");
         }
         return 0;
 }
@@ -289,13 +283,17 @@ static bool check_utf8(struct client *c, const char *what, const char *text) {
         if (utf8_is_valid(text))
                 return true;
         _cleanup_free_ char *shown = utf8_escape_invalid(text);
-        client_error(c, "%s is not valid UTF-8 (D-Bus carries only UTF-8): %s", what, shown ?: "(out of memory)");
+        client_fail(c->options, c->instance, CLIENT_EXIT_USAGE, "InvalidArgument",
+                    "%s is not valid UTF-8 (D-Bus carries only UTF-8): %s", what, shown ?: "(out of memory)");
         return false;
 }
 
 int client_upgrade(struct client *c, const char *target) {
         _cleanup_free_ char *absolute = NULL;
-        if (absolute_target(c, target, &absolute) < 0 || !check_utf8(c, "target", absolute))
+        int r = absolute_target(c, target, &absolute);
+        if (r != 0)
+                return r;
+        if (!check_utf8(c, "target", absolute))
                 return CLIENT_EXIT_USAGE;
         if (c->options->no_wait)
                 return start_upgrade(c, absolute);
@@ -308,10 +306,10 @@ int client_rollback(struct client *c) {
         /* There is no StartRollback: Rollback is StartUpgrade to the previous target. */
         struct client_status s = {};
         int r = client_get_status(c, &s);
-        if (r == CLIENT_EXIT_OK && !(s.previous_target && *s.previous_target)) {
-                client_error(c, "there is no previous target");
-                r = CLIENT_EXIT_FAILED;
-        } else if (r == CLIENT_EXIT_OK)
+        if (r == CLIENT_EXIT_OK && !(s.previous_target && *s.previous_target))
+                r = client_fail(c->options, c->instance, CLIENT_EXIT_FAILED, "NoPrevious",
+                                "there is no previous target");
+        else if (r == CLIENT_EXIT_OK)
                 r = start_upgrade(c, s.previous_target);
         client_status_done(&s);
         return r;
@@ -355,10 +353,9 @@ int client_stop(struct client *c) {
         struct wait w;
         int r = wait_init(&w, c);
         int k = r == CLIENT_EXIT_OK ? watch_gone(&w) : 0;
-        if (k < 0) {
-                client_error(c, "cannot watch the supervisor: %s", strerror(-k));
-                r = CLIENT_EXIT_USAGE;
-        }
+        if (k < 0)
+                r = client_fail(c->options, c->instance, CLIENT_EXIT_FAILED, "Failed",
+                                "cannot watch the supervisor: %s", strerror(-k));
         if (r == CLIENT_EXIT_OK)
                 r = client_call(c, "Quit", NULL, "");
         if (r == CLIENT_EXIT_OK) {

@@ -150,8 +150,9 @@ static int find_unit(struct client *c, char **ret_unit, bool *ret_user) {
                 return -ENOMEM;
         /* Say that it is a guess: a supervisor started by hand logs to its stderr, and an
          * empty journal would otherwise look like a supervisor that logs nothing. */
-        fprintf(stderr, "liveswapctl: %s does not run as a systemd service; showing %s%s "
-                        "(a supervisor started by hand logs to its standard error)\n",
+        fprintf(stderr,
+                "liveswapctl: %s does not run as a systemd service; showing %s%s "
+                "(a supervisor started by hand logs to its standard error)\n",
                 c->instance, *ret_unit, *ret_user ? " of the user manager" : "");
         return 0;
 }
@@ -205,8 +206,8 @@ static int run_capture(char **argv, char **ret) {
 
 int client_logs(struct client *c, const struct client_logs_options *o) {
         if (c->options->transport == CLIENT_TRANSPORT_REMOTE) {
-                client_error(c, "logs reads this machine's journal: run liveswapctl logs on %s", c->options->host);
-                return CLIENT_EXIT_USAGE;
+                return client_fail(c->options, c->instance, CLIENT_EXIT_USAGE, "Usage",
+                                   "logs reads this machine's journal: run liveswapctl logs on %s", c->options->host);
         }
         _cleanup_free_ char *unit = NULL;
         bool user = false;
@@ -235,12 +236,12 @@ int client_logs(struct client *c, const struct client_logs_options *o) {
         if (r >= 0)
                 r = client_logs_argv(unit, user, o, false, pids, n_pids, &argv);
         if (r < 0) {
-                client_error(c, "%s", strerror(-r));
-                return CLIENT_EXIT_USAGE;
+                return client_fail(c->options, c->instance, client_exit_code_for_errno(r, NULL), "Failed", "%s",
+                                   strerror(-r));
         }
         fflush(stdout);
         execvp(argv[0], argv);
         r = errno;
-        client_error(c, "cannot run journalctl: %s", strerror(r));
-        return r == ENOENT ? CLIENT_EXIT_NO_JOURNALCTL : CLIENT_EXIT_FAILED;
+        return client_fail(c->options, c->instance, CLIENT_EXIT_FAILED, "Failed", "cannot run journalctl: %s",
+                           strerror(r));
 }

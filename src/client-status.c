@@ -127,8 +127,8 @@ int client_get_status(struct client *c, struct client_status *ret) {
         r = client_status_update(&s, reply);
         if (r < 0) {
                 client_status_done(&s);
-                client_error(c, "cannot read the supervisor's properties: %s", strerror(-r));
-                return CLIENT_EXIT_USAGE;
+                return client_fail(c->options, c->instance, CLIENT_EXIT_FAILED, "Failed",
+                                   "cannot read the supervisor's properties: %s", strerror(-r));
         }
         *ret = s;
         return CLIENT_EXIT_OK;

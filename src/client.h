@@ -9,13 +9,12 @@
 #include <sys/types.h>
 #include <systemd/sd-bus.h>
 
-/* Exit codes of the contract: 0 done, 1 the upgrade failed and was rolled back (or the
- * request was refused for a reason of state), 2 bad usage or an unreachable instance. */
-#define CLIENT_EXIT_OK 0
-#define CLIENT_EXIT_FAILED 1
-#define CLIENT_EXIT_USAGE 2
-/* liveswapctl logs: journalctl is not installed. */
-#define CLIENT_EXIT_NO_JOURNALCTL 3
+/* Exit codes of the contract (section 5), one meaning each, for every command: */
+#define CLIENT_EXIT_OK 0 /* done */
+#define CLIENT_EXIT_FAILED 1 /* failed or rolled back, or refused for a reason of state (Busy) */
+#define CLIENT_EXIT_USAGE 2 /* bad usage or an invalid argument (a bad target) */
+#define CLIENT_EXIT_NOT_RUNNING 3 /* the instance is not running or cannot be reached */
+#define CLIENT_EXIT_ACCESS 4 /* permission denied */
 
 enum client_transport {
         CLIENT_TRANSPORT_AUTO, /* the private socket, else the user bus, else the system bus */
@@ -24,8 +23,17 @@ enum client_transport {
         CLIENT_TRANSPORT_REMOTE, /* -H [USER@]HOST: the system bus there, over ssh */
 };
 
+/* The first failure of a run, kept for --json: the one object printed on stdout then. */
+struct client_failure {
+        int exit; /* 0 until something failed */
+        char *error; /* a stable machine name: "UpgradeFailed", "NotRunning", ... */
+        char *reason; /* the text printed on stderr */
+        char *instance; /* NULL when no instance was picked */
+};
+
 struct client_options {
         const char *program; /* names the messages: "liveswapctl", "liveswap" */
+        struct client_failure *failure; /* where failures are recorded; may be NULL */
         const char *instance;
         enum client_transport transport;
         const char *host;
@@ -53,6 +61,7 @@ enum {
 struct client_instance {
         char *name;
         char *socket; /* the private socket's path when CLIENT_SEEN_SOCKET */
+        sd_bus *bus; /* the connection that found it there, reused to talk to it; or NULL */
         unsigned seen;
 };
 
@@ -95,10 +104,12 @@ char *client_describe_seen(const struct client_instance *i);
 
 /* Picks the instance (options->instance, $LIVESWAP_INSTANCE, else the only one running)
  * and connects to it. Prints one line saying why on failure. Returns 0 or a negative
- * errno; the exit code for a failure is CLIENT_EXIT_USAGE. */
+ * errno; the exit code for a failure is client_exit_code_for_errno()'s (2 for a bad or
+ * ambiguous name, 3 not running or unreachable, 4 permission denied). */
 int client_open(struct client *c, const struct client_options *o);
-/* Connects to the instance named by i, through where it was seen. Quiet. */
-int client_open_instance(struct client *c, const struct client_options *o, const struct client_instance *i);
+/* Connects to the instance named by i, through where it was seen (on i's connection, taken
+ * from it, when it has one). Quiet. */
+int client_open_instance(struct client *c, const struct client_options *o, struct client_instance *i);
 void client_close(struct client *c);
 /* The supervisor's pid, as the kernel or the bus reports it. */
 int client_supervisor_pid(const struct client *c, pid_t *ret);
@@ -107,19 +118,32 @@ int client_supervisor_pid(const struct client *c, pid_t *ret);
 int client_connect(const char *instance, bool quiet, sd_bus **ret);
 
 /* Calls METHOD of the supervisor with TYPES and the arguments that follow. On failure
- * prints one line naming the instance and the cause and returns the exit code
- * (CLIENT_EXIT_FAILED or CLIENT_EXIT_USAGE); 0 on success. */
+ * prints one line naming the instance and the cause and returns its exit code; 0 on
+ * success. */
 int client_call(struct client *c, const char *method, sd_bus_message **ret_reply, const char *types, ...);
 /* The same for a call already made: prints the error and returns its exit code. */
 int client_report_error(const struct client *c, const sd_bus_error *error, int r);
-/* Maps a D-Bus error of a method call to the exit codes above. */
-int client_exit_code_for(const sd_bus_error *error);
+/* Maps a D-Bus error of a method call to the exit codes above, and to the machine name
+ * --json shows ("UpgradeFailed", "AccessDenied", "NotRunning", ...). */
+int client_exit_code_for(const sd_bus_error *error, const char **ret_name);
+/* The same for an errno of connecting or calling, without a D-Bus error. */
+int client_exit_code_for_errno(int r, const char **ret_name);
 /* "<N>" for a line of priority LEVEL on FD when FD is the service's journal stream
  * ($JOURNAL_STREAM: liveswap -u run as ExecReload=), else "": journald then files the
  * line at its level, as it does the supervisor's own. */
 const char *client_line_prefix(int fd, int level);
-/* Prints "PROGRAM: INSTANCE: " then the formatted text, once, to stderr. */
+/* Prints "PROGRAM: INSTANCE: " then the formatted text, once, to stderr, and records it
+ * as the run's failure unless one is recorded already (its name then follows from the
+ * exit code; client_fail() names it). */
 void client_error(const struct client *c, const char *format, ...) __attribute__((format(printf, 2, 3)));
+/* Prints "PROGRAM: [INSTANCE: ]" and the text to stderr, records the failure as EXIT and
+ * ERROR (the first one of the run wins) and returns EXIT. */
+int client_fail(const struct client_options *o, const char *instance, int exit, const char *error, const char *format,
+                ...) __attribute__((format(printf, 5, 6)));
+/* --json: the one object for a run that ends with EXIT (non-zero), on stdout:
+ * {"instance":..,"success":false,"error":..,"reason":..,"exit_status":EXIT}. */
+void client_failure_print_json(const struct client_failure *f, const char *instance, int exit);
+void client_failure_done(struct client_failure *f);
 
 /* ---- client-status.c: the properties ---- */
 

@@ -7,6 +7,8 @@
  *     environment value="NAME=VALUE"                 (in order, one a line)
  *     allow_users value="alice"
  *     allow_groups value="wheel"
+ *     environment_file value="-/etc/default/app"     (as written)
+ *     worker_environment value="NAME=VALUE"          (resolved at the last start/upgrade)
  *     end
  *
  * Why not the INI file the parser reads: a configuration in effect is the file merged
@@ -32,7 +34,7 @@
 #define CONFIG_STATE_VERSION 1
 
 #if defined(__x86_64__) || defined(__aarch64__)
-_Static_assert(sizeof(struct config) == 176, "serialise the new config member in config-state.c");
+_Static_assert(sizeof(struct config) == 192, "serialise the new config member in config-state.c");
 #endif
 _Static_assert(sizeof(mode_t) == sizeof(unsigned), "socket_mode is read as unsigned");
 
@@ -92,6 +94,11 @@ static const struct {
         { "environment", offsetof(struct config, environment) },
         { "allow_users", offsetof(struct config, allow_users) },
         { "allow_groups", offsetof(struct config, allow_groups) },
+        { "environment_file", offsetof(struct config, environment_files) },
+        /* What the workers get now (the files as they were read at the last start or
+         * upgrade): a reexec must not re-read them. Absent = NULL, which the shell reads
+         * as environment= alone, the same thing when no file set anything. */
+        { "worker_environment", offsetof(struct config, worker_environment) },
 };
 
 static char ***list_of(struct config *c, size_t i) {
@@ -135,7 +142,10 @@ bool config_equal(const struct config *a, const struct config *b) {
                string_equal(a->pre_upgrade, b->pre_upgrade) &&
                a->pre_upgrade_timeout_usec == b->pre_upgrade_timeout_usec &&
                strv_equal(a->allow_users, b->allow_users) && strv_equal(a->allow_groups, b->allow_groups) &&
-               string_equal(a->head, b->head) && a->socket_mode == b->socket_mode;
+               string_equal(a->head, b->head) && a->socket_mode == b->socket_mode &&
+               strv_equal(a->environment_files, b->environment_files) &&
+               (!a->worker_environment) == (!b->worker_environment) &&
+               strv_equal(a->worker_environment, b->worker_environment);
 }
 
 /* What config.c and the command line guarantee, checked again: the shell trusts a struct
@@ -166,6 +176,11 @@ static int check_config(struct state_reader *r, const struct config *c) {
                 const char *reason;
                 if (config_check_environment(*p, &reason) < 0)
                         return state_fail(r, -EINVAL, "config: environment entry '%s': %s", *p, reason);
+        }
+        for (char **p = c->worker_environment; p && *p; p++) {
+                const char *reason;
+                if (config_check_environment(*p, &reason) < 0)
+                        return state_fail(r, -EINVAL, "config: worker environment entry '%s': %s", *p, reason);
         }
         return 0;
 }
@@ -224,7 +239,8 @@ int config_restore(const char *text, size_t size, struct config *ret, char *erro
         c.environment = calloc(1, sizeof(char *));
         c.allow_users = calloc(1, sizeof(char *));
         c.allow_groups = calloc(1, sizeof(char *));
-        if (!c.environment || !c.allow_users || !c.allow_groups)
+        c.environment_files = calloc(1, sizeof(char *));
+        if (!c.environment || !c.allow_users || !c.allow_groups || !c.environment_files)
                 k = -ENOMEM;
         if (k == 0)
                 k = read_records(&r, &c);

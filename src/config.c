@@ -104,9 +104,10 @@ int config_init(struct config *c) {
         };
         c->exec = strdup("./start");
         c->environment = calloc(1, sizeof(char *));
+        c->environment_files = calloc(1, sizeof(char *));
         c->allow_users = calloc(1, sizeof(char *));
         c->allow_groups = calloc(1, sizeof(char *));
-        if (!c->exec || !c->environment || !c->allow_users || !c->allow_groups) {
+        if (!c->exec || !c->environment || !c->environment_files || !c->allow_users || !c->allow_groups) {
                 config_done(c);
                 return -ENOMEM;
         }
@@ -119,6 +120,8 @@ void config_done(struct config *c) {
         free(c->pre_upgrade);
         free(c->head);
         strv_free(c->environment);
+        strv_free(c->environment_files);
+        strv_free(c->worker_environment);
         strv_free(c->allow_users);
         strv_free(c->allow_groups);
         *c = (struct config){};
@@ -127,11 +130,14 @@ void config_done(struct config *c) {
 int config_copy(struct config *dst, const struct config *src) {
         *dst = *src;
         /* Nothing in dst may point into src, or config_done() would free it twice. */
-        dst->environment = dst->allow_users = dst->allow_groups = NULL;
+        dst->environment = dst->environment_files = dst->worker_environment = dst->allow_users = dst->allow_groups =
+                NULL;
         if (strdup_or_null(&dst->target, src->target) < 0 || strdup_or_null(&dst->exec, src->exec) < 0 ||
             strdup_or_null(&dst->pre_upgrade, src->pre_upgrade) < 0 || strdup_or_null(&dst->head, src->head) < 0 ||
-            !(dst->environment = strv_copy(src->environment)) || !(dst->allow_users = strv_copy(src->allow_users)) ||
-            !(dst->allow_groups = strv_copy(src->allow_groups))) {
+            !(dst->environment = strv_copy(src->environment)) ||
+            !(dst->environment_files = strv_copy(src->environment_files)) ||
+            (src->worker_environment && !(dst->worker_environment = strv_copy(src->worker_environment))) ||
+            !(dst->allow_users = strv_copy(src->allow_users)) || !(dst->allow_groups = strv_copy(src->allow_groups))) {
                 config_done(dst);
                 return -ENOMEM;
         }
@@ -614,6 +620,30 @@ static int parse_environment(struct parse_state *st, const char *key, const char
         return 0;
 }
 
+bool config_variable_reserved(const char *name, size_t len) {
+        return reserved_variable(name, len);
+}
+
+/* environment_file=: one path per line, kept in order; an empty value empties the list
+ * (as EnvironmentFile= does in a drop-in). Read later, at each start and upgrade, not
+ * here: a reload must see the file as it is then. */
+static int parse_environment_file(struct parse_state *st, const char *key, const char *value) {
+        struct config *c = st->config;
+        if (!*value) {
+                strv_free(c->environment_files);
+                if (!(c->environment_files = calloc(1, sizeof(char *))))
+                        return fail_nomem(st);
+                return 0;
+        }
+        if (value[value[0] == '-'] != '/')
+                return fail(st, -EINVAL, "%s must be an absolute path, optionally prefixed with '-' (got '%s')", key,
+                            value);
+        size_t n = strv_length(c->environment_files), allocated = n + 1;
+        if (append_word(&c->environment_files, &n, &allocated, value, strlen(value)) < 0)
+                return fail_nomem(st);
+        return 0;
+}
+
 struct environment_ref {
         const char *name;
         size_t name_len;
@@ -707,8 +737,8 @@ static int parse_duration(struct parse_state *st, const char *key, const char *v
         if (r == -ERANGE)
                 return fail(st, -EINVAL, "duration '%s' for %s is too long (at most a year)", value, key);
         if (r < 0)
-                return fail(st, -EINVAL, "invalid duration '%s' for %s (e.g. 500ms, 1.5s, 2min, 1min 30s, 1h)",
-                            value, key);
+                return fail(st, -EINVAL, "invalid duration '%s' for %s (e.g. 500ms, 1.5s, 2min, 1min 30s, 1h)", value,
+                            key);
         if (usec == 0 && !zero_ok)
                 return fail(st, -EINVAL, "%s must be longer than 0", key);
         *dst = usec;
@@ -833,6 +863,7 @@ static const struct key {
         { "worker", "exec", parse_exec },
         { "worker", "workers", parse_workers },
         { "worker", "environment", parse_environment },
+        { "worker", "environment_file", parse_environment_file },
         { "worker", "adopt", parse_adopt },
         { "worker", "watchdog", parse_watchdog },
         { "worker", "memory_max", parse_memory_max },

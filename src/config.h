@@ -33,6 +33,11 @@ struct config {
         char *exec; /* command for a directory target; default "./start" */
         unsigned workers; /* >= 1, default 2 */
         char **environment; /* NULL-terminated "KEY=VALUE" list, never NULL */
+        char **environment_files; /* environment_file= paths as written ("-PATH": optional), never NULL */
+        /* What a worker gets on top of the supervisor's environment: the files' variables
+         * overlaid with environment=. Not from the file: the shell fills it at the start
+         * and at every upgrade (envfile_resolve()); NULL until then. */
+        char **worker_environment;
         bool adopt; /* preload libliveswap-adopt.so; default yes */
         uint64_t watchdog_usec; /* each worker must send WATCHDOG=1 this often; 0 = off (default) */
         uint64_t memory_max; /* bytes; a worker above it is replaced; 0 = off (default) */
@@ -89,6 +94,10 @@ int config_check_environment(const char *entry, const char **ret_reason);
 
 /* Deep copy (for the settings a generation was started with). */
 int config_copy(struct config *dst, const struct config *src);
+
+/* Whether a variable of that name is liveswap's to set for each worker (LISTEN_FDS,
+ * NOTIFY_SOCKET, LIVESWAP_GENERATION, ...): neither environment= nor a file may. */
+bool config_variable_reserved(const char *name, size_t len);
 
 /* systemd's time syntax (systemd.time(7)): "250ms", "1.5s", "10sec", "2min", "1min 30s",
  * "1h"; a bare number alone is seconds; no sign, no exponent; digits below a microsecond

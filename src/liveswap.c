@@ -13,6 +13,7 @@
 
 #include "bus.h"
 #include "client.h"
+#include "envfile.h"
 #include "fs-util.h"
 #include "handover.h"
 #include "head.h"
@@ -272,9 +273,9 @@ static int run_client(const struct arguments *a) {
                 options.instance = derived = names_instance_from_target(a->overrides.target);
 
         struct client c;
-        if (client_open(&c, &options) < 0)
-                return CLIENT_EXIT_USAGE;
-        int r;
+        int r = client_open(&c, &options);
+        if (r < 0)
+                return client_exit_code_for_errno(r, NULL);
         switch (a->client) {
         case CLIENT_UPGRADE:
                 r = client_upgrade(&c, a->client_arg);
@@ -450,6 +451,9 @@ static int load_configuration(struct supervisor *s, const struct arguments *a, c
          * disk cannot hold off a stop, and nothing exists yet that an abrupt end would
          * leave behind. From here on sd-event takes them (pending ones included). */
         int r = config_load_merged(&s->config, s->config_path, &s->overrides, err, sizeof(err));
+        /* environment_file= is read now, and again at every upgrade. */
+        if (r >= 0)
+                r = envfile_resolve(&s->config, err, sizeof(err));
         block_stop_signals(SIG_BLOCK);
         if (r < 0) {
                 /* A missing file stays fatal: under systemd it is the only source of the
@@ -545,8 +549,10 @@ static int run_loop(struct supervisor *s, const char *bus_path) {
                 log_error_errno(r, "Cannot start: %m");
                 return EXIT_FAILURE;
         }
-        log_info("liveswap %s: instance %s, %u worker(s) of %s, control socket %s", LIVESWAP_VERSION, s->instance,
-                 settings.workers, s->current.target, bus_path);
+        /* The program's name is the line's prefix on a terminal and its identifier in the
+         * journal: the line itself starts with what happens. */
+        log_info("Starting instance %s (version %s): %u worker(s) of %s, control socket %s", s->instance,
+                 LIVESWAP_VERSION, settings.workers, s->current.target, bus_path);
         supervisor_kick(s);
 
         r = sd_event_loop(s->event);

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,19 @@ static void help(void) {
                "      --version        show the version\n");
 }
 
+/* Bad usage: said on stderr, and kept for --json. Returns -EINVAL. */
+static int usage_error(struct arguments *a, const char *format, ...) __attribute__((format(printf, 2, 3)));
+static int usage_error(struct arguments *a, const char *format, ...) {
+        _cleanup_free_ char *text = NULL;
+        va_list ap;
+        va_start(ap, format);
+        if (vasprintf(&text, format, ap) < 0)
+                text = NULL;
+        va_end(ap);
+        client_fail(&a->options, NULL, CLIENT_EXIT_USAGE, "Usage", "%s", text ?: "bad usage");
+        return -EINVAL;
+}
+
 static int parse_arguments(int argc, char **argv, struct arguments *a) {
         enum { OPT_SYSTEM = 0x100, OPT_USER, OPT_JSON, OPT_NO_WAIT, OPT_VERSION, OPT_GENERATION };
         static const struct option options[] = { { "instance", required_argument, NULL, 'i' },
@@ -109,13 +123,10 @@ static int parse_arguments(int argc, char **argv, struct arguments *a) {
                         printf("liveswapctl %s\n", LIVESWAP_VERSION);
                         exit(EXIT_SUCCESS);
                 case ':':
-                        fprintf(stderr, "liveswapctl: option '%s' needs an argument (see liveswapctl --help)\n",
-                                argv[optind - 1]);
-                        return -EINVAL;
+                        return usage_error(a, "option '%s' needs an argument (see liveswapctl --help)",
+                                           argv[optind - 1]);
                 default:
-                        fprintf(stderr, "liveswapctl: unknown option '%s' (see liveswapctl --help)\n",
-                                argv[optind - 1]);
-                        return -EINVAL;
+                        return usage_error(a, "unknown option '%s' (see liveswapctl --help)", argv[optind - 1]);
                 }
         }
         a->command = optind < argc ? argv[optind++] : "status";
@@ -313,15 +324,15 @@ static int command_status(struct client *c) {
         if (r != CLIENT_EXIT_OK)
                 return r;
         if (!s.instance || !s.state || !s.target || !s.previous_target || !s.last_result) {
-                client_error(c, "the supervisor's properties are incomplete (a different version?)");
                 client_status_done(&s);
-                return CLIENT_EXIT_USAGE;
+                return client_fail(c->options, c->instance, CLIENT_EXIT_FAILED, "Failed",
+                                   "the supervisor's properties are incomplete (a different version?)");
         }
         r = client_get_worker_details(c, &s);
         if (r < 0) {
-                client_error(c, "cannot read the workers' figures: %s", strerror(-r));
                 client_status_done(&s);
-                return CLIENT_EXIT_USAGE;
+                return client_fail(c->options, c->instance, CLIENT_EXIT_FAILED, "Failed",
+                                   "cannot read the workers' figures: %s", strerror(-r));
         }
         if (s.n_workers > 1)
                 qsort(s.workers, s.n_workers, sizeof(*s.workers), compare_workers);
@@ -340,7 +351,7 @@ static int command_status(struct client *c) {
 /* ---- list ---- */
 
 struct row {
-        const struct client_instance *instance;
+        struct client_instance *instance;
         struct client_status status;
         bool reachable;
 };
@@ -433,15 +444,15 @@ static bool read_row(const struct client_options *o, struct row *row) {
 
 static int command_list(const struct client_options *o) {
         struct client_instance_list l;
-        if (client_find_instances(o, &l) < 0) {
+        int r = client_find_instances(o, &l);
+        if (r < 0) {
                 client_instance_list_done(&l);
-                return CLIENT_EXIT_USAGE;
+                return client_exit_code_for_errno(r, NULL); /* said by client_find_instances() */
         }
         struct row *rows = calloc(l.n ?: 1, sizeof(*rows));
         if (!rows) {
                 client_instance_list_done(&l);
-                fprintf(stderr, "liveswapctl: out of memory\n");
-                return CLIENT_EXIT_USAGE;
+                return client_fail(o, NULL, CLIENT_EXIT_FAILED, "Failed", "out of memory");
         }
         for (size_t i = 0; i < l.n; i++) {
                 rows[i].instance = &l.items[i];
@@ -520,11 +531,16 @@ struct command {
 };
 
 static const struct command commands[] = {
-        { "status", 0, 0, "status", run_status }, { "upgrade", 0, 1, "upgrade [TARGET]", run_upgrade },
-        { "reload", 0, 0, "reload", run_reload }, { "rollback", 0, 0, "rollback", run_rollback },
-        { "cancel", 0, 0, "cancel", run_cancel }, { "restart", 0, 0, "restart", run_restart },
-        { "stop", 0, 0, "stop", run_stop },       { "message", 1, 1, "message TEXT", run_message },
-        { "scale", 1, 1, "scale N", run_scale },  { "list", 0, 0, "list", NULL },
+        { "status", 0, 0, "status", run_status },
+        { "upgrade", 0, 1, "upgrade [TARGET]", run_upgrade },
+        { "reload", 0, 0, "reload", run_reload },
+        { "rollback", 0, 0, "rollback", run_rollback },
+        { "cancel", 0, 0, "cancel", run_cancel },
+        { "restart", 0, 0, "restart", run_restart },
+        { "stop", 0, 0, "stop", run_stop },
+        { "message", 1, 1, "message TEXT", run_message },
+        { "scale", 1, 1, "scale N", run_scale },
+        { "list", 0, 0, "list", NULL },
         { "reexec", 0, 0, "reexec", run_reexec },
         { "logs", 0, 1, "logs [-f] [--generation N] [PID]", NULL }, /* run by main(): it takes options */
 };
@@ -549,74 +565,78 @@ static int parse_positive(const char *s, uint64_t max, uint64_t *ret) {
 static int check_logs_usage(struct arguments *a) {
         uint64_t v;
         if (a->generation_arg) {
-                if (parse_positive(a->generation_arg, UINT64_MAX, &a->logs.generation) < 0) {
-                        fprintf(stderr, "liveswapctl: invalid generation '%s' (a number from 1)\n", a->generation_arg);
-                        return -EINVAL;
-                }
+                if (parse_positive(a->generation_arg, UINT64_MAX, &a->logs.generation) < 0)
+                        return usage_error(a, "invalid generation '%s' (a number from 1)", a->generation_arg);
                 a->logs.has_generation = true;
         }
         if (a->n_args == 1) {
-                if (parse_positive(a->args[0], INT32_MAX, &v) < 0) {
-                        fprintf(stderr, "liveswapctl: invalid worker pid '%s'\n", a->args[0]);
-                        return -EINVAL;
-                }
+                if (parse_positive(a->args[0], INT32_MAX, &v) < 0)
+                        return usage_error(a, "invalid worker pid '%s'", a->args[0]);
                 a->logs.pid = (pid_t) v;
         }
-        if (a->logs.pid && a->logs.has_generation) {
-                fprintf(stderr, "liveswapctl: logs takes a PID or --generation, not both\n");
-                return -EINVAL;
-        }
+        if (a->logs.pid && a->logs.has_generation)
+                return usage_error(a, "logs takes a PID or --generation, not both");
         return 0;
 }
 
 /* Everything that can be checked without a supervisor is checked first. */
 static int check_usage(const struct command *cmd, struct arguments *a) {
         uint32_t count;
-        if (!cmd) {
-                fprintf(stderr, "liveswapctl: unknown command '%s' (see liveswapctl --help)\n", a->command);
-                return -EINVAL;
-        }
-        if (a->n_args < cmd->min_args || a->n_args > cmd->max_args) {
-                fprintf(stderr, "liveswapctl: usage: liveswapctl [OPTIONS] %s\n", cmd->usage);
-                return -EINVAL;
-        }
-        if (cmd->run == run_scale && parse_count(a->args[0], &count) < 0) {
-                fprintf(stderr, "liveswapctl: invalid worker count '%s' (1 to 4096)\n", a->args[0]);
-                return -EINVAL;
-        }
-        if (cmd->run == run_message && !*a->args[0]) {
-                fprintf(stderr, "liveswapctl: the message is empty\n");
-                return -EINVAL;
-        }
+        if (!cmd)
+                return usage_error(a, "unknown command '%s' (see liveswapctl --help)", a->command);
+        if (a->n_args < cmd->min_args || a->n_args > cmd->max_args)
+                return usage_error(a, "usage: liveswapctl [OPTIONS] %s", cmd->usage);
+        if (cmd->run == run_scale && parse_count(a->args[0], &count) < 0)
+                return usage_error(a, "invalid worker count '%s' (1 to 4096)", a->args[0]);
+        if (cmd->run == run_message && !*a->args[0])
+                return usage_error(a, "the message is empty");
         bool logs = strcmp(cmd->name, "logs") == 0;
-        if (!logs && (a->logs.follow || a->generation_arg)) {
-                fprintf(stderr, "liveswapctl: %s is an option of logs only (see liveswapctl --help)\n",
-                        a->logs.follow ? "-f/--follow" : "--generation");
-                return -EINVAL;
-        }
+        if (!logs && (a->logs.follow || a->generation_arg))
+                return usage_error(a, "%s is an option of logs only (see liveswapctl --help)",
+                                   a->logs.follow ? "-f/--follow" : "--generation");
         return logs ? check_logs_usage(a) : 0;
 }
 
-int main(int argc, char **argv) {
-        struct arguments a = { .options = { .program = "liveswapctl" } };
-        if (parse_arguments(argc, argv, &a) < 0)
+static int run(int argc, char **argv, struct arguments *a) {
+        if (parse_arguments(argc, argv, a) < 0)
                 return CLIENT_EXIT_USAGE;
-        const struct command *cmd = find_command(a.command);
-        if (check_usage(cmd, &a) < 0)
+        const struct command *cmd = find_command(a->command);
+        if (check_usage(cmd, a) < 0)
                 return CLIENT_EXIT_USAGE;
         bool logs = strcmp(cmd->name, "logs") == 0;
-        if (logs && !client_logs_find_journalctl()) {
-                fprintf(stderr, "liveswapctl: journalctl is not installed (logs shows the journal through it)\n");
-                return CLIENT_EXIT_NO_JOURNALCTL;
-        }
+        if (logs && !client_logs_find_journalctl())
+                return client_fail(&a->options, NULL, CLIENT_EXIT_FAILED, "Failed",
+                                   "journalctl is not installed (logs shows the journal through it)");
         if (!cmd->run && !logs)
-                return command_list(&a.options);
+                return command_list(&a->options);
 
         struct client c;
-        if (client_open(&c, &a.options) < 0)
-                return CLIENT_EXIT_USAGE;
-        int r = logs ? client_logs(&c, &a.logs) : cmd->run(&c, a.args);
+        int r = client_open(&c, &a->options);
+        if (r < 0)
+                return client_exit_code_for_errno(r, NULL);
+        r = logs ? client_logs(&c, &a->logs) : cmd->run(&c, a->args);
         client_close(&c);
         fflush(stdout);
+        return r;
+}
+
+/* Whether --json was asked for, also when the command line around it was bad. */
+static bool wants_json(const struct arguments *a, int argc, char **argv) {
+        if (a->options.json)
+                return true;
+        for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+                if (strcmp(argv[i], "--json") == 0)
+                        return true;
+        return false;
+}
+
+int main(int argc, char **argv) {
+        struct client_failure failure = {};
+        struct arguments a = { .options = { .program = "liveswapctl", .failure = &failure } };
+        int r = run(argc, argv, &a);
+        /* --json: one object on stdout whatever happened, a failure included. */
+        if (r != CLIENT_EXIT_OK && wants_json(&a, argc, argv))
+                client_failure_print_json(&failure, a.options.instance, r);
+        client_failure_done(&failure);
         return r;
 }

@@ -26,6 +26,18 @@ static bool kept(unsigned char c, size_t i) {
         return is_alnum(c) && !(i == 0 && is_digit(c));
 }
 
+/* Why not sd_bus_path_encode()/sd_bus_path_decode(), libsystemd's label escaping: their
+ * encoding is the same as ours for every non-empty name (lower-case _xx for each byte
+ * outside [A-Za-z0-9], a leading digit escaped too; tests/unit/test-names-sdbus.c checks
+ * it byte for byte), but
+ *   - the empty string encodes as "_", which would decode back to "": ours refuses it;
+ *   - decoding accepts every other spelling too: "_61" gives "a", "_2D" (upper case) gives
+ *     "-", a raw leading digit is kept. One instance would then answer to several bus
+ *     names, and `liveswapctl list` could show one supervisor twice under two names;
+ *     names_unescape_instance() takes only the one spelling escaping produces;
+ *   - they work on object paths (a prefix to add and strip for a bus-name element), and
+ *     would tie this pure file, linked into the fuzzers and unit tests, to libsystemd.
+ * So the escaper stays ours; the test keeps the two in step. */
 char *names_escape_instance(const char *instance) {
         static const char hex[] = "0123456789abcdef";
         if (!instance || !*instance) {

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 
 #include "handover.h"
+#include "envfile.h"
 #include "head.h"
 #include "hook.h"
 #include "log.h"
@@ -191,6 +192,15 @@ int request_upgrade(struct supervisor *s, const char *target, uint64_t *ret_gene
         }
         if (r < 0)
                 return fail_errno(ret, r);
+        /* The environment files as they are now: a reload (or any upgrade) picks up a
+         * changed file; a bad one refuses the upgrade before anything changes. */
+        r = envfile_resolve(&c, err, sizeof(err));
+        if (r < 0) {
+                config_done(&c);
+                if (r == -ENOMEM)
+                        return fail_errno(ret, r);
+                return refuse(s, ret, REQUEST_UPGRADE_FAILED, "upgrade refused, nothing changed: %s", err);
+        }
 
         struct worker_command cmd;
         r = target_resolve(target, c.exec, &cmd, err, sizeof(err));

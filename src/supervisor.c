@@ -118,12 +118,17 @@ static int on_worker_exit(sd_event_source *source, const siginfo_t *si, void *us
 
         if (w) {
                 bool expected = w->state == WORKER_DRAINING && !w->aborted;
-                int level = expected && !signaled && si->si_status == 0 ? LOG_INFO : LOG_WARNING;
+                /* Restart() kills on purpose: the SIGKILL it sent is no news. */
+                bool restarted = w->respawn_now && w->killed && signaled && si->si_status == SIGKILL;
+                int level = (expected && !signaled && si->si_status == 0) || restarted ? LOG_INFO : LOG_WARNING;
                 if (signaled)
                         log_worker(level, w->generation, pid,
                                    "Worker %d (generation %" PRIu64 ", slot %u) was killed by signal %s%s", pid,
                                    w->generation, w->slot, sigabbrev_np(si->si_status) ?: "unknown",
-                                   w->aborted ? " after its watchdog timeout" : expected ? " while draining" : "");
+                                   restarted    ? " for the restart"
+                                   : w->aborted ? " after its watchdog timeout"
+                                   : expected   ? " while draining"
+                                                : "");
                 else
                         log_worker(level, w->generation, pid,
                                    "Worker %d (generation %" PRIu64 ", slot %u) exited with status %d%s", pid,
@@ -164,7 +169,7 @@ static void perform_spawn(struct supervisor *s, const struct engine_action *a) {
         struct spawn_request req = {
                 .directory = cmd->directory,
                 .argv = cmd->argv,
-                .environment = c->environment,
+                .environment = c->worker_environment ?: c->environment,
                 .sockets = &s->sockets,
                 .fdnames = s->fdnames,
                 .notify_socket = s->notify_path,
@@ -422,7 +427,9 @@ static void perform_signal(struct supervisor *s, const struct engine_action *a) 
                 log_worker(LOG_DEBUG, w.generation, a->pid, "Sending CONT to worker %d, in case it is stopped", a->pid);
                 break;
         case SIGNAL_KILL:
-                log_worker(LOG_WARNING, w.generation, a->pid, "Killing worker %d: %s", a->pid, a->reason);
+                /* A restart by request is what was asked for; any other kill is a problem. */
+                log_worker(w.respawn_now ? LOG_INFO : LOG_WARNING, w.generation, a->pid, "Killing worker %d: %s",
+                           a->pid, a->reason);
                 break;
         case SIGNAL_ABORT:
                 log_worker(LOG_WARNING, w.generation, a->pid, "Aborting worker %d (ABRT%s): %s", a->pid,

@@ -11,6 +11,7 @@
 
 #include "check.h"
 #include "config.h"
+#include "envfile.h"
 #include "macro.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -18,7 +19,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static void check_duration_and_signal(const char *s) {
         uint64_t usec;
         int sig;
-        (void) config_parse_duration(s, &usec);
+        /* systemd's time syntax: whatever parses means one number of microseconds, which
+         * reads back the same written in the smallest unit and in seconds. */
+        if (config_parse_duration(s, &usec) >= 0) {
+                char again[64];
+                uint64_t back;
+                CHECK(usec <= 31557600ULL * USEC_PER_SEC);
+                snprintf(again, sizeof(again), "%lluus", (unsigned long long) usec);
+                CHECK(config_parse_duration(again, &back) >= 0 && back == usec);
+                snprintf(again, sizeof(again), "%llus %lluus", (unsigned long long) (usec / USEC_PER_SEC),
+                         (unsigned long long) (usec % USEC_PER_SEC));
+                CHECK(config_parse_duration(again, &back) >= 0 && back == usec);
+        }
         if (config_parse_signal(s, &sig) >= 0)
                 CHECK(sig > 0 && sig < 65);
         char **argv = NULL;
@@ -71,5 +83,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         memcpy(value, data, n);
         value[n] = 0;
         check_duration_and_signal(value);
+
+        /* The same bytes as an environment_file=: every entry a valid KEY=VALUE, or an
+         * error naming the file and a line, with the list left alone. */
+        char **env = NULL;
+        char envfile_err[512] = "";
+        if (envfile_parse((const char *) data, size, "fuzz.env", &env, envfile_err, sizeof(envfile_err)) >= 0) {
+                CHECK(env);
+                for (size_t i = 0; env[i]; i++) {
+                        size_t len = strcspn(env[i], "=");
+                        CHECK(env[i][len] == '=' && len > 0 && !config_variable_reserved(env[i], len));
+                        for (size_t j = 0; j < i; j++)
+                                CHECK(strncmp(env[i], env[j], len + 1) != 0);
+                }
+                strv_free(env);
+        } else
+                CHECK(!env && strncmp(envfile_err, "fuzz.env:", 9) == 0);
         return 0;
 }

@@ -60,7 +60,7 @@ class BadInput(lib.TestCase):
 
     def test_client_without_supervisor(self):
         p = self.run_liveswap("-i", "ghost", "-u")
-        self.assertEqual(p.returncode, 2)
+        self.assertEqual(p.returncode, 3)
         self.assertIn("ghost is not running", p.stderr)
 
     def test_bad_upgrades_change_nothing(self):

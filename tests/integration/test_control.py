@@ -330,7 +330,7 @@ class Authorisation(ControlTest):
         self.assertEqual(self.get(sup, "bus", "Generation", user="nobody"), 1)
         p = subprocess.run(AS_NOBODY + [os.environ["LIVESWAPCTL"], "--user", "-i", "web", "scale", "5"], env=sup.env,
                            capture_output=True, text=True, timeout=60)
-        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertEqual(p.returncode, 4, p.stderr)
         self.assertIn("permission denied", p.stderr)
         self.assertEqual(self.snapshot(sup), before)
         for method in METHODS:

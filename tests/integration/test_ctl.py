@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""liveswapctl (contract section 5) against real supervisors: exit codes 0/1/2, status
+"""liveswapctl (contract section 5) against real supervisors: exit codes 0 to 4, status
 checked against the properties, --json that parses, list across private sockets and a
 real dbus-daemon, the commands, live progress, and liveswap -u/-k/-d/-m sharing it all."""
 
@@ -71,7 +71,7 @@ class ExitCodes(CtlTest):
         self.assertEqual(sup.get_property("web", "Generation"), 2)
 
         p = self.ctl(sup, "-i", "ghost", "upgrade", self.v2)
-        self.assertEqual(p.returncode, 2)
+        self.assertEqual(p.returncode, 3)
         self.assertIn("liveswap instance ghost is not running", p.stderr)
         p = self.ctl(sup, "upgrade", os.path.join(self.dir, "missing"))
         self.assertEqual(p.returncode, 2)
@@ -134,7 +134,7 @@ class ExitCodes(CtlTest):
         self.assertEqual(sup.proc.wait(30), 0)
         self.assert_pids_gone(after)
         p = self.ctl(sup, "status")
-        self.assertEqual(p.returncode, 2)
+        self.assertEqual(p.returncode, 3)
         self.assertIn("no running liveswap instance found", p.stderr)
 
     def test_progress_on_a_terminal_is_one_line(self):
@@ -248,7 +248,7 @@ class Discovery(CtlTest):
         self.assertEqual(self.ok(web, "--user", "-i", "web", "stop").stdout, "web: stopped\n")
         self.assertEqual(web.proc.wait(30), 0)
         p = self.ctl(web, "--user", "-i", "api", "status")
-        self.assertEqual(p.returncode, 2)
+        self.assertEqual(p.returncode, 3)
         self.assertIn("api: liveswap instance api is not running on the user bus", p.stderr)
 
 
@@ -284,10 +284,10 @@ class Remote(CtlTest):
             seen = f.read()
         self.assertIn("deploy@web1.example", seen)
         self.assertIn("systemd-stdio-bridge", seen)
-        # An unreachable host is exit status 2 with one clear line.
+        # An unreachable host is exit status 3 with one clear line.
         p = self.ctl(web, "-H", "web2.example", "-i", "web", "status",
                      env={"PATH": broken + ":" + os.environ["PATH"], "XDG_RUNTIME_DIR": elsewhere})
-        self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
+        self.assertEqual(p.returncode, 3, p.stdout + p.stderr)
         self.assertIn("web2.example", p.stderr)
 
 

@@ -397,14 +397,14 @@ class JournalTest(lib.TestCase):
         empty = os.path.join(self.dir, "empty")
         os.makedirs(empty)
         p = self.ctl(None, "-i", "web", "logs", path=empty)
-        self.assertEqual(p.returncode, 3, p.stderr)
+        self.assertEqual(p.returncode, 1, p.stderr)
         self.assertIn("journalctl is not installed", p.stderr)
         if subprocess.run(["sh", "-c", "command -v journalctl"], capture_output=True).returncode == 0:
             # The real journalctl: a generation needs the supervisor's workers.
             p = self.ctl(None, "-i", "nosuch", "logs", "--generation", "1",
                          env={"XDG_RUNTIME_DIR": self.dir, "DBUS_SESSION_BUS_ADDRESS": "unix:path=/nonexistent",
                               "DBUS_SYSTEM_BUS_ADDRESS": "unix:path=/nonexistent"})
-            self.assertEqual((p.returncode, p.stdout), (2, ""), p.stderr)
+            self.assertEqual((p.returncode, p.stdout), (3, ""), p.stderr)
             self.assertIn("nosuch is not running", p.stderr)
 
 

@@ -62,6 +62,13 @@ static void every_member(struct config *c) {
         c->pre_upgrade_timeout_usec = 12 * USEC_PER_SEC;
         c->head = strdup("relative/HEAD");
         c->socket_mode = 0600;
+        strv_free(c->environment_files);
+        c->environment_files = calloc(3, sizeof(char *));
+        c->environment_files[0] = strdup("/etc/default/app");
+        c->environment_files[1] = strdup("-/etc/default/app-optional");
+        c->worker_environment = calloc(3, sizeof(char *));
+        c->worker_environment[0] = strdup("FROM_FILE=x y");
+        c->worker_environment[1] = strdup("A=1");
 }
 
 Test(config_state, defaults) {
@@ -82,7 +89,7 @@ Test(config_state, every_member) {
 Test(config_state, equal_sees_every_member) {
         struct config a, b;
         every_member(&a);
-        for (int member = 0; member < 23; member++) {
+        for (int member = 0; member < 26; member++) {
                 every_member(&b);
                 cr_assert(config_equal(&a, &b));
                 switch (member) {
@@ -154,6 +161,15 @@ Test(config_state, equal_sees_every_member) {
                         break;
                 case 22:
                         b.socket_mode = 0666;
+                        break;
+                case 23:
+                        free(b.environment_files[1]), b.environment_files[1] = NULL;
+                        break;
+                case 24:
+                        b.worker_environment[0][0] = 'f';
+                        break;
+                case 25:
+                        strv_free(b.worker_environment), b.worker_environment = NULL;
                         break;
                 }
                 cr_assert(!config_equal(&a, &b), "member %d", member);
