@@ -319,7 +319,7 @@ class Authorisation(ControlTest):
         sup = self.start_web()
         before = self.snapshot(sup)
         calls = [("Upgrade", "s", self.v2), ("StartUpgrade", "s", self.v2), ("Rollback",), ("Cancel",),
-                 ("Restart",), ("Quit",), ("Message", "s", "hi"), ("SetWorkers", "u", "5")]
+                 ("Restart",), ("Quit",), ("Message", "s", "hi"), ("SetWorkers", "u", "5"), ("Reexecute",)]
         self.assertEqual(sorted(c[0] for c in calls), sorted(METHODS))
         for call in calls:
             out = self.storm(sup, "bus", *call, user="nobody")
@@ -338,7 +338,7 @@ class Authorisation(ControlTest):
         self.assertIsNone(sup.proc.poll())
 
     CALLS = [("Upgrade", "s", None), ("StartUpgrade", "s", None), ("Rollback",), ("Cancel",), ("Restart",),
-             ("Quit",), ("Message", "s", "hi"), ("SetWorkers", "u", "5")]
+             ("Quit",), ("Message", "s", "hi"), ("SetWorkers", "u", "5"), ("Reexecute",)]
 
     def calls(self, target):
         calls = [tuple(target if a is None else a for a in c) for c in self.CALLS]

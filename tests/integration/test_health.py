@@ -102,7 +102,14 @@ class Health(lib.TestCase):
         self.assertEqual(sup.get_property("web", "Generation"), 1)
         self.assertEqual(worker_pids(sup), old, "the old workers kept serving")
         result = load.stop()
-        self.assert_no_failures(result, sup)
+        # SIGABRT is the contract (a missed watchdog means hung): the one new worker dies
+        # with whatever it was serving at that instant, as under systemd. Here it is not
+        # really hung, so a request it had in hand (one per client at most) is reset or
+        # cut off; nothing else may fail.
+        lost = int(result["reset"]) + int(result["eof"])
+        self.assertEqual(int(result["failed"]), lost, "%s\n%s" % (result["_raw"], sup.output()))
+        self.assertLessEqual(lost, 4, result["_raw"])
+        self.assertGreater(int(result["ok"]), 0, result["_raw"])
         self.assertEqual(lib.http_get(("127.0.0.1", self.port))[2], "v1\n")
 
     def test_leaking_worker_replaced_without_failed_requests(self):
