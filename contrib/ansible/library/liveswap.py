@@ -26,7 +26,7 @@ description:
     path, as liveswap records it, so a C(current) symlink repointed to a new release
     is an upgrade, and a second run after that is not.
   - An upgrade that fails is rolled back by the supervisor itself; the task then fails
-    with the supervisor's reason. With C(serial:) and C(max_fail_percentage: 0) a play
+    with the supervisor's reason. With C(serial) and C(max_fail_percentage=0) a play
     stops at the first host that rolled back.
 version_added: "0.1.0"
 author:
