@@ -8,7 +8,9 @@ own port of 127.0.0.1, with its own app_root of releases/ and a `current` link).
   load runs against all three ports: 0 failed requests. Run again, nothing changes.
 - A release that crashes fails at the first host (the canary), which rolls back and
   points `current` back; the play stops there: the other two are never asked to
-  upgrade (no request in their logs, generation and link unchanged)."""
+  upgrade (no request in their logs, generation and link unchanged).
+- Eight hosts (batches of 1, 2, 5): a release that fails on one host of the second
+  batch stops the play before the third (max_fail_percentage: 0)."""
 
 import os
 import re
@@ -25,7 +27,7 @@ SOURCE_ROOT = os.environ.get("LIVESWAP_SOURCE_ROOT") or os.path.join(os.path.dir
 CONTRIB = os.path.join(SOURCE_ROOT, "contrib", "ansible")
 LIVESWAPCTL = os.environ.get("LIVESWAPCTL", "liveswapctl")
 ANSIBLE_PLAYBOOK = shutil.which("ansible-playbook")
-HOSTS = ("host1", "host2", "host3")
+HOSTS = ("host1", "host2", "host3")  # the fleet of most tests
 PLAYBOOK_TIMEOUT = 180
 
 # Ready on READY=1, a short canary: the play's time is ansible's, not the upgrades'.
@@ -47,19 +49,22 @@ def recap(output):
 
 
 class Fleet(lib.TestCase):
-    def setUp(self):
-        super().setUp()
+    def fleet(self, count=3, crashing=("host1", "host2", "host3"), workers=2):
+        """COUNT hosts, host1..hostN, each serving releases/v1 through `current`, with
+        releases/v2 and releases/bad beside it (bad crashes on the hosts named in
+        CRASHING, and is a good release elsewhere)."""
         self.hosts = {}
-        for name in HOSTS:
+        for i in range(1, count + 1):
+            name = "host%d" % i
             root = os.path.join(self.dir, name)
             for version in ("v1", "v2"):
                 self.release(root, version)
-            self.release(root, "bad", "--crash-at-start")
+            self.release(root, "bad", *(["--crash-at-start"] if name in crashing else []))
             os.symlink(os.path.join(root, "releases", "v1"), os.path.join(root, "current"))
             config = lib.write_file(os.path.join(self.dir, name + ".conf"), CONFIG)
             port = lib.free_port()
             sup = self.start("--instance", name, "--config", config, "-s", os.path.join(root, "current"),
-                             "-p", str(port), "-f", "2")
+                             "-p", str(port), "-f", str(workers))
             self.hosts[name] = dict(root=root, port=port, sup=sup)
         inventory = "[liveswap]\n" + "".join(
             "%s app_root=%s liveswap_instance=%s\n" % (name, h["root"], name) for name, h in self.hosts.items())
@@ -105,6 +110,7 @@ class Fleet(lib.TestCase):
         return os.readlink(os.path.join(self.hosts[name]["root"], "current"))
 
     def test_good_release_rolls_over_the_fleet_under_load_and_a_rerun_changes_nothing(self):
+        self.fleet()
         loads = [lib.Load(self, "127.0.0.1:%d" % h["port"], clients=4) for h in self.hosts.values()]
         for h in self.hosts.values():
             lib.wait_load(h["port"], 2)
@@ -132,6 +138,7 @@ class Fleet(lib.TestCase):
                              self.hosts[name]["sup"].output())
 
     def test_crashing_release_stops_at_the_canary(self):
+        self.fleet()
         p, counts = self.playbook("bad")
         self.assertNotEqual(p.returncode, 0, p.stdout + p.stderr)
         canary = self.hosts["host1"]["sup"]
@@ -151,6 +158,24 @@ class Fleet(lib.TestCase):
             self.assertEqual(self.link(name), os.path.join(self.hosts[name]["root"], "releases", "v1"), name)
         self.assertNotIn("ok: [host2]", p.stdout)
         self.assertNotIn("ok: [host3]", p.stdout)
+
+    def test_a_failure_in_a_later_batch_stops_the_play_there(self):
+        """Eight hosts make batches of 1, 2 and 5. The release crashes on host2 only: the
+        canary upgrades, host2 rolls back while host3 (same batch) upgrades, and
+        max_fail_percentage 0 stops the play before the last batch. (With three hosts
+        every batch is one host, and Ansible stops when a whole batch fails anyway.)"""
+        self.fleet(count=8, crashing=("host2",), workers=1)
+        p, counts = self.playbook("bad")
+        self.assertNotEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertEqual(counts["host2"]["failed"], 1, p.stdout)
+        for name in ("host1", "host3"):
+            self.assertEqual(self.generation(name), 2, name)
+            self.assertEqual(counts[name]["failed"], 0, p.stdout)
+        self.assertEqual(self.generation("host2"), 1)
+        for name in ("host4", "host5", "host6", "host7", "host8"):
+            self.assertNotIn("Upgrade to generation", self.hosts[name]["sup"].output(), name)
+            self.assertEqual(self.generation(name), 1, name)
+            self.assertEqual(self.link(name), os.path.join(self.hosts[name]["root"], "releases", "v1"), name)
 
 
 if __name__ == "__main__":
