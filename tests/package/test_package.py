@@ -153,6 +153,7 @@ class Built(unittest.TestCase):
             "/usr/share/doc/liveswap/copyright", "/usr/share/doc/liveswap/example.conf",
             "/usr/share/doc/liveswap/examples/httpd.c", "/usr/share/doc/liveswap/examples/node/server.js",
             "/usr/share/doc/liveswap/examples/python/start",
+            "/usr/share/ansible/plugins/modules/liveswap.py",
         ]
         missing = [path for path in expected if files.get(path) != "-"]
         self.assertEqual(missing, [], "the package holds:\n" + "\n".join(sorted(files)))
