@@ -580,7 +580,8 @@ static void raise_nofile_limit(struct supervisor *s, bool handover) {
 static bool check_fd_budget(struct supervisor *s, unsigned workers) {
         supervisor_measure_fds(s);
         if (s->nofile_original > 0)
-                log_info("Open file limit %" PRIu64 " (raised from %" PRIu64 ", which workers get): room for %u workers",
+                log_info("Open file limit %" PRIu64 " (raised from %" PRIu64
+                         ", which workers get): room for %u workers",
                          s->nofile_limit, s->nofile_original, s->max_workers);
         else
                 log_info("Open file limit %" PRIu64 ": room for %u workers", s->nofile_limit, s->max_workers);

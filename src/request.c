@@ -12,9 +12,9 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "handover.h"
 #include "envfile.h"
 #include "fd-budget.h"
+#include "handover.h"
 #include "head.h"
 #include "hook.h"
 #include "log.h"
