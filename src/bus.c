@@ -51,11 +51,14 @@ struct connection {
 };
 
 /* What the properties looked like when PropertiesChanged was last emitted. */
+/* The longest a change waits for the loop to run dry before it goes out anyway. */
+#define EMIT_LATENCY_MAX_USEC (100 * USEC_PER_MSEC)
+
 struct snapshot {
         uint64_t generation;
-        unsigned desired, ready, draining;
+        unsigned desired, ready, draining, upgrade_ready, upgrade_starting;
         enum engine_state state;
-        uint64_t workers_hash;
+        uint64_t workers_version;
         char target[512], previous[512], last_result[512];
 };
 
@@ -67,6 +70,11 @@ struct bus_server {
         sd_event_source *listen_source;
         sd_event_source *reaper; /* frees closed connections outside their own dispatch */
         sd_event_source *auth_kick; /* see on_auth_kick() */
+        /* PropertiesChanged goes out from here, once the loop has nothing more urgent
+         * to do: a burst of events (READY=1 from many workers, their exits) makes one
+         * signal, not one each. */
+        sd_event_source *emitter;
+        uint64_t pending_since; /* when the emitter was enabled */
         struct connection *connections;
         unsigned n_connections;
         uint64_t next_unique;
@@ -421,6 +429,10 @@ static int property_get(sd_bus *bus, const char *path, const char *interface, co
                 return sd_bus_message_append(reply, "u", engine_count_draining(e));
         if (strcmp(property, "LastResult") == 0)
                 return append_text(reply, engine_get_last_result(e));
+        if (strcmp(property, "UpgradeReadyWorkers") == 0)
+                return sd_bus_message_append(reply, "u", engine_count_upgrade(e, WORKER_READY));
+        if (strcmp(property, "UpgradeStartingWorkers") == 0)
+                return sd_bus_message_append(reply, "u", engine_count_upgrade(e, WORKER_STARTING));
         if (strcmp(property, "Workers") == 0) {
                 struct engine_worker w;
                 int r = sd_bus_message_open_container(reply, 'a', "(utsst)");
@@ -447,9 +459,16 @@ static const sd_bus_vtable supervisor_vtable[] = {
         SD_BUS_PROPERTY("DesiredWorkers", "u", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("ReadyWorkers", "u", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("DrainingWorkers", "u", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("Workers", "a(utsst)", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        /* Invalidated, not sent: at 80 bytes a worker it would make every signal of a big
+         * instance tens of KB, re-parsed by every client that waits. Progress comes from
+         * the counters; whoever wants the list reads it. */
+        SD_BUS_PROPERTY("Workers", "a(utsst)", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
         SD_BUS_PROPERTY("LastResult", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Version", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        /* The generation being built: its ready and starting workers (0 outside an
+         * upgrade), what an upgrade's progress shows. */
+        SD_BUS_PROPERTY("UpgradeReadyWorkers", "u", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("UpgradeStartingWorkers", "u", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         /* No EMITS_CHANGE flag: sd-bus annotates it EmitsChangedSignal=false. */
         SD_BUS_PROPERTY("WorkerDetails", "a" LIVESWAP_WORKER_DETAILS, property_get, 0, SD_BUS_VTABLE_PROPERTY_EXPLICIT),
         SD_BUS_METHOD_WITH_NAMES("Upgrade", "s", SD_BUS_PARAM(target), "t", SD_BUS_PARAM(generation), method_upgrade,
@@ -681,7 +700,25 @@ static void attach_broker(struct bus_server *b) {
         b->broker = TAKE_PTR(bus);
 }
 
-static void emit_changes(void *userdata);
+static void emit_changes(struct bus_server *b);
+
+/* After each batch of actions (supervisor.c): the properties may have changed. */
+static void changes_pending(void *userdata) {
+        struct bus_server *b = userdata;
+        int enabled = SD_EVENT_OFF;
+        (void) sd_event_source_get_enabled(b->emitter, &enabled);
+        if (enabled == SD_EVENT_OFF) {
+                b->pending_since = now_usec();
+                (void) sd_event_source_set_enabled(b->emitter, SD_EVENT_ONESHOT);
+        } else if (now_usec() - b->pending_since >= EMIT_LATENCY_MAX_USEC)
+                /* The loop never ran dry (a client calling without pause): no longer. */
+                emit_changes(b);
+}
+
+static int on_emit(sd_event_source *source, void *userdata) {
+        emit_changes(userdata);
+        return 0;
+}
 static void on_upgrade_finished(void *userdata, uint64_t generation, bool success, const struct request_result *failure,
                                 const char *summary);
 
@@ -741,6 +778,12 @@ int bus_server_new(struct supervisor *s, const char *socket_path, int listen_fd,
                 r = sd_event_add_post(s->event, &b->auth_kick, on_auth_kick, b);
         if (r >= 0)
                 r = sd_event_source_set_enabled(b->auth_kick, SD_EVENT_OFF);
+        if (r >= 0)
+                r = sd_event_add_defer(s->event, &b->emitter, on_emit, b);
+        if (r >= 0)
+                r = sd_event_source_set_priority(b->emitter, SD_EVENT_PRIORITY_IDLE);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(b->emitter, SD_EVENT_OFF);
         if (r < 0) {
                 log_error_errno(r, "Cannot watch the control socket: %s", strerror(-r));
                 goto fail;
@@ -748,7 +791,7 @@ int bus_server_new(struct supervisor *s, const char *socket_path, int listen_fd,
         attach_broker(b);
         b->observer = (struct request_observer){ .userdata = b, .upgrade_finished = on_upgrade_finished };
         request_init(s, &b->observer);
-        s->on_changed = emit_changes;
+        s->on_changed = changes_pending;
         s->changed_userdata = b;
         *ret = b;
         return 0;
@@ -781,6 +824,7 @@ struct bus_server *bus_server_free(struct bus_server *b) {
         sd_event_source_disable_unref(b->listen_source);
         sd_event_source_disable_unref(b->reaper);
         sd_event_source_disable_unref(b->auth_kick);
+        sd_event_source_disable_unref(b->emitter);
         if (b->listen_fd >= 0) {
                 close(b->listen_fd);
                 (void) unlink(b->path);
@@ -807,17 +851,6 @@ static void emit_upgrade_finished(struct bus_server *b, uint64_t generation, boo
                                                   "tbs", generation, (int) success, text);
 }
 
-static uint64_t hash_workers(const struct engine *e) {
-        struct engine_worker w;
-        size_t n = 0;
-        uint64_t h = 1469598103934665603ULL; /* FNV-1a over (pid, state) */
-        for (; engine_get_worker_at(e, n, &w); n++) {
-                h = (h ^ (uint64_t) w.pid) * 1099511628211ULL;
-                h = (h ^ (uint64_t) w.state) * 1099511628211ULL;
-        }
-        return h ^ n;
-}
-
 static void take_snapshot(const struct supervisor *s, struct snapshot *snap) {
         const struct engine *e = s->engine;
         snap->generation = engine_get_generation(e);
@@ -825,17 +858,19 @@ static void take_snapshot(const struct supervisor *s, struct snapshot *snap) {
         snap->ready = engine_count_ready(e);
         snap->draining = engine_count_draining(e);
         snap->state = engine_get_state(e);
-        snap->workers_hash = hash_workers(e);
+        snap->upgrade_ready = engine_count_upgrade(e, WORKER_READY);
+        snap->upgrade_starting = engine_count_upgrade(e, WORKER_STARTING);
+        snap->workers_version = engine_get_workers_version(e);
         snprintf(snap->target, sizeof(snap->target), "%s", engine_get_target(e));
         snprintf(snap->previous, sizeof(snap->previous), "%s", engine_get_previous_target(e));
         snprintf(snap->last_result, sizeof(snap->last_result), "%s", engine_get_last_result(e));
 }
 
-static void emit_changes(void *userdata) {
-        struct bus_server *b = userdata;
+static void emit_changes(struct bus_server *b) {
         struct snapshot now, *old = &b->last;
+        (void) sd_event_source_set_enabled(b->emitter, SD_EVENT_OFF);
         take_snapshot(b->supervisor, &now);
-        char *changed[12];
+        char *changed[16];
         size_t n = 0;
         if (now.generation != old->generation)
                 changed[n++] = "Generation";
@@ -851,8 +886,12 @@ static void emit_changes(void *userdata) {
                 changed[n++] = "ReadyWorkers";
         if (now.draining != old->draining)
                 changed[n++] = "DrainingWorkers";
-        if (now.workers_hash != old->workers_hash)
+        if (now.workers_version != old->workers_version)
                 changed[n++] = "Workers";
+        if (now.upgrade_ready != old->upgrade_ready)
+                changed[n++] = "UpgradeReadyWorkers";
+        if (now.upgrade_starting != old->upgrade_starting)
+                changed[n++] = "UpgradeStartingWorkers";
         if (strcmp(now.last_result, old->last_result) != 0)
                 changed[n++] = "LastResult";
         changed[n] = NULL;

@@ -1,7 +1,9 @@
 /* client-commands.c: the requests liveswapctl and liveswap -u/-k/-d/-m share, and the
  * waiting with live progress for those that take time (upgrade, reload, rollback, stop).
  * Progress comes from PropertiesChanged, whose match is in place before the request is
- * sent, so no change is missed; the end of an upgrade comes as the method's reply.
+ * sent, so no change is missed; the end of an upgrade comes as the method's reply. The
+ * counters say it all: Workers is only invalidated in those signals, and never read
+ * again while waiting (at thousands of workers it would cost more than the upgrade).
  * Progress goes to stderr (one line rewritten in place on a terminal, plain lines
  * otherwise), results to stdout, so a script reads only the result. */
 #include <errno.h>
@@ -56,8 +58,10 @@ static void progress_text(const struct wait *w, char *buf, size_t size) {
                          s->draining == 1 ? "" : "s");
                 return;
         }
-        unsigned ready = client_status_count(s, w->generation, "ready");
-        unsigned starting = client_status_count(s, w->generation, "starting");
+        /* A supervisor older than the counters still sends Workers with each change. */
+        unsigned ready = s->has_upgrade_counts ? s->upgrade_ready : client_status_count(s, w->generation, "ready");
+        unsigned starting =
+                s->has_upgrade_counts ? s->upgrade_starting : client_status_count(s, w->generation, "starting");
         if (s->state && strcmp(s->state, "rolling-back") == 0)
                 snprintf(buf, size, "%s: generation %" PRIu64 " failed, rolling back: %u draining", instance,
                          w->generation, s->draining);

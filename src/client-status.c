@@ -91,6 +91,14 @@ static int read_property(sd_bus_message *m, const char *name, struct client_stat
                 return sd_bus_message_read(m, "v", "u", &s->draining);
         if (strcmp(name, "Workers") == 0)
                 return read_workers(m, s);
+        if (strcmp(name, "UpgradeReadyWorkers") == 0) {
+                s->has_upgrade_counts = true;
+                return sd_bus_message_read(m, "v", "u", &s->upgrade_ready);
+        }
+        if (strcmp(name, "UpgradeStartingWorkers") == 0) {
+                s->has_upgrade_counts = true;
+                return sd_bus_message_read(m, "v", "u", &s->upgrade_starting);
+        }
         return sd_bus_message_skip(m, "v");
 }
 

@@ -89,6 +89,10 @@ struct client_status {
         char *instance, *state, *target, *previous_target, *last_result;
         uint64_t generation;
         uint32_t desired, ready, draining;
+        /* The generation being built (UpgradeReadyWorkers, UpgradeStartingWorkers), when
+         * the supervisor has them (has_upgrade_counts): else counted from workers. */
+        uint32_t upgrade_ready, upgrade_starting;
+        bool has_upgrade_counts;
         struct client_worker *workers;
         size_t n_workers;
 };

@@ -94,4 +94,19 @@ struct engine {
 
         struct engine_action *actions;
         size_t n_actions, first_action, allocated_actions;
+
+        /* Derived, not serialised: engine_rebuild_indexes() recomputes them from the rest
+         * after a restore, so that the hand-over format does not change.
+         * candidate_slots: the slots handed out to the candidate so far. A candidate
+         * worker never leaves its slot while the upgrade runs (anything that would make it
+         * fails the upgrade), so they are 0 ... candidate_slots - 1 and the next free one
+         * is candidate_slots: O(1) per spawn instead of a search through every worker.
+         * workers_version: changes whenever a worker comes, goes, or changes its pid or
+         * state (engine_get_workers_version()). */
+        unsigned candidate_slots;
+        uint64_t workers_version;
+        uint64_t slot_steps; /* work done finding free slots, for the tests (engine_get_slot_steps()) */
 };
+
+/* After a restore: recomputes the derived fields above. */
+void engine_rebuild_indexes(struct engine *e);

@@ -59,7 +59,8 @@ _Static_assert(sizeof(struct engine_worker) == 128, "serialise the new engine_wo
 _Static_assert(sizeof(struct generation) == 104, "serialise the new generation member in engine-state.c");
 _Static_assert(sizeof(struct slot_health) == 40, "serialise the new slot_health member in engine-state.c");
 _Static_assert(sizeof(struct respawn) == 24, "serialise the new respawn member in engine-state.c");
-_Static_assert(sizeof(struct engine) == 3824, "serialise the new engine member in engine-state.c");
+/* 3824 serialised, and 24 of derived indexes that engine_rebuild_indexes() recomputes. */
+_Static_assert(sizeof(struct engine) == 3824 + 24, "serialise the new engine member in engine-state.c");
 #endif
 _Static_assert(sizeof(enum engine_state) == sizeof(int) && sizeof(enum worker_state) == sizeof(int) &&
                        sizeof(enum strategy) == sizeof(int) && sizeof(enum ready_mode) == sizeof(int) &&
@@ -462,6 +463,8 @@ int engine_restore(const char *text, size_t size, struct engine **ret, char *err
                 k = state_fail(&r, -EINVAL, "the '%s' record is missing", current_seen ? "candidate" : "current");
         if (k == 0)
                 k = check_engine(&r, e);
+        if (k == 0)
+                engine_rebuild_indexes(e);
         if (k < 0) {
                 if (k == -ENOMEM)
                         state_fail(&r, k, "out of memory");

@@ -188,6 +188,7 @@ static struct engine_worker *find_by_pid(struct engine *e, pid_t pid) {
 
 static void remove_worker(struct engine *e, struct engine_worker *w) {
         size_t i = (size_t) (w - e->workers);
+        e->workers_version++;
         free(w->target);
         memmove(&e->workers[i], &e->workers[i + 1], (e->n_workers - i - 1) * sizeof(*w));
         e->n_workers--;
@@ -207,6 +208,7 @@ static struct engine_worker *spawn_worker(struct engine *e, const struct generat
         char *target = strdup(g->target);
         if (!target)
                 oom();
+        e->workers_version++;
         struct engine_worker *w = &e->workers[e->n_workers++];
         *w = (struct engine_worker){
                 .id = e->next_worker_id++,
@@ -246,29 +248,56 @@ static void drain_worker(struct engine *e, struct engine_worker *w, uint64_t now
                 return;
         w->state = WORKER_DRAINING;
         w->respawn_now = false;
+        e->workers_version++;
         w->for_rollback = false;
         w->deadline_usec = now + w->drain_timeout_usec;
         signal_drain(e, w);
 }
 
-static bool slot_taken(const struct engine *e, uint64_t generation, unsigned slot) {
-        for (size_t i = 0; i < e->n_workers; i++) {
-                const struct engine_worker *w = &e->workers[i];
-                if (w->generation == generation && w->slot == slot && w->state != WORKER_DRAINING)
-                        return true;
-        }
-        if (generation == e->current.number)
-                for (size_t i = 0; i < e->n_respawns; i++)
-                        if (e->respawns[i].slot == slot)
-                                return true;
-        return false;
+/* The candidate's next slot: its workers hold 0 ... candidate_slots - 1 (engine-internal.h). */
+static unsigned next_candidate_slot(struct engine *e) {
+        e->slot_steps++;
+        return e->candidate_slots++;
 }
 
-static unsigned free_slot(const struct engine *e, uint64_t generation) {
-        unsigned slot = 0;
-        while (slot_taken(e, generation, slot))
-                slot++;
-        return slot;
+/* The N lowest slots of the current generation that no worker holds (draining ones
+ * aside) and no respawn waits for, into OUT: one pass over the workers for a whole batch
+ * (a rollback's, a scale's), not one per slot tried. At most ACTIVE distinct slots are
+ * taken, so the N lowest free ones are all below ACTIVE + N. */
+static void free_current_slots(struct engine *e, unsigned active, unsigned n, unsigned *out) {
+        size_t size = (size_t) active + n;
+        bool *taken = calloc(size ?: 1, sizeof(*taken));
+        if (!taken)
+                oom();
+        uint64_t generation = e->current.number;
+        for (size_t i = 0; i < e->n_workers; i++) {
+                const struct engine_worker *w = &e->workers[i];
+                if (w->generation == generation && w->state != WORKER_DRAINING && w->slot < size)
+                        taken[w->slot] = true;
+        }
+        for (size_t i = 0; i < e->n_respawns; i++)
+                if (e->respawns[i].slot < size)
+                        taken[e->respawns[i].slot] = true;
+        unsigned k = 0;
+        for (unsigned slot = 0; slot < size && k < n; slot++)
+                if (!taken[slot])
+                        out[k++] = slot;
+        e->slot_steps += e->n_workers + e->n_respawns + size;
+        free(taken);
+}
+
+/* Starts COUNT - ACTIVE workers of the current generation in its lowest free slots. */
+static void fill_current(struct engine *e, unsigned active, unsigned count, bool for_rollback, uint64_t now) {
+        if (count <= active)
+                return;
+        unsigned n = count - active;
+        unsigned *slots = reallocarray(NULL, n, sizeof(*slots));
+        if (!slots)
+                oom();
+        free_current_slots(e, active, n, slots);
+        for (unsigned i = 0; i < n; i++)
+                spawn_worker(e, &e->current, slots[i], now)->for_rollback = for_rollback;
+        free(slots);
 }
 
 /* Workers of a generation that serve or will serve: not draining; for the current
@@ -482,11 +511,7 @@ static void rollback(struct engine *e, uint64_t now, const char *fmt, ...) {
                 if (e->workers[i].generation == e->candidate.number)
                         drain_worker(e, &e->workers[i], now);
 
-        unsigned active = count_active(e, e->current.number);
-        for (unsigned i = active; i < e->current.settings.workers; i++) {
-                struct engine_worker *w = spawn_worker(e, &e->current, free_slot(e, e->current.number), now);
-                w->for_rollback = true;
-        }
+        fill_current(e, count_active(e, e->current.number), e->current.settings.workers, true, now);
         rollback_progress(e);
 }
 
@@ -548,7 +573,7 @@ static void upgrade_progress(struct engine *e, uint64_t now) {
 
         unsigned n = s->workers - started < batch ? s->workers - started : batch;
         for (unsigned i = 0; i < n; i++)
-                spawn_worker(e, &e->candidate, free_slot(e, cand), now);
+                spawn_worker(e, &e->candidate, next_candidate_slot(e), now);
 }
 
 int64_t engine_check_upgrade(const struct engine *e) {
@@ -636,6 +661,7 @@ int engine_start_upgrade(struct engine *e, uint64_t now, const char *target, con
         e->preparing = false;
         abandon_replacements(e, now);
         e->candidate = (struct generation){ .number = ++e->last_generation, .target = t, .settings = *settings };
+        e->candidate_slots = 0;
         e->credited = 0;
         e->canary_passed = settings->stable_time_usec == 0;
         struct engine_action *a = push_action(e, ACTION_UPGRADE_STARTED);
@@ -735,6 +761,7 @@ static void start_timed_out(struct engine *e, uint64_t now) {
                 if (w->state == WORKER_STARTING && w->pid > 0) {
                         w->state = WORKER_DRAINING;
                         w->deadline_usec = now + w->drain_timeout_usec;
+                        e->workers_version++;
                         kill_worker(e, w, "it was not ready when the start timed out");
                 } else
                         drain_worker(e, w, now);
@@ -793,8 +820,7 @@ int engine_set_workers(struct engine *e, uint64_t now, unsigned count) {
         unsigned active = count_active(e, e->current.number);
         e->current.settings.workers = count;
         if (count > active)
-                for (unsigned i = active; i < count; i++)
-                        spawn_worker(e, &e->current, free_slot(e, e->current.number), now);
+                fill_current(e, active, count, false, now);
         else if (count < active)
                 drain_current(e, active - count, now);
         return 0;
@@ -883,6 +909,7 @@ static void watchdog_missed(struct engine *e, struct engine_worker *w, bool trig
         struct engine_worker dead = *w; /* as it was, for the back-off; target is not used */
         w->state = WORKER_DRAINING;
         w->respawn_now = w->for_rollback = false;
+        e->workers_version++;
         w->deadline_usec = kill_at;
         w->replaces = 0;
 
@@ -993,6 +1020,7 @@ void engine_worker_spawned(struct engine *e, uint64_t worker_id, pid_t pid, uint
         if (!w)
                 return;
         w->pid = pid;
+        e->workers_version++;
         /* systemd starts a service's watchdog at exec, before READY=1. */
         if (w->watchdog_usec > 0)
                 w->watchdog_deadline_usec = now + w->watchdog_usec;
@@ -1066,6 +1094,7 @@ void engine_worker_exited_hint(struct engine *e, pid_t pid, bool signaled, int s
 static void mark_ready(struct engine *e, struct engine_worker *w, uint64_t now) {
         w->state = WORKER_READY;
         w->ready_usec = now;
+        e->workers_version++;
         w->deadline_usec = USEC_INFINITY;
         struct engine_action *a = push_action(e, ACTION_WORKER_READY);
         a->pid = w->pid;
@@ -1101,6 +1130,30 @@ void engine_worker_ready(struct engine *e, pid_t pid, uint64_t now) {
         if (!g || (g->settings.ready != READY_NOTIFY && g->settings.ready != READY_LISTEN))
                 return;
         mark_ready(e, w, now);
+}
+
+void engine_rebuild_indexes(struct engine *e) {
+        e->candidate_slots = 0;
+        for (size_t i = 0; i < e->n_workers; i++) {
+                const struct engine_worker *w = &e->workers[i];
+                if (e->candidate.number != 0 && w->generation == e->candidate.number && w->slot >= e->candidate_slots)
+                        e->candidate_slots = w->slot + 1;
+        }
+        e->workers_version++;
+}
+
+uint64_t engine_get_workers_version(const struct engine *e) {
+        return e->workers_version;
+}
+
+uint64_t engine_get_slot_steps(const struct engine *e) {
+        return e->slot_steps;
+}
+
+unsigned engine_count_upgrade(const struct engine *e, enum worker_state state) {
+        if (e->candidate.number == 0 || e->preparing)
+                return 0;
+        return count_in_state(e, e->candidate.number, state);
 }
 
 uint64_t engine_next_deadline(const struct engine *e) {

@@ -240,5 +240,13 @@ size_t engine_count_workers(const struct engine *e);
 bool engine_get_worker_at(const struct engine *e, size_t index, struct engine_worker *ret);
 /* The worker with PID; false when no worker has it. */
 bool engine_get_worker(const struct engine *e, pid_t pid, struct engine_worker *ret);
+/* Changes whenever a worker comes or goes or its pid or state changes: what the Workers
+ * property shows can have changed only then. */
+uint64_t engine_get_workers_version(const struct engine *e);
+/* Workers of the generation being built in STATE; 0 outside an upgrade. */
+unsigned engine_count_upgrade(const struct engine *e, enum worker_state state);
+/* The work done finding free slots since engine_new(), in steps (a worker or a slot
+ * looked at): for the tests that an upgrade of N workers does O(N) of it. */
+uint64_t engine_get_slot_steps(const struct engine *e);
 /* The systemd STATUS= line for the present state. */
 void engine_format_status(const struct engine *e, uint64_t now, char *buf, size_t size);

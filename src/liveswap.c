@@ -3,10 +3,12 @@
  * is a client of a running supervisor instead. */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -14,6 +16,7 @@
 #include "bus.h"
 #include "client.h"
 #include "envfile.h"
+#include "fd-budget.h"
 #include "fs-util.h"
 #include "handover.h"
 #include "head.h"
@@ -538,10 +541,65 @@ static int set_up(struct supervisor *s, const struct arguments *a, struct bus_se
         return EXIT_SUCCESS;
 }
 
+/* The open-file limit. Each worker holds 2 of our fds (fd-budget.h), and the usual soft
+ * limit of 1024 would stop us short of 500 workers: we raise it to the hard limit, as
+ * systemd raises its own, and give workers the original back (select() breaks above
+ * 1024). A re-executed image finds the raised one: the original comes along in
+ * NOFILE_ENV, which no worker inherits (spawn.c drops every LIVESWAP_* variable). */
+#define NOFILE_ENV "LIVESWAP_NOFILE_SOFT"
+static void raise_nofile_limit(struct supervisor *s, bool handover) {
+        struct rlimit l;
+        if (getrlimit(RLIMIT_NOFILE, &l) < 0) {
+                s->nofile_limit = 1024;
+                return;
+        }
+        uint64_t original = l.rlim_cur;
+        const char *saved = handover ? getenv(NOFILE_ENV) : NULL;
+        if (saved) {
+                char *end;
+                unsigned long long v = strtoull(saved, &end, 10);
+                if (*saved && !*end && v > 0 && v <= l.rlim_cur)
+                        original = v;
+        }
+        if (l.rlim_cur < l.rlim_max) {
+                struct rlimit raised = { .rlim_cur = l.rlim_max, .rlim_max = l.rlim_max };
+                if (setrlimit(RLIMIT_NOFILE, &raised) >= 0)
+                        l.rlim_cur = l.rlim_max;
+                else
+                        log_warning_errno(errno, "Cannot raise the open file limit from %llu to %llu: %m",
+                                          (unsigned long long) l.rlim_cur, (unsigned long long) l.rlim_max);
+        }
+        s->nofile_limit = l.rlim_cur;
+        s->nofile_original = original < l.rlim_cur ? original : 0;
+        char text[32];
+        snprintf(text, sizeof(text), "%llu", (unsigned long long) original);
+        (void) setenv(NOFILE_ENV, text, 1);
+}
+
+/* Says how many workers the open-file limit allows; false when WORKERS do not fit. */
+static bool check_fd_budget(struct supervisor *s, unsigned workers) {
+        supervisor_measure_fds(s);
+        if (s->nofile_original > 0)
+                log_info("Open file limit %" PRIu64 " (raised from %" PRIu64
+                         ", which workers get): room for %u workers",
+                         s->nofile_limit, s->nofile_original, s->max_workers);
+        else
+                log_info("Open file limit %" PRIu64 ": room for %u workers", s->nofile_limit, s->max_workers);
+        if (workers <= s->max_workers)
+                return true;
+        log_error("workers=%u does not fit the open file limit: RLIMIT_NOFILE %" PRIu64
+                  " allows at most %u workers (%u fds each, beside the supervisor's own); raise LimitNOFILE= or "
+                  "lower workers=",
+                  workers, s->nofile_limit, s->max_workers, FD_BUDGET_PER_WORKER);
+        return false;
+}
+
 /* Starts the first generation and runs until the engine says every worker is gone. */
 static int run_loop(struct supervisor *s, const char *bus_path) {
         struct engine_settings settings;
         engine_settings_from_config(&s->config, &settings);
+        if (!check_fd_budget(s, settings.workers))
+                return EXIT_CONFIG;
         uint64_t generation = supervisor_first_generation(s);
         supervisor_record_generation(s, generation);
         int r = engine_start(s->engine, now_usec(), generation, s->current.target, &settings);
@@ -626,6 +684,7 @@ static int set_up_from_handover(struct supervisor *s, struct handover_state *st,
 
 static int run_loop_after_handover(struct supervisor *s, const char *writer_version) {
         char status[1024], line[1200];
+        (void) check_fd_budget(s, 0);
         engine_format_status(s->engine, now_usec(), status, sizeof(status));
         log_info("liveswap %s took over from liveswap %s: instance %s, generation %" PRIu64 ", %zu worker(s)",
                  LIVESWAP_VERSION, writer_version ?: "?", s->instance, engine_get_generation(s->engine), s->n_io);
@@ -678,6 +737,7 @@ static int run_supervisor(struct arguments *a) {
         int status = -1;
 
         s.arguments = a->argv;
+        raise_nofile_limit(&s, a->handover_fd >= 0);
         s.program = handover_choose_program();
         if (!s.program) {
                 log_oom();

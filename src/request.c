@@ -12,8 +12,9 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "handover.h"
 #include "envfile.h"
+#include "fd-budget.h"
+#include "handover.h"
 #include "head.h"
 #include "hook.h"
 #include "log.h"
@@ -162,6 +163,20 @@ static int refuse(struct supervisor *s, struct request_result *ret, enum request
         return fail(ret, -EINVAL, error, "%s: %s", s->instance, reason);
 }
 
+/* Workers alive now, and those of them that are the current generation's. */
+static void count_alive(const struct supervisor *s, unsigned *ret_alive, unsigned *ret_current) {
+        struct engine_worker w;
+        unsigned alive = 0, current = 0;
+        uint64_t generation = engine_get_generation(s->engine);
+        for (size_t i = 0; engine_get_worker_at(s->engine, i, &w); i++) {
+                alive++;
+                if (w.generation == generation)
+                        current++;
+        }
+        *ret_alive = alive;
+        *ret_current = current;
+}
+
 int request_upgrade(struct supervisor *s, const char *target, uint64_t *ret_generation, struct request_result *ret) {
         uint64_t begun = now_usec(); /* what RELOADING=1 reports as the start of the reload */
         *ret = (struct request_result){};
@@ -200,6 +215,21 @@ int request_upgrade(struct supervisor *s, const char *target, uint64_t *ret_gene
                 if (r == -ENOMEM)
                         return fail_errno(ret, r);
                 return refuse(s, ret, REQUEST_UPGRADE_FAILED, "upgrade refused, nothing changed: %s", err);
+        }
+
+        /* The new generation starts beside the old one: both must fit in the open-file
+         * limit at once, or the upgrade would fail with EMFILE halfway and roll back. */
+        unsigned alive, current;
+        count_alive(s, &alive, &current);
+        unsigned peak = fd_budget_upgrade_peak(c.strategy, alive, current, c.workers);
+        if (peak > s->max_workers) {
+                enum strategy strategy = c.strategy;
+                unsigned workers = c.workers;
+                config_done(&c);
+                return refuse(s, ret, REQUEST_INVALID_ARGUMENT,
+                              "upgrade refused, nothing changed: workers=%u with strategy %s needs room for %u workers "
+                              "at once (%u running), but the open file limit (%" PRIu64 ") allows %u",
+                              workers, strategy_to_string(strategy), peak, alive, s->nofile_limit, s->max_workers);
         }
 
         struct worker_command cmd;
@@ -282,6 +312,14 @@ int request_scale(struct supervisor *s, unsigned count, struct request_result *r
         if (count == 0 || count > 4096)
                 return fail(ret, -EINVAL, REQUEST_INVALID_ARGUMENT, "%s: the worker count must be between 1 and 4096",
                             s->instance);
+        unsigned alive, current;
+        count_alive(s, &alive, &current);
+        unsigned peak = fd_budget_scale_peak(alive, engine_get_desired_workers(s->engine), count);
+        if (engine_get_state(s->engine) == ENGINE_RUNNING && peak > s->max_workers)
+                return fail(ret, -EMFILE, REQUEST_INVALID_ARGUMENT,
+                            "%s: cannot scale to %u workers: the open file limit (%" PRIu64
+                            ") allows %u at once, and %u are running",
+                            s->instance, count, s->nofile_limit, s->max_workers, alive);
         int r = engine_set_workers(s->engine, now_usec(), count);
         if (r < 0)
                 return fail(ret, r, REQUEST_BUSY, "%s: cannot scale while %s", s->instance,

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -183,6 +184,12 @@ static _Noreturn void child(const struct spawn_request *r, char **env, char *lis
 
         if (spawn_child_reset(parent, true) < 0)
                 _exit(127);
+        /* select() breaks above 1024: the worker gets the soft limit we were given. */
+        struct rlimit nofile;
+        if (r->nofile_soft > 0 && getrlimit(RLIMIT_NOFILE, &nofile) >= 0) {
+                nofile.rlim_cur = (rlim_t) r->nofile_soft;
+                (void) setrlimit(RLIMIT_NOFILE, &nofile);
+        }
         /* Before exec, so that nothing the worker runs or forks is ever outside them. */
         if ((r->cgroup_procs && !in_cgroup && join_cgroup(r->cgroup_procs) < 0) ||
             (r->cgroup_v1_procs && join_cgroup(r->cgroup_v1_procs) < 0))

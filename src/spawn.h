@@ -39,6 +39,9 @@ struct spawn_request {
         const char *cgroup_procs;
         int cgroup_fd;
         const char *cgroup_v1_procs;
+        /* The soft RLIMIT_NOFILE the worker gets (the one the supervisor was started
+         * with, before it raised its own), or 0 to leave it as the supervisor's. */
+        uint64_t nofile_soft;
 };
 
 /* Starts the worker. Returns 0 with its pid and the supervisor's end of the control

@@ -3,6 +3,7 @@
  * (fork/exec, kill, sd_notify) from one place, a deferred event source, as PID 1 runs its
  * job queue. What to do, and what to tell systemd, is decided in engine.c; what an
  * upgrade request means, in request.c. This file must not decide either. */
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -17,6 +18,7 @@
 
 #include "cgroup.h"
 #include "elf-kind.h"
+#include "fd-budget.h"
 #include "head.h"
 #include "journal-stream.h"
 #include "leftovers.h"
@@ -183,6 +185,7 @@ static void perform_spawn(struct supervisor *s, const struct engine_action *a) {
                 .journal_stdout = s->journal_stdout,
                 .journal_stderr = s->journal_stderr,
                 .watchdog_usec = c->watchdog_usec,
+                .nofile_soft = s->nofile_original,
         };
         struct cgroup_worker cg = { .fd = -1 };
         _cleanup_free_ char *procs = NULL, *v1_procs = NULL;
@@ -629,6 +632,20 @@ int supervisor_setup_loop(struct supervisor *s) {
                 (void) sd_event_source_set_enabled(s->watchdog, SD_EVENT_ON);
         }
         return 0;
+}
+
+void supervisor_measure_fds(struct supervisor *s) {
+        unsigned open_fds = 0;
+        DIR *d = opendir("/proc/self/fd");
+        if (d) {
+                for (struct dirent *de; (de = readdir(d));)
+                        if (de->d_name[0] != '.')
+                                open_fds++;
+                closedir(d);
+                open_fds--; /* the directory's own */
+        }
+        unsigned held = (unsigned) s->n_io * FD_BUDGET_PER_WORKER;
+        s->max_workers = fd_budget_max_workers(s->nofile_limit, open_fds > held ? open_fds - held : 0);
 }
 
 void supervisor_done(struct supervisor *s) {

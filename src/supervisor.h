@@ -89,9 +89,17 @@ struct supervisor {
         sd_event_source *reexec;
         /* The previous image's workers after a hand-over it could not read (orphans.h). */
         struct orphans *orphans;
+
+        /* The open-file limit (fd-budget.h): the soft RLIMIT_NOFILE our parent gave us,
+         * which workers get back (0 = leave theirs as ours), the one we run with (raised
+         * to the hard limit), and how many workers fit in it beside our other fds. */
+        uint64_t nofile_original, nofile_limit;
+        unsigned max_workers;
 };
 
 int supervisor_setup_loop(struct supervisor *s);
+/* Counts the fds open besides the workers' and sets max_workers from nofile_limit. */
+void supervisor_measure_fds(struct supervisor *s);
 void supervisor_done(struct supervisor *s);
 /* Something was handed to the engine: its actions are performed from the event loop,
  * before any other event source runs. */

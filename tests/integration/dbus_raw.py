@@ -104,41 +104,43 @@ class Connection:
         self.send_raw(method_call(self.serial, member, signature, body, **kw))
         return self.read_reply(self.serial)
 
+    def read_message(self):
+        """The next message: (type, {header field code: value}, body, size in bytes)."""
+        fixed = self._exactly(16)
+        endian, mtype, _, _, body_len, _, fields_len = struct.unpack("<cBBBIII", fixed)
+        if endian != b"l":  # not assert: python3 -O would drop the check and misparse
+            raise AssertionError("the supervisor answered big-endian")
+        rest = self._exactly(fields_len + (-(16 + fields_len) % 8) + body_len)
+        fields = rest[:fields_len]
+        values = {}
+        i = 0
+        while i < len(fields):
+            i += -i % 8
+            code = fields[i]
+            sig_len = fields[i + 1]
+            sig = fields[i + 2:i + 2 + sig_len]
+            i += 3 + sig_len
+            if sig in (b"s", b"o"):
+                i += -(i + 16) % 4
+                (n,) = struct.unpack_from("<I", fields, i)
+                values[code] = fields[i + 4:i + 4 + n].decode(errors="replace")
+                i += 5 + n
+            elif sig == b"u":
+                i += -(i + 16) % 4
+                (values[code],) = struct.unpack_from("<I", fields, i)
+                i += 4
+            elif sig == b"g":
+                values[code] = fields[i + 1:i + 1 + fields[i]]
+                i += 2 + fields[i]
+            else:
+                raise AssertionError("unexpected header field signature %r" % sig)
+        return mtype, values, rest[len(rest) - body_len:] if body_len else b"", 16 + len(rest)
+
     def read_reply(self, serial):
         while True:
-            fixed = self._exactly(16)
-            endian, mtype, _, _, body_len, _, fields_len = struct.unpack("<cBBBIII", fixed)
-            if endian != b"l":  # not assert: python3 -O would drop the check and misparse
-                raise AssertionError("the supervisor answered big-endian")
-            rest = self._exactly(fields_len + (-(16 + fields_len) % 8) + body_len)
-            fields = rest[:fields_len]
-            error_name, reply_serial = None, None
-            i = 0
-            while i < len(fields):
-                i += -i % 8
-                code = fields[i]
-                sig_len = fields[i + 1]
-                sig = fields[i + 2:i + 2 + sig_len]
-                i += 3 + sig_len
-                if sig in (b"s", b"o"):
-                    i += -(i + 16) % 4
-                    (n,) = struct.unpack_from("<I", fields, i)
-                    value = fields[i + 4:i + 4 + n]
-                    i += 5 + n
-                    if code == FIELD_ERROR_NAME:
-                        error_name = value.decode()
-                elif sig == b"u":
-                    i += -(i + 16) % 4
-                    (value,) = struct.unpack_from("<I", fields, i)
-                    i += 4
-                    if code == FIELD_REPLY_SERIAL:
-                        reply_serial = value
-                elif sig == b"g":
-                    i += 2 + fields[i]
-                else:
-                    raise AssertionError("unexpected header field signature %r" % sig)
-            if mtype in (METHOD_RETURN, ERROR) and reply_serial == serial:
-                return mtype, error_name
+            mtype, fields, _, _ = self.read_message()
+            if mtype in (METHOD_RETURN, ERROR) and fields.get(FIELD_REPLY_SERIAL) == serial:
+                return mtype, fields.get(FIELD_ERROR_NAME)
 
     def close(self):
         self.sock.close()

@@ -1,0 +1,151 @@
+/* test-engine-scale.c: the engine's work grows linearly with the number of workers. An
+ * upgrade of N workers (blue-green and rolling) is driven to its end, every worker
+ * spawned, ready and exited as a shell would report them, and the steps the engine took
+ * to find free slots are compared between N = 64 and N = 1024: 16 times the workers must
+ * cost about 16 times the work, not 256 (a search of every worker per slot tried made an
+ * upgrade O(N^2) to O(N^3)). */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdlib.h>
+
+#include "engine.h"
+#include "macro.h"
+
+struct driver {
+        struct engine *e;
+        uint64_t now;
+        pid_t next_pid;
+        pid_t *to_ready, *to_exit;
+        size_t n_ready, n_exit;
+        bool finished, success;
+};
+
+static void pump(struct driver *d) {
+        struct engine_action a;
+        while (engine_next_action(d->e, &a)) {
+                if (a.type == ACTION_SPAWN) {
+                        pid_t pid = d->next_pid++;
+                        engine_worker_spawned(d->e, a.worker_id, pid, d->now);
+                        d->to_ready[d->n_ready++] = pid;
+                } else if (a.type == ACTION_SIGNAL && a.purpose == SIGNAL_DRAIN)
+                        d->to_exit[d->n_exit++] = a.pid;
+                else if (a.type == ACTION_UPGRADE_FINISHED) {
+                        d->finished = true;
+                        d->success = a.success;
+                }
+        }
+        engine_update_status(d->e, d->now);
+}
+
+/* Reports the oldest pending READY=1 or exit until nothing is left. */
+static void run(struct driver *d) {
+        size_t ready_at = 0, exit_at = 0;
+        for (;;) {
+                pump(d);
+                d->now += 1000;
+                if (ready_at < d->n_ready)
+                        engine_worker_ready(d->e, d->to_ready[ready_at++], d->now);
+                else if (exit_at < d->n_exit)
+                        engine_worker_exited(d->e, d->to_exit[exit_at++], false, 0, d->now);
+                else
+                        break;
+        }
+}
+
+/* The slot steps of one upgrade of N workers with STRATEGY. */
+static uint64_t upgrade_steps(unsigned n, enum strategy strategy) {
+        struct engine_settings settings = {
+                .workers = n,
+                .strategy = strategy,
+                .batch = 1,
+                .ready = READY_NOTIFY,
+                .ready_timeout_usec = 30 * USEC_PER_SEC,
+                .drain_signal = SIGTERM,
+                .drain_timeout_usec = 10 * USEC_PER_SEC,
+                .watchdog_usec = 0,
+        };
+        struct driver d = { .now = USEC_PER_SEC, .next_pid = 1000 };
+        /* Every worker of both generations is spawned once and drained at most once. */
+        d.to_ready = calloc(2 * n, sizeof(pid_t));
+        d.to_exit = calloc(2 * n, sizeof(pid_t));
+        cr_assert(d.to_ready && d.to_exit);
+        cr_assert_eq(engine_new(&d.e), 0);
+        cr_assert_eq(engine_start(d.e, d.now, 1, "/srv/v1", &settings), 0);
+        run(&d);
+        cr_assert_eq(engine_get_state(d.e), ENGINE_RUNNING);
+        cr_assert_eq(engine_count_ready(d.e), n);
+
+        uint64_t before = engine_get_slot_steps(d.e);
+        cr_assert_eq(engine_prepare_upgrade(d.e), 2);
+        cr_assert_eq(engine_start_upgrade(d.e, d.now, "/srv/v2", &settings), 0);
+        run(&d);
+        cr_assert(d.finished && d.success, "the upgrade of %u workers did not succeed", n);
+        cr_assert_eq(engine_get_generation(d.e), 2);
+        cr_assert_eq(engine_count_ready(d.e), n);
+        cr_assert_eq(engine_count_workers(d.e), n);
+        /* Slots 0 ... n-1, each once. */
+        bool *seen = calloc(n, sizeof(bool));
+        struct engine_worker w;
+        for (size_t i = 0; engine_get_worker_at(d.e, i, &w); i++) {
+                cr_assert_lt(w.slot, n);
+                cr_assert_not(seen[w.slot]);
+                seen[w.slot] = true;
+        }
+        free(seen);
+        uint64_t steps = engine_get_slot_steps(d.e) - before;
+        engine_free(d.e);
+        free(d.to_ready);
+        free(d.to_exit);
+        return steps;
+}
+
+static void check_linear(enum strategy strategy) {
+        uint64_t small = upgrade_steps(64, strategy), large = upgrade_steps(1024, strategy);
+        cr_assert_gt(small, 0);
+        double ratio = (double) large / (double) small;
+        cr_log_info("%s: %llu steps at N=64, %llu at N=1024: ratio %.1f", strategy_to_string(strategy),
+                    (unsigned long long) small, (unsigned long long) large, ratio);
+        cr_assert(ratio >= 8 && ratio <= 32, "%s: the slot work grew %.1f times for 16 times the workers",
+                  strategy_to_string(strategy), ratio);
+}
+
+Test(engine_scale, blue_green_upgrade_is_linear) {
+        check_linear(STRATEGY_BLUE_GREEN);
+}
+
+Test(engine_scale, rolling_upgrade_is_linear) {
+        check_linear(STRATEGY_ROLLING);
+}
+
+/* Scaling up and a rollback take their slots in one pass each. */
+Test(engine_scale, scale_up_fills_the_lowest_free_slots) {
+        struct engine_settings settings = { .workers = 4,
+                                            .batch = 1,
+                                            .ready = READY_NOTIFY,
+                                            .ready_timeout_usec = 30 * USEC_PER_SEC,
+                                            .drain_signal = SIGTERM,
+                                            .drain_timeout_usec = 10 * USEC_PER_SEC };
+        struct driver d = { .now = USEC_PER_SEC, .next_pid = 1000 };
+        d.to_ready = calloc(64, sizeof(pid_t));
+        d.to_exit = calloc(64, sizeof(pid_t));
+        cr_assert_eq(engine_new(&d.e), 0);
+        cr_assert_eq(engine_start(d.e, d.now, 1, "/srv/v1", &settings), 0);
+        run(&d);
+        /* Slot 1 crashes: its respawn waits (back-off) and keeps the slot. */
+        engine_worker_exited(d.e, 1001, false, 1, d.now);
+        pump(&d);
+        cr_assert_eq(engine_set_workers(d.e, d.now, 8), 0);
+        pump(&d);
+        bool seen[16] = { 0 };
+        struct engine_worker w;
+        for (size_t i = 0; engine_get_worker_at(d.e, i, &w); i++)
+                seen[w.slot] = true;
+        cr_assert_not(seen[1]); /* still waiting for its respawn */
+        for (unsigned slot = 0; slot < 8; slot++)
+                if (slot != 1)
+                        cr_assert(seen[slot], "slot %u is not taken", slot);
+        cr_assert_not(seen[8]);
+        engine_free(d.e);
+        free(d.to_ready);
+        free(d.to_exit);
+}
