@@ -535,7 +535,7 @@ static int set_up(struct supervisor *s, const struct arguments *a, struct bus_se
                 log_error_errno(s->notify_fd, "Cannot create the notify socket %s: %m", s->notify_path);
                 return EXIT_FAILURE;
         }
-        if (supervisor_setup_loop(s) < 0 || watch_signals(s) < 0 || orphans_watch(s->orphans, s) < 0 ||
+        if (supervisor_setup_loop(s) < 0 || watch_signals(s) < 0 || orphans_watch(s->orphans, s->event, &s->leftovers) < 0 ||
             bus_server_new(s, *ret_bus_path, -1, ret_bus) < 0 || watch_reexec(s, *ret_bus) < 0)
                 return EXIT_FAILURE;
         return EXIT_SUCCESS;

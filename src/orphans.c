@@ -18,7 +18,6 @@
 #include "log.h"
 #include "macro.h"
 #include "orphans.h"
-#include "supervisor.h"
 
 #define CHILDREN_MAX 65536
 
@@ -28,7 +27,8 @@ struct orphan {
 };
 
 struct orphans {
-        struct supervisor *supervisor;
+        sd_event *event; /* set by orphans_watch() */
+        struct leftovers *leftovers;
         struct orphan *items;
         size_t n;
         pid_t *pids; /* of every orphan found, for leftovers */
@@ -177,19 +177,20 @@ static int on_orphan_exit(sd_event_source *source, const siginfo_t *si, void *us
                 if (o->items[i].pid == si->si_pid) {
                         log_info("Worker %d of the previous image exited", si->si_pid);
                         (void) kill(-si->si_pid, SIGKILL); /* what it left in its group */
-                        leftovers_forget(&o->supervisor->leftovers, si->si_pid);
+                        leftovers_forget(o->leftovers, si->si_pid);
                         remove_item(o, i);
                         break;
                 }
         return 0;
 }
 
-int orphans_watch(struct orphans *o, struct supervisor *s) {
+int orphans_watch(struct orphans *o, sd_event *event, struct leftovers *leftovers) {
         if (!o)
                 return 0;
-        o->supervisor = s;
+        o->event = event;
+        o->leftovers = leftovers;
         for (size_t i = 0; i < o->n; i++) {
-                int r = sd_event_add_child(s->event, &o->items[i].child, o->items[i].pid, WEXITED, on_orphan_exit, o);
+                int r = sd_event_add_child(event, &o->items[i].child, o->items[i].pid, WEXITED, on_orphan_exit, o);
                 if (r < 0)
                         return log_error_errno(r, "Cannot watch worker %d of the previous image: %m", o->items[i].pid);
         }
@@ -218,8 +219,8 @@ void orphans_drain(struct orphans *o, int drain_signal, uint64_t drain_usec) {
                         (void) kill(o->items[i].pid, drain_signal);
                 (void) kill(-o->items[i].pid, SIGCONT);
         }
-        if (o->supervisor && sd_event_add_time(o->supervisor->event, &o->kill_timer, CLOCK_MONOTONIC,
-                                               now_usec() + drain_usec, TIMER_ACCURACY_USEC, on_kill_timer, o) < 0)
+        if (o->event && sd_event_add_time(o->event, &o->kill_timer, CLOCK_MONOTONIC, now_usec() + drain_usec,
+                                          TIMER_ACCURACY_USEC, on_kill_timer, o) < 0)
                 log_warning("Cannot arm the drain timeout of the previous image's workers");
 }
 
@@ -230,8 +231,8 @@ struct orphans *orphans_free(struct orphans *o) {
                 (void) kill(-o->items[i].pid, SIGKILL);
                 (void) kill(o->items[i].pid, SIGKILL);
                 (void) waitpid(o->items[i].pid, NULL, 0);
-                if (o->supervisor)
-                        leftovers_forget(&o->supervisor->leftovers, o->items[i].pid);
+                if (o->leftovers)
+                        leftovers_forget(o->leftovers, o->items[i].pid);
                 sd_event_source_disable_unref(o->items[i].child);
         }
         for (size_t i = 0; i < o->n_fds; i++)

@@ -13,7 +13,7 @@
 #include <systemd/sd-event.h>
 
 struct orphans;
-struct supervisor;
+struct leftovers;
 
 /* An fd open at start, and what it was (a number reused since is not it). */
 struct inherited_fd {
@@ -32,8 +32,8 @@ int orphans_inherited_fds(struct inherited_fd **ret, size_t *ret_n);
 struct orphans *orphans_collect(const struct inherited_fd *fds, size_t n_fds, int first_fd, const char *records_dir);
 /* Their pids, for leftovers_stop_previous() to leave alone. */
 size_t orphans_pids(const struct orphans *o, const pid_t **ret);
-/* Watches their exits from now on. */
-int orphans_watch(struct orphans *o, struct supervisor *s);
+/* Watches their exits from now on, on EVENT; each one gone is forgotten in LEFTOVERS. */
+int orphans_watch(struct orphans *o, sd_event *event, struct leftovers *leftovers);
 /* Drains them (the fresh generation is ready, or the supervisor stops): DRAIN_SIGNAL to
  * each one's process group, SIGCONT, SIGKILL after DRAIN_USEC. Once. */
 void orphans_drain(struct orphans *o, int drain_signal, uint64_t drain_usec);

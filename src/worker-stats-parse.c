@@ -1,11 +1,11 @@
-/* worker-stats-parse.c: the pure parsers of worker-stats.h: /proc/PID/stat lines and the
+/* worker-stats-parse.c: the pure parsers of worker-stats-parse.h: /proc/PID/stat lines and the
  * cgroup v2 files memory.current and cpu.stat. No I/O. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "worker-stats.h"
+#include "worker-stats-parse.h"
 
 static int parse_u64(const char *s, char **end, uint64_t *ret) {
         if (*s < '0' || *s > '9')

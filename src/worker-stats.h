@@ -1,12 +1,14 @@
 /* worker-stats.h: what a worker costs: its memory and CPU time, read from its cgroup when
  * it has one (memory.current, cpu.stat), else summed over the processes of its process
- * group from /proc. The parsers are pure (unit-tested); worker_stats_collect() reads. */
+ * group from /proc. The parsers (worker-stats-parse.h) are pure; worker_stats_collect() reads. */
 #pragma once
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+#include "worker-stats-parse.h"
 
 struct worker_stats {
         bool has_memory;
@@ -22,20 +24,6 @@ struct worker_stats_query {
         pid_t pgid;
         const char *cgroup_path;
 };
-
-/* The fields of one /proc/PID/stat line that the figures need. The command name may hold
- * spaces and parentheses, so parsing starts after the last ')'. */
-struct proc_stat_fields {
-        pid_t pgrp;
-        uint64_t utime_ticks, stime_ticks, cutime_ticks, cstime_ticks;
-        uint64_t rss_pages;
-};
-/* 0, or -EINVAL for a line that is not a stat line. */
-int proc_stat_parse(const char *line, struct proc_stat_fields *ret);
-/* cpu.stat's usage_usec. 0, or -ENOENT when the key is missing, -EINVAL when malformed. */
-int cgroup_cpu_stat_parse(const char *text, uint64_t *ret_usage_usec);
-/* memory.current: one decimal number and a newline ("max" is never a current value). */
-int cgroup_memory_current_parse(const char *text, uint64_t *ret_bytes);
 
 /* Fills RET[i] for each of the N queries, with one pass over /proc for all the workers
  * that have no cgroup (a pass costs about as much for one worker as for a thousand).
