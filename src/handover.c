@@ -361,7 +361,7 @@ undo:
 int handover_read(int fd, struct handover_state *ret, char *err, size_t errlen) {
         _cleanup_close_ int owned = fd;
         struct stat st;
-        if (fstat(fd, &st) < 0) {
+        if (fstat(owned, &st) < 0) {
                 snprintf(err, errlen, "fd %d: %s", fd, strerror(errno));
                 return -errno;
         }
@@ -376,7 +376,7 @@ int handover_read(int fd, struct handover_state *ret, char *err, size_t errlen) 
                 return -ENOMEM;
         }
         for (size_t done = 0; done < size;) {
-                ssize_t n = pread(fd, doc + done, size - done, (off_t) done);
+                ssize_t n = pread(owned, doc + done, size - done, (off_t) done);
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n <= 0) {
