@@ -180,10 +180,14 @@ class Supervisor:
         current = self.notify.status()
         if current and rx.search(current):
             return current
-        msg = self.notify.wait_for(lambda m: any(l.startswith("STATUS=") and rx.search(l[len("STATUS="):])
-                                                 for l in m.split("\n")),
-                                   timeout, "STATUS matching %r" % pattern)
-        return msg
+        try:
+            return self.notify.wait_for(lambda m: any(l.startswith("STATUS=") and rx.search(l[len("STATUS="):])
+                                                      for l in m.split("\n")),
+                                        timeout, "STATUS matching %r" % pattern)
+        except AssertionError as e:
+            # The supervisor's log says why the state never came (a CI log is all there is).
+            raise AssertionError("%s\nsupervisor log (last 60 lines):\n%s"
+                                 % (e, "\n".join(self.output().splitlines()[-60:]))) from None
 
     def wait_output(self, text, timeout=DEFAULT_TIMEOUT):
         """Waits until the supervisor's log (stdout and stderr) contains TEXT."""
