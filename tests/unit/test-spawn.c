@@ -5,8 +5,12 @@
  * for the variables spawn_worker() adds. It reads environ, so each test sets up a
  * controlled one first. */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "macro.h"
 #include "spawn.h"
@@ -125,4 +129,60 @@ Test(spawn, empty_environment) {
         char *const extra[] = { "ONLY=1", NULL };
         _cleanup_strv_free_ char **env2 = spawn_build_environment(extra, 0);
         expect(env2, (const char *const[]){ "ONLY=1", NULL });
+}
+
+/* spawn_start_worker() itself, with no sockets: a worker that runs and exits 0. */
+static pid_t start(const char *program, int *ret) {
+        static const struct socket_set none = { 0 };
+        char *const argv[] = { (char *) program, NULL };
+        struct spawn_request r = { .directory = "/",
+                                   .argv = argv,
+                                   .sockets = &none,
+                                   .fdnames = "",
+                                   .notify_socket = "/nonexistent",
+                                   .instance = "test",
+                                   .generation = 1,
+                                   .cgroup_fd = -1 };
+        pid_t pid = 0;
+        int control_fd = -1;
+        *ret = spawn_start_worker(&r, &pid, &control_fd);
+        if (control_fd >= 0)
+                close(control_fd);
+        return pid;
+}
+
+static long minor_faults(void) {
+        struct rusage ru;
+        cr_assert_eq(getrusage(RUSAGE_SELF, &ru), 0);
+        return ru.ru_minflt;
+}
+
+/* The child borrows the supervisor's memory until exec (CLONE_VM | CLONE_VFORK) instead
+ * of a copy-on-write copy of it: after a fork() every page we then write faults once
+ * (1,024 here), however big the supervisor. */
+Test(spawn, spawning_costs_no_copy_on_write) {
+        size_t size = 1024 * (size_t) sysconf(_SC_PAGESIZE);
+        _cleanup_free_ char *memory = malloc(size);
+        cr_assert_not_null(memory);
+        memset(memory, 1, size);
+        long before = minor_faults();
+        int r;
+        pid_t pid = start("/bin/true", &r);
+        cr_assert_eq(r, 0, "spawn: %s", strerror(-r));
+        memset(memory, 2, size);
+        long faults = minor_faults() - before;
+        int status;
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        cr_assert_lt(faults, 256, "%ld page faults for one spawn", faults);
+}
+
+/* An exec failure comes back as its errno before spawn_start_worker() returns, and the
+ * child is already reaped. */
+Test(spawn, exec_failure_is_reported) {
+        int r;
+        start("/nonexistent/program", &r);
+        cr_assert_eq(r, -ENOENT, "got %s", strerror(-r));
+        cr_assert_eq(waitpid(-1, NULL, WNOHANG), -1);
+        cr_assert_eq(errno, ECHILD);
 }
