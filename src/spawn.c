@@ -24,6 +24,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "clone-vfork.h"
 #include "journal-stream.h"
 #include "macro.h"
 #include "spawn.h"
@@ -269,8 +270,11 @@ static size_t child_stack_size(const struct spawn_request *r) {
 /* clone(CLONE_VM | CLONE_VFORK): the child borrows our memory until it execs or exits,
  * and we are suspended until then, so that nothing here is copied on write. It runs on
  * its own stack (with a guard page below), and with every signal blocked: no handler of
- * ours may run on it. Returns the pid, or -1 with errno. */
-static pid_t vfork_worker(struct child_plan *plan) {
+ * ours may run on it. With INTO_CGROUP by clone3(CLONE_INTO_CGROUP), so that it is born
+ * in the worker's cgroup: not even its first instructions run in the supervisor's, and
+ * the kernel does the move that the child would otherwise write. Returns the pid, or -1
+ * with errno. */
+static pid_t vfork_worker(struct child_plan *plan, bool into_cgroup) {
         size_t page = (size_t) sysconf(_SC_PAGESIZE), size = child_stack_size(plan->r);
         char *stack = mmap(NULL, size + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
         if (stack == MAP_FAILED)
@@ -279,9 +283,22 @@ static pid_t vfork_worker(struct child_plan *plan) {
         sigset_t all, saved;
         sigfillset(&all);
         if (mprotect(stack, page, PROT_NONE) == 0 && sigprocmask(SIG_SETMASK, &all, &saved) == 0) {
-                /* The stack grows down on every architecture Linux runs glibc on but hppa,
-                 * which clone() handles itself; pass the top. */
-                pid = clone(child_entry, stack + page + size, CLONE_VM | CLONE_VFORK | SIGCHLD, plan);
+                if (into_cgroup) {
+                        struct clone_args args = {
+                                .flags = CLONE_VM | CLONE_VFORK | CLONE_INTO_CGROUP,
+                                .exit_signal = SIGCHLD,
+                                .stack = (uint64_t) (uintptr_t) (stack + page),
+                                .stack_size = size,
+                                .cgroup = (uint64_t) plan->r->cgroup_fd,
+                        };
+                        plan->in_cgroup = true; /* read by the child: set before it exists */
+                        pid = (pid_t) clone3_vfork(&args, child_entry, plan);
+                        if (pid < 0)
+                                plan->in_cgroup = false;
+                } else
+                        /* The stack grows down on every architecture glibc's clone() takes
+                         * a stack top for; pass the top. */
+                        pid = clone(child_entry, stack + page + size, CLONE_VM | CLONE_VFORK | SIGCHLD, plan);
                 int e = errno;
                 (void) sigprocmask(SIG_SETMASK, &saved, NULL);
                 errno = e;
@@ -292,34 +309,41 @@ static pid_t vfork_worker(struct child_plan *plan) {
         return pid;
 }
 
-/* clone3(CLONE_INTO_CGROUP) for a worker with a cgroup: it is born there, so not even its
- * first instructions run in the supervisor's cgroup, and the kernel does the move that
- * the child would otherwise write. glibc 2.36 has no wrapper, and one that runs the child
- * on a stack of its own needs assembly, so this one is fork-like: without a stack clone3
- * returns twice like fork(). Where it fails (ENOSYS before Linux 5.7, a seccomp filter, a
- * cgroup the kernel refuses) the child joins by cgroup.procs instead. Every other worker
- * starts by vfork_worker(), and by fork() only where clone() is refused. Returns the pid
- * in the parent, 0 in a fork-like child, or -1 with errno. */
+/* Fork-like clone3(CLONE_INTO_CGROUP), without a stack: it returns twice like fork().
+ * For architectures without clone3_vfork(). */
+static pid_t fork_into_cgroup(struct child_plan *plan) {
+        struct clone_args args = {
+                .flags = CLONE_INTO_CGROUP,
+                .exit_signal = SIGCHLD,
+                .cgroup = (uint64_t) plan->r->cgroup_fd,
+        };
+        long pid = syscall(SYS_clone3, &args, sizeof(args));
+        if (pid == 0)
+                plan->in_cgroup = true;
+        return (pid_t) pid;
+}
+
+/* Whether an attempt to start the child is the answer: it worked, or we are out of
+ * processes or memory, which another way would not change. */
+static bool settled(pid_t pid) {
+        return pid >= 0 || errno == EAGAIN || errno == ENOMEM;
+}
+
+/* Starts the child by the cheapest way that works. Where clone3 fails (ENOSYS before
+ * Linux 5.7, a seccomp filter, a cgroup the kernel refuses), a worker with a cgroup joins
+ * it by cgroup.procs instead; where clone() is refused too, fork(). Out of processes or
+ * memory is an answer, not a reason to try another way (settled()). Returns the pid in the parent,
+ * 0 in a fork-like child, or -1 with errno. */
 static pid_t start_child(struct child_plan *plan) {
-        const struct spawn_request *r = plan->r;
-        if (r->cgroup_procs && r->cgroup_fd >= 0) {
-                struct clone_args args = {
-                        .flags = CLONE_INTO_CGROUP,
-                        .exit_signal = SIGCHLD,
-                        .cgroup = (uint64_t) r->cgroup_fd,
-                };
-                long pid = syscall(SYS_clone3, &args, sizeof(args));
-                if (pid == 0)
-                        plan->in_cgroup = true;
-                if (pid >= 0)
-                        return (pid_t) pid;
-                if (errno == EAGAIN || errno == ENOMEM)
-                        return -1;
-        } else {
-                pid_t pid = vfork_worker(plan);
-                if (pid >= 0 || errno == EAGAIN || errno == ENOMEM)
+        pid_t pid;
+        if (plan->r->cgroup_procs && plan->r->cgroup_fd >= 0) {
+                if (settled(pid = vfork_worker(plan, true)))
+                        return pid;
+                if (errno == ENOSYS && settled(pid = fork_into_cgroup(plan)))
                         return pid;
         }
+        if (settled(pid = vfork_worker(plan, false)))
+                return pid;
         return fork();
 }
 
