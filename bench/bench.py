@@ -13,6 +13,7 @@ Everything it starts it stops, by pid; its files live in one temporary directory
 """
 
 import argparse
+import resource
 import datetime
 import json
 import os
@@ -34,12 +35,12 @@ SLOW_START_MS = 1500
 
 PROFILES = {
     "full": dict(upgrades=10, warmup=0.5, steady_pre=3.0, gap=1.0, idle=10.0, clients=64, workers=2,
-                 baseline_s=8.0, ready_samples=3, scale_sizes=(1, 4, 64, 256),
-                 scale_strategies=("rolling", "blue-green"), scale_upgrades=3, scale_clients=16,
+                 baseline_s=8.0, ready_samples=3, scale_sizes=(16, 256, 1024),
+                 scale_strategies=("rolling", "blue-green"), scale_upgrades=3, scale_loads=(0, 16),
                  soak_upgrades=1000, soak_clients=8, idle_health=20.0),
     "quick": dict(upgrades=2, warmup=0.3, steady_pre=1.0, gap=0.5, idle=2.0, clients=64, workers=2,
-                  baseline_s=2.5, ready_samples=1, scale_sizes=(1, 4, 64, 256), scale_strategies=("blue-green",),
-                  scale_upgrades=1, scale_clients=16, soak_upgrades=30, soak_clients=8, idle_health=5.0),
+                  baseline_s=2.5, ready_samples=1, scale_sizes=(16, 256), scale_strategies=("blue-green",),
+                  scale_upgrades=1, scale_loads=(16,), soak_upgrades=30, soak_clients=8, idle_health=5.0),
 }
 
 
@@ -221,18 +222,26 @@ class Bench:
 
     # ---- liveswap alone: scale and soak ----
 
-    def scale(self, strategy, workers):
+    def scale(self, strategy, workers, clients, floor=False):
+        """Upgrades of N workers, by liveswap or (FLOOR) by bench/floor.c, with CLIENTS of
+        load (0: none). Rows of both go to results["scale"]; report.py divides liveswap's
+        time per step (upgrade wall time / N) by the floor's."""
         p = self.p
-        d = self.directory("scale-%s-%d" % (strategy, workers))
+        who = "floor" if floor else "liveswap"
+        d = self.directory("scale-%s-%s-%d-%d" % (who, strategy, workers, clients))
         port = measure.free_port()
-        # Spawn cost, not the canary's wait: stable_time = 0.
-        tool = tools.Liveswap(self.env, d, port, 0, workers, strategy=strategy, stable_time="0")
-        log("scale: %d workers, %s" % (workers, strategy))
-        row = {"strategy": strategy, "workers": workers, "upgrades": []}
+        if floor:
+            tool = tools.Floor(self.env, d, port, 0, workers, strategy=strategy)
+        else:
+            # Spawn cost, not the canary's wait: stable_time = 0.
+            tool = tools.Liveswap(self.env, d, port, 0, workers, strategy=strategy, stable_time="0")
+        log("scale: %s, %d workers, %s, %d clients" % (who, workers, strategy, clients))
+        row = {"tool": who, "strategy": strategy, "workers": workers, "clients": clients, "upgrades": [],
+               "loadavg": loadavg()}
         load = None
         try:
             def tag(k):
-                return "%sscale%d-v%d" % (self.prefix, workers, k)
+                return "%sscale%s%d-v%d" % (self.prefix, who, workers, k)
             t = time.monotonic()
             tool.start(tag(0))
             # Serving starts with the first ready worker: wait for all of them.
@@ -244,13 +253,14 @@ class Bench:
             row["start_s"] = time.monotonic() - t
             sup = tool.supervisor_pids()
             cpu0 = measure.cpu_seconds(sup)
-            load = measure.Load(self.env.loadgen, port, d, p["scale_clients"], timeline=False)
-            time.sleep(0.5)
+            if clients:
+                load = measure.Load(self.env.loadgen, port, d, clients, timeline=False)
+                time.sleep(0.5)
             for k in range(1, p["scale_upgrades"] + 1):
                 u = self.upgrade_once(tool, tag(k - 1), tag(k))
                 u.pop("window")
                 row["upgrades"].append(u)
-            row["load"] = load.stop()
+            row["load"] = load.stop() if load else {"failed": "0", "requests": "0"}
             row["cpu_s"] = measure.cpu_seconds(sup) - cpu0
             row["rss_kib"] = measure.rss_kib(sup)
             row["fds"] = sum(measure.fd_count(pid) for pid in sup)
@@ -362,14 +372,29 @@ class Bench:
                     continue  # the baseline is about throughput: measured once
                 self.scenario(key, make, delay)
         if self.wanted("scale"):
-            for strategy in self.p["scale_strategies"]:
-                for workers in self.p["scale_sizes"]:
-                    self.scale(strategy, workers)
+            # The floor right before liveswap at each point, so that both meet the same
+            # machine (and the same neighbours' load) as far as one run can arrange.
+            for clients in self.p["scale_loads"]:
+                for strategy in self.p["scale_strategies"]:
+                    for workers in self.p["scale_sizes"]:
+                        self.scale(strategy, workers, clients, floor=True)
+                        self.scale(strategy, workers, clients)
         if self.wanted("idle-health"):
             self.idle_health()
         if self.wanted("soak"):
             self.soak()
         return self.results
+
+
+# A run that starts with more than this 1-minute load average per CPU is flagged busy
+# in RESULTS.md: other work then competes with the workers being spawned, and times per
+# step are not comparable with a quiet machine's (one run started at load average 24).
+BUSY_LOAD_PER_CPU = 0.25
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return [float(x) for x in f.read().split()[:3]]
 
 
 def machine(env):
@@ -400,7 +425,9 @@ def machine(env):
         "start_server": first_line(["start_server", "--version"]),
         "node": first_line(["node", "--version"]),
         "pm2": pm2_version(env.pm2),
-        "load": open("/proc/loadavg").read().split()[:3],
+        "load": loadavg(),
+        "busy": loadavg()[0] > BUSY_LOAD_PER_CPU * (os.cpu_count() or 1),
+        "busy_threshold": BUSY_LOAD_PER_CPU * (os.cpu_count() or 1),
     }
 
 
@@ -426,8 +453,14 @@ def main():
     parser.add_argument("--keep", action="store_true", help="keep the temporary work directory")
     args = parser.parse_args()
     args.build = os.path.abspath(args.build)
+    # Up to 2 fds per worker in the supervisor: 1,024 workers upgraded blue-green need
+    # more than the usual soft limit of 1024. Until liveswap raises its own soft limit
+    # (issue 15, item 3), the bench raises it for everything it starts.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     env = tools.Env(root, args.build, args.pm2)
-    for path in (env.liveswap, env.httpd, env.loadgen):
+    for path in (env.liveswap, env.httpd, env.loadgen, env.floor):
         if not os.access(path, os.X_OK):
             sys.exit("bench: %s is missing: build first (bench/run does)" % path)
     os.makedirs(os.path.join(args.out, "series"), exist_ok=True)

@@ -36,6 +36,7 @@ class Env:
         self.adopt_library = os.path.join(build, "src", "libliveswap-adopt.so")  # the uninstalled copy
         self.httpd = os.path.join(build, "examples", "liveswap-example-httpd")
         self.loadgen = os.path.join(build, "tests", "tools", "loadgen")
+        self.floor = os.path.join(build, "bench", "liveswap-bench-floor")
         self.pm2 = pm2
         self.node_app = os.path.join(root, "examples", "node", "aware.js")
         # The plain hello world that binds its own port (liveswap adopts it).
@@ -277,6 +278,41 @@ class Liveswap(Tool):
             except subprocess.TimeoutExpired:
                 pass
         stop_process(self.proc)
+
+
+class Floor(Tool):
+    """bench/floor.c: fork, exec, READY=1, SIGTERM for N workers and nothing else, run
+    the same way as liveswap in the scale scenario (the same releases and wrapper, an
+    upgrade when `current` is repointed, the same convergence test): the floor that
+    liveswap's time per step is compared with."""
+    supervisor = "floor"
+
+    def __init__(self, *args, strategy="rolling"):
+        super().__init__(*args)
+        self.strategy = strategy
+        self.key = "floor-" + strategy
+        self.label = "floor %s" % ("rolling, batch 1" if strategy == "rolling" else strategy)
+        self.proc = None
+
+    def start(self, tag):
+        self.releases.point(tag)
+        args = [self.env.floor, "--listen", "127.0.0.1:%d" % self.port, "--workers", str(self.workers),
+                "--current", self.releases.current, "--strategy", self.strategy]
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
+        wait_serving(self.port, START_TIMEOUT, self.label)
+
+    def upgrade(self, tag):
+        # Returns at once: the bench's convergence test (no old process left, the new
+        # version answers) times the whole step, as it does for liveswap.
+        self.releases.point(tag)
+        self.proc.send_signal(signal.SIGHUP)
+        return True, ""
+
+    def supervisor_pids(self):
+        return [self.proc.pid] if self.proc and self.proc.poll() is None else []
+
+    def stop(self):
+        stop_process(self.proc, timeout=90)
 
 
 class NodeReleases(Releases):

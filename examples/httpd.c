@@ -34,6 +34,11 @@
  * ever read while it waits for a request, so a pipelining client cannot grow its buffer
  * beyond REQUEST_HEAD_MAX and a slow response never blocks another connection.
  *
+ * Many siblings share each listener, so it is watched with EPOLLEXCLUSIVE (one wake-up
+ * per connection, not one per worker), and a drain unwatches it and then accepts until
+ * EAGAIN, so that a connection whose wake-up came to us alone is never left queued
+ * (liveswap(8), WORKERS WITH MANY SIBLINGS). Its --log "exit" event counts those.
+ *
  * It must never close a listening socket without removing it from epoll first: the
  * supervisor holds the same open file description, so close() alone would leave it
  * registered and the loop would spin on its readiness. */
@@ -157,6 +162,7 @@ struct server {
         long watchdog_ms; /* the ping interval, 0 = no watchdog */
         struct conn *conns, *graveyard;
         unsigned n_conns;
+        uint64_t drain_accepts; /* for the "exit" event (--log): taken while draining */
 };
 
 static void log_event(struct server *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -787,9 +793,11 @@ static void conn_new(struct server *s, int fd) {
 static void server_watch_listeners(struct server *s, bool on) {
         for (size_t i = 0; i < s->n_listeners; i++) {
                 if (on) {
-                        /* Not EPOLLEXCLUSIVE: a worker woken alone that then drains or dies
-                         * would leave the connection queued until the next one arrives. */
-                        if (watch(s, &s->listeners[i], EPOLLIN) < 0)
+                        /* EPOLLEXCLUSIVE: a connection wakes one idle sibling, not all N (the
+                         * thundering herd costs N context switches per connection). The
+                         * wake-up it used is then ours alone, so a drain must not drop it:
+                         * server_start_drain() takes what is queued after unwatching. */
+                        if (watch(s, &s->listeners[i], EPOLLIN | EPOLLEXCLUSIVE) < 0)
                                 fprintf(stderr, SD_ERR "httpd: watching listening socket %d: %m\n", s->listeners[i].fd);
                 } else
                         unwatch(s, &s->listeners[i]);
@@ -833,6 +841,18 @@ static void server_accept(struct server *s, struct source *listener) {
         }
 }
 
+/* Draining: takes every connection queued on LISTENER (no longer watched). */
+static void server_accept_all(struct server *s, struct source *listener) {
+        for (;;) {
+                int fd = accept4(listener->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                if (fd >= 0) {
+                        s->drain_accepts++;
+                        conn_new(s, fd);
+                } else if (errno != EINTR && errno != ECONNABORTED && errno != EPROTO)
+                        return; /* EAGAIN; or out of fds: the next arrival wakes a sibling */
+        }
+}
+
 static void server_start_serving(struct server *s) {
         if (s->draining || s->serving)
                 return;
@@ -850,9 +870,16 @@ static void server_start_drain(struct server *s, const char *why) {
         fprintf(stderr, SD_INFO "httpd %s: %s: draining %u connection(s)\n", s->opt.version, why, s->n_conns);
         sd_notifyf(0, "STOPPING=1\nSTATUS=draining %s", s->opt.version);
         /* Our copies only: the supervisor keeps the sockets, and connections still in
-         * the accept queue are taken by other workers. */
-        if (s->serving)
+         * the accept queue are taken by other workers. With EPOLLEXCLUSIVE, though, a
+         * connection that arrived before the EPOLL_CTL_DEL may have woken only us, and
+         * no sibling hears of it until the next one arrives. So unwatch first, then
+         * accept until EAGAIN: whatever was queued for us is ours to serve (it gets
+         * Connection: close), and what arrives after the DEL wakes a sibling. */
+        if (s->serving) {
                 server_watch_listeners(s, false);
+                for (size_t i = 0; i < s->n_listeners; i++)
+                        server_accept_all(s, &s->listeners[i]);
+        }
         for (size_t i = 0; i < s->n_listeners; i++)
                 close(s->listeners[i].fd);
         s->n_listeners = 0;
@@ -1262,7 +1289,7 @@ int main(int argc, char **argv) {
                 return 1;
         }
         r = server_run(&s);
-        log_event(&s, "exit");
+        log_event(&s, "exit drain_accepts=%" PRIu64, s.drain_accepts);
         server_free(&s);
         return r < 0 ? 1 : 0;
 }

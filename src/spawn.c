@@ -1,17 +1,22 @@
-/* spawn.c: fork/exec of a worker. Everything the child needs is prepared before fork(),
- * so the child only moves fds, resets signals and execs. The supervisor is single
- * threaded, which keeps the child side simple; it still avoids allocation after fork. */
+/* spawn.c: starting a worker. Everything the child needs is prepared before it exists
+ * (environment strings with room for its pid, the fd plan), so the child only moves fds,
+ * resets signals and execs. It usually shares our memory until exec (CLONE_VM with
+ * CLONE_VFORK, as posix_spawn does): fork()'s copy-on-write cost 60-85 page faults per
+ * worker in the supervisor. So the child code must write nothing of ours but the buffers
+ * prepared for it, never allocate, never return, and run on a stack of its own. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/close_range.h>
 #include <linux/sched.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -20,6 +25,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "clone-vfork.h"
 #include "journal-stream.h"
 #include "macro.h"
 #include "spawn.h"
@@ -85,12 +91,14 @@ static int push(char **env, size_t *k, const char *fmt, ...) {
 }
 
 int spawn_child_reset(pid_t parent, bool own_session) {
-        sigset_t none;
-        sigemptyset(&none);
-        (void) sigprocmask(SIG_SETMASK, &none, NULL);
+        /* Dispositions before the mask: a child that shares our memory must never run one
+         * of our handlers (it would run on our data), and it starts with all blocked. */
         for (int sig = 1; sig < NSIG; sig++)
                 if (sig != SIGKILL && sig != SIGSTOP)
                         (void) signal(sig, SIG_DFL);
+        sigset_t none;
+        sigemptyset(&none);
+        (void) sigprocmask(SIG_SETMASK, &none, NULL);
 
         /* Its own process group, so that a signal to the group reaches what it forks, and
          * notify messages from its children can be attributed to it. A worker's is in a
@@ -176,13 +184,34 @@ static void child_connect_journal(const struct spawn_request *r, char *journal_s
         close(fd);
 }
 
-static _Noreturn void child(const struct spawn_request *r, char **env, char *listen_pid, char *journal_stream,
-                            char *watchdog_pid, int control_fd, int error_fd, pid_t parent, int *moved,
-                            bool in_cgroup) {
+/* What the child gets: all of it prepared and owned by the parent, which waits (vfork)
+ * or has been copied (fork) while the child writes the buffers meant for it. */
+struct child_plan {
+        const struct spawn_request *r;
+        char **env;
+        char *listen_pid, *journal_stream, *watchdog_pid; /* room in env for the child */
+        int control_fd, error_fd;
+        pid_t parent;
+        int *moved; /* n_sockets + 1 entries */
+        bool in_cgroup;
+};
+
+/* Not instrumented by AddressSanitizer: before each noreturn call (_exit) it would check
+ * the stack it runs on against our thread's, and warn that the child's is not it. */
+#if defined(__SANITIZE_ADDRESS__)
+#define NO_SANITIZE_ADDRESS __attribute__((no_sanitize_address))
+#else
+#define NO_SANITIZE_ADDRESS
+#endif
+
+NO_SANITIZE_ADDRESS static _Noreturn void child(const struct child_plan *plan) {
+        const struct spawn_request *r = plan->r;
+        char **env = plan->env;
+        int error_fd = plan->error_fd, *moved = plan->moved;
         int n = (int) r->sockets->n;
         int first_free = FIRST_LISTEN_FD + n + 1;
 
-        if (spawn_child_reset(parent, true) < 0)
+        if (spawn_child_reset(plan->parent, true) < 0)
                 _exit(127);
         /* select() breaks above 1024: the worker gets the soft limit we were given. */
         struct rlimit nofile;
@@ -191,11 +220,11 @@ static _Noreturn void child(const struct spawn_request *r, char **env, char *lis
                 (void) setrlimit(RLIMIT_NOFILE, &nofile);
         }
         /* Before exec, so that nothing the worker runs or forks is ever outside them. */
-        if ((r->cgroup_procs && !in_cgroup && join_cgroup(r->cgroup_procs) < 0) ||
+        if ((r->cgroup_procs && !plan->in_cgroup && join_cgroup(r->cgroup_procs) < 0) ||
             (r->cgroup_v1_procs && join_cgroup(r->cgroup_v1_procs) < 0))
                 goto fail;
-        if (journal_stream)
-                child_connect_journal(r, journal_stream);
+        if (plan->journal_stream)
+                child_connect_journal(r, plan->journal_stream);
 
         /* Park every fd we keep above the target range first, so no dup2 clobbers one. */
         error_fd = fcntl(error_fd, F_DUPFD_CLOEXEC, first_free);
@@ -203,7 +232,7 @@ static _Noreturn void child(const struct spawn_request *r, char **env, char *lis
                 _exit(127);
         for (int i = 0; i < n; i++)
                 moved[i] = fcntl(r->sockets->sockets[i].fd, F_DUPFD_CLOEXEC, first_free);
-        moved[n] = fcntl(control_fd, F_DUPFD_CLOEXEC, first_free);
+        moved[n] = fcntl(plan->control_fd, F_DUPFD_CLOEXEC, first_free);
         for (int i = 0; i <= n; i++)
                 if (moved[i] < 0 || dup2(moved[i], FIRST_LISTEN_FD + i) < 0)
                         goto fail;
@@ -214,9 +243,9 @@ static _Noreturn void child(const struct spawn_request *r, char **env, char *lis
                         if (fd != error_fd)
                                 (void) fcntl(fd, F_SETFD, FD_CLOEXEC);
 
-        format_pid(listen_pid, getpid());
-        if (watchdog_pid)
-                format_pid(watchdog_pid, getpid());
+        format_pid(plan->listen_pid, getpid());
+        if (plan->watchdog_pid)
+                format_pid(plan->watchdog_pid, getpid());
         if (chdir(r->directory) < 0)
                 goto fail;
         if (strchr(r->argv[0], '/'))
@@ -229,26 +258,99 @@ fail:;
         _exit(127);
 }
 
-/* fork(), or clone3(CLONE_INTO_CGROUP) for a worker with a cgroup: it is born there, so
- * not even its first instructions run in the supervisor's cgroup, and the kernel does the
- * move that the child would otherwise write. glibc 2.36 has no wrapper; without a stack
- * clone3 returns twice like fork(). Where it fails (ENOSYS before Linux 5.7, a seccomp
- * filter, a cgroup the kernel refuses) the child joins by cgroup.procs instead. */
-static pid_t fork_worker(const struct spawn_request *r, bool *ret_in_cgroup) {
-        if (r->cgroup_procs && r->cgroup_fd >= 0) {
-                struct clone_args args = {
-                        .flags = CLONE_INTO_CGROUP,
-                        .exit_signal = SIGCHLD,
-                        .cgroup = (uint64_t) r->cgroup_fd,
-                };
-                long pid = syscall(SYS_clone3, &args, sizeof(args));
-                if (pid >= 0) {
-                        *ret_in_cgroup = true;
-                        return (pid_t) pid;
-                }
-                if (errno == EAGAIN || errno == ENOMEM)
-                        return -1;
+NO_SANITIZE_ADDRESS static int child_entry(void *plan) {
+        child(plan);
+}
+
+/* Enough for child(): its frames, the journal header, execvpe()'s copy of PATH and a
+ * script's argv (glibc keeps them on the stack), with room for the sanitizers' redzones.
+ * Untouched pages cost nothing. */
+static size_t child_stack_size(const struct spawn_request *r) {
+        size_t page = (size_t) sysconf(_SC_PAGESIZE);
+        const char *path = getenv("PATH");
+        size_t size = 256 * 1024 + (path ? strlen(path) : 0);
+        for (char *const *a = r->argv; *a; a++)
+                size += sizeof(char *) + strlen(*a);
+        return (size + page - 1) / page * page;
+}
+
+/* clone(CLONE_VM | CLONE_VFORK): the child borrows our memory until it execs or exits,
+ * and we are suspended until then, so that nothing here is copied on write. It runs on
+ * its own stack (with a guard page below), and with every signal blocked: no handler of
+ * ours may run on it. With INTO_CGROUP by clone3(CLONE_INTO_CGROUP), so that it is born
+ * in the worker's cgroup: not even its first instructions run in the supervisor's, and
+ * the kernel does the move that the child would otherwise write. Returns the pid, or -1
+ * with errno. */
+static pid_t vfork_worker(struct child_plan *plan, bool into_cgroup) {
+        size_t page = (size_t) sysconf(_SC_PAGESIZE), size = child_stack_size(plan->r);
+        char *stack = mmap(NULL, size + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+        if (stack == MAP_FAILED)
+                return -1;
+        pid_t pid = -1;
+        sigset_t all, saved;
+        sigfillset(&all);
+        if (mprotect(stack, page, PROT_NONE) == 0 && sigprocmask(SIG_SETMASK, &all, &saved) == 0) {
+                if (into_cgroup) {
+                        struct clone_args args = {
+                                .flags = CLONE_VM | CLONE_VFORK | CLONE_INTO_CGROUP,
+                                .exit_signal = SIGCHLD,
+                                .stack = (uint64_t) (uintptr_t) (stack + page),
+                                .stack_size = size,
+                                .cgroup = (uint64_t) plan->r->cgroup_fd,
+                        };
+                        plan->in_cgroup = true; /* read by the child: set before it exists */
+                        pid = (pid_t) clone3_vfork(&args, child_entry, plan);
+                        if (pid < 0)
+                                plan->in_cgroup = false;
+                } else
+                        /* The stack grows down on every architecture glibc's clone() takes
+                         * a stack top for; pass the top. */
+                        pid = clone(child_entry, stack + page + size, CLONE_VM | CLONE_VFORK | SIGCHLD, plan);
+                int e = errno;
+                (void) sigprocmask(SIG_SETMASK, &saved, NULL);
+                errno = e;
         }
+        int e = errno;
+        (void) munmap(stack, size + page);
+        errno = e;
+        return pid;
+}
+
+/* Fork-like clone3(CLONE_INTO_CGROUP), without a stack: it returns twice like fork().
+ * For architectures without clone3_vfork(). */
+static pid_t fork_into_cgroup(struct child_plan *plan) {
+        struct clone_args args = {
+                .flags = CLONE_INTO_CGROUP,
+                .exit_signal = SIGCHLD,
+                .cgroup = (uint64_t) plan->r->cgroup_fd,
+        };
+        long pid = syscall(SYS_clone3, &args, sizeof(args));
+        if (pid == 0)
+                plan->in_cgroup = true;
+        return (pid_t) pid;
+}
+
+/* Whether an attempt to start the child is the answer: it worked, or we are out of
+ * processes or memory, which another way would not change. */
+static bool settled(pid_t pid) {
+        return pid >= 0 || errno == EAGAIN || errno == ENOMEM;
+}
+
+/* Starts the child by the cheapest way that works. Where clone3 fails (ENOSYS before
+ * Linux 5.7, a seccomp filter, a cgroup the kernel refuses), a worker with a cgroup joins
+ * it by cgroup.procs instead; where clone() is refused too, fork(). Out of processes or
+ * memory is an answer, not a reason to try another way (settled()). Returns the pid in the parent,
+ * 0 in a fork-like child, or -1 with errno. */
+static pid_t start_child(struct child_plan *plan) {
+        pid_t pid;
+        if (plan->r->cgroup_procs && plan->r->cgroup_fd >= 0) {
+                if (settled(pid = vfork_worker(plan, true)))
+                        return pid;
+                if (errno == ENOSYS && settled(pid = fork_into_cgroup(plan)))
+                        return pid;
+        }
+        if (settled(pid = vfork_worker(plan, false)))
+                return pid;
         return fork();
 }
 
@@ -333,13 +435,22 @@ int spawn_start_worker(const struct spawn_request *r, pid_t *ret_pid, int *ret_c
         if (!moved)
                 return -ENOMEM;
 
-        pid_t parent = getpid();
-        bool in_cgroup = false;
-        pid_t pid = fork_worker(r, &in_cgroup);
+        struct child_plan plan = {
+                .r = r,
+                .env = env,
+                .listen_pid = listen_pid,
+                .journal_stream = journal_stream,
+                .watchdog_pid = watchdog_pid,
+                .control_fd = theirs,
+                .error_fd = error_write,
+                .parent = getpid(),
+                .moved = moved,
+        };
+        pid_t pid = start_child(&plan);
         if (pid < 0)
                 return -errno;
         if (pid == 0)
-                child(r, env, listen_pid, journal_stream, watchdog_pid, theirs, error_write, parent, moved, in_cgroup);
+                child(&plan);
 
         /* No setpgid() from here as for the hook (it would make the child's setsid() fail):
          * the child has its session and group before exec, and we return only after that. */

@@ -5,8 +5,16 @@
  * for the variables spawn_worker() adds. It reads environ, so each test sets up a
  * controlled one first. */
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "macro.h"
 #include "spawn.h"
@@ -125,4 +133,112 @@ Test(spawn, empty_environment) {
         char *const extra[] = { "ONLY=1", NULL };
         _cleanup_strv_free_ char **env2 = spawn_build_environment(extra, 0);
         expect(env2, (const char *const[]){ "ONLY=1", NULL });
+}
+
+/* spawn_start_worker() itself, with no sockets (and in CGROUP_FD's cgroup if >= 0). */
+static pid_t start_in(char *const *argv, int cgroup_fd, int *ret) {
+        static const struct socket_set none = { 0 };
+        struct spawn_request r = { .directory = "/",
+                                   .argv = argv,
+                                   .sockets = &none,
+                                   .fdnames = "",
+                                   .notify_socket = "/nonexistent",
+                                   .instance = "test",
+                                   .generation = 1,
+                                   .cgroup_fd = cgroup_fd };
+        /* A path the child cannot write: it must be born in the cgroup, not join it. */
+        if (cgroup_fd >= 0)
+                r.cgroup_procs = "/nonexistent/cgroup.procs";
+        pid_t pid = 0;
+        int control_fd = -1;
+        *ret = spawn_start_worker(&r, &pid, &control_fd);
+        if (control_fd >= 0)
+                close(control_fd);
+        return pid;
+}
+
+static pid_t start(const char *program, int *ret) {
+        return start_in((char *const[]){ (char *) program, NULL }, -1, ret);
+}
+
+static long minor_faults(void) {
+        struct rusage ru;
+        cr_assert_eq(getrusage(RUSAGE_SELF, &ru), 0);
+        return ru.ru_minflt;
+}
+
+/* The child borrows the supervisor's memory until exec (CLONE_VM | CLONE_VFORK) instead
+ * of a copy-on-write copy of it: after a fork() every page we then write faults once
+ * (1,024 here), however big the supervisor. */
+Test(spawn, spawning_costs_no_copy_on_write) {
+        size_t size = 1024 * (size_t) sysconf(_SC_PAGESIZE);
+        _cleanup_free_ char *memory = malloc(size);
+        cr_assert_not_null(memory);
+        memset(memory, 1, size);
+        long before = minor_faults();
+        int r;
+        pid_t pid = start("/bin/true", &r);
+        cr_assert_eq(r, 0, "spawn: %s", strerror(-r));
+        memset(memory, 2, size);
+        long faults = minor_faults() - before;
+        int status;
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        cr_assert_lt(faults, 256, "%ld page faults for one spawn", faults);
+}
+
+/* An exec failure comes back as its errno before spawn_start_worker() returns, and the
+ * child is already reaped. */
+Test(spawn, exec_failure_is_reported) {
+        int r;
+        start("/nonexistent/program", &r);
+        cr_assert_eq(r, -ENOENT, "got %s", strerror(-r));
+        cr_assert_eq(waitpid(-1, NULL, WNOHANG), -1);
+        cr_assert_eq(errno, ECHILD);
+}
+
+/* A worker with a cgroup is born in it (clone3 with CLONE_INTO_CGROUP), and that too
+ * without a copy-on-write copy of us. Needs a writable cgroup v2 hierarchy (root). */
+Test(spawn, born_in_its_cgroup_without_copy_on_write) {
+        const char *roots[] = { "/sys/fs/cgroup/unified", "/sys/fs/cgroup" };
+        char dir[256] = "";
+        for (size_t i = 0; i < ELEMENTSOF(roots) && !*dir; i++) {
+                char probe[128];
+                snprintf(probe, sizeof(probe), "%s/cgroup.procs", roots[i]);
+                if (access(probe, W_OK) == 0 && access(roots[i], W_OK) == 0) {
+                        snprintf(dir, sizeof(dir), "%s/liveswap-test-spawn-%d", roots[i], (int) getpid());
+                        if (mkdir(dir, 0755) < 0)
+                                *dir = 0;
+                }
+        }
+        if (!*dir)
+                cr_skip_test("no writable cgroup v2 hierarchy");
+        int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        cr_assert_geq(fd, 0);
+
+        size_t size = 1024 * (size_t) sysconf(_SC_PAGESIZE);
+        _cleanup_free_ char *memory = malloc(size);
+        cr_assert_not_null(memory);
+        memset(memory, 1, size);
+        long before = minor_faults();
+        int r;
+        pid_t pid = start_in((char *const[]){ "/bin/sleep", "30", NULL }, fd, &r);
+        memset(memory, 2, size);
+        long faults = minor_faults() - before;
+        close(fd);
+        char path[64], line[512] = "";
+        snprintf(path, sizeof(path), "/proc/%d/cgroup", (int) pid);
+        FILE *f = r == 0 ? fopen(path, "re") : NULL;
+        while (f && fgets(line, sizeof(line), f) && strncmp(line, "0::", 3) != 0)
+                ;
+        if (f)
+                fclose(f);
+        if (r == 0) {
+                kill(pid, SIGKILL);
+                waitpid(pid, NULL, 0);
+        }
+        (void) rmdir(dir);
+        cr_assert_eq(r, 0, "spawn: %s", strerror(-r));
+        cr_assert_not_null(strstr(line, strrchr(dir, '/')), "worker's cgroup: %s", line);
+        cr_assert_lt(faults, 256, "%ld page faults for one spawn", faults);
 }
