@@ -563,14 +563,21 @@ class Units(SystemdTestCase):
         self.assertRegex(self.manager.service_output(), r"Delegate=yes, but \S+ cannot be written \(Read-only")
 
 
-def proc_cgroups(pid):
-    """{hierarchy: path} of PID: "" for cgroup v2, "name=systemd" for the named v1 one."""
+def proc_cgroups(pid, missing=None):
+    """{hierarchy: path} of PID: "" for cgroup v2, "name=systemd" for the named v1 one.
+    With MISSING, a process already gone has that path everywhere instead of raising."""
     found = {}
-    with open("/proc/%s/cgroup" % pid) as f:
-        for line in f:
-            _, controllers, path = line.rstrip("\n").split(":", 2)
-            if controllers in ("", "name=systemd"):
-                found[controllers] = path
+    try:
+        with open("/proc/%s/cgroup" % pid) as f:
+            text = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        if missing is None:
+            raise
+        return {"": missing, "name=systemd": missing}
+    for line in text.splitlines():
+        _, controllers, path = line.split(":", 2)
+        if controllers in ("", "name=systemd"):
+            found[controllers] = path
     return found
 
 
@@ -654,7 +661,8 @@ class Cgroups(SystemdTestCase):
             if not name.endswith(".tmp"):
                 found[int(name.split("-")[1])] = name
         self.assertEqual(len(found), self.workers, os.listdir(daemons))
-        workers2 = [pid for pid in child_pids(main) if "/generation-2/" in proc_cgroups(pid)[""]]
+        # Generation 1's workers may be exiting meanwhile: a pid gone is not one of them.
+        workers2 = [pid for pid in child_pids(main) if "/generation-2/" in proc_cgroups(pid, missing="")[""]]
         self.assertEqual(len(workers2), self.workers)
         for daemon in found:
             self.assertEqual(os.getsid(daemon), daemon, "the daemon left its worker's session")
