@@ -25,6 +25,10 @@ HTTPD = os.environ.get("HTTPD")
 LOADGEN = os.environ.get("LOADGEN")
 
 DEFAULT_TIMEOUT = 30.0
+# Under the sanitizers every worker runs LeakSanitizer as it exits: a stop of many workers
+# on 2 CPUs is slow there, not stuck.
+SANITIZED = os.environ.get("LIVESWAP_SANITIZE", "none") not in ("", "none")
+STOP_TIMEOUT = DEFAULT_TIMEOUT * (4 if SANITIZED else 1)
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
 
@@ -218,7 +222,7 @@ class Supervisor:
             raise AssertionError("get-property %s: %s" % (name, p.stderr))
         return json.loads(p.stdout)["data"]
 
-    def stop(self, timeout=DEFAULT_TIMEOUT):
+    def stop(self, timeout=STOP_TIMEOUT):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
