@@ -98,7 +98,7 @@ static const struct state_field engine_fields[] = {
         E(preparing, STATE_BOOL),
         E(ready_sent, STATE_BOOL),
         E(now, STATE_TIME),
-        E(hook_failed, STATE_BOOL),
+        E(hook_failed, STATE_BOOL), /* always false between events today; kept for exactness */
         E(last_generation, STATE_UINT),
         E(next_worker_id, STATE_UINT),
         E(memory_replacements, STATE_UINT),

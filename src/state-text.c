@@ -187,6 +187,13 @@ static int next_line(struct state_reader *r, const char **ret, size_t *ret_lengt
         return 1;
 }
 
+/* The length of S up to its first blank, within N bytes. The text is not NUL-terminated:
+ * no str*() function may read it. */
+static size_t blank_or_end(const char *s, size_t n) {
+        const char *blank = memchr(s, ' ', n);
+        return blank ? (size_t) (blank - s) : n;
+}
+
 /* Digits only, no sign, no blanks; at most MAX. */
 static bool parse_number(const char *s, size_t n, uint64_t max, uint64_t *ret) {
         uint64_t v = 0;
@@ -239,9 +246,7 @@ int state_next_record(struct state_reader *r, char *kind, size_t kind_size) {
                 r->line++;
                 return state_fail(r, -EINVAL, "the text ends without its 'end' line (truncated?)");
         }
-        size_t n = strcspn(line, " ");
-        if (n > length)
-                n = length;
+        size_t n = blank_or_end(line, length);
         if (n == 0 || n >= kind_size)
                 return state_fail(r, -EINVAL, "expected a record kind at the start of the line");
         for (size_t i = 0; i < n; i++)
@@ -356,9 +361,7 @@ static int parse_value(struct state_reader *r, const struct state_field *f, void
                 return 0;
         }
 
-        size_t len = strcspn(v, " ");
-        if (len > n)
-                len = n;
+        size_t len = blank_or_end(v, n);
         *ret_used = len;
         uint64_t x;
         switch (f->type) {

@@ -18,7 +18,9 @@
  *   - generation numbers only grow: each upgrade that starts takes the next one, a failed
  *     one's number is never given out again, and one refused before it started uses none;
  *   - an upgrade succeeds only after a worker of the new generation stayed ready for
- *     stable_time (the canary). */
+ *     stable_time (the canary);
+ *   - every state reached can be handed over for a reexec: engine_serialize() and
+ *     engine_restore() give back the same text (engine-state.c refuses no real state). */
 #include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -26,6 +28,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "engine-state.h"
 #include "engine.h"
 #include "macro.h"
 
@@ -102,7 +105,8 @@ static void settings_from(struct script *s, struct engine_settings *ret) {
 static bool canary_passed(const struct shell *sh, uint64_t generation) {
         struct engine_worker w;
         for (size_t i = 0; engine_get_worker_at(sh->e, i, &w); i++)
-                if (w.generation == generation && w.state != WORKER_STARTING && sh->now - w.ready_usec >= sh->stable_usec)
+                if (w.generation == generation && w.state != WORKER_STARTING &&
+                    sh->now - w.ready_usec >= sh->stable_usec)
                         return true;
         return false;
 }
@@ -211,6 +215,18 @@ static void check(struct shell *sh) {
         CHECK(engine_get_generation(sh->e) == sh->generation);
         if (sh->exited)
                 CHECK(n == 0 && engine_get_state(sh->e) == ENGINE_STOPPED);
+
+        _cleanup_free_ char *text = NULL, *again = NULL;
+        struct engine *copy = NULL;
+        char error[256];
+        CHECK(engine_serialize(sh->e, &text) == 0);
+        int r = engine_restore(text, strlen(text), &copy, error, sizeof(error));
+        if (r < 0)
+                fprintf(stderr, "%s\n%s", error, text);
+        CHECK(r == 0);
+        CHECK(engine_serialize(copy, &again) == 0);
+        CHECK(strcmp(text, again) == 0);
+        engine_free(copy);
 
         char small[16], status[1024];
         engine_format_status(sh->e, sh->now, small, sizeof(small));
