@@ -155,6 +155,13 @@ static int parse_string(const char *field, char **ret) {
                 return -ENOMEM;
         for (const char *p = field + 1; *p; p++) {
                 if (*p != '\\') {
+                        /* Only what put_string() writes raw: a reader that took more would
+                         * write back a longer document than it read (a header past its
+                         * limit, found by fuzz-handover). */
+                        if ((unsigned char) *p <= ' ' || *p == 0x7f) {
+                                free(s);
+                                return -EINVAL;
+                        }
                         *o++ = *p;
                         continue;
                 }

@@ -131,6 +131,12 @@ Test(handover, garbage_refused) {
         expect_refused(trailing, strlen(trailing), "after the end");
         const char *huge = "liveswap-handover 1 =x\nsection engine 99999999999\n\nend\n";
         expect_refused(huge, strlen(huge), "truncated");
+        /* A raw control byte or DEL in a string: the writer escapes those, and a reader that
+         * took them would write back a longer document than it read. */
+        const char *raw = "liveswap-handover 1 =x\x01y\nsection engine 0\n\nend\n";
+        expect_refused(raw, strlen(raw), "malformed header");
+        const char *del = "liveswap-handover 1 =x\x7f\nsection engine 0\n\nend\n";
+        expect_refused(del, strlen(del), "malformed header");
 }
 
 Test(handover, unknown_sections_and_keys_skipped) {
