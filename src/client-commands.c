@@ -62,6 +62,10 @@ static void progress_text(const struct wait *w, char *buf, size_t size) {
         unsigned ready = s->has_upgrade_counts ? s->upgrade_ready : client_status_count(s, w->generation, "ready");
         unsigned starting =
                 s->has_upgrade_counts ? s->upgrade_starting : client_status_count(s, w->generation, "starting");
+        /* The upgrade ended before its reply came: the new generation is the current one,
+         * and the counters of "the generation being built" are back to 0. */
+        if (s->has_upgrade_counts && s->generation == w->generation && s->state && strcmp(s->state, "running") == 0)
+                ready = s->ready, starting = 0;
         if (s->state && strcmp(s->state, "rolling-back") == 0)
                 snprintf(buf, size, "%s: generation %" PRIu64 " failed, rolling back: %u draining", instance,
                          w->generation, s->draining);
