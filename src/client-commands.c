@@ -368,6 +368,15 @@ int client_stop(struct client *c) {
                 r = client_call(c, "Quit", NULL, "");
         if (r == CLIENT_EXIT_OK) {
                 w.stopping = true;
+                /* The drain began before Quit returned: say so at once. The changes that
+                 * follow may never come as signals, when the workers are gone before the
+                 * supervisor's loop is idle enough to send them. */
+                uint32_t draining;
+                if (sd_bus_get_property_trivial(c->bus, c->destination, LIVESWAP_OBJECT_PATH, LIVESWAP_INTERFACE,
+                                                "DrainingWorkers", NULL, 'u', &draining) >= 0) {
+                        w.status.draining = draining;
+                        progress_show(&w);
+                }
                 r = wait_loop(&w);
         }
         if (r == CLIENT_EXIT_OK)
