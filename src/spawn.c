@@ -196,12 +196,28 @@ struct child_plan {
         bool in_cgroup;
 };
 
+/* gcc says __SANITIZE_ADDRESS__, clang __has_feature(address_sanitizer). */
+#if defined(__SANITIZE_ADDRESS__)
+#define LIVESWAP_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LIVESWAP_ASAN 1
+#endif
+#endif
+
 /* Not instrumented by AddressSanitizer: before each noreturn call (_exit) it would check
  * the stack it runs on against our thread's, and warn that the child's is not it. */
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(LIVESWAP_ASAN)
 #define NO_SANITIZE_ADDRESS __attribute__((no_sanitize_address))
+/* Under AddressSanitizer the child of a CLONE_VM spawn runs instrumented code (libc's
+ * interceptors, our helpers) in memory and thread state it shares with the suspended
+ * supervisor, on a stack ASan does not know: a child was seen never to reach exec, which
+ * leaves the supervisor suspended for good. Sanitizer builds spawn fork-like; the normal
+ * build, which tests the CLONE_VM path, is what ships. */
+#define SPAWN_SHARES_MEMORY false
 #else
 #define NO_SANITIZE_ADDRESS
+#define SPAWN_SHARES_MEMORY true
 #endif
 
 NO_SANITIZE_ADDRESS static _Noreturn void child(const struct child_plan *plan) {
@@ -343,6 +359,11 @@ static bool settled(pid_t pid) {
  * 0 in a fork-like child, or -1 with errno. */
 static pid_t start_child(struct child_plan *plan) {
         pid_t pid;
+        if (!SPAWN_SHARES_MEMORY) {
+                if (plan->r->cgroup_procs && plan->r->cgroup_fd >= 0 && settled(pid = fork_into_cgroup(plan)))
+                        return pid;
+                return fork();
+        }
         if (plan->r->cgroup_procs && plan->r->cgroup_fd >= 0) {
                 if (settled(pid = vfork_worker(plan, true)))
                         return pid;

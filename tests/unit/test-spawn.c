@@ -171,6 +171,9 @@ static long minor_faults(void) {
  * of a copy-on-write copy of it: after a fork() every page we then write faults once
  * (1,024 here), however big the supervisor. */
 Test(spawn, spawning_costs_no_copy_on_write) {
+#if defined(__SANITIZE_ADDRESS__)
+        cr_skip_test("sanitizer builds spawn fork-like (spawn.c, SPAWN_SHARES_MEMORY)");
+#endif
         size_t size = 1024 * (size_t) sysconf(_SC_PAGESIZE);
         _cleanup_free_ char *memory = malloc(size);
         cr_assert_not_null(memory);
@@ -200,6 +203,9 @@ Test(spawn, exec_failure_is_reported) {
 /* A worker with a cgroup is born in it (clone3 with CLONE_INTO_CGROUP), and that too
  * without a copy-on-write copy of us. Needs a writable cgroup v2 hierarchy (root). */
 Test(spawn, born_in_its_cgroup_without_copy_on_write) {
+#if defined(__SANITIZE_ADDRESS__)
+        cr_skip_test("sanitizer builds spawn fork-like (spawn.c, SPAWN_SHARES_MEMORY)");
+#endif
         const char *roots[] = { "/sys/fs/cgroup/unified", "/sys/fs/cgroup" };
         char dir[256] = "";
         for (size_t i = 0; i < ELEMENTSOF(roots) && !*dir; i++) {
