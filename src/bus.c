@@ -731,13 +731,6 @@ int bus_server_listen_fd(const struct bus_server *b) {
 }
 
 void bus_server_flush(struct bus_server *b) {
-        /* Changes still waiting for an idle loop go out first: a stop that ends the loop
-         * must still tell its waiting clients (liveswapctl stop) how it went. */
-        int enabled = SD_EVENT_OFF;
-        if (b->emitter && sd_event_source_get_enabled(b->emitter, &enabled) >= 0 && enabled != SD_EVENT_OFF) {
-                (void) sd_event_source_set_enabled(b->emitter, SD_EVENT_OFF);
-                emit_changes(b);
-        }
         if (b->broker)
                 (void) sd_bus_flush(b->broker);
         for (struct connection *c = b->connections; c; c = c->next)

@@ -768,8 +768,6 @@ static int run_supervisor(struct arguments *a) {
         handover_state_done(&st);
 
         _cleanup_free_ char *runtime_dir = TAKE_PTR(s.runtime_dir);
-        if (bus)
-                bus_server_flush(bus); /* the last changes, to the clients waiting for the stop */
         bus_server_free(bus);
         request_done(&s);
         supervisor_done(&s);

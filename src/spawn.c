@@ -209,11 +209,11 @@ struct child_plan {
  * the stack it runs on against our thread's, and warn that the child's is not it. */
 #if defined(LIVESWAP_ASAN)
 #define NO_SANITIZE_ADDRESS __attribute__((no_sanitize_address))
-/* Under AddressSanitizer the child of a CLONE_VM spawn runs instrumented code (libc's
+/* Under AddressSanitizer the child of a CLONE_VM spawn would run instrumented code (libc's
  * interceptors, our helpers) in memory and thread state it shares with the suspended
- * supervisor, on a stack ASan does not know: a child was seen never to reach exec, which
- * leaves the supervisor suspended for good. Sanitizer builds spawn fork-like; the normal
- * build, which tests the CLONE_VM path, is what ships. */
+ * supervisor, on a stack ASan does not know, leaving its shadow of that stack poisoned
+ * after the exec. ASan does not support that, so sanitizer builds spawn fork-like; the
+ * normal build, which tests the CLONE_VM path, is what ships. */
 #define SPAWN_SHARES_MEMORY false
 #else
 #define NO_SANITIZE_ADDRESS
