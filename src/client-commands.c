@@ -370,13 +370,14 @@ int client_stop(struct client *c) {
                 w.stopping = true;
                 /* The drain began before Quit returned: say so at once. The changes that
                  * follow may never come as signals, when the workers are gone before the
-                 * supervisor's loop is idle enough to send them. */
+                 * supervisor's loop is idle enough to send them, and the supervisor may
+                 * be gone before it can be asked: then every worker it had was draining. */
                 uint32_t draining;
                 if (sd_bus_get_property_trivial(c->bus, c->destination, LIVESWAP_OBJECT_PATH, LIVESWAP_INTERFACE,
-                                                "DrainingWorkers", NULL, 'u', &draining) >= 0) {
-                        w.status.draining = draining;
-                        progress_show(&w);
-                }
+                                                "DrainingWorkers", NULL, 'u', &draining) < 0)
+                        draining = (uint32_t) w.status.n_workers;
+                w.status.draining = draining;
+                progress_show(&w);
                 r = wait_loop(&w);
         }
         if (r == CLIENT_EXIT_OK)
