@@ -110,3 +110,6 @@ struct engine {
 
 /* After a restore: recomputes the derived fields above. */
 void engine_rebuild_indexes(struct engine *e);
+
+/* Makes room for NEEDED elements in *ARRAY (doubling); false on ENOMEM, *ARRAY unchanged. */
+bool engine_grow(void **array, size_t *allocated, size_t needed, size_t element);

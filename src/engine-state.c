@@ -228,20 +228,6 @@ int engine_serialize(const struct engine *e, char **ret_text) {
 
 /* ---- reading ---- */
 
-static bool grow(void **array, size_t *allocated, size_t needed, size_t element) {
-        if (needed <= *allocated)
-                return true;
-        size_t n = *allocated ? *allocated * 2 : 8;
-        while (n < needed)
-                n *= 2;
-        void *p = reallocarray(*array, n, element);
-        if (!p)
-                return false;
-        *array = p;
-        *allocated = n;
-        return true;
-}
-
 static int compare_u64(const void *a, const void *b) {
         uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
         return (x > y) - (x < y);
@@ -389,7 +375,7 @@ static int read_record(struct state_reader *r, struct engine *e, const char *kin
                 return state_check_fields(r, kind, generation_fields, ELEMENTSOF(generation_fields), *seen);
         }
         if (strcmp(kind, "worker") == 0) {
-                if (!grow((void **) &e->workers, &e->allocated_workers, e->n_workers + 1, sizeof(*e->workers)))
+                if (!engine_grow((void **) &e->workers, &e->allocated_workers, e->n_workers + 1, sizeof(*e->workers)))
                         return -ENOMEM;
                 struct engine_worker *w = &e->workers[e->n_workers++];
                 *w = (struct engine_worker){};
@@ -405,7 +391,7 @@ static int read_record(struct state_reader *r, struct engine *e, const char *kin
                 if ((k = state_read_fields(r, &s, respawn_fields, ELEMENTSOF(respawn_fields), &seen)) < 0 ||
                     (k = state_check_fields(r, kind, respawn_fields, ELEMENTSOF(respawn_fields), seen)) < 0)
                         return k;
-                if (!grow((void **) &e->respawns, &e->allocated_respawns, e->n_respawns + 1, sizeof(*e->respawns)))
+                if (!engine_grow((void **) &e->respawns, &e->allocated_respawns, e->n_respawns + 1, sizeof(*e->respawns)))
                         return -ENOMEM;
                 e->respawns[e->n_respawns++] = s;
                 return 0;

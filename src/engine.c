@@ -25,7 +25,7 @@ static void set_reason(char *buf, size_t size, const char *fmt, ...) {
         va_end(ap);
 }
 
-static bool grow(void **array, size_t *allocated, size_t needed, size_t element) {
+bool engine_grow(void **array, size_t *allocated, size_t needed, size_t element) {
         if (needed <= *allocated)
                 return true;
         size_t n = *allocated ? *allocated * 2 : 8;
@@ -48,7 +48,7 @@ static void oom(void) {
 static struct engine_action *push_action(struct engine *e, enum action_type type) {
         if (e->first_action > 0 && e->first_action == e->n_actions)
                 e->first_action = e->n_actions = 0;
-        if (!grow((void **) &e->actions, &e->allocated_actions, e->n_actions + 1, sizeof(*e->actions)))
+        if (!engine_grow((void **) &e->actions, &e->allocated_actions, e->n_actions + 1, sizeof(*e->actions)))
                 oom();
         struct engine_action *a = &e->actions[e->n_actions++];
         *a = (struct engine_action){ .type = type };
@@ -203,7 +203,7 @@ static const struct generation *generation_of(const struct engine *e, uint64_t n
 }
 
 static struct engine_worker *spawn_worker(struct engine *e, const struct generation *g, unsigned slot, uint64_t now) {
-        if (!grow((void **) &e->workers, &e->allocated_workers, e->n_workers + 1, sizeof(*e->workers)))
+        if (!engine_grow((void **) &e->workers, &e->allocated_workers, e->n_workers + 1, sizeof(*e->workers)))
                 oom();
         char *target = strdup(g->target);
         if (!target)
@@ -436,7 +436,7 @@ static void schedule_respawn(struct engine *e, const struct engine_worker *w, co
                 e->start_failures++;
                 set_reason(e->start_last_failure, sizeof(e->start_last_failure), "%s", why);
         }
-        if (!grow((void **) &e->respawns, &e->allocated_respawns, e->n_respawns + 1, sizeof(*e->respawns)))
+        if (!engine_grow((void **) &e->respawns, &e->allocated_respawns, e->n_respawns + 1, sizeof(*e->respawns)))
                 oom();
         e->respawns[e->n_respawns++] =
                 (struct respawn){ .slot = w->slot, .at_usec = now + backoff_for(*f), .restarts = w->restarts };

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "fs-util.h"
 #include "leftovers.h"
 #include "log.h"
 #include "macro.h"
@@ -40,29 +41,10 @@ struct victim {
         pid_t pid;
 };
 
-/* Reads a small file whole (relative to DIR_FD) into BUF; the length or a negative errno. */
-static ssize_t read_small(int dir_fd, const char *path, char *buf, size_t size) {
-        _cleanup_close_ int fd = openat(dir_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-        if (fd < 0)
-                return -errno;
-        size_t len = 0;
-        while (len < size) {
-                ssize_t n = read(fd, buf + len, size - len);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return -errno;
-                if (n == 0)
-                        break;
-                len += (size_t) n;
-        }
-        return (ssize_t) len;
-}
-
 static int read_process(pid_t pid, struct process_info *ret) {
         char path[32], buf[1024];
         snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
-        ssize_t n = read_small(AT_FDCWD, path, buf, sizeof(buf));
+        ssize_t n = read_small_file_at(AT_FDCWD, path, buf, sizeof(buf));
         if (n < 0)
                 return (int) n;
         return leftovers_parse_stat(buf, (size_t) n, ret);
@@ -70,7 +52,7 @@ static int read_process(pid_t pid, struct process_info *ret) {
 
 static int read_boot_id(char ret[static LEFTOVERS_BOOT_ID_SIZE]) {
         char buf[64];
-        ssize_t n = read_small(AT_FDCWD, "/proc/sys/kernel/random/boot_id", buf, sizeof(buf));
+        ssize_t n = read_small_file_at(AT_FDCWD, "/proc/sys/kernel/random/boot_id", buf, sizeof(buf));
         if (n < 0)
                 return (int) n;
         if (n != LEFTOVERS_BOOT_ID_SIZE || buf[LEFTOVERS_BOOT_ID_SIZE - 1] != '\n')
@@ -190,7 +172,7 @@ static size_t read_records(struct leftovers *l, struct leftover_record **ret) {
                 char buf[LEFTOVERS_RECORD_MAX];
                 if (de->d_name[0] == '.')
                         continue;
-                ssize_t len = read_small(l->dir_fd, de->d_name, buf, sizeof(buf));
+                ssize_t len = read_small_file_at(l->dir_fd, de->d_name, buf, sizeof(buf));
                 if (len < 0 || leftovers_parse_record(de->d_name, buf, (size_t) len, &(struct leftover_record){}) < 0) {
                         /* Half written when the previous run died, or not ours: nothing to trust. */
                         log_warning("Ignoring the malformed worker record %s", de->d_name);
@@ -236,7 +218,7 @@ static size_t snapshot(struct process_info **ret) {
 static void describe(pid_t pid, char *buf, size_t size) {
         char path[32], cmdline[256];
         snprintf(path, sizeof(path), "/proc/%d/cmdline", (int) pid);
-        ssize_t n = read_small(AT_FDCWD, path, cmdline, sizeof(cmdline) - 1);
+        ssize_t n = read_small_file_at(AT_FDCWD, path, cmdline, sizeof(cmdline) - 1);
         if (n <= 0) {
                 snprintf(buf, size, "%d", (int) pid);
                 return;

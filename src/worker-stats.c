@@ -8,26 +8,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fs-util.h"
 #include "macro.h"
 #include "worker-stats.h"
 
-/* Reads a small text file whole into BUF (NUL-terminated). 0 or a negative errno. */
-static int read_small_file(int dir_fd, const char *path, char *buf, size_t size) {
-        _cleanup_close_ int fd = openat(dir_fd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return -errno;
-        size_t used = 0;
-        while (used < size - 1) {
-                ssize_t n = read(fd, buf + used, size - 1 - used);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return -errno;
-                if (n == 0)
-                        break;
-                used += (size_t) n;
-        }
-        buf[used] = '\0';
+/* A small text file, NUL-terminated. 0 or a negative errno. */
+static int read_text(int dir_fd, const char *path, char *buf, size_t size) {
+        ssize_t n = read_small_file_at(dir_fd, path, buf, size - 1);
+        if (n < 0)
+                return (int) n;
+        buf[n] = '\0';
         return 0;
 }
 
@@ -47,7 +37,7 @@ static void add_process(struct totals *t, const struct proc_stat_fields *f) {
 static int read_proc_stat(int proc_fd, const char *pid, struct proc_stat_fields *ret) {
         char path[64], line[1024];
         snprintf(path, sizeof path, "%s/stat", pid);
-        int r = read_small_file(proc_fd, path, line, sizeof line);
+        int r = read_text(proc_fd, path, line, sizeof line);
         if (r < 0)
                 return r;
         return proc_stat_parse(line, ret);
@@ -81,12 +71,11 @@ static void collect_cgroup(int proc_fd, const char *cgroup_path, struct worker_s
                 return;
         char buf[4096];
         uint64_t v;
-        if (read_small_file(dir_fd, "memory.current", buf, sizeof buf) >= 0 &&
-            cgroup_memory_current_parse(buf, &v) >= 0) {
+        if (read_text(dir_fd, "memory.current", buf, sizeof buf) >= 0 && cgroup_memory_current_parse(buf, &v) >= 0) {
                 s->has_memory = true;
                 s->memory_bytes = v;
         }
-        if (read_small_file(dir_fd, "cpu.stat", buf, sizeof buf) >= 0 && cgroup_cpu_stat_parse(buf, &v) >= 0) {
+        if (read_text(dir_fd, "cpu.stat", buf, sizeof buf) >= 0 && cgroup_cpu_stat_parse(buf, &v) >= 0) {
                 s->has_cpu = true;
                 s->cpu_usec = v;
         }
