@@ -146,6 +146,36 @@ int config_copy(struct config *dst, const struct config *src) {
 
 /* ---- value syntaxes ---- */
 
+/* "DIGITS[.DIGITS]" at *P, which it moves past: the whole part, and the fraction as
+ * FRACTION / SCALE with SCALE at most MAX_SCALE (further digits cannot matter, but must
+ * still be digits). Integer arithmetic rather than strtod(): exact, and independent of
+ * the locale's decimal point. 0, -EINVAL, or -ERANGE past 64 bits. */
+static int parse_number(const char **p, uint64_t max_scale, uint64_t *ret_whole, uint64_t *ret_fraction,
+                        uint64_t *ret_scale) {
+        const char *q = *p;
+        uint64_t whole = 0, fraction = 0, scale = 1;
+        for (; isdigit((unsigned char) *q); q++) {
+                if (whole > (UINT64_MAX - 9) / 10)
+                        return -ERANGE;
+                whole = whole * 10 + (uint64_t) (*q - '0');
+        }
+        if (*q == '.') {
+                q++;
+                if (!isdigit((unsigned char) *q))
+                        return -EINVAL;
+                for (; isdigit((unsigned char) *q); q++)
+                        if (scale < max_scale) {
+                                fraction = fraction * 10 + (uint64_t) (*q - '0');
+                                scale *= 10;
+                        }
+        }
+        *p = q;
+        *ret_whole = whole;
+        *ret_fraction = fraction;
+        *ret_scale = scale;
+        return 0;
+}
+
 /* systemd's time units (systemd.time(7)), with its lengths of a month and a year. */
 static const struct {
         const char *name;
@@ -213,27 +243,11 @@ int config_parse_duration(const char *s, uint64_t *ret_usec) {
                         if (!isdigit((unsigned char) *p))
                                 return -EINVAL; /* trailing blanks, or not a number */
                 }
-                /* Integer arithmetic rather than strtod(): exact, and independent of the
-                 * locale's decimal point. */
-                uint64_t whole = 0;
-                for (; isdigit((unsigned char) *p); p++) {
-                        if (whole > (UINT64_MAX - 9) / 10)
-                                return -ERANGE;
-                        whole = whole * 10 + (uint64_t) (*p - '0');
-                }
-                uint64_t fraction = 0, fraction_scale = 1;
-                if (*p == '.') {
-                        p++;
-                        if (!isdigit((unsigned char) *p))
-                                return -EINVAL;
-                        /* Nine digits are below a microsecond for every unit but the
-                         * longest; the rest cannot matter, but must still be digits. */
-                        for (; isdigit((unsigned char) *p); p++)
-                                if (fraction_scale < 1000000000ULL) {
-                                        fraction = fraction * 10 + (uint64_t) (*p - '0');
-                                        fraction_scale *= 10;
-                                }
-                }
+                /* Nine digits are below a microsecond for every unit but the longest. */
+                uint64_t whole, fraction, fraction_scale;
+                int r = parse_number(&p, 1000000000ULL, &whole, &fraction, &fraction_scale);
+                if (r < 0)
+                        return r;
                 const char *number_end = p;
                 p += strspn(p, " \t");
                 size_t length;
@@ -263,25 +277,11 @@ int config_parse_size(const char *s, uint64_t *ret_bytes) {
         if (!s || !isdigit((unsigned char) *s))
                 return -EINVAL;
         const char *p = s;
-        uint64_t whole = 0;
-        for (; isdigit((unsigned char) *p); p++) {
-                if (whole > SIZE_MAX_BYTES)
-                        return -ERANGE;
-                whole = whole * 10 + (uint64_t) (*p - '0');
-        }
-        uint64_t fraction = 0, fraction_scale = 1;
-        if (*p == '.') {
-                p++;
-                if (!isdigit((unsigned char) *p))
-                        return -EINVAL;
-                /* Six digits are below a byte for every unit up to T; the rest must
-                 * still be digits. */
-                for (; isdigit((unsigned char) *p); p++)
-                        if (fraction_scale < 1000000ULL) {
-                                fraction = fraction * 10 + (uint64_t) (*p - '0');
-                                fraction_scale *= 10;
-                        }
-        }
+        /* Six digits are below a byte for every unit up to T. */
+        uint64_t whole, fraction, fraction_scale;
+        int r = parse_number(&p, 1000000ULL, &whole, &fraction, &fraction_scale);
+        if (r < 0)
+                return r;
         p += strspn(p, " \t");
 
         static const struct {
