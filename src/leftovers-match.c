@@ -1,9 +1,9 @@
-/* leftovers-match.c: the pure half of leftovers.h: parsing /proc/PID/stat and worker
- * records, and deciding which processes are a previous run's leftovers. No syscalls, no
- * allocation: the shell reads the files and performs the signals. */
+/* leftovers-match.c: the pure half of leftovers.h: parsing worker records, and deciding
+ * which processes are a previous run's leftovers. No syscalls, no allocation: the shell
+ * reads the files (/proc/PID/stat through proc-stat.h) and performs the signals. */
 #include <errno.h>
-#include <stdbool.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,46 +34,6 @@ static int parse_pid(const char *p, const char *limit, pid_t *ret, const char **
         if (v == 0 || v > INT32_MAX)
                 return -ERANGE;
         *ret = (pid_t) v;
-        return 0;
-}
-
-int leftovers_parse_stat(const char *text, size_t len, struct process_info *ret) {
-        const char *limit = text + len, *p, *end;
-        struct process_info info = {};
-        uint64_t field;
-
-        if (parse_pid(text, limit, &info.pid, &end) < 0 || end + 1 >= limit || end[0] != ' ' || end[1] != '(')
-                return -EINVAL;
-        /* The last ')' ends the command name, whatever the name holds. */
-        const char *close = NULL;
-        for (p = end + 2; p < limit; p++)
-                if (*p == ')')
-                        close = p;
-        if (!close || close + 3 >= limit || close[1] != ' ' || close[3] != ' ')
-                return -EINVAL;
-        info.state = close[2];
-        p = close + 4;
-        /* Fields 4 (ppid) to 22 (starttime), counted from 1 as proc(5) does. */
-        for (int n = 4; n <= 22; n++) {
-                /* Some fields can be negative (tty_nr, priority, nice): skip a sign. */
-                if (p < limit && *p == '-')
-                        p++;
-                if (parse_number(p, limit, &field, &end) < 0)
-                        return -EINVAL;
-                if (n == 6) {
-                        if (field == 0 || field > INT32_MAX)
-                                return -EINVAL;
-                        info.session = (pid_t) field;
-                } else if (n == 22)
-                        info.start_time = field;
-                p = end;
-                if (n < 22) {
-                        if (p >= limit || *p != ' ')
-                                return -EINVAL;
-                        p++;
-                }
-        }
-        *ret = info;
         return 0;
 }
 

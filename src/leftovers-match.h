@@ -1,6 +1,6 @@
-/* leftovers-match.h: the pure half of leftovers.h: parsing /proc/PID/stat and worker
- * records, and deciding which processes a record points at (the rules are in
- * leftovers.h). No syscalls: unit-tested on made-up snapshots. */
+/* leftovers-match.h: the pure half of leftovers.h: parsing worker records, and deciding
+ * which processes a record points at (the rules are in leftovers.h). No syscalls:
+ * unit-tested on made-up snapshots. */
 #pragma once
 
 #include <stddef.h>
@@ -25,10 +25,6 @@ struct process_info {
         char state; /* 'Z' (zombie) and 'X' (dead) cannot be stopped: they are gone */
         uint64_t start_time;
 };
-
-/* Parses the text of /proc/PID/stat. The command name is in parentheses and may itself
- * hold spaces and ')', so the fields are counted from its last ')'. */
-int leftovers_parse_stat(const char *text, size_t len, struct process_info *ret);
 
 /* "<start_time> <generation> <boot_id>\n" into BUF; the length, or -ENOBUFS. */
 int leftovers_format_record(const struct leftover_record *r, char *buf, size_t size);

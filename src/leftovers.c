@@ -29,6 +29,7 @@
 #include "leftovers.h"
 #include "log.h"
 #include "macro.h"
+#include "proc-stat.h"
 
 /* Time to wait for a SIGKILLed process to be gone: it cannot refuse, so only a process
  * stuck in the kernel (D state) takes this long, and then we go on and say so. */
@@ -47,7 +48,13 @@ static int read_process(pid_t pid, struct process_info *ret) {
         ssize_t n = read_small_file_at(AT_FDCWD, path, buf, sizeof(buf));
         if (n < 0)
                 return (int) n;
-        return leftovers_parse_stat(buf, (size_t) n, ret);
+        struct proc_stat s;
+        if (proc_stat_parse(buf, (size_t) n, &s) < 0)
+                return -EINVAL;
+        *ret = (struct process_info){
+                .pid = s.pid, .session = s.session, .state = s.state, .start_time = s.start_time
+        };
+        return 0;
 }
 
 static int read_boot_id(char ret[static LEFTOVERS_BOOT_ID_SIZE]) {

@@ -1,5 +1,5 @@
-/* worker-stats-parse.c: the pure parsers of worker-stats-parse.h: /proc/PID/stat lines and the
- * cgroup v2 files memory.current and cpu.stat. No I/O. */
+/* worker-stats-parse.c: the pure parsers of worker-stats-parse.h: the cgroup v2 files
+ * memory.current and cpu.stat. No I/O. (/proc/PID/stat is proc-stat.h's.) */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -15,50 +15,6 @@ static int parse_u64(const char *s, char **end, uint64_t *ret) {
         if (errno != 0)
                 return -EINVAL;
         *ret = v;
-        return 0;
-}
-
-int proc_stat_parse(const char *line, struct proc_stat_fields *ret) {
-        /* "pid (comm) state ppid pgrp ...": fields are counted from state, which is 3. */
-        const char *p = strrchr(line, ')');
-        if (!p || p[1] != ' ')
-                return -EINVAL;
-        p += 2;
-        struct proc_stat_fields f = { 0 };
-        for (unsigned field = 3; field <= 24; field++) {
-                if (*p == '\0')
-                        return -EINVAL;
-                const char *next = strchr(p, ' ');
-                uint64_t v = 0;
-                char *end = NULL;
-                if (field == 3) {
-                        /* the state: one letter */
-                } else if (field == 5 || (field >= 14 && field <= 17) || field == 24) {
-                        /* pgrp is an int; the times and rss never negative */
-                        if (parse_u64(p, &end, &v) < 0 || (*end != ' ' && *end != '\0' && *end != '\n'))
-                                return -EINVAL;
-                        if (field == 5) {
-                                if (v == 0 || v > INT32_MAX)
-                                        return -EINVAL;
-                                f.pgrp = (pid_t) v;
-                        } else if (field == 14)
-                                f.utime_ticks = v;
-                        else if (field == 15)
-                                f.stime_ticks = v;
-                        else if (field == 16)
-                                f.cutime_ticks = v;
-                        else if (field == 17)
-                                f.cstime_ticks = v;
-                        else
-                                f.rss_pages = v;
-                }
-                if (field == 24)
-                        break;
-                if (!next)
-                        return -EINVAL;
-                p = next + 1;
-        }
-        *ret = f;
         return 0;
 }
 

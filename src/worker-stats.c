@@ -10,6 +10,7 @@
 
 #include "fs-util.h"
 #include "macro.h"
+#include "proc-stat.h"
 #include "worker-stats.h"
 
 /* A small text file, NUL-terminated. 0 or a negative errno. */
@@ -27,20 +28,20 @@ struct totals {
         unsigned processes;
 };
 
-static void add_process(struct totals *t, const struct proc_stat_fields *f) {
+static void add_process(struct totals *t, const struct proc_stat *f) {
         t->rss_pages += f->rss_pages;
         /* A process's cutime/cstime hold its reaped children, so each one counts once. */
         t->ticks += f->utime_ticks + f->stime_ticks + f->cutime_ticks + f->cstime_ticks;
         t->processes++;
 }
 
-static int read_proc_stat(int proc_fd, const char *pid, struct proc_stat_fields *ret) {
+static int read_proc_stat(int proc_fd, const char *pid, struct proc_stat *ret) {
         char path[64], line[1024];
         snprintf(path, sizeof path, "%s/stat", pid);
         int r = read_text(proc_fd, path, line, sizeof line);
         if (r < 0)
                 return r;
-        return proc_stat_parse(line, ret);
+        return proc_stat_parse(line, strlen(line), ret);
 }
 
 static void totals_to_stats(const struct totals *t, bool with_cpu, struct worker_stats *s) {
@@ -92,7 +93,7 @@ static void collect_cgroup(int proc_fd, const char *cgroup_path, struct worker_s
         /* Bounded by the cgroup's membership, which the kernel bounds. */
         while (fgets(pid, sizeof pid, f)) {
                 pid[strcspn(pid, "\n")] = '\0';
-                struct proc_stat_fields fields;
+                struct proc_stat fields;
                 if (read_proc_stat(proc_fd, pid, &fields) >= 0)
                         add_process(&t, &fields);
         }
@@ -148,7 +149,7 @@ int worker_stats_collect(const struct worker_stats_query *queries, size_t n, str
         for (struct dirent *de; (de = readdir(d));) {
                 if (de->d_name[0] < '1' || de->d_name[0] > '9')
                         continue;
-                struct proc_stat_fields fields;
+                struct proc_stat fields;
                 if (read_proc_stat(proc_fd, de->d_name, &fields) < 0)
                         continue; /* gone meanwhile */
                 struct group_index key = { .pgid = fields.pgrp };

@@ -228,9 +228,13 @@ class Supervisor:
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
+            # Last, so that a log's tail (CI shows 40 lines) says what was left and why.
+            killed = [int(p) for p in re.findall(r"Killing worker (\d+)", self.output())]
+            left = process_report(self.proc.pid, killed)
             self.proc.kill()
             self.proc.wait()
-            raise AssertionError("liveswap did not stop within %ss; its log:\n%s" % (timeout, self.output()[-6000:]))
+            raise AssertionError("liveswap did not stop within %ss; its log:\n%s\nits processes then:\n%s" %
+                                 (timeout, self.output()[-6000:], left))
 
     def output(self):
         if not self.log.closed:
@@ -388,6 +392,51 @@ class TestCase(unittest.TestCase):
             if alive:
                 time.sleep(0.05)  # polling /proc: a process exit has no event to wait on here
         self.assertEqual(alive, [], "processes left behind")
+
+
+def _read(path):
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except OSError as e:
+        return "(%s)" % e.strerror
+
+
+def process_report(root, extra=()):
+    """ROOT and every process below it, and EXTRA (pids it killed, wherever they are now),
+    one line each, with what a hang is made of: the state of each thread, its parent, who
+    traces it (LeakSanitizer's tracer, gdb), and where in the kernel it waits."""
+    children = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            stat = _read("/proc/%s/stat" % name)
+            fields = stat[stat.rfind(")") + 2:].split()
+            if len(fields) > 2:
+                children.setdefault(int(fields[1]), []).append(int(name))
+    # Popped from the end: ROOT's tree first, then EXTRA alone (not what is below it).
+    lines, todo, seen = [], [(p, -1) for p in extra if p != root] + [(root, 0)], set()
+    while todo and len(lines) < 200:
+        pid, depth = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        status = dict(l.split(":\t", 1) for l in _read("/proc/%d/status" % pid).splitlines() if ":\t" in l)
+        threads = []
+        try:
+            for tid in sorted(os.listdir("/proc/%d/task" % pid))[:8]:
+                stat = _read("/proc/%d/task/%s/stat" % (pid, tid))
+                threads.append("%s:%s@%s" % (tid, stat[stat.rfind(")") + 2:][:1],
+                                              _read("/proc/%d/task/%s/wchan" % (pid, tid)).strip() or "-"))
+        except OSError:
+            pass
+        cmd = _read("/proc/%d/cmdline" % pid).replace("\0", " ").strip()[:100]
+        lines.append("%s%d %s ppid=%s tracer=%s threads=[%s] %s" % (
+            "  " * max(depth, 0), pid, status.get("State", "?").strip(), status.get("PPid", "?").strip(),
+            status.get("TracerPid", "?").strip(),
+            " ".join(threads), cmd))
+        if depth >= 0:
+            todo.extend((c, depth + 1) for c in children.get(pid, []))
+    return "\n".join(lines)
 
 
 def tcp_counts(port):

@@ -1,6 +1,6 @@
-/* test-leftovers.c: the pure half of leftovers.h: /proc/PID/stat and record parsing, and
- * the decision which processes are a previous run's leftovers (pid reuse, boot, zombies,
- * the new supervisor itself). */
+/* test-leftovers.c: the pure half of leftovers.h: record parsing, and the decision which
+ * processes are a previous run's leftovers (pid reuse, boot, zombies, the new supervisor
+ * itself). /proc/PID/stat parsing: test-proc-stat.c. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <string.h>
@@ -9,43 +9,6 @@
 
 #define BOOT "0b6f6c4e-2a8e-4c3b-9a1f-5d2e7c9b1a00"
 #define OTHER_BOOT "ffffffff-2a8e-4c3b-9a1f-5d2e7c9b1a00"
-
-static int parse(const char *text, struct process_info *ret) {
-        return leftovers_parse_stat(text, strlen(text), ret);
-}
-
-Test(leftovers_stat, fields_after_the_command_name) {
-        struct process_info p;
-        cr_assert_eq(parse("4242 (node) S 1 4240 4240 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 7 0 987654 1 2 3\n", &p), 0);
-        cr_assert_eq(p.pid, 4242);
-        cr_assert_eq(p.state, 'S');
-        cr_assert_eq(p.session, 4240);
-        cr_assert_eq(p.start_time, 987654);
-}
-
-Test(leftovers_stat, a_command_name_with_spaces_and_parentheses) {
-        struct process_info p;
-        cr_assert_eq(parse("7 (a) b) ) Z 1 7 99 0 -1 0 0 0 0 0 0 0 0 0 -2 -20 1 0 55 0\n", &p), 0);
-        cr_assert_eq(p.state, 'Z');
-        cr_assert_eq(p.session, 99);
-        cr_assert_eq(p.start_time, 55);
-}
-
-Test(leftovers_stat, malformed) {
-        struct process_info p;
-        const char *bad[] = {
-                "",
-                "x (a) S 1 2 3",
-                "12 a) S 1 2 3 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5\n",
-                "12 (a S 1 2 3 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5\n",
-                "12 (a) S 1 2 3 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0\n", /* no starttime */
-                "12 (a) S 1 2 0 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5\n", /* session 0 */
-                "12 (a) S 1 2 3 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 99999999999999999999\n",
-                "0 (a) S 1 2 3 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5\n",
-        };
-        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-                cr_expect_lt(parse(bad[i], &p), 0, "accepted: %s", bad[i]);
-}
 
 Test(leftovers_record, round_trip) {
         struct leftover_record r = { .pid = 1234, .start_time = 98765, .generation = 3, .boot_id = BOOT }, back;
