@@ -26,6 +26,7 @@
 #include "macro.h"
 #include "notify.h"
 #include "orphans.h"
+#include "proc-describe.h"
 #include "spawn.h"
 #include "supervisor.h"
 #include "worker-stats.h"
@@ -110,15 +111,16 @@ static void io_remove(struct supervisor *s, struct worker_io *io) {
         *io = s->io[--s->n_io];
 }
 
-static int on_worker_exit(sd_event_source *source, const siginfo_t *si, void *userdata) {
-        struct supervisor *s = userdata;
+/* A worker is gone (SI says how): logged unless QUIET, its leftovers killed, its
+ * records dropped, and the engine told. */
+static void worker_exited(struct supervisor *s, const siginfo_t *si, bool quiet) {
         pid_t pid = si->si_pid;
         struct engine_worker view, *w = engine_get_worker(s->engine, pid, &view) ? &view : NULL;
         bool signaled = si->si_code != CLD_EXITED;
         struct worker_io *io = io_find(s, pid);
         const char *hint = io && io->unpreloadable ? STATIC_HINT : NULL;
 
-        if (w) {
+        if (w && !quiet) {
                 bool expected = w->state == WORKER_DRAINING && !w->aborted;
                 /* Restart() kills on purpose: the SIGKILL it sent is no news. */
                 bool restarted = w->respawn_now && w->killed && signaled && si->si_status == SIGKILL;
@@ -143,12 +145,79 @@ static int on_worker_exit(sd_event_source *source, const siginfo_t *si, void *us
          * (kill() cannot tell whether anything but the zombie leader got it, so no log.)
          * With a cgroup, io_remove() kills the rest of it too: a daemon that called
          * setsid() left the group, never the cgroup. */
-        (void) kill(-pid, SIGKILL);
+        if (pid > 0) /* kill(-0) would be our own process group */
+                (void) kill(-pid, SIGKILL);
         leftovers_forget(&s->leftovers, pid);
         if (io)
                 io_remove(s, io);
         engine_worker_exited_hint(s->engine, pid, signaled, si->si_status, hint, now_usec());
         supervisor_kick(s);
+}
+
+static int on_worker_exit(sd_event_source *source, const siginfo_t *si, void *userdata) {
+        worker_exited(userdata, si, false);
+        return 0;
+}
+
+/* ---- killed workers that stay ----
+ * SIGKILL cannot be refused, yet a killed worker may not be reaped: stuck in the kernel
+ * (D state), or a zombie held by a tracer (a debugger, LeakSanitizer's) that has not
+ * waited for it; until then its parent cannot reap it. systemd gives up on such
+ * processes after its final SIGKILL timeout; so does the supervisor, after
+ * KILL_GRACE_USEC, rather than wait forever (a stop that would never end). */
+#define KILL_GRACE_USEC (10 * USEC_PER_SEC)
+
+static void arm_kill_timer(struct supervisor *s) {
+        uint64_t next = USEC_INFINITY;
+        for (size_t i = 0; i < s->n_io; i++)
+                if (s->io[i].killed_usec > 0 && s->io[i].killed_usec + KILL_GRACE_USEC < next)
+                        next = s->io[i].killed_usec + KILL_GRACE_USEC;
+        if (next == USEC_INFINITY) {
+                (void) sd_event_source_set_enabled(s->kill_timer, SD_EVENT_OFF);
+                return;
+        }
+        (void) sd_event_source_set_time(s->kill_timer, next);
+        (void) sd_event_source_set_enabled(s->kill_timer, SD_EVENT_ONESHOT);
+}
+
+static void settle_killed(struct supervisor *s, struct worker_io *io) {
+        pid_t pid = io->pid;
+        siginfo_t si = {};
+        int r = waitid(P_PID, (id_t) pid, &si, WEXITED | WNOHANG | WNOWAIT);
+        if (r == 0 && si.si_pid == pid) {
+                /* Its exit is there to be reaped: it was not reported to us. */
+                log_warning("Worker %d is gone, but its exit was not reported; handling it now", (int) pid);
+                worker_exited(s, &si, false);
+                (void) waitid(P_PID, (id_t) pid, &si, WEXITED | WNOHANG);
+                return;
+        }
+        char why[256] = "not a child of the supervisor any more";
+        if (r == 0 || errno != ECHILD)
+                proc_describe_stuck(pid, why, sizeof(why));
+        log_error("Worker %d is still there %llu s after SIGKILL (%s): giving up on it", (int) pid,
+                  (unsigned long long) (KILL_GRACE_USEC / USEC_PER_SEC), why);
+        if (engine_get_state(s->engine) == ENGINE_STOPPING)
+                s->gave_up_in_stop = true;
+        /* si_pid and si_status are in members of one union: assigned, not initialized. */
+        si = (siginfo_t){ .si_code = CLD_KILLED };
+        si.si_pid = pid;
+        si.si_status = SIGKILL;
+        worker_exited(s, &si, true);
+}
+
+static int on_kill_timer(sd_event_source *source, uint64_t usec, void *userdata) {
+        struct supervisor *s = userdata;
+        uint64_t now = now_usec();
+        /* settle_killed() removes the worker's record: the last one moves into its place. */
+        for (size_t i = 0; i < s->n_io;) {
+                struct worker_io *io = &s->io[i];
+                size_t before = s->n_io;
+                if (io->killed_usec > 0 && now >= io->killed_usec + KILL_GRACE_USEC)
+                        settle_killed(s, io);
+                if (s->n_io == before)
+                        i++;
+        }
+        arm_kill_timer(s);
         return 0;
 }
 
@@ -439,6 +508,13 @@ static void perform_signal(struct supervisor *s, const struct engine_action *a) 
                            a->group ? "" : " to its main process only", a->reason);
                 break;
         }
+        if (a->signal == SIGKILL) {
+                struct worker_io *killed = io_find(s, a->pid);
+                if (killed && killed->killed_usec == 0) {
+                        killed->killed_usec = now_usec();
+                        arm_kill_timer(s);
+                }
+        }
         /* KillMode=control-group, with a cgroup: a daemon that left the worker's process
          * group drains (and is killed) with it. */
         struct worker_io *io = a->group && s->cgroups ? io_find(s, a->pid) : NULL;
@@ -514,7 +590,7 @@ static void perform(struct supervisor *s, const struct engine_action *a) {
                 log_error("%s; stopping every worker", a->reason);
                 break;
         case ACTION_EXIT:
-                s->exit_status = a->success ? EXIT_SUCCESS : EXIT_FAILURE;
+                s->exit_status = a->success && !s->gave_up_in_stop ? EXIT_SUCCESS : EXIT_FAILURE;
                 (void) sd_event_exit(s->event, s->exit_status);
                 break;
         }
@@ -613,6 +689,11 @@ int supervisor_setup_loop(struct supervisor *s) {
         if (r < 0)
                 return log_error_errno(r, "Cannot create the memory timer: %m");
         (void) sd_event_source_set_enabled(s->memory_timer, SD_EVENT_OFF);
+        r = sd_event_add_time(s->event, &s->kill_timer, CLOCK_MONOTONIC, USEC_INFINITY, TIMER_ACCURACY_USEC,
+                              on_kill_timer, s);
+        if (r < 0)
+                return log_error_errno(r, "Cannot create the kill timer: %m");
+        (void) sd_event_source_set_enabled(s->kill_timer, SD_EVENT_OFF);
         r = sd_event_add_io(s->event, &s->notify_source, s->notify_fd, EPOLLIN, on_notify, s);
         if (r < 0)
                 return log_error_errno(r, "Cannot watch the notify socket: %m");
@@ -666,6 +747,7 @@ void supervisor_done(struct supervisor *s) {
         s->notify_source = sd_event_source_disable_unref(s->notify_source);
         s->timer = sd_event_source_disable_unref(s->timer);
         s->memory_timer = sd_event_source_disable_unref(s->memory_timer);
+        s->kill_timer = sd_event_source_disable_unref(s->kill_timer);
         s->dispatch = sd_event_source_disable_unref(s->dispatch);
         s->watchdog = sd_event_source_disable_unref(s->watchdog);
         if (s->notify_fd >= 0) {

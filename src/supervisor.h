@@ -27,6 +27,7 @@ struct worker_io {
          * host. NULL without delegation (then its process group is what it has). */
         char *cgroup_path;
         char *cgroup_v1_path;
+        uint64_t killed_usec; /* when SIGKILL went to it; 0 before (not handed over) */
 };
 
 struct cgroup_tree;
@@ -59,6 +60,8 @@ struct supervisor {
         sd_event_source *notify_source;
         sd_event_source *timer;
         sd_event_source *memory_timer; /* memory_max samples; off unless the engine wants them */
+        sd_event_source *kill_timer; /* the KILL_GRACE_USEC check of killed workers */
+        bool gave_up_in_stop; /* a killed worker stayed while stopping: exit 1 */
         sd_event_source *watchdog;
         sd_event_source *dispatch; /* the one place the engine's actions are performed */
 
