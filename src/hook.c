@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "child-watch.h"
 #include "hook.h"
 #include "log.h"
 #include "macro.h"
@@ -27,7 +28,8 @@ struct output {
 
 struct hook {
         pid_t pid;
-        sd_event_source *child, *timer;
+        struct child_watch *child;
+        sd_event_source *timer;
         struct output out, err;
         uint64_t timeout_usec;
         hook_done_t done;
@@ -80,7 +82,7 @@ static int on_output(sd_event_source *s, int fd, uint32_t revents, void *userdat
 }
 
 static void hook_free(struct hook *h) {
-        h->child = sd_event_source_disable_unref(h->child);
+        h->child = child_watch_free(h->child);
         h->timer = sd_event_source_disable_unref(h->timer);
         output_close(&h->out);
         output_close(&h->err);
@@ -95,17 +97,17 @@ static void finish(struct hook *h, bool success, const char *reason) {
         hook_free(h);
 }
 
-static int on_hook_exit(sd_event_source *s, const siginfo_t *si, void *userdata) {
+static void on_hook_exit(struct child_watch *w, const siginfo_t *si, void *userdata) {
         struct hook *h = userdata;
         /* Whatever the hook left running goes with it, as on a timeout: it would outlive
-         * the upgrade it was run for. (sd-event reaps the hook after this callback, so its
+         * the upgrade it was run for. (The hook is reaped after this callback, so its
          * process group cannot have been reused.) */
         (void) kill(-h->pid, SIGKILL);
         output_read(&h->out);
         output_read(&h->err);
         if (si->si_code == CLD_EXITED && si->si_status == 0) {
                 finish(h, true, NULL);
-                return 0;
+                return;
         }
         _cleanup_free_ char *last = hook_last_line(h->err.buf, h->err.len);
         char reason[600];
@@ -117,14 +119,13 @@ static int on_hook_exit(sd_event_source *s, const siginfo_t *si, void *userdata)
                 snprintf(reason, sizeof(reason), "pre-upgrade hook was killed by signal %s",
                          sigabbrev_np(si->si_status) ?: "unknown");
         finish(h, false, reason);
-        return 0;
 }
 
 static int on_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         struct hook *h = userdata;
         char reason[128];
         (void) kill(-h->pid, SIGKILL);
-        /* Reap now: the callback must not run again from the child source. */
+        /* Reap now: the exit callback must not run after this. */
         (void) waitpid(h->pid, NULL, 0);
         snprintf(reason, sizeof(reason), "pre-upgrade hook timed out after %llu ms",
                  (unsigned long long) (h->timeout_usec / USEC_PER_MSEC));
@@ -193,7 +194,7 @@ int hook_start(sd_event *event, const char *program, const char *target, const c
 
         if ((r = sd_event_add_io(event, &h->out.source, h->out.fd, EPOLLIN, on_output, &h->out)) < 0 ||
             (r = sd_event_add_io(event, &h->err.source, h->err.fd, EPOLLIN, on_output, &h->err)) < 0 ||
-            (r = sd_event_add_child(event, &h->child, h->pid, WEXITED, on_hook_exit, h)) < 0 ||
+            (r = child_watch_add(event, &h->child, h->pid, on_hook_exit, h)) < 0 ||
             (r = sd_event_add_time_relative(event, &h->timer, CLOCK_MONOTONIC, timeout_usec, TIMER_ACCURACY_USEC,
                                             on_timeout, h)) < 0) {
                 hook_cancel(h);

@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "child-watch.h"
 #include "clock.h"
 #include "leftovers.h"
 #include "log.h"
@@ -23,7 +24,7 @@
 
 struct orphan {
         pid_t pid;
-        sd_event_source *child;
+        struct child_watch *child;
 };
 
 struct orphans {
@@ -160,7 +161,7 @@ size_t orphans_pids(const struct orphans *o, const pid_t **ret) {
 }
 
 static void remove_item(struct orphans *o, size_t i) {
-        sd_event_source_disable_unref(o->items[i].child);
+        child_watch_free(o->items[i].child);
         o->items[i] = o->items[--o->n];
         if (o->n == 0) {
                 for (size_t k = 0; k < o->n_fds; k++)
@@ -171,7 +172,7 @@ static void remove_item(struct orphans *o, size_t i) {
         }
 }
 
-static int on_orphan_exit(sd_event_source *source, const siginfo_t *si, void *userdata) {
+static void on_orphan_exit(struct child_watch *w, const siginfo_t *si, void *userdata) {
         struct orphans *o = userdata;
         for (size_t i = 0; i < o->n; i++)
                 if (o->items[i].pid == si->si_pid) {
@@ -181,7 +182,6 @@ static int on_orphan_exit(sd_event_source *source, const siginfo_t *si, void *us
                         remove_item(o, i);
                         break;
                 }
-        return 0;
 }
 
 int orphans_watch(struct orphans *o, sd_event *event, struct leftovers *leftovers) {
@@ -190,7 +190,7 @@ int orphans_watch(struct orphans *o, sd_event *event, struct leftovers *leftover
         o->event = event;
         o->leftovers = leftovers;
         for (size_t i = 0; i < o->n; i++) {
-                int r = sd_event_add_child(event, &o->items[i].child, o->items[i].pid, WEXITED, on_orphan_exit, o);
+                int r = child_watch_add(event, &o->items[i].child, o->items[i].pid, on_orphan_exit, o);
                 if (r < 0)
                         return log_error_errno(r, "Cannot watch worker %d of the previous image: %m", o->items[i].pid);
         }
@@ -233,7 +233,7 @@ struct orphans *orphans_free(struct orphans *o) {
                 (void) waitpid(o->items[i].pid, NULL, 0);
                 if (o->leftovers)
                         leftovers_forget(o->leftovers, o->items[i].pid);
-                sd_event_source_disable_unref(o->items[i].child);
+                child_watch_free(o->items[i].child);
         }
         for (size_t i = 0; i < o->n_fds; i++)
                 close(o->fds[i]);

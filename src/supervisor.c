@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cgroup.h"
+#include "child-watch.h"
 #include "elf-kind.h"
 #include "fd-budget.h"
 #include "head.h"
@@ -103,7 +104,7 @@ static struct worker_io *io_find(struct supervisor *s, pid_t pid) {
 /* The worker is gone (its zombie at most): whatever is left in its cgroup is killed, and
  * the cgroup removed once that is gone too. */
 static void io_remove(struct supervisor *s, struct worker_io *io) {
-        sd_event_source_disable_unref(io->child);
+        child_watch_free(io->child);
         if (io->control_fd >= 0)
                 close(io->control_fd);
         if (s->cgroups && (io->cgroup_path || io->cgroup_v1_path))
@@ -140,7 +141,7 @@ static void worker_exited(struct supervisor *s, const siginfo_t *si, bool quiet)
                 if (hint && w->state == WORKER_STARTING)
                         log_worker(LOG_WARNING, w->generation, pid, "Worker %d: %s", pid, hint);
         }
-        /* sd-event reaps the worker after this callback, so its pid, and with it its
+        /* The worker is reaped after this callback (child-watch.h), so its pid, and with it its
          * process group, cannot have been reused yet: whatever it left behind goes now.
          * (kill() cannot tell whether anything but the zombie leader got it, so no log.)
          * With a cgroup, io_remove() kills the rest of it too: a daemon that called
@@ -154,9 +155,8 @@ static void worker_exited(struct supervisor *s, const siginfo_t *si, bool quiet)
         supervisor_kick(s);
 }
 
-static int on_worker_exit(sd_event_source *source, const siginfo_t *si, void *userdata) {
+static void on_worker_exit(struct child_watch *w, const siginfo_t *si, void *userdata) {
         worker_exited(userdata, si, false);
-        return 0;
 }
 
 /* ---- killed workers that stay ----
@@ -292,7 +292,7 @@ static void perform_spawn(struct supervisor *s, const struct engine_action *a) {
                                                              .unpreloadable = unpreloadable,
                                                              .cgroup_path = TAKE_PTR(cg.path),
                                                              .cgroup_v1_path = TAKE_PTR(cg.v1_path) };
-                        r = sd_event_add_child(s->event, &s->io[s->n_io].child, pid, WEXITED, on_worker_exit, s);
+                        r = child_watch_add(s->event, &s->io[s->n_io].child, pid, on_worker_exit, s);
                         if (r >= 0)
                                 s->n_io++;
                 } else
@@ -643,7 +643,7 @@ int supervisor_restore_worker(struct supervisor *s, const struct worker_io *io) 
         /* sd-event looks at every child it is given at the next iteration: a worker that
          * exited while the old image was exec'ing (a zombie now) is reaped then, as any
          * other exit would be. */
-        int r = sd_event_add_child(s->event, &p[s->n_io].child, io->pid, WEXITED, on_worker_exit, s);
+        int r = child_watch_add(s->event, &p[s->n_io].child, io->pid, on_worker_exit, s);
         if (r < 0)
                 return r;
         s->n_io++;

@@ -20,7 +20,7 @@
 struct worker_io {
         pid_t pid;
         int control_fd;
-        sd_event_source *child;
+        struct child_watch *child;
         bool unpreloadable; /* adopt is on, but the program is statically linked */
         /* Its cgroup under a delegated unit (cgroup.h): the v2 directory, where
          * memory.current and cpu.stat are read, and the name=systemd v1 one of a hybrid
@@ -30,6 +30,7 @@ struct worker_io {
         uint64_t killed_usec; /* when SIGKILL went to it; 0 before (not handed over) */
 };
 
+struct child_watch;
 struct cgroup_tree;
 struct orphans;
 struct hook;

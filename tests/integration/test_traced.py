@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""Workers held by a tracer (a debugger, LeakSanitizer's tracer in sanitizer builds). A
+ptraced zombie is visible to its tracer only: its parent cannot reap it until the tracer
+lets go. The supervisor must notice the exit once the tracer lets go (sd-event's child
+source lost it: CI's stop that never ended), and must give up on a killed worker that a
+tracer never lets go, as systemd does after its final SIGKILL, instead of waiting
+forever."""
+
+import os
+import signal
+import sys
+import time
+
+import lib
+from test_upgrade import notify_config
+
+# The worker: a child in a session of its own (out of reach of the kill of the worker's
+# process group) seizes it with ptrace. With HOLD, the tracer never waits: the worker
+# stays in the stop of its SIGTERM until the SIGKILL, and then a zombie; without, the
+# tracer passes SIGTERM on, the worker exits, and the tracer lets go half a second after
+# it is a zombie.
+WORKER = r'''#!%(python)s
+import ctypes, os, signal, socket, sys, time
+parent = os.getpid()
+r, w = os.pipe()
+if os.fork() == 0:
+    os.setsid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+    ok = libc.ptrace(0x4206, parent, None, None) == 0  # PTRACE_SEIZE: no stop, no wait
+    with open(%(tracer_file)r + ".tmp", "w") as f:
+        f.write(str(os.getpid()))
+    os.rename(%(tracer_file)r + ".tmp", %(tracer_file)r)
+    os.write(w, b"y" if ok else b"n")
+    # A tracee stops at each signal until its tracer passes it on (SIGTERM, SIGCONT;
+    # with HOLD nothing is passed on, and the worker stays in its SIGTERM's stop until the
+    # SIGKILL). Its exit is looked at, not waited for: waiting lets go of a zombie tracee.
+    for _ in range(0 if %(hold)s else 20):
+        seen = os.waitid(os.P_PID, parent, os.WEXITED | os.WSTOPPED | os.WNOWAIT | 0x40000000)  # __WALL
+        if seen.si_code != os.CLD_TRAPPED:
+            break
+        os.waitpid(parent, 0x40000000)  # takes the stop
+        # PTRACE_CONT, passing a signal on (an event stop, SIGTRAP | event << 8, passes none)
+        libc.ptrace(7, parent, None, ctypes.c_void_p(seen.si_status if seen.si_status < 64 else 0))
+    while %(hold)s or open("/proc/%%d/stat" %% parent).read().rsplit(")", 1)[1].split()[0] != "Z":
+        time.sleep(0.05)  # polling /proc: nothing tells a tracer that lets its tracee run
+    time.sleep(0.5)
+    os._exit(0)  # a tracer's exit lets go of its tracees
+if os.read(r, 1) != b"y":
+    sys.exit("ptrace failed")
+signal.signal(signal.SIGTERM, signal.SIG_IGN if %(hold)s else lambda *_: os._exit(0))
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.sendto(b"READY=1", os.environ["NOTIFY_SOCKET"])
+while True:
+    time.sleep(3600)
+'''
+
+
+class Traced(lib.TestCase):
+    def start_traced(self, hold, drain_timeout):
+        """A supervisor of one traced worker; returns it, the worker's pid, and a list that
+        holds the tracer's pid."""
+        tracer_file = os.path.join(self.dir, "tracer.pid")
+        app = lib.write_file(os.path.join(self.dir, "app"), WORKER % {
+            "python": sys.executable, "tracer_file": tracer_file, "hold": hold}, 0o755)
+        tracer = []
+
+        def stop_tracer():
+            if tracer:
+                try:
+                    os.kill(tracer[0], signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        self.addCleanup(stop_tracer)
+        conf = notify_config(self, drain_timeout=drain_timeout)
+        sup = self.start("--instance", "app", "--config", conf, "-s", app, "-p", str(lib.free_port()), "-f", "1")
+        worker = sup.get_property("app", "Workers")[0][0]
+        with open(tracer_file) as f:
+            tracer.append(int(f.read()))
+        return sup, worker, tracer, stop_tracer
+
+    def test_exit_noticed_once_the_tracer_lets_go(self):
+        # The worker exits on SIGTERM while traced; its tracer lets go 0.5 s later. The
+        # stop must end then, not at drain_timeout (60 s here) nor ever later.
+        sup, worker, tracer, _ = self.start_traced(False, "60s")
+        started = time.monotonic()
+        code = sup.stop(timeout=30)
+        took = time.monotonic() - started
+        log = sup.output()
+        self.assertEqual(code, 0, log)
+        self.assertIn("Worker %d (generation 1, slot 0) exited with status 0 after draining" % worker, log)
+        self.assertNotIn("Killing worker", log)
+        self.assertNotIn("not reported", log)
+        self.assertLess(took, 20.0, log)
+        print("stopped %.1f s after SIGTERM" % took)
+        self.assert_pids_gone([worker, tracer[0]])
+
+    def test_traced_zombie_is_given_up_after_the_grace(self):
+        sup, worker, tracer, stop_tracer = self.start_traced(True, "1s")
+        started = time.monotonic()
+        # Drain (ignored) 1 s, SIGKILL, then 10 s of grace: bounded well below the test's
+        # stop timeout, which without the grace ends in "did not stop".
+        code = sup.stop(timeout=60)
+        took = time.monotonic() - started
+        log = sup.output()
+        self.assertIn("Killing worker %d" % worker, log)
+        self.assertRegex(log, r"Worker %d is still there 10 s after SIGKILL \(a zombie traced by pid %d\): "
+                              r"giving up on it" % (worker, tracer[0]))
+        self.assertEqual(code, 1, log)
+        self.assertGreaterEqual(took, 10.0)
+        print("stopped %.1f s after SIGTERM, exit status %d" % (took, code))
+        # Once its tracer is gone, the zombie is released (to init, the supervisor being
+        # gone): nothing is left.
+        stop_tracer()
+        self.assert_pids_gone([worker, tracer[0]])
+
+
+if __name__ == "__main__":
+    lib.main()
