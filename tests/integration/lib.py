@@ -29,7 +29,9 @@ DEFAULT_TIMEOUT = 30.0
 # on 2 CPUs is slow there, not stuck.
 SANITIZED = os.environ.get("LIVESWAP_SANITIZE", "none") not in ("", "none")
 STOP_TIMEOUT = DEFAULT_TIMEOUT * (4 if SANITIZED else 1)
-SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                     # the supervisor's own check that no worker exit went unnoticed (child-watch.h)
+                     "but its exit was not reported")
 
 
 def free_port():
