@@ -8,7 +8,7 @@
 #include "proc-describe.h"
 #include "proc-stat.h"
 
-void proc_describe_stuck(pid_t pid, char *buf, size_t size) {
+void proc_describe(pid_t pid, char *buf, size_t size) {
         char path[64], text[1024], wchan[128] = "";
         char state = '?';
         long tracer = 0;

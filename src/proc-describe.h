@@ -1,6 +1,6 @@
 /* proc-describe.h: what /proc says of a process that should be gone, for the log: a
- * killed worker that stays is stuck in the kernel or held by a tracer, and which one it
- * is tells a user where to look. */
+ * worker killed for not exiting in time, or one that stays after SIGKILL (stuck in the
+ * kernel, or held by a tracer). Where it waits tells a user where to look. */
 #pragma once
 
 #include <stddef.h>
@@ -8,4 +8,4 @@
 
 /* "state D, waiting in nfs_wait_bit_killable", "a zombie traced by pid 812" or
  * "state ?" (gone meanwhile) into BUF. */
-void proc_describe_stuck(pid_t pid, char *buf, size_t size);
+void proc_describe(pid_t pid, char *buf, size_t size);

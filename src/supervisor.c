@@ -193,7 +193,7 @@ static void settle_killed(struct supervisor *s, struct worker_io *io) {
         }
         char why[256] = "not a child of the supervisor any more";
         if (r == 0 || errno != ECHILD)
-                proc_describe_stuck(pid, why, sizeof(why));
+                proc_describe(pid, why, sizeof(why));
         log_error("Worker %d is still there %llu s after SIGKILL (%s): giving up on it", (int) pid,
                   (unsigned long long) (KILL_GRACE_USEC / USEC_PER_SEC), why);
         if (engine_get_state(s->engine) == ENGINE_STOPPING)
@@ -500,8 +500,15 @@ static void perform_signal(struct supervisor *s, const struct engine_action *a) 
                 break;
         case SIGNAL_KILL:
                 /* A restart by request is what was asked for; any other kill is a problem. */
-                log_worker(w.respawn_now ? LOG_INFO : LOG_WARNING, w.generation, a->pid, "Killing worker %d: %s",
-                           a->pid, a->reason);
+                if (w.respawn_now)
+                        log_worker(LOG_INFO, w.generation, a->pid, "Killing worker %d: %s", a->pid, a->reason);
+                else {
+                        /* What it was doing instead of exiting is where to look. */
+                        char doing[256];
+                        proc_describe(a->pid, doing, sizeof(doing));
+                        log_worker(LOG_WARNING, w.generation, a->pid, "Killing worker %d: %s (%s)", a->pid, a->reason,
+                                   doing);
+                }
                 break;
         case SIGNAL_ABORT:
                 log_worker(LOG_WARNING, w.generation, a->pid, "Aborting worker %d (ABRT%s): %s", a->pid,

@@ -103,7 +103,8 @@ class Traced(lib.TestCase):
         code = sup.stop(timeout=60)
         took = time.monotonic() - started
         log = sup.output()
-        self.assertIn("Killing worker %d" % worker, log)
+        # Killed in its SIGTERM's stop, which the kill's log line says.
+        self.assertIn("Killing worker %d: it did not exit in time (a process traced by pid %d)" % (worker, tracer[0]), log)
         self.assertRegex(log, r"Worker %d is still there 10 s after SIGKILL \(a zombie traced by pid %d\): "
                               r"giving up on it" % (worker, tracer[0]))
         self.assertEqual(code, 1, log)
