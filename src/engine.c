@@ -67,15 +67,18 @@ static struct engine_action *push_signal(struct engine *e, pid_t pid, int sig, b
         return a;
 }
 
-/* The drain signal, then SIGCONT as systemd sends after SIGTERM: a worker stopped with
- * SIGSTOP still counts as ready, and would otherwise sit out the whole drain_timeout and
- * be SIGKILLed instead of draining. Both go where kill_mode says. */
+/* SIGCONT, then the drain signal: a worker stopped with SIGSTOP still counts as ready,
+ * and would otherwise sit out the whole drain_timeout and be SIGKILLed instead of
+ * draining. systemd sends its SIGCONT after SIGTERM; a stopped process runs and drains
+ * either way, but a SIGCONT sent after the drain signal can arrive while the worker is
+ * already exiting, and there it cancels the SIGSTOP of a ptrace attach in progress
+ * (LeakSanitizer's leak check at exit then waited forever for its stop: 3 exits in 300
+ * under load). First, it cannot. Both go where kill_mode says. */
 static void signal_drain(struct engine *e, const struct engine_worker *w) {
         bool group = w->kill_mode == KILL_MODE_GROUP;
-        if (!push_signal(e, w->pid, w->drain_signal, group, SIGNAL_DRAIN))
-                return;
         if (w->drain_signal != SIGCONT && w->drain_signal != SIGKILL)
                 push_signal(e, w->pid, SIGCONT, group, SIGNAL_RESUME);
+        push_signal(e, w->pid, w->drain_signal, group, SIGNAL_DRAIN);
 }
 
 /* SIGKILL always reaches the whole process group, whatever kill_mode says: nothing of a

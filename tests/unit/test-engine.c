@@ -1544,7 +1544,7 @@ Test(engine, old_worker_respawned_during_blue_green) {
         cr_assert_eq(workers_in(1, ANY_STATE), workers_in(1, WORKER_DRAINING));
 }
 
-/* ---- a stopped worker drains: SIGCONT after the drain signal ---- */
+/* ---- a stopped worker drains: SIGCONT, then the drain signal ---- */
 
 /* The signal actions to pid from `from` on, in order; returns how many. */
 static size_t signals_to(size_t from, pid_t pid, const struct engine_action **out, size_t max) {
@@ -1563,18 +1563,19 @@ Test(engine, drain_resumes_stopped_worker) {
         ready_one(2);
         pid_t old = first_pid(1, WORKER_DRAINING);
 
-        /* SIGTERM, then at once SIGCONT to the same pid and the same scope: a worker
-         * stopped with SIGSTOP runs its drain instead of waiting to be killed. */
-        size_t term = index_of(m, ACTION_SIGNAL);
-        cr_assert_eq(recorded[term].pid, old);
-        cr_assert_eq(recorded[term].signal, SIGTERM);
-        cr_assert_eq(recorded[term].purpose, SIGNAL_DRAIN);
-        cr_assert(recorded[term].group);
-        cr_assert_eq(recorded[term + 1].type, ACTION_SIGNAL);
-        cr_assert_eq(recorded[term + 1].pid, old);
-        cr_assert_eq(recorded[term + 1].signal, SIGCONT);
-        cr_assert_eq(recorded[term + 1].purpose, SIGNAL_RESUME);
-        cr_assert(recorded[term + 1].group);
+        /* SIGCONT, then at once SIGTERM to the same pid and the same scope: a worker
+         * stopped with SIGSTOP runs its drain instead of waiting to be killed, and no
+         * SIGCONT can come after the worker has begun to exit. */
+        size_t cont = index_of(m, ACTION_SIGNAL);
+        cr_assert_eq(recorded[cont].pid, old);
+        cr_assert_eq(recorded[cont].signal, SIGCONT);
+        cr_assert_eq(recorded[cont].purpose, SIGNAL_RESUME);
+        cr_assert(recorded[cont].group);
+        cr_assert_eq(recorded[cont + 1].type, ACTION_SIGNAL);
+        cr_assert_eq(recorded[cont + 1].pid, old);
+        cr_assert_eq(recorded[cont + 1].signal, SIGTERM);
+        cr_assert_eq(recorded[cont + 1].purpose, SIGNAL_DRAIN);
+        cr_assert(recorded[cont + 1].group);
         cr_assert_eq(count_signals(m, old, SIGCONT), 1);
 
         /* The SIGKILL at drain_timeout needs no SIGCONT: it ends a stopped process too. */
@@ -1629,8 +1630,8 @@ Test(engine, stop_resumes_every_worker_even_before_spawn_reported) {
         for (size_t i = 0; i < 3; i++) {
                 const struct engine_action *got[8];
                 cr_assert_eq(signals_to(m, pids[i], got, 8), 2);
-                cr_assert_eq(got[0]->signal, SIGTERM);
-                cr_assert_eq(got[1]->signal, SIGCONT);
+                cr_assert_eq(got[0]->signal, SIGCONT);
+                cr_assert_eq(got[1]->signal, SIGTERM);
         }
 }
 
@@ -1651,10 +1652,10 @@ Test(engine, kill_mode_mixed_drains_main_process_kills_group) {
         ready_one(2);
         const struct engine_action *got[8];
         cr_assert_eq(signals_to(m, first, got, 8), 2);
-        cr_assert_eq(got[0]->signal, SIGTERM);
-        cr_assert_not(got[0]->group, "mixed: the drain signal to the main process only");
-        cr_assert_eq(got[1]->signal, SIGCONT);
-        cr_assert_not(got[1]->group, "mixed: SIGCONT to the main process only");
+        cr_assert_eq(got[0]->signal, SIGCONT);
+        cr_assert_not(got[0]->group, "mixed: SIGCONT to the main process only");
+        cr_assert_eq(got[1]->signal, SIGTERM);
+        cr_assert_not(got[1]->group, "mixed: the drain signal to the main process only");
 
         m = mark();
         advance_to_deadline();
@@ -1780,8 +1781,8 @@ Test(engine, start_timeout_drains_ready_workers_kills_starting_ones) {
         for (size_t i = 0; i < 2; i++) {
                 const struct engine_action *got[8];
                 cr_assert_eq(signals_to(m, pids[i], got, 8), 2);
-                cr_assert_eq(got[0]->signal, SIGTERM);
-                cr_assert_eq(got[1]->signal, SIGCONT);
+                cr_assert_eq(got[0]->signal, SIGCONT);
+                cr_assert_eq(got[1]->signal, SIGTERM);
                 cr_assert_eq(state_of(pids[i]), WORKER_DRAINING);
         }
         cr_assert_eq(count_signals(m, pids[2], 0), 1);
