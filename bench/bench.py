@@ -39,8 +39,8 @@ PROFILES = {
                  scale_strategies=("rolling", "blue-green"), scale_upgrades=3, scale_loads=(0, 16),
                  soak_upgrades=1000, soak_clients=8, idle_health=20.0),
     "quick": dict(upgrades=2, warmup=0.3, steady_pre=1.0, gap=0.5, idle=2.0, clients=64, workers=2,
-                  baseline_s=2.5, ready_samples=1, scale_sizes=(16, 256), scale_strategies=("blue-green",),
-                  scale_upgrades=1, scale_loads=(16,), soak_upgrades=30, soak_clients=8, idle_health=5.0),
+                  baseline_s=2.5, ready_samples=1, scale_sizes=(16, 128),
+                  scale_strategies=("rolling", "blue-green"), scale_upgrades=1, scale_loads=(0, 16), soak_upgrades=30, soak_clients=8, idle_health=5.0),
 }
 
 
@@ -49,15 +49,20 @@ def log(message):
 
 
 class Bench:
-    def __init__(self, args, env, workdir):
+    def __init__(self, args, env, workdir, machine_info):
         self.args, self.env, self.work = args, env, workdir
-        self.p = PROFILES["quick" if args.quick else "full"]
+        self.p = dict(PROFILES["quick" if args.quick else "full"])
+        if args.scale_sizes:
+            self.p["scale_sizes"] = tuple(int(n) for n in args.scale_sizes.split(","))
         self.prefix = "r%d-" % (os.getpid() % 100000)
         self.idle_cache = {}
         self.results = {"profile": "quick" if args.quick else "full", "params": self.p,
-                        "slow_start_ms": SLOW_START_MS, "machine": machine(env), "scenarios": [],
+                        "slow_start_ms": SLOW_START_MS, "machine": machine_info, "scenarios": [],
                         "skipped": [], "start_to_ready": {}, "scale": [], "soak": None, "idle_health": [],
-                        "command": " ".join(["bench/run"] + (["--quick"] if args.quick else []))}
+                        "command": " ".join(["bench/run"] + (["--quick"] if args.quick else []) +
+                                            (["--busy"] if args.busy else []) +
+                                            (["--only", args.only] if args.only else []) +
+                                            (["--scale-sizes", args.scale_sizes] if args.scale_sizes else []))}
 
     def wanted(self, key):
         return not self.args.only or any(key.startswith(k) for k in self.args.only.split(","))
@@ -386,10 +391,39 @@ class Bench:
         return self.results
 
 
-# A run that starts with more than this 1-minute load average per CPU is flagged busy
-# in RESULTS.md: other work then competes with the workers being spawned, and times per
-# step are not comparable with a quiet machine's (one run started at load average 24).
-BUSY_LOAD_PER_CPU = 0.25
+# A machine whose 1-minute load average is above this per CPU (1.0 on 2 CPUs) is busy:
+# other work competes with the workers being spawned, and times per step are not those
+# of a quiet machine (one run started at load average 24). bench.py waits up to
+# QUIET_WAIT_S for the load to fall below it (bench/run has just built liveswap, which
+# alone leaves the 1-minute average near the CPU count), then refuses to run, unless
+# --busy: that run goes ahead and RESULTS.md marks every table as measured on a busy
+# machine. Each scale row also records the load average at its own start.
+BUSY_LOAD_PER_CPU = 0.5
+QUIET_WAIT_S = 180
+
+
+def busy_threshold():
+    return BUSY_LOAD_PER_CPU * (os.cpu_count() or 1)
+
+
+def wait_quiet(allow_busy):
+    """Waits (bounded) for the 1-minute load average to fall to the threshold; returns
+    the seconds waited. Exits when it does not and ALLOW_BUSY is false."""
+    t0 = time.monotonic()
+    if loadavg()[0] > busy_threshold():
+        log("load average %.2f is above %g: waiting up to %d s for the machine to be quiet" % (
+            loadavg()[0], busy_threshold(), QUIET_WAIT_S))
+    while loadavg()[0] > busy_threshold() and time.monotonic() - t0 < QUIET_WAIT_S:
+        time.sleep(5)  # the kernel updates the load average every 5 s
+    load = loadavg()[0]
+    if load > busy_threshold():
+        if not allow_busy:
+            sys.exit("bench: the machine is busy: 1-minute load average %.2f, above %g (%g per CPU) after %d s "
+                     "of waiting; its numbers would not be a quiet machine's. Stop the other work, or run "
+                     "with --busy to measure anyway (RESULTS.md then marks every table)." % (
+                         load, busy_threshold(), BUSY_LOAD_PER_CPU, QUIET_WAIT_S))
+        log("busy machine (load average %.2f): measuring anyway (--busy); RESULTS.md says so" % load)
+    return time.monotonic() - t0
 
 
 def loadavg():
@@ -426,8 +460,8 @@ def machine(env):
         "node": first_line(["node", "--version"]),
         "pm2": pm2_version(env.pm2),
         "load": loadavg(),
-        "busy": loadavg()[0] > BUSY_LOAD_PER_CPU * (os.cpu_count() or 1),
-        "busy_threshold": BUSY_LOAD_PER_CPU * (os.cpu_count() or 1),
+        "busy": loadavg()[0] > busy_threshold(),
+        "busy_threshold": busy_threshold(),
     }
 
 
@@ -449,7 +483,13 @@ def main():
     parser.add_argument("--pm2", default=os.path.join(root, "bench", ".cache", "npm", "node_modules", ".bin", "pm2"))
     parser.add_argument("--out", default=os.path.join(root, "bench", "out"), help="raw results and plot data")
     parser.add_argument("--results", default=os.path.join(root, "bench"), help="where RESULTS.md and PNGs go")
-    parser.add_argument("--only", help="comma-separated scenario key prefixes (for development)")
+    parser.add_argument("--only", help="comma-separated scenario key prefixes (for development; "
+                        "--only scale runs the scale scenario alone)")
+    parser.add_argument("--scale-sizes", help="comma-separated worker counts for the scale scenario instead of "
+                        "the profile's (for development, e.g. --only scale --quick --scale-sizes 4,16)")
+    parser.add_argument("--busy", action="store_true", help="run even when the machine is busy (load average "
+                        "above %g per CPU); every table is then marked as measured on a busy machine" %
+                        BUSY_LOAD_PER_CPU)
     parser.add_argument("--keep", action="store_true", help="keep the temporary work directory")
     args = parser.parse_args()
     args.build = os.path.abspath(args.build)
@@ -465,10 +505,13 @@ def main():
             sys.exit("bench: %s is missing: build first (bench/run does)" % path)
     os.makedirs(os.path.join(args.out, "series"), exist_ok=True)
     os.makedirs(args.results, exist_ok=True)
+    waited = wait_quiet(args.busy)
+    info = machine(env)
+    info["quiet_wait_s"] = round(waited)
     work = tempfile.mkdtemp(prefix="liveswap-bench.")
     started = time.monotonic()
     try:
-        results = Bench(args, env, work).run()
+        results = Bench(args, env, work, info).run()
     finally:
         if args.keep:
             log("work directory kept: %s" % work)

@@ -15,6 +15,17 @@ import sys
 
 MODES = (("slow", "App needs 1.5 s to start"), ("instant", "App ready at once"))
 PLOTS = {"slow": "latency-slow-start.png", "instant": "latency-instant-start.png"}
+SCALE_CPU_PLOT = "scale-cpu.png"
+# bench.py's QUIET_WAIT_S, for the text (report.py may run alone on an old results.json).
+QUIET_WAIT_TEXT = 180
+
+
+def busy_note(m):
+    """The line above every table of a run started on a busy machine (bench/run --busy)."""
+    if not m.get("busy"):
+        return ""
+    return ("*Measured on a busy machine: load average %s at start, above %g; not a quiet machine's "
+            "numbers.*\n\n" % (m["load"][0], m["busy_threshold"]))
 
 
 def write_series(path, series, bucket_s=0.1):
@@ -234,6 +245,8 @@ def scale_table(results):
         step = "%s / %s" % ("%.2f" % mine if mine is not None else "-", "%.2f" % base if base is not None else "-")
         ratio = "%.2f×" % (mine / base) if mine is not None and base else "-"
         load = "%.1f" % row["loadavg"][0] if "loadavg" in row else "?"
+        if "loadavg" in row and row["loadavg"][0] > results["machine"].get("busy_threshold", float("inf")):
+            load += " (busy)"
         if "error" in row:
             out.append("| %d | %s | %s | %s | %s | did not run: %s |||||| %s |" % (
                 row["workers"], row["strategy"], row.get("clients", "?"), step, ratio, row["error"], load))
@@ -413,21 +426,26 @@ app alone measured in the same run. Do not compare absolute numbers across machi
   idle after the load stopped.
 - liveswap and PM2 run {workers} workers; systemd, Server::Starter and the app alone run one
   process (that is what they supervise); loadgen shares the same {nproc} CPUs.
+- **A quiet machine**: the run starts only when the 1-minute load average is at most
+  {busy_threshold:g} ({busy_per_cpu:g} per CPU); `bench/run` waits up to {quiet_wait} s for that (its own
+  build loads the machine) and refuses to run otherwise. `bench/run --busy` measures anyway,
+  and then every table says it was measured on a busy machine. Each scale row shows the
+  load average at its own start.
 
 ## {slow_title}
 
-{slow_table}
+{busy_note}{slow_table}
 
 ## {instant_title}
 
-{instant_table}
+{busy_note}{instant_table}
 
 ## Latency percentiles
 
 Every request of a scenario's steady state, and every request of its upgrade windows
 taken together, in ms (the per-window figures are in `bench/out/results.json`).
 
-{percentiles_table}
+{busy_note}{percentiles_table}
 
 {plots}
 
@@ -436,18 +454,18 @@ taken together, in ms (the per-window figures are in `bench/out/results.json`).
 Medians over the upgrades, in seconds from the upgrade command's start. "Old version last
 answered" after "new version first answered" is the time both ran side by side.
 
-{clients_table}
+{busy_note}{clients_table}
 
 ## Supervisor cost (app ready at once)
 
-{cost_table}
+{busy_note}{cost_table}
 
 Idle wake-ups of the supervisor with the worker health checks (liveswap(8), WORKER
 HEALTH) off and on, {workers} workers of the C app and no load, over {idle_health} s:
 the watchdog costs one wake-up per `WATCHDOG=1` (the app pings at half the interval),
 `memory_max` one sample a second; with both off there is no timer at all.
 
-{idle_health_table}
+{busy_note}{idle_health_table}
 
 ## liveswap at scale
 
@@ -460,14 +478,16 @@ exec of the same wrapper, `READY=1`, `SIGTERM`, and nothing else, driven by the 
 answering). A step is one worker replaced: the upgrade's median wall time divided by N,
 for blue-green too. The ratio is liveswap's step over the floor's (goal: at most 1.2).
 
-{scale_table}
+{busy_note}{scale_table}
+
+{scale_plot}
 
 ## Soak
 
 {soak_n} upgrades back to back (rolling, {workers} workers, alternating two releases,
 `stable_time = 0`) under load ({soak_clients} clients).
 
-{soak_table}
+{busy_note}{soak_table}
 
 ## Where liveswap is behind
 
@@ -507,6 +527,9 @@ for blue-green too. The ratio is liveswap's step over the floor's (goal: at most
             p["upgrades"]) if quick else "",
         nproc=m["nproc"], cpu=m["cpu"], memory=m["memory_gib"], kernel=m["kernel"], distro=m["distro"],
         load=" ".join(str(x) for x in m["load"]),
+        busy_note=busy_note(m), busy_threshold=m["busy_threshold"],
+        busy_per_cpu=m["busy_threshold"] / max(1, m["nproc"]), quiet_wait=QUIET_WAIT_TEXT,
+        scale_plot=plot_scale_cpu(results, results_dir, out_dir),
         busy=("\n\n**Busy machine**: the 1-minute load average at start was above {:g} ({} CPUs × {:g}): "
               "other work competed with this run, so its times are not those of a quiet machine.\n".format(
                   m["busy_threshold"], m["nproc"], m["busy_threshold"] / max(1, m["nproc"]))
@@ -554,6 +577,59 @@ def plot(results, results_dir, out_dir):
             "seconds; the median (blue) and the slowest (red) request that ended in each 100 ms, failed "
             "requests per 100 ms (orange bars, right axis), upgrade windows shaded. A gap in the lines "
             "is time in which no request ended: a stall.\n\n" + "\n\n".join(links))
+
+
+def plot_scale_cpu(results, results_dir, out_dir):
+    """Supervisor CPU time per upgrade against N: one line per strategy and load for
+    liveswap, dashed for the floor harness at the same points. Log-log, so that CPU
+    proportional to N is a line of slope 1 (the dotted reference)."""
+    series = {}
+    for row in results.get("scale", []):
+        if "error" in row or not row["upgrades"] or row.get("cpu_s") is None:
+            continue
+        key = (row.get("tool", "liveswap"), row["strategy"], row.get("clients", 0))
+        series.setdefault(key, []).append((row["workers"], 1000.0 * row["cpu_s"] / len(row["upgrades"])))
+    if not series:
+        return ""
+    if not shutil.which("gnuplot"):
+        return "(gnuplot is not installed: no plot of CPU per upgrade.)"
+    data = os.path.join(out_dir, "scale-cpu.dat")
+    keys = sorted(series, key=lambda k: (k[0] != "liveswap", k[1], k[2]))
+    with open(data, "w") as f:
+        for tool, strategy, clients in keys:
+            f.write("# %s %s %d clients: workers cpu_ms_per_upgrade\n" % (tool, strategy, clients))
+            for n, cpu in sorted(series[(tool, strategy, clients)]):
+                f.write("%d %.3f\n" % (n, max(cpu, 0.01)))
+            f.write("\n\n")
+    ns = [n for points in series.values() for n, _ in points]
+    mid = sorted(p for points in series.values() for p in points if p[0] == max(ns))
+    slope = mid[len(mid) // 2][1] / max(ns) if mid else 1.0
+    plots = []
+    # The floor in the colour of liveswap's line for the same strategy and load.
+    colours = ["#1f4fbf", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
+    pairs = sorted({(strategy, clients) for _, strategy, clients in keys})
+    for i, (tool, strategy, clients) in enumerate(keys):
+        style = "dt 2 lw 1" if tool == "floor" else "lw 2"
+        colour = colours[pairs.index((strategy, clients)) % len(colours)]
+        plots.append("'%s' index %d using 1:2 with linespoints pt 7 %s lc rgb '%s' title '%s, %s, %s'" % (
+            data, i, style, colour, tool, strategy, "%d clients" % clients if clients else "no load"))
+    plots.append("%g * x with lines dt 3 lc rgb '#808080' title 'proportional to N'" % slope)
+    png = os.path.join(results_dir, SCALE_CPU_PLOT)
+    script = os.path.join(out_dir, "plot-scale-cpu.gp")
+    with open(script, "w") as f:
+        f.write("\n".join([
+            "set terminal pngcairo size 900,520 font 'sans,9'", "set output '%s'" % png,
+            "set title 'Supervisor CPU time per upgrade against the number of workers' noenhanced",
+            "set logscale xy", "set format y '%g'", "set xlabel 'workers (N)'", "set ylabel 'ms of CPU per upgrade'",
+            "set xrange [%g:%g]" % (min(ns) / 1.5, max(ns) * 1.5), "set grid", "set key top left font ',8'",
+            "plot " + ", ".join(plots)]) + "\n")
+    r = subprocess.run(["gnuplot", script], capture_output=True, text=True)
+    if r.returncode != 0:
+        print("report: gnuplot failed: %s" % r.stderr.strip(), file=sys.stderr)
+        return ""
+    return ("Supervisor CPU time per upgrade (user + system, from `/proc`) against N, log-log: "
+            "a line parallel to the dotted one grows in proportion to N. The floor's is its own "
+            "process's.\n\n![Supervisor CPU per upgrade against N](%s)" % SCALE_CPU_PLOT)
 
 
 def gnuplot_script(rows, png, title):

@@ -59,8 +59,9 @@ _Static_assert(sizeof(struct engine_worker) == 128, "serialise the new engine_wo
 _Static_assert(sizeof(struct generation) == 104, "serialise the new generation member in engine-state.c");
 _Static_assert(sizeof(struct slot_health) == 40, "serialise the new slot_health member in engine-state.c");
 _Static_assert(sizeof(struct respawn) == 24, "serialise the new respawn member in engine-state.c");
-/* 3824 serialised, and 24 of derived indexes that engine_rebuild_indexes() recomputes. */
-_Static_assert(sizeof(struct engine) == 3824 + 24, "serialise the new engine member in engine-state.c");
+/* 3824 serialised, 24 of derived indexes that engine_rebuild_indexes() recomputes, and
+ * the pending action (1624 + 8), which is empty at a serialisation as the whole queue is. */
+_Static_assert(sizeof(struct engine) == 3824 + 24 + 1632, "serialise the new engine member in engine-state.c");
 #endif
 _Static_assert(sizeof(enum engine_state) == sizeof(int) && sizeof(enum worker_state) == sizeof(int) &&
                        sizeof(enum strategy) == sizeof(int) && sizeof(enum ready_mode) == sizeof(int) &&
@@ -201,7 +202,7 @@ int engine_serialize(const struct engine *e, char **ret_text) {
         /* The shell serialises after performing every queued action: an action still in
          * the queue would be lost in the new image (a spawn never forked, a kill never
          * sent). */
-        if (e->first_action < e->n_actions)
+        if (e->first_action < e->n_actions || e->has_pending)
                 return -EBUSY;
 
         struct state_writer w = {};

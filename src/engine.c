@@ -45,14 +45,33 @@ static void oom(void) {
         abort();
 }
 
-static struct engine_action *push_action(struct engine *e, enum action_type type) {
+/* Moves the pending action to the queue in short form: its fixed fields and a heap copy
+ * of its text, if it has one. */
+static void queue_pending(struct engine *e) {
+        if (!e->has_pending)
+                return;
         if (e->first_action > 0 && e->first_action == e->n_actions)
                 e->first_action = e->n_actions = 0;
         if (!engine_grow((void **) &e->actions, &e->allocated_actions, e->n_actions + 1, sizeof(*e->actions)))
                 oom();
-        struct engine_action *a = &e->actions[e->n_actions++];
-        *a = (struct engine_action){ .type = type };
-        return a;
+        struct queued_action *q = &e->actions[e->n_actions];
+        const struct engine_action *a = &e->pending;
+        const char *text = a->type == ACTION_NOTIFY ? (a->notify.has_status ? a->notify.status : NULL)
+                                                    : (a->reason[0] ? a->reason : NULL);
+        memcpy(q->head, a, sizeof(q->head));
+        q->text = NULL;
+        if (text && !(q->text = strdup(text)))
+                oom();
+        e->n_actions++;
+        e->has_pending = false;
+}
+
+/* The new action, for the caller to fill in until the next push. */
+static struct engine_action *push_action(struct engine *e, enum action_type type) {
+        queue_pending(e);
+        e->pending = (struct engine_action){ .type = type };
+        e->has_pending = true;
+        return &e->pending;
 }
 
 static struct engine_action *push_signal(struct engine *e, pid_t pid, int sig, bool group,
@@ -128,9 +147,26 @@ void engine_update_status(struct engine *e, uint64_t now) {
 }
 
 bool engine_next_action(struct engine *e, struct engine_action *ret) {
+        queue_pending(e);
         if (e->first_action >= e->n_actions)
                 return false;
-        *ret = e->actions[e->first_action++];
+        struct queued_action *q = &e->actions[e->first_action++];
+        *ret = (struct engine_action){};
+        memcpy(ret, q->head, sizeof(q->head));
+        if (q->text) {
+                char *to = ret->type == ACTION_NOTIFY ? ret->notify.status : ret->reason;
+                size_t size = ret->type == ACTION_NOTIFY ? sizeof(ret->notify.status) : sizeof(ret->reason);
+                /* It came from a buffer of this size: it fits. */
+                memcpy(to, q->text, strnlen(q->text, size - 1));
+                free(q->text);
+                q->text = NULL;
+        }
+        /* Empty again: a queue that grew for a big upgrade does not keep its memory. */
+        if (e->first_action == e->n_actions && e->allocated_actions > 64) {
+                free(e->actions);
+                e->actions = NULL;
+                e->first_action = e->n_actions = e->allocated_actions = 0;
+        }
         return true;
 }
 
@@ -159,6 +195,8 @@ struct engine *engine_free(struct engine *e) {
         free(e->respawns);
         free(e->failures);
         free(e->health);
+        for (size_t i = e->first_action; i < e->n_actions; i++)
+                free(e->actions[i].text);
         free(e->actions);
         free(e->previous_target);
         generation_clear(&e->current);

@@ -136,8 +136,10 @@ struct engine_action {
         bool success;
         bool hook_failed; /* ACTION_UPGRADE_FINISHED: the pre-upgrade hook refused it */
         bool candidate; /* ACTION_SPAWN: with the settings of the generation being built */
-        char reason[512];
+        /* The texts last, in this order: the queue keeps everything before notify.status
+         * as it is and only the one text an action has on the heap (engine.c). */
         struct engine_notify notify; /* ACTION_NOTIFY */
+        char reason[512]; /* every other action */
 };
 
 struct engine;

@@ -78,7 +78,7 @@ int handover_check_program(const char *program, char *err, size_t errlen) {
                 return -EACCES;
         }
         unsigned char theirs[4], ours[4];
-        bool their_elf, our_elf;
+        bool their_elf = false, our_elf = false; /* for gcc -O3's -Wmaybe-uninitialized */
         _cleanup_close_ int self = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
         if (elf_identity(fd, theirs, &their_elf) < 0 || self < 0 || elf_identity(self, ours, &our_elf) < 0)
                 return 0; /* cannot tell: execve() will */

@@ -214,8 +214,10 @@ static bool parse_number(const char *s, size_t n, uint64_t max, uint64_t *ret) {
 }
 
 int state_read_header(struct state_reader *r, const char *magic, unsigned max_version, unsigned *ret_version) {
-        const char *line;
-        size_t length, m = strlen(magic);
+        /* Initialised only for gcc -O3, which cannot see that next_line() sets both
+         * whenever it returns > 0 (the release build failed on -Wmaybe-uninitialized). */
+        const char *line = NULL;
+        size_t length = 0, m = strlen(magic);
         int k = next_line(r, &line, &length);
         if (k <= 0) {
                 r->line = 1;
@@ -235,8 +237,8 @@ int state_read_header(struct state_reader *r, const char *magic, unsigned max_ve
 }
 
 int state_next_record(struct state_reader *r, char *kind, size_t kind_size) {
-        const char *line;
-        size_t length;
+        const char *line = NULL; /* for gcc -O3, as in state_read_header() */
+        size_t length = 0;
         if (r->ended)
                 return 0;
         int k = next_line(r, &line, &length);

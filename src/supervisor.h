@@ -68,6 +68,7 @@ struct supervisor {
 
         struct worker_io *io;
         size_t n_io;
+        size_t n_io_high; /* the most workers watched at once since the last malloc_trim() */
         struct leftovers leftovers; /* each live worker's record, for the next start */
         struct cgroup_tree *cgroups; /* NULL without a delegated cgroup */
 

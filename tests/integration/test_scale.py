@@ -11,7 +11,17 @@ from test_upgrade import notify_config
 
 # Under the sanitizers each example worker carries its own shadow memory (tens of MiB of
 # RSS): 2,048 of them at once would not fit in a CI machine's memory, so 256 there.
-N = 256 if os.environ.get("LIVESWAP_SANITIZE", "none") not in ("", "none") else 1024
+N = 256 if lib.SANITIZED else 1024
+
+# The supervisor's peak RSS over the run (VmHWM: start, then two upgrades, 2N workers at
+# a blue-green upgrade's peak), in KiB. Measured at N = 1,024 on Debian 12 (glibc 2.36,
+# libsystemd 252), default and release builds: 4.4-5.6 MiB, of which about 3 MiB are the
+# shared libraries' pages; 8.0-8.4 MiB blue-green (5.9-6.0 rolling) before the engine's
+# action queue kept its actions in short form. The issue's goal is 8 MiB; the bound is
+# lower, so that a regression of that size fails here, and 1.4 MiB above the highest
+# peak measured, for other libc and libsystemd versions. Not under the sanitizers: their shadow memory and quarantine are
+# most of the RSS there.
+MAX_PEAK_RSS_KIB = 7 * 1024
 
 
 def raise_fd_limit(test):
@@ -26,6 +36,13 @@ def raise_fd_limit(test):
         test.skipTest("RLIMIT_NOFILE hard limit %d is below the %d fds that %d workers need" % (hard, need, N))
     if soft != resource.RLIM_INFINITY and soft < need:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def memory_kib(pid):
+    """VmHWM (the peak RSS) and VmRSS of PID, in KiB."""
+    with open("/proc/%d/status" % pid) as f:
+        fields = dict(line.split(":", 1) for line in f.read().splitlines())
+    return int(fields["VmHWM"].split()[0]), int(fields["VmRSS"].split()[0])
 
 
 class Scale(lib.TestCase):
@@ -57,6 +74,10 @@ class Scale(lib.TestCase):
         self.upgrade(sup, strategy, v2, "v2")
         self.upgrade(sup, strategy, v1, "v1")
         self.assert_no_failures(load.stop(), sup)
+        peak, now = memory_kib(sup.proc.pid)
+        print("supervisor RSS, %d workers %s: peak %d KiB, at the end %d KiB" % (N, strategy, peak, now))
+        if not lib.SANITIZED:
+            self.assertLessEqual(peak, MAX_PEAK_RSS_KIB, "the supervisor's peak RSS with %d workers" % N)
         self.assertEqual(sup.stop(timeout=120), 0, sup.output()[-4000:])
 
     def test_blue_green(self):
