@@ -15,6 +15,7 @@
 struct child_watch {
         pid_t pid;
         sd_event_source *io; /* owns the pidfd */
+        sd_event_source *child; /* instead, where there is no pidfd_open() (valgrind) */
         sd_event_source *retry; /* made on the first early wake-up only */
         uint64_t retry_usec;
         child_watch_handler_t handler;
@@ -59,6 +60,14 @@ static int on_pidfd(sd_event_source *source, int fd, uint32_t revents, void *use
         return 0;
 }
 
+/* Without a pidfd sd-event waits on SIGCHLD, looking at every child it watches each
+ * time, so an exit that comes later is seen then: the lost exit is a pidfd's only. */
+static int on_child(sd_event_source *source, const siginfo_t *si, void *userdata) {
+        struct child_watch *w = userdata;
+        w->handler(w, si, w->userdata); /* may free W; sd-event reaps the child after this */
+        return 0;
+}
+
 int child_watch_add(sd_event *event, struct child_watch **ret, pid_t pid, child_watch_handler_t handler,
                     void *userdata) {
         struct child_watch *w = calloc(1, sizeof(*w));
@@ -66,6 +75,16 @@ int child_watch_add(sd_event *event, struct child_watch **ret, pid_t pid, child_
                 return -ENOMEM;
         *w = (struct child_watch){ .pid = pid, .handler = handler, .userdata = userdata };
         int fd = (int) syscall(SYS_pidfd_open, pid, 0);
+        if (fd < 0 && (errno == ENOSYS || errno == EPERM || errno == EACCES)) {
+                /* An old kernel, a seccomp filter, or valgrind, which does not know it. */
+                int r = sd_event_add_child(event, &w->child, pid, WEXITED, on_child, w);
+                if (r < 0) {
+                        free(w);
+                        return r;
+                }
+                *ret = w;
+                return 0;
+        }
         if (fd < 0) {
                 free(w);
                 return -errno;
@@ -86,6 +105,7 @@ struct child_watch *child_watch_free(struct child_watch *w) {
                 return NULL;
         sd_event_source_disable_unref(w->io);
         sd_event_source_disable_unref(w->retry);
+        sd_event_source_disable_unref(w->child);
         free(w);
         return NULL;
 }
