@@ -124,6 +124,7 @@ struct engine {
          * per generation. deadlines, watchdogs: deadline_usec and watchdog_deadline_usec
          * of the workers (entries may be stale; they are checked when on top).
          * candidate_last_ready: the latest ready_usec of the candidate's workers.
+         * rollback_starting: see leave_rollback_starting() in engine.c.
          * worst_failures, worst_failure_slot: the slot with the most crashes in a row.
          * health_notable: slots whose health the status line has something to say about. */
         struct pid_map by_pid;
@@ -132,6 +133,7 @@ struct engine {
         struct min_heap deadlines, watchdogs;
         uint64_t candidate_last_ready;
         unsigned worst_failures, worst_failure_slot;
+        unsigned rollback_starting; /* workers with for_rollback still starting */
         size_t health_notable;
         /* Worker records looked at by every scan and lookup, for the tests that an event
          * costs the same whatever the number of workers (engine_get_worker_visits()). */

@@ -250,9 +250,19 @@ static void index_leave(struct engine *e, const struct engine_worker *w) {
         }
 }
 
+/* Workers started to restore the old generation's strength that are still starting:
+ * the rollback ends when none is left (rollback_progress()). */
+static void leave_rollback_starting(struct engine *e, const struct engine_worker *w) {
+        if (w->for_rollback && w->state == WORKER_STARTING) {
+                assert(e->rollback_starting > 0);
+                e->rollback_starting--;
+        }
+}
+
 static void set_state(struct engine *e, struct engine_worker *w, enum worker_state state) {
         if (w->state == state)
                 return;
+        leave_rollback_starting(e, w);
         index_leave(e, w);
         w->state = state;
         index_enter(e, w);
@@ -348,6 +358,7 @@ static void clear_indexes(struct engine *e) {
 static void remove_worker(struct engine *e, struct engine_worker *w) {
         size_t i = (size_t) (w - e->workers);
         e->workers_version++;
+        leave_rollback_starting(e, w);
         index_leave(e, w);
         if (w->pid > 0)
                 pid_map_remove(&e->by_pid, w->pid);
@@ -463,6 +474,8 @@ static void fill_current(struct engine *e, unsigned active, unsigned count, bool
         free_current_slots(e, active, n, slots);
         for (unsigned i = 0; i < n; i++)
                 spawn_worker(e, &e->current, slots[i], now)->for_rollback = for_rollback;
+        if (for_rollback)
+                e->rollback_starting += n;
         free(slots);
 }
 
@@ -665,11 +678,13 @@ static void check_started(struct engine *e);
 static void rollback_progress(struct engine *e) {
         if (e->state != ENGINE_ROLLING_BACK)
                 return;
-        for (size_t i = 0; i < e->n_workers; i++)
-                if (e->workers[i].for_rollback && e->workers[i].state == WORKER_STARTING)
-                        return;
-        for (size_t i = 0; i < e->n_workers; i++)
+        if (e->rollback_starting > 0)
+                return;
+        /* Once per rollback: the rest of them are ready by now. */
+        for (size_t i = 0; i < e->n_workers; i++) {
+                e->worker_visits++;
                 e->workers[i].for_rollback = false;
+        }
         finish_upgrade(e, false, e->rollback_reason);
         /* The first generation may have become ready while the upgrade ran. */
         check_started(e);
@@ -1341,6 +1356,7 @@ void engine_rebuild_indexes(struct engine *e) {
                 }
         e->candidate_slots = 0;
         e->candidate_last_ready = 0;
+        e->rollback_starting = 0;
         for (size_t i = 0; i < e->n_workers; i++) {
                 const struct engine_worker *w = &e->workers[i];
                 bool candidate = e->candidate.number != 0 && w->generation == e->candidate.number;
@@ -1349,6 +1365,7 @@ void engine_rebuild_indexes(struct engine *e) {
                 if (candidate && w->state == WORKER_READY && w->ready_usec > e->candidate_last_ready)
                         e->candidate_last_ready = w->ready_usec;
                 index_enter(e, w);
+                e->rollback_starting += w->for_rollback && w->state == WORKER_STARTING;
                 if (w->pid > 0 && pid_map_put(&e->by_pid, w->pid, w->id) < 0)
                         oom();
                 deadlines_changed(e, w);
