@@ -396,20 +396,19 @@ static pid_t start_child(struct child_plan *plan) {
 /* Two fds at low numbers that the child's control socket and error pipe are copied into
  * for each spawn, so that a child sharing our fd table copies only its low part (child()),
  * and a third to park in them between spawns (so that we hold no end of the worker's).
- * Opened at the first spawn, when the fds the supervisor keeps per worker are not there
- * yet; O_CLOEXEC, so a reexec drops them. */
+ * O_CLOEXEC, so a reexec drops them (and the new image opens its own). */
 static int low_fds[3] = { -1, -1, -1 };
 
-static bool reserve_low_fds(void) {
+int spawn_reserve_fds(void) {
         for (size_t i = 0; i < ELEMENTSOF(low_fds); i++)
                 if (low_fds[i] < 0 && (low_fds[i] = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
-                        return false;
-        return true;
+                        return -errno;
+        return 0;
 }
 
 /* Puts CONTROL and ERROR in the low fds: false (and nothing held) when it cannot. */
 static bool lend_low_fds(int control, int error) {
-        if (!SPAWN_SHARES_MEMORY || !reserve_low_fds())
+        if (!SPAWN_SHARES_MEMORY || spawn_reserve_fds() < 0)
                 return false;
         if (dup3(control, low_fds[0], O_CLOEXEC) >= 0 && dup3(error, low_fds[1], O_CLOEXEC) >= 0)
                 return true;
