@@ -134,6 +134,7 @@ struct engine {
         uint64_t candidate_last_ready;
         unsigned worst_failures, worst_failure_slot;
         unsigned rollback_starting; /* workers with for_rollback still starting */
+        unsigned n_replacing; /* workers with replaces != 0 (set_replaces() in engine.c) */
         size_t health_notable;
         /* Worker records looked at by every scan and lookup, for the tests that an event
          * costs the same whatever the number of workers (engine_get_worker_visits()). */

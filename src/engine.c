@@ -108,6 +108,7 @@ static void notify_ready(struct engine *e) {
  * any worker, plus a margin for the exits to be reaped. */
 static void notify_stopping(struct engine *e) {
         uint64_t max = 0;
+        e->worker_visits += e->n_workers;
         for (size_t i = 0; i < e->n_workers; i++)
                 if (e->workers[i].drain_timeout_usec > max)
                         max = e->workers[i].drain_timeout_usec;
@@ -359,6 +360,7 @@ static void remove_worker(struct engine *e, struct engine_worker *w) {
         size_t i = (size_t) (w - e->workers);
         e->workers_version++;
         leave_rollback_starting(e, w);
+        e->n_replacing -= w->replaces != 0;
         index_leave(e, w);
         if (w->pid > 0)
                 pid_map_remove(&e->by_pid, w->pid);
@@ -479,12 +481,13 @@ static void fill_current(struct engine *e, unsigned active, unsigned count, bool
         free(slots);
 }
 
-/* Workers of a generation that serve or will serve: not draining; for the current
- * generation, slots waiting for a respawn count too. */
 static unsigned count_in_state(const struct engine *e, uint64_t generation, enum worker_state state) {
         const struct generation_index *g = index_of_const(e, generation);
         return g ? g->in_state[state] : 0;
 }
+
+/* Workers of a generation that serve or will serve: not draining; for the current
+ * generation, slots waiting for a respawn count too. */
 
 static unsigned count_active(const struct engine *e, uint64_t generation) {
         unsigned n = count_in_state(e, generation, WORKER_STARTING) + count_in_state(e, generation, WORKER_READY);
@@ -591,8 +594,18 @@ static void health_changed(struct engine *e, bool was_notable, const struct slot
         e->health_notable = e->health_notable - was_notable + health_notable(h);
 }
 
+/* memory_max: W is (ID != 0) or is no longer (ID = 0) the replacement for worker ID.
+ * Counted, so that the searches below cost nothing while no replacement runs. */
+static void set_replaces(struct engine *e, struct engine_worker *w, uint64_t id) {
+        e->n_replacing = e->n_replacing - (w->replaces != 0) + (id != 0);
+        w->replaces = id;
+}
+
 /* The worker starting in place of worker ID (memory_max), if any. */
 static struct engine_worker *replacement_of(struct engine *e, uint64_t id) {
+        if (e->n_replacing == 0)
+                return NULL;
+        e->worker_visits += e->n_workers;
         for (size_t i = 0; i < e->n_workers; i++)
                 if (e->workers[i].replaces == id && e->workers[i].state != WORKER_DRAINING)
                         return &e->workers[i];
@@ -604,11 +617,14 @@ static struct engine_worker *replacement_of(struct engine *e, uint64_t id) {
  * drains, and the worker it was for serves on (an upgrade replaces it anyway; otherwise
  * the next sample asks again). */
 static void abandon_replacements(struct engine *e, uint64_t now) {
+        if (e->n_replacing == 0)
+                return;
+        e->worker_visits += e->n_workers;
         for (size_t i = 0; i < e->n_workers; i++) {
                 struct engine_worker *w = &e->workers[i];
                 if (w->replaces == 0)
                         continue;
-                w->replaces = 0;
+                set_replaces(e, w, 0);
                 drain_worker(e, w, now);
         }
 }
@@ -698,6 +714,7 @@ static void rollback(struct engine *e, uint64_t now, const char *fmt, ...) {
         va_end(ap);
 
         e->state = ENGINE_ROLLING_BACK;
+        e->worker_visits += e->n_workers;
         for (size_t i = 0; i < e->n_workers; i++)
                 if (e->workers[i].generation == e->candidate.number)
                         drain_worker(e, &e->workers[i], now);
@@ -940,6 +957,7 @@ static void start_timed_out(struct engine *e, uint64_t now) {
 
         e->state = ENGINE_STOPPING;
         e->n_respawns = 0;
+        e->worker_visits += e->n_workers;
         for (size_t i = 0; i < e->n_workers; i++) {
                 struct engine_worker *w = &e->workers[i];
                 /* One not forked yet drains instead: the drain signal follows its spawn
@@ -969,6 +987,7 @@ void engine_stop(struct engine *e, uint64_t now) {
                 finish_upgrade(e, false, "the supervisor is stopping");
         e->state = ENGINE_STOPPING;
         e->n_respawns = 0;
+        e->worker_visits += e->n_workers;
         for (size_t i = 0; i < e->n_workers; i++)
                 drain_worker(e, &e->workers[i], now);
         notify_stopping(e);
@@ -980,6 +999,7 @@ int engine_restart(struct engine *e, uint64_t now) {
         if (e->state != ENGINE_RUNNING)
                 return -EBUSY;
         abandon_replacements(e, now);
+        e->worker_visits += e->n_workers;
         for (size_t i = 0; i < e->n_workers; i++) {
                 struct engine_worker *w = &e->workers[i];
                 if (w->generation != e->current.number || w->state == WORKER_DRAINING)
@@ -1039,7 +1059,7 @@ static void format_size(char *buf, size_t size, uint64_t bytes) {
 static void leave_slot(struct engine *e, const struct engine_worker *dead, const char *why, uint64_t now) {
         struct engine_worker *r = replacement_of(e, dead->id);
         if (r)
-                r->replaces = 0;
+                set_replaces(e, r, 0);
         else
                 schedule_respawn(e, dead, why, now);
 }
@@ -1099,7 +1119,7 @@ static void watchdog_missed(struct engine *e, struct engine_worker *w, bool trig
         w->respawn_now = w->for_rollback = false;
         e->workers_version++;
         set_deadline(e, w, kill_at);
-        w->replaces = 0;
+        set_replaces(e, w, 0);
 
         const struct generation *g = generation_of(e, dead.generation);
         if (g && g == &e->candidate && e->state == ENGINE_UPGRADING) {
@@ -1203,7 +1223,7 @@ void engine_worker_memory(struct engine *e, pid_t pid, uint64_t bytes, uint64_t 
                    "memory_max exceeded: %s > %s, replacing worker %d (slot %u, replacement %u within %s)", used, limit,
                    (int) w->pid, w->slot, h->memory_attempts, window);
         uint64_t fat = w->id;
-        refill_slot(e, w->slot, w->restarts, now)->replaces = fat; /* w may have moved */
+        set_replaces(e, refill_slot(e, w->slot, w->restarts, now), fat); /* w may have moved */
 }
 
 /* ---- events ---- */
@@ -1315,7 +1335,7 @@ static void mark_ready(struct engine *e, struct engine_worker *w, uint64_t now) 
                 if (w->replaces) {
                         /* The new worker serves: now the fat one may drain. */
                         struct engine_worker *fat = find_by_id(e, w->replaces);
-                        w->replaces = 0;
+                        set_replaces(e, w, 0);
                         if (fat && fat->state != WORKER_DRAINING) {
                                 set_reason(push_health(e, w)->reason, sizeof(a->reason),
                                            "memory_max: worker %d is ready in place of worker %d, which drains now",
@@ -1357,6 +1377,7 @@ void engine_rebuild_indexes(struct engine *e) {
         e->candidate_slots = 0;
         e->candidate_last_ready = 0;
         e->rollback_starting = 0;
+        e->n_replacing = 0;
         for (size_t i = 0; i < e->n_workers; i++) {
                 const struct engine_worker *w = &e->workers[i];
                 bool candidate = e->candidate.number != 0 && w->generation == e->candidate.number;
@@ -1366,6 +1387,7 @@ void engine_rebuild_indexes(struct engine *e) {
                         e->candidate_last_ready = w->ready_usec;
                 index_enter(e, w);
                 e->rollback_starting += w->for_rollback && w->state == WORKER_STARTING;
+                e->n_replacing += w->replaces != 0;
                 if (w->pid > 0 && pid_map_put(&e->by_pid, w->pid, w->id) < 0)
                         oom();
                 deadlines_changed(e, w);

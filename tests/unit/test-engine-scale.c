@@ -160,6 +160,66 @@ Test(engine_scale, rolling_upgrade_visits_each_worker_a_bounded_number_of_times)
         check_visits_linear(STRATEGY_ROLLING);
 }
 
+/* A blue-green upgrade of N workers whose last new worker crashes before it is ready:
+ * the rollback drains the other N - 1, and each of their exits is an event. The worker
+ * records looked at, from the upgrade's start to the end of the rollback. */
+static uint64_t rollback_visits(unsigned n) {
+        struct engine_settings settings = {
+                .workers = n,
+                .strategy = STRATEGY_BLUE_GREEN,
+                .batch = 1,
+                .ready = READY_NOTIFY,
+                .ready_timeout_usec = 30 * USEC_PER_SEC,
+                .drain_signal = SIGTERM,
+                .drain_timeout_usec = 10 * USEC_PER_SEC,
+        };
+        struct driver d = { .now = USEC_PER_SEC, .next_pid = 1000 };
+        d.to_ready = calloc(2 * n, sizeof(pid_t));
+        d.to_exit = calloc(2 * n, sizeof(pid_t));
+        cr_assert(d.to_ready && d.to_exit);
+        cr_assert_eq(engine_new(&d.e), 0);
+        cr_assert_eq(engine_start(d.e, d.now, 1, "/srv/v1", &settings), 0);
+        run(&d);
+        uint64_t before = engine_get_worker_visits(d.e);
+        cr_assert_eq(engine_prepare_upgrade(d.e), 2);
+        cr_assert_eq(engine_start_upgrade(d.e, d.now, "/srv/v2", &settings), 0);
+        pump(&d);
+        cr_assert_eq(d.n_ready, 2 * n);
+        for (size_t i = n; i < 2 * n - 1; i++) {
+                d.now += 1000;
+                look_up(&d, d.to_ready[i]);
+                engine_worker_ready(d.e, d.to_ready[i], d.now);
+                pump(&d);
+        }
+        d.now += 1000;
+        engine_worker_exited(d.e, d.to_ready[2 * n - 1], false, 1, d.now);
+        pump(&d);
+        cr_assert(d.finished && !d.success, "the upgrade of %u workers did not fail", n);
+        for (size_t i = 0; i < d.n_exit; i++) {
+                d.now += 1000;
+                look_up(&d, d.to_exit[i]);
+                engine_worker_exited(d.e, d.to_exit[i], false, 0, d.now);
+                pump(&d);
+        }
+        cr_assert_eq(engine_get_generation(d.e), 1);
+        cr_assert_eq(engine_count_workers(d.e), n);
+        uint64_t visits = engine_get_worker_visits(d.e) - before;
+        engine_free(d.e);
+        free(d.to_ready);
+        free(d.to_exit);
+        return visits;
+}
+
+Test(engine_scale, rollback_visits_each_worker_a_bounded_number_of_times) {
+        uint64_t small = rollback_visits(64), large = rollback_visits(1024);
+        cr_assert_gt(small, 0);
+        double ratio = (double) large / (double) small;
+        cr_log_info("rollback: %llu worker visits at N=64, %llu at N=1024: ratio %.1f", (unsigned long long) small,
+                    (unsigned long long) large, ratio);
+        cr_assert(ratio >= 8 && ratio <= 40, "rollback: the engine's work grew %.1f times for 16 times the workers",
+                  ratio);
+}
+
 /* Scaling up and a rollback take their slots in one pass each. */
 Test(engine_scale, scale_up_fills_the_lowest_free_slots) {
         struct engine_settings settings = { .workers = 4,
