@@ -9,6 +9,8 @@
 
 #include "engine.h"
 #include "macro.h"
+#include "min-heap.h"
+#include "pid-map.h"
 
 /* Crash back-off: 100 ms doubling to 10 s; a worker that stayed up this long resets it. */
 #define BACKOFF_MIN_USEC (100 * USEC_PER_MSEC)
@@ -45,6 +47,16 @@ struct slot_health {
         unsigned memory_failed; /* replacements in a row that never became ready */
         uint64_t memory_holdoff_until; /* no replacement before this */
         bool memory_loop; /* the hold-off is for too many replacements, not for a failure */
+};
+
+/* How many workers of a generation are in each state, and its workers starting and ready
+ * newest first (keys count down from the id, as ids grow with the spawn order): the
+ * counts and the pick of the worker to drain without a walk over every worker. Only the
+ * few generations that still have workers have an entry. */
+struct generation_index {
+        uint64_t generation;
+        unsigned in_state[3]; /* by enum worker_state */
+        struct min_heap newest[2]; /* WORKER_STARTING, WORKER_READY; entries may be stale */
 };
 
 /* A slot of the current generation waiting to be respawned after a crash. */
@@ -122,6 +134,27 @@ struct engine {
         unsigned candidate_slots;
         uint64_t workers_version;
         uint64_t slot_steps; /* work done finding free slots, for the tests (engine_get_slot_steps()) */
+        /* Indexes that keep the cost of each event independent of the number of workers
+         * (the array stays in spawn order, so sorted by id: find_by_id() is a binary
+         * search). by_pid: pid -> worker id. generations: counts and newest-first heaps
+         * per generation. deadlines, watchdogs: deadline_usec and watchdog_deadline_usec
+         * of the workers (entries may be stale; they are checked when on top).
+         * candidate_last_ready: the latest ready_usec of the candidate's workers.
+         * rollback_starting: see leave_rollback_starting() in engine.c.
+         * worst_failures, worst_failure_slot: the slot with the most crashes in a row.
+         * health_notable: slots whose health the status line has something to say about. */
+        struct pid_map by_pid;
+        struct generation_index *generations;
+        size_t allocated_generations; /* entries with generation 0 are free */
+        struct min_heap deadlines, watchdogs;
+        uint64_t candidate_last_ready;
+        unsigned worst_failures, worst_failure_slot;
+        unsigned rollback_starting; /* workers with for_rollback still starting */
+        unsigned n_replacing; /* workers with replaces != 0 (set_replaces() in engine.c) */
+        size_t health_notable;
+        /* Worker records looked at by every scan and lookup, for the tests that an event
+         * costs the same whatever the number of workers (engine_get_worker_visits()). */
+        uint64_t worker_visits;
 };
 
 /* After a restore: recomputes the derived fields above. */

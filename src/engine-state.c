@@ -59,9 +59,9 @@ _Static_assert(sizeof(struct engine_worker) == 128, "serialise the new engine_wo
 _Static_assert(sizeof(struct generation) == 104, "serialise the new generation member in engine-state.c");
 _Static_assert(sizeof(struct slot_health) == 40, "serialise the new slot_health member in engine-state.c");
 _Static_assert(sizeof(struct respawn) == 24, "serialise the new respawn member in engine-state.c");
-/* 3824 serialised, 24 of derived indexes that engine_rebuild_indexes() recomputes, and
+/* 3824 serialised, 152 of derived indexes that engine_rebuild_indexes() recomputes, and
  * the pending action (1624 + 8), which is empty at a serialisation as the whole queue is. */
-_Static_assert(sizeof(struct engine) == 3824 + 24 + 1632, "serialise the new engine member in engine-state.c");
+_Static_assert(sizeof(struct engine) == 3824 + 152 + 1632, "serialise the new engine member in engine-state.c");
 #endif
 _Static_assert(sizeof(enum engine_state) == sizeof(int) && sizeof(enum worker_state) == sizeof(int) &&
                        sizeof(enum strategy) == sizeof(int) && sizeof(enum ready_mode) == sizeof(int) &&

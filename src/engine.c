@@ -130,6 +130,7 @@ static void notify_ready(struct engine *e) {
  * any worker, plus a margin for the exits to be reaped. */
 static void notify_stopping(struct engine *e) {
         uint64_t max = 0;
+        e->worker_visits += e->n_workers;
         for (size_t i = 0; i < e->n_workers; i++)
                 if (e->workers[i].drain_timeout_usec > max)
                         max = e->workers[i].drain_timeout_usec;
@@ -181,6 +182,8 @@ int engine_new(struct engine **ret) {
         return 0;
 }
 
+static void clear_indexes(struct engine *e);
+
 static void generation_clear(struct generation *g) {
         free(g->target);
         *g = (struct generation){};
@@ -201,6 +204,7 @@ struct engine *engine_free(struct engine *e) {
         free(e->previous_target);
         generation_clear(&e->current);
         generation_clear(&e->candidate);
+        clear_indexes(e);
         free(e);
         return NULL;
 }
@@ -209,28 +213,201 @@ static bool settings_valid(const struct engine_settings *s) {
         return s && s->workers > 0 && s->batch > 0 && s->drain_signal > 0;
 }
 
-/* ---- workers ---- */
+/* ---- workers and their indexes ---- */
 
+/* The workers stay in spawn order, which is the order of their ids: a binary search. */
 static struct engine_worker *find_by_id(struct engine *e, uint64_t id) {
-        for (size_t i = 0; i < e->n_workers; i++)
-                if (e->workers[i].id == id)
-                        return &e->workers[i];
+        size_t low = 0, high = e->n_workers;
+        while (low < high) {
+                size_t mid = low + (high - low) / 2;
+                e->worker_visits++;
+                if (e->workers[mid].id == id)
+                        return &e->workers[mid];
+                if (e->workers[mid].id < id)
+                        low = mid + 1;
+                else
+                        high = mid;
+        }
         return NULL;
 }
 
 static struct engine_worker *find_by_pid(struct engine *e, pid_t pid) {
-        if (pid <= 0)
+        uint64_t id;
+        if (pid <= 0 || !pid_map_get(&e->by_pid, pid, &id))
                 return NULL;
-        for (size_t i = 0; i < e->n_workers; i++)
-                if (e->workers[i].pid == pid)
-                        return &e->workers[i];
+        return find_by_id(e, id);
+}
+
+static struct generation_index *index_of(struct engine *e, uint64_t generation) {
+        for (size_t i = 0; i < e->allocated_generations; i++)
+                if (e->generations[i].generation == generation)
+                        return &e->generations[i];
         return NULL;
+}
+
+static const struct generation_index *index_of_const(const struct engine *e, uint64_t generation) {
+        return index_of((struct engine *) e, generation);
+}
+
+static struct generation_index *index_of_new(struct engine *e, uint64_t generation) {
+        struct generation_index *g = index_of(e, generation);
+        if (g)
+                return g;
+        size_t i = 0;
+        while (i < e->allocated_generations && e->generations[i].generation != 0)
+                i++;
+        if (i == e->allocated_generations) {
+                size_t n = e->allocated_generations;
+                if (!engine_grow((void **) &e->generations, &e->allocated_generations, n + 1, sizeof(*g)))
+                        oom();
+                memset(e->generations + n, 0, (e->allocated_generations - n) * sizeof(*g));
+        }
+        e->generations[i] = (struct generation_index){ .generation = generation };
+        return &e->generations[i];
+}
+
+static void push_or_die(struct min_heap *h, uint64_t key, uint64_t id) {
+        if (min_heap_push(h, key, id) < 0)
+                oom();
+}
+
+/* W entered its state: counted, and findable as the newest of it. */
+static void index_enter(struct engine *e, const struct engine_worker *w) {
+        struct generation_index *g = index_of_new(e, w->generation);
+        g->in_state[w->state]++;
+        if (w->state != WORKER_DRAINING)
+                push_or_die(&g->newest[w->state], UINT64_MAX - w->id, w->id);
+}
+
+/* W leaves its state (its heap entry goes stale); a generation with no worker left
+ * loses its entry. */
+static void index_leave(struct engine *e, const struct engine_worker *w) {
+        struct generation_index *g = index_of(e, w->generation);
+        assert(g && g->in_state[w->state] > 0);
+        g->in_state[w->state]--;
+        if (g->in_state[WORKER_STARTING] + g->in_state[WORKER_READY] + g->in_state[WORKER_DRAINING] == 0) {
+                min_heap_clear(&g->newest[0]);
+                min_heap_clear(&g->newest[1]);
+                *g = (struct generation_index){};
+        }
+}
+
+/* Workers started to restore the old generation's strength that are still starting:
+ * the rollback ends when none is left (rollback_progress()). */
+static void leave_rollback_starting(struct engine *e, const struct engine_worker *w) {
+        if (w->for_rollback && w->state == WORKER_STARTING) {
+                assert(e->rollback_starting > 0);
+                e->rollback_starting--;
+        }
+}
+
+static void set_state(struct engine *e, struct engine_worker *w, enum worker_state state) {
+        if (w->state == state)
+                return;
+        leave_rollback_starting(e, w);
+        index_leave(e, w);
+        w->state = state;
+        index_enter(e, w);
+}
+
+/* Whether the timer heaps should hold W's deadlines at all. */
+static bool has_deadlines(const struct engine_worker *w) {
+        return !w->killed && w->pid > 0;
+}
+
+/* Stale entries are dropped when they reach the top; a heap that holds many more
+ * entries than there are workers is built again, so that it stays O(N) in size (once
+ * per N pushes or more: O(1) per push on average). */
+static void compact_heap(struct engine *e, struct min_heap *h, bool watchdog) {
+        if (h->n <= 2 * e->n_workers + 64)
+                return;
+        min_heap_clear(h);
+        for (size_t i = 0; i < e->n_workers; i++) {
+                const struct engine_worker *w = &e->workers[i];
+                uint64_t key = watchdog ? w->watchdog_deadline_usec : w->deadline_usec;
+                e->worker_visits++;
+                if (has_deadlines(w) && key != USEC_INFINITY)
+                        push_or_die(h, key, w->id);
+        }
+}
+
+/* After any change of W's deadline_usec, watchdog_deadline_usec or pid: the heaps get
+ * the new values; the old entries go stale. */
+static void deadlines_changed(struct engine *e, const struct engine_worker *w) {
+        if (!has_deadlines(w))
+                return;
+        if (w->deadline_usec != USEC_INFINITY) {
+                push_or_die(&e->deadlines, w->deadline_usec, w->id);
+                compact_heap(e, &e->deadlines, false);
+        }
+        if (w->watchdog_deadline_usec != USEC_INFINITY) {
+                push_or_die(&e->watchdogs, w->watchdog_deadline_usec, w->id);
+                compact_heap(e, &e->watchdogs, true);
+        }
+}
+
+static void set_deadline(struct engine *e, struct engine_worker *w, uint64_t usec) {
+        w->deadline_usec = usec;
+        deadlines_changed(e, w);
+}
+
+static void set_watchdog_deadline(struct engine *e, struct engine_worker *w, uint64_t usec) {
+        w->watchdog_deadline_usec = usec;
+        deadlines_changed(e, w);
+}
+
+/* The worker of the top entry of H when that entry is current (WATCHDOG: of the
+ * watchdog heap), after dropping the stale ones above it; NULL when none is left. */
+static struct engine_worker *heap_first(struct engine *e, struct min_heap *h, bool watchdog) {
+        struct min_heap_entry top;
+        while (min_heap_top(h, &top)) {
+                struct engine_worker *w = find_by_id(e, top.id);
+                if (w && has_deadlines(w) && (watchdog ? w->watchdog_deadline_usec : w->deadline_usec) == top.key)
+                        return w;
+                min_heap_pop(h);
+        }
+        return NULL;
+}
+
+/* The newest worker of GENERATION in STATE (starting or ready), NULL when none. */
+static struct engine_worker *newest_in_state(struct engine *e, uint64_t generation, enum worker_state state) {
+        struct generation_index *g = index_of(e, generation);
+        if (!g)
+                return NULL;
+        struct min_heap_entry top;
+        while (min_heap_top(&g->newest[state], &top)) {
+                struct engine_worker *w = find_by_id(e, top.id);
+                if (w && w->generation == generation && w->state == state)
+                        return w;
+                min_heap_pop(&g->newest[state]);
+        }
+        return NULL;
+}
+
+static void clear_indexes(struct engine *e) {
+        pid_map_clear(&e->by_pid);
+        for (size_t i = 0; i < e->allocated_generations; i++) {
+                min_heap_clear(&e->generations[i].newest[0]);
+                min_heap_clear(&e->generations[i].newest[1]);
+        }
+        free(e->generations);
+        e->generations = NULL;
+        e->allocated_generations = 0;
+        min_heap_clear(&e->deadlines);
+        min_heap_clear(&e->watchdogs);
 }
 
 static void remove_worker(struct engine *e, struct engine_worker *w) {
         size_t i = (size_t) (w - e->workers);
         e->workers_version++;
+        leave_rollback_starting(e, w);
+        e->n_replacing -= w->replaces != 0;
+        index_leave(e, w);
+        if (w->pid > 0)
+                pid_map_remove(&e->by_pid, w->pid);
         free(w->target);
+        /* Keeps the spawn order that find_by_id() relies on: a copy of the records after
+         * it (memory bandwidth, no record is looked at). */
         memmove(&e->workers[i], &e->workers[i + 1], (e->n_workers - i - 1) * sizeof(*w));
         e->n_workers--;
 }
@@ -266,6 +443,7 @@ static struct engine_worker *spawn_worker(struct engine *e, const struct generat
                 .watchdog_usec = g->settings.watchdog_usec,
                 .watchdog_deadline_usec = USEC_INFINITY, /* from the spawn report on */
         };
+        index_enter(e, w); /* no pid yet: no deadline in the heaps until the spawn report */
         struct engine_action *a = push_action(e, ACTION_SPAWN);
         a->worker_id = w->id;
         a->generation = g->number;
@@ -287,11 +465,11 @@ static struct engine_worker *refill_slot(struct engine *e, unsigned slot, unsign
 static void drain_worker(struct engine *e, struct engine_worker *w, uint64_t now) {
         if (w->state == WORKER_DRAINING)
                 return;
-        w->state = WORKER_DRAINING;
+        set_state(e, w, WORKER_DRAINING);
         w->respawn_now = false;
         e->workers_version++;
         w->for_rollback = false;
-        w->deadline_usec = now + w->drain_timeout_usec;
+        set_deadline(e, w, now + w->drain_timeout_usec);
         signal_drain(e, w);
 }
 
@@ -306,6 +484,7 @@ static unsigned next_candidate_slot(struct engine *e) {
  * (a rollback's, a scale's), not one per slot tried. At most ACTIVE distinct slots are
  * taken, so the N lowest free ones are all below ACTIVE + N. */
 static void free_current_slots(struct engine *e, unsigned active, unsigned n, unsigned *out) {
+        e->worker_visits += e->n_workers;
         size_t size = (size_t) active + n;
         bool *taken = calloc(size ?: 1, sizeof(*taken));
         if (!taken)
@@ -338,39 +517,34 @@ static void fill_current(struct engine *e, unsigned active, unsigned count, bool
         free_current_slots(e, active, n, slots);
         for (unsigned i = 0; i < n; i++)
                 spawn_worker(e, &e->current, slots[i], now)->for_rollback = for_rollback;
+        if (for_rollback)
+                e->rollback_starting += n;
         free(slots);
+}
+
+static unsigned count_in_state(const struct engine *e, uint64_t generation, enum worker_state state) {
+        const struct generation_index *g = index_of_const(e, generation);
+        return g ? g->in_state[state] : 0;
 }
 
 /* Workers of a generation that serve or will serve: not draining; for the current
  * generation, slots waiting for a respawn count too. */
+
 static unsigned count_active(const struct engine *e, uint64_t generation) {
-        unsigned n = 0;
-        for (size_t i = 0; i < e->n_workers; i++)
-                if (e->workers[i].generation == generation && e->workers[i].state != WORKER_DRAINING)
-                        n++;
+        unsigned n = count_in_state(e, generation, WORKER_STARTING) + count_in_state(e, generation, WORKER_READY);
         if (generation == e->current.number)
                 n += (unsigned) e->n_respawns;
         return n;
 }
 
-static unsigned count_in_state(const struct engine *e, uint64_t generation, enum worker_state state) {
-        unsigned n = 0;
-        for (size_t i = 0; i < e->n_workers; i++)
-                if (e->workers[i].generation == generation && e->workers[i].state == state)
-                        n++;
-        return n;
-}
-
 static unsigned count_generation(const struct engine *e, uint64_t generation) {
-        unsigned n = 0;
-        for (size_t i = 0; i < e->n_workers; i++)
-                if (e->workers[i].generation == generation)
-                        n++;
-        return n;
+        return count_active(e, generation) - (generation == e->current.number ? (unsigned) e->n_respawns : 0) +
+               count_in_state(e, generation, WORKER_DRAINING);
 }
 
 /* Drains up to n active workers of the current generation: queued respawns first (they
- * serve nobody), then workers still starting, then the newest ready ones. */
+ * serve nobody), then workers still starting, then the newest ready ones (the highest
+ * id: ids grow with the spawn order). */
 static unsigned drain_current(struct engine *e, unsigned n, uint64_t now) {
         unsigned done = 0;
         while (done < n && e->n_respawns > 0) {
@@ -380,14 +554,7 @@ static unsigned drain_current(struct engine *e, unsigned n, uint64_t now) {
         for (int pass = 0; pass < 2 && done < n; pass++) {
                 enum worker_state want = pass == 0 ? WORKER_STARTING : WORKER_READY;
                 while (done < n) {
-                        struct engine_worker *pick = NULL;
-                        for (size_t i = 0; i < e->n_workers; i++) {
-                                struct engine_worker *w = &e->workers[i];
-                                if (w->generation != e->current.number || w->state != want)
-                                        continue;
-                                if (!pick || w->started_usec >= pick->started_usec)
-                                        pick = w;
-                        }
+                        struct engine_worker *pick = newest_in_state(e, e->current.number, want);
                         if (!pick)
                                 break;
                         drain_worker(e, pick, now);
@@ -415,6 +582,18 @@ static void reset_failures(struct engine *e) {
         free(e->failures);
         e->failures = NULL;
         e->n_failures = 0;
+        e->worst_failures = e->worst_failure_slot = 0;
+}
+
+/* The slot with the most crashes in a row, for the status line: found again at each
+ * crash (a count may drop to 0 then), not at each status line. */
+static void find_worst_failures(struct engine *e) {
+        e->worst_failures = e->worst_failure_slot = 0;
+        for (size_t i = 0; i < e->n_failures; i++)
+                if (e->failures[i] > e->worst_failures) {
+                        e->worst_failures = e->failures[i];
+                        e->worst_failure_slot = (unsigned) i;
+                }
 }
 
 static uint64_t backoff_for(unsigned failures) {
@@ -442,10 +621,32 @@ static void reset_health(struct engine *e) {
         free(e->health);
         e->health = NULL;
         e->n_health = 0;
+        e->health_notable = 0;
+}
+
+/* Whether the status line may say something about this slot's health. */
+static bool health_notable(const struct slot_health *h) {
+        return h->watchdog_pid > 0 || h->memory_failed > 0 || h->memory_loop;
+}
+
+/* Around every change of a slot's health: keeps health_notable, so that the status line
+ * looks at the slots only while one of them has something to show. */
+static void health_changed(struct engine *e, bool was_notable, const struct slot_health *h) {
+        e->health_notable = e->health_notable - was_notable + health_notable(h);
+}
+
+/* memory_max: W is (ID != 0) or is no longer (ID = 0) the replacement for worker ID.
+ * Counted, so that the searches below cost nothing while no replacement runs. */
+static void set_replaces(struct engine *e, struct engine_worker *w, uint64_t id) {
+        e->n_replacing = e->n_replacing - (w->replaces != 0) + (id != 0);
+        w->replaces = id;
 }
 
 /* The worker starting in place of worker ID (memory_max), if any. */
 static struct engine_worker *replacement_of(struct engine *e, uint64_t id) {
+        if (e->n_replacing == 0)
+                return NULL;
+        e->worker_visits += e->n_workers;
         for (size_t i = 0; i < e->n_workers; i++)
                 if (e->workers[i].replaces == id && e->workers[i].state != WORKER_DRAINING)
                         return &e->workers[i];
@@ -457,11 +658,14 @@ static struct engine_worker *replacement_of(struct engine *e, uint64_t id) {
  * drains, and the worker it was for serves on (an upgrade replaces it anyway; otherwise
  * the next sample asks again). */
 static void abandon_replacements(struct engine *e, uint64_t now) {
+        if (e->n_replacing == 0)
+                return;
+        e->worker_visits += e->n_workers;
         for (size_t i = 0; i < e->n_workers; i++) {
                 struct engine_worker *w = &e->workers[i];
                 if (w->replaces == 0)
                         continue;
-                w->replaces = 0;
+                set_replaces(e, w, 0);
                 drain_worker(e, w, now);
         }
 }
@@ -473,6 +677,7 @@ static void schedule_respawn(struct engine *e, const struct engine_worker *w, co
         if (w->state == WORKER_READY && now - w->ready_usec >= BACKOFF_RESET_USEC)
                 *f = 0;
         (*f)++;
+        find_worst_failures(e);
         if (!e->ready_sent) {
                 e->start_failures++;
                 set_reason(e->start_last_failure, sizeof(e->start_last_failure), "%s", why);
@@ -530,11 +735,13 @@ static void check_started(struct engine *e);
 static void rollback_progress(struct engine *e) {
         if (e->state != ENGINE_ROLLING_BACK)
                 return;
-        for (size_t i = 0; i < e->n_workers; i++)
-                if (e->workers[i].for_rollback && e->workers[i].state == WORKER_STARTING)
-                        return;
-        for (size_t i = 0; i < e->n_workers; i++)
+        if (e->rollback_starting > 0)
+                return;
+        /* Once per rollback: the rest of them are ready by now. */
+        for (size_t i = 0; i < e->n_workers; i++) {
+                e->worker_visits++;
                 e->workers[i].for_rollback = false;
+        }
         finish_upgrade(e, false, e->rollback_reason);
         /* The first generation may have become ready while the upgrade ran. */
         check_started(e);
@@ -548,6 +755,7 @@ static void rollback(struct engine *e, uint64_t now, const char *fmt, ...) {
         va_end(ap);
 
         e->state = ENGINE_ROLLING_BACK;
+        e->worker_visits += e->n_workers;
         for (size_t i = 0; i < e->n_workers; i++)
                 if (e->workers[i].generation == e->candidate.number)
                         drain_worker(e, &e->workers[i], now);
@@ -563,19 +771,13 @@ static void rollback(struct engine *e, uint64_t now, const char *fmt, ...) {
 static uint64_t canary_until(const struct engine *e) {
         if (e->state != ENGINE_UPGRADING || e->preparing || e->canary_passed)
                 return USEC_INFINITY;
-        uint64_t cand = e->candidate.number, last_ready = 0;
-        unsigned started = count_active(e, cand), ready = 0;
-        for (size_t i = 0; i < e->n_workers; i++) {
-                const struct engine_worker *w = &e->workers[i];
-                if (w->generation != cand || w->state != WORKER_READY)
-                        continue;
-                ready++;
-                if (w->ready_usec > last_ready)
-                        last_ready = w->ready_usec;
-        }
+        uint64_t cand = e->candidate.number;
+        unsigned started = count_active(e, cand), ready = count_in_state(e, cand, WORKER_READY);
         if (started == 0 || ready < started)
                 return USEC_INFINITY;
-        return last_ready + e->candidate.settings.stable_time_usec;
+        /* A candidate's ready worker that leaves fails the upgrade: the latest ready_usec
+         * ever seen is the latest of those ready now. */
+        return e->candidate_last_ready + e->candidate.settings.stable_time_usec;
 }
 
 static void upgrade_progress(struct engine *e, uint64_t now) {
@@ -703,6 +905,7 @@ int engine_start_upgrade(struct engine *e, uint64_t now, const char *target, con
         abandon_replacements(e, now);
         e->candidate = (struct generation){ .number = ++e->last_generation, .target = t, .settings = *settings };
         e->candidate_slots = 0;
+        e->candidate_last_ready = 0;
         e->credited = 0;
         e->canary_passed = settings->stable_time_usec == 0;
         struct engine_action *a = push_action(e, ACTION_UPGRADE_STARTED);
@@ -795,13 +998,14 @@ static void start_timed_out(struct engine *e, uint64_t now) {
 
         e->state = ENGINE_STOPPING;
         e->n_respawns = 0;
+        e->worker_visits += e->n_workers;
         for (size_t i = 0; i < e->n_workers; i++) {
                 struct engine_worker *w = &e->workers[i];
                 /* One not forked yet drains instead: the drain signal follows its spawn
                  * report, and the SIGKILL its drain deadline. */
                 if (w->state == WORKER_STARTING && w->pid > 0) {
-                        w->state = WORKER_DRAINING;
-                        w->deadline_usec = now + w->drain_timeout_usec;
+                        set_state(e, w, WORKER_DRAINING);
+                        set_deadline(e, w, now + w->drain_timeout_usec);
                         e->workers_version++;
                         kill_worker(e, w, "it was not ready when the start timed out");
                 } else
@@ -824,6 +1028,7 @@ void engine_stop(struct engine *e, uint64_t now) {
                 finish_upgrade(e, false, "the supervisor is stopping");
         e->state = ENGINE_STOPPING;
         e->n_respawns = 0;
+        e->worker_visits += e->n_workers;
         for (size_t i = 0; i < e->n_workers; i++)
                 drain_worker(e, &e->workers[i], now);
         notify_stopping(e);
@@ -835,6 +1040,7 @@ int engine_restart(struct engine *e, uint64_t now) {
         if (e->state != ENGINE_RUNNING)
                 return -EBUSY;
         abandon_replacements(e, now);
+        e->worker_visits += e->n_workers;
         for (size_t i = 0; i < e->n_workers; i++) {
                 struct engine_worker *w = &e->workers[i];
                 if (w->generation != e->current.number || w->state == WORKER_DRAINING)
@@ -894,7 +1100,7 @@ static void format_size(char *buf, size_t size, uint64_t bytes) {
 static void leave_slot(struct engine *e, const struct engine_worker *dead, const char *why, uint64_t now) {
         struct engine_worker *r = replacement_of(e, dead->id);
         if (r)
-                r->replaces = 0;
+                set_replaces(e, r, 0);
         else
                 schedule_respawn(e, dead, why, now);
 }
@@ -903,6 +1109,7 @@ static void leave_slot(struct engine *e, const struct engine_worker *dead, const
  * leak is no reason for a gap), and the slot waits before the next try. */
 static void replacement_failed(struct engine *e, const struct engine_worker *dead, const char *why, uint64_t now) {
         struct slot_health *h = health_of(e, dead->slot);
+        bool was_notable = health_notable(h);
         uint64_t wait = MEMORY_RETRY_USEC;
         for (unsigned i = 0; i < h->memory_failed && wait < MEMORY_HOLDOFF_USEC; i++)
                 wait *= 2;
@@ -911,6 +1118,7 @@ static void replacement_failed(struct engine *e, const struct engine_worker *dea
         h->memory_failed++;
         h->memory_holdoff_until = now + wait;
         h->memory_loop = false;
+        health_changed(e, was_notable, h);
         const struct engine_worker *old = find_by_id(e, dead->replaces);
         char after[32];
         format_duration(after, sizeof(after), wait);
@@ -934,7 +1142,7 @@ static void watchdog_missed(struct engine *e, struct engine_worker *w, bool trig
                    (unsigned long long) w->generation, w->slot,
                    triggered ? "sent WATCHDOG=trigger" : "sent no WATCHDOG=1 for ", triggered ? "" : after);
         bool group = w->kill_mode == KILL_MODE_GROUP;
-        w->watchdog_deadline_usec = USEC_INFINITY;
+        set_watchdog_deadline(e, w, USEC_INFINITY);
         w->aborted = true;
         struct engine_action *a = push_signal(e, w->pid, SIGABRT, group, SIGNAL_ABORT);
         if (a)
@@ -944,15 +1152,15 @@ static void watchdog_missed(struct engine *e, struct engine_worker *w, bool trig
         uint64_t kill_at = now + WATCHDOG_KILL_USEC;
         if (w->state == WORKER_DRAINING) {
                 if (kill_at < w->deadline_usec)
-                        w->deadline_usec = kill_at;
+                        set_deadline(e, w, kill_at);
                 return;
         }
         struct engine_worker dead = *w; /* as it was, for the back-off; target is not used */
-        w->state = WORKER_DRAINING;
+        set_state(e, w, WORKER_DRAINING);
         w->respawn_now = w->for_rollback = false;
         e->workers_version++;
-        w->deadline_usec = kill_at;
-        w->replaces = 0;
+        set_deadline(e, w, kill_at);
+        set_replaces(e, w, 0);
 
         const struct generation *g = generation_of(e, dead.generation);
         if (g && g == &e->candidate && e->state == ENGINE_UPGRADING) {
@@ -962,7 +1170,10 @@ static void watchdog_missed(struct engine *e, struct engine_worker *w, bool trig
         if (dead.replaces)
                 replacement_failed(e, &dead, why, now);
         else if (g == &e->current && e->state != ENGINE_STOPPING) {
-                health_of(e, dead.slot)->watchdog_pid = dead.pid;
+                struct slot_health *h = health_of(e, dead.slot);
+                bool was_notable = health_notable(h);
+                h->watchdog_pid = dead.pid;
+                health_changed(e, was_notable, h);
                 leave_slot(e, &dead, why, now);
         }
         rollback_progress(e);
@@ -973,7 +1184,7 @@ void engine_worker_watchdog(struct engine *e, pid_t pid, uint64_t now) {
         e->now = now;
         struct engine_worker *w = find_by_pid(e, pid);
         if (w && w->watchdog_deadline_usec != USEC_INFINITY && !w->aborted && !w->killed)
-                w->watchdog_deadline_usec = now + w->watchdog_usec;
+                set_watchdog_deadline(e, w, now + w->watchdog_usec);
 }
 
 void engine_worker_watchdog_trigger(struct engine *e, pid_t pid, uint64_t now) {
@@ -991,11 +1202,11 @@ void engine_worker_watchdog_usec(struct engine *e, pid_t pid, uint64_t usec, uin
         if (!w || w->watchdog_usec == 0 || w->aborted || w->killed)
                 return;
         if (usec == 0) {
-                w->watchdog_deadline_usec = USEC_INFINITY;
+                set_watchdog_deadline(e, w, USEC_INFINITY);
                 return;
         }
         w->watchdog_usec = usec < WATCHDOG_MAX_USEC ? usec : WATCHDOG_MAX_USEC;
-        w->watchdog_deadline_usec = now + w->watchdog_usec;
+        set_watchdog_deadline(e, w, now + w->watchdog_usec);
 }
 
 /* memory_max acts only while the current generation serves: during the start there is
@@ -1022,6 +1233,7 @@ void engine_worker_memory(struct engine *e, pid_t pid, uint64_t bytes, uint64_t 
         struct slot_health *h = health_of(e, w->slot);
         if (now < h->memory_holdoff_until)
                 return;
+        bool was_notable = health_notable(h);
         if (h->memory_attempts == 0 || now - h->memory_window_start >= MEMORY_WINDOW_USEC) {
                 h->memory_window_start = now;
                 h->memory_attempts = 0;
@@ -1041,16 +1253,18 @@ void engine_worker_memory(struct engine *e, pid_t pid, uint64_t bytes, uint64_t 
                 h->memory_holdoff_until = now + MEMORY_HOLDOFF_USEC;
                 h->memory_loop = true;
                 h->memory_attempts = 0;
+                health_changed(e, was_notable, h);
                 return;
         }
         h->memory_attempts++;
         h->memory_loop = false;
+        health_changed(e, was_notable, h);
         e->memory_replacements++;
         set_reason(a->reason, sizeof(a->reason),
                    "memory_max exceeded: %s > %s, replacing worker %d (slot %u, replacement %u within %s)", used, limit,
                    (int) w->pid, w->slot, h->memory_attempts, window);
         uint64_t fat = w->id;
-        refill_slot(e, w->slot, w->restarts, now)->replaces = fat; /* w may have moved */
+        set_replaces(e, refill_slot(e, w->slot, w->restarts, now), fat); /* w may have moved */
 }
 
 /* ---- events ---- */
@@ -1060,11 +1274,16 @@ void engine_worker_spawned(struct engine *e, uint64_t worker_id, pid_t pid, uint
         struct engine_worker *w = find_by_id(e, worker_id);
         if (!w)
                 return;
+        if (w->pid > 0)
+                pid_map_remove(&e->by_pid, w->pid);
         w->pid = pid;
+        if (pid > 0 && pid_map_put(&e->by_pid, pid, w->id) < 0)
+                oom();
         e->workers_version++;
         /* systemd starts a service's watchdog at exec, before READY=1. */
         if (w->watchdog_usec > 0)
                 w->watchdog_deadline_usec = now + w->watchdog_usec;
+        deadlines_changed(e, w); /* with a pid, its deadlines count */
         /* Stopped, drained or rolled back before the fork happened: tell it now. */
         if (w->state == WORKER_DRAINING)
                 signal_drain(e, w);
@@ -1114,7 +1333,7 @@ void engine_worker_spawn_failed(struct engine *e, uint64_t worker_id, const char
         char reason[512];
         set_reason(reason, sizeof(reason), "worker of generation %llu could not be started: %s",
                    (unsigned long long) w->generation, why);
-        w->state = w->state == WORKER_DRAINING ? WORKER_DRAINING : WORKER_STARTING;
+        set_state(e, w, w->state == WORKER_DRAINING ? WORKER_DRAINING : WORKER_STARTING);
         worker_gone(e, w, reason, NULL, now);
 }
 
@@ -1133,22 +1352,31 @@ void engine_worker_exited_hint(struct engine *e, pid_t pid, bool signaled, int s
 }
 
 static void mark_ready(struct engine *e, struct engine_worker *w, uint64_t now) {
-        w->state = WORKER_READY;
+        set_state(e, w, WORKER_READY);
         w->ready_usec = now;
+        if (w->generation == e->candidate.number && now > e->candidate_last_ready)
+                e->candidate_last_ready = now;
         e->workers_version++;
-        w->deadline_usec = USEC_INFINITY;
+        set_deadline(e, w, USEC_INFINITY);
         struct engine_action *a = push_action(e, ACTION_WORKER_READY);
         a->pid = w->pid;
         a->generation = w->generation;
         a->slot = w->slot;
         if (w->generation == e->current.number) {
-                struct slot_health *h = health_of(e, w->slot);
-                h->watchdog_pid = 0;
+                /* A slot without a health record has nothing to clear: only slots that
+                 * had a health event get one, so that the status line has few to look at. */
+                if (w->slot < e->n_health) {
+                        struct slot_health *h = &e->health[w->slot];
+                        bool was_notable = health_notable(h);
+                        h->watchdog_pid = 0;
+                        if (w->replaces)
+                                h->memory_failed = 0;
+                        health_changed(e, was_notable, h);
+                }
                 if (w->replaces) {
                         /* The new worker serves: now the fat one may drain. */
-                        h->memory_failed = 0;
                         struct engine_worker *fat = find_by_id(e, w->replaces);
-                        w->replaces = 0;
+                        set_replaces(e, w, 0);
                         if (fat && fat->state != WORKER_DRAINING) {
                                 set_reason(push_health(e, w)->reason, sizeof(a->reason),
                                            "memory_max: worker %d is ready in place of worker %d, which drains now",
@@ -1173,13 +1401,42 @@ void engine_worker_ready(struct engine *e, pid_t pid, uint64_t now) {
         mark_ready(e, w, now);
 }
 
+static int compare_ids(const void *a, const void *b) {
+        const struct engine_worker *x = a, *y = b;
+        return x->id < y->id ? -1 : x->id > y->id;
+}
+
 void engine_rebuild_indexes(struct engine *e) {
+        clear_indexes(e);
+        /* The spawn order is the id order; a hand-over keeps it, but find_by_id() must be
+         * able to rely on it whatever came in. */
+        for (size_t i = 1; i < e->n_workers; i++)
+                if (e->workers[i - 1].id > e->workers[i].id) {
+                        qsort(e->workers, e->n_workers, sizeof(*e->workers), compare_ids);
+                        break;
+                }
         e->candidate_slots = 0;
+        e->candidate_last_ready = 0;
+        e->rollback_starting = 0;
+        e->n_replacing = 0;
         for (size_t i = 0; i < e->n_workers; i++) {
                 const struct engine_worker *w = &e->workers[i];
-                if (e->candidate.number != 0 && w->generation == e->candidate.number && w->slot >= e->candidate_slots)
+                bool candidate = e->candidate.number != 0 && w->generation == e->candidate.number;
+                if (candidate && w->slot >= e->candidate_slots)
                         e->candidate_slots = w->slot + 1;
+                if (candidate && w->state == WORKER_READY && w->ready_usec > e->candidate_last_ready)
+                        e->candidate_last_ready = w->ready_usec;
+                index_enter(e, w);
+                e->rollback_starting += w->for_rollback && w->state == WORKER_STARTING;
+                e->n_replacing += w->replaces != 0;
+                if (w->pid > 0 && pid_map_put(&e->by_pid, w->pid, w->id) < 0)
+                        oom();
+                deadlines_changed(e, w);
         }
+        find_worst_failures(e);
+        e->health_notable = 0;
+        for (size_t i = 0; i < e->n_health; i++)
+                e->health_notable += health_notable(&e->health[i]);
         e->workers_version++;
 }
 
@@ -1191,6 +1448,10 @@ uint64_t engine_get_slot_steps(const struct engine *e) {
         return e->slot_steps;
 }
 
+uint64_t engine_get_worker_visits(const struct engine *e) {
+        return e->worker_visits;
+}
+
 unsigned engine_count_upgrade(const struct engine *e, enum worker_state state) {
         if (e->candidate.number == 0 || e->preparing)
                 return 0;
@@ -1199,15 +1460,14 @@ unsigned engine_count_upgrade(const struct engine *e, enum worker_state state) {
 
 uint64_t engine_next_deadline(const struct engine *e) {
         uint64_t next = e->state == ENGINE_STARTING ? e->start_deadline_usec : USEC_INFINITY;
-        for (size_t i = 0; i < e->n_workers; i++) {
-                const struct engine_worker *w = &e->workers[i];
-                if (w->killed || w->pid <= 0)
-                        continue;
-                if (w->deadline_usec < next)
-                        next = w->deadline_usec;
-                if (w->watchdog_deadline_usec < next)
-                        next = w->watchdog_deadline_usec;
-        }
+        /* Dropping stale heap entries changes no answer of the engine's: a const view. */
+        struct engine *m = (struct engine *) e;
+        const struct engine_worker *w = heap_first(m, &m->deadlines, false);
+        if (w && w->deadline_usec < next)
+                next = w->deadline_usec;
+        w = heap_first(m, &m->watchdogs, true);
+        if (w && w->watchdog_deadline_usec < next)
+                next = w->watchdog_deadline_usec;
         for (size_t i = 0; i < e->n_respawns; i++)
                 if (e->respawns[i].at_usec < next)
                         next = e->respawns[i].at_usec;
@@ -1235,64 +1495,54 @@ void engine_timer(struct engine *e, uint64_t now) {
         }
 
         /* Missed watchdogs before the deadlines below: a hung worker is not to be found
-         * ready by its ready_delay. One per pass, as below. */
-        for (bool again = true; again;) {
-                again = false;
-                for (size_t i = 0; i < e->n_workers; i++) {
-                        struct engine_worker *w = &e->workers[i];
-                        if (w->killed || w->pid <= 0 || w->watchdog_deadline_usec > now)
-                                continue;
-                        watchdog_missed(e, w, false, now);
-                        again = true;
-                        break;
-                }
-        }
+         * ready by its ready_delay. The earliest first; each clears its deadline. */
+        for (struct engine_worker *w; (w = heap_first(e, &e->watchdogs, true)) && w->watchdog_deadline_usec <= now;)
+                watchdog_missed(e, w, false, now);
 
-        /* One expiry per pass: handling it may add or remove workers. */
-        for (bool again = true; again;) {
-                again = false;
-                for (size_t i = 0; i < e->n_workers; i++) {
-                        struct engine_worker *w = &e->workers[i];
-                        if (w->killed || w->pid <= 0 || w->deadline_usec > now)
-                                continue;
-                        const struct generation *g = generation_of(e, w->generation);
-                        if (w->state == WORKER_DRAINING) {
-                                kill_worker(e, w,
-                                            w->aborted ? "watchdog timeout: still there after SIGABRT"
-                                                       : "it did not exit in time");
-                                continue;
-                        }
-                        if (w->state == WORKER_STARTING && g && g->settings.ready == READY_DELAY &&
-                            now - w->started_usec >= g->settings.ready_delay_usec) {
-                                mark_ready(e, w, now);
-                                again = true;
-                                break;
-                        }
-                        if (w->state != WORKER_STARTING)
-                                continue;
-                        /* Not ready in time. */
-                        uint64_t timeout = g ? g->settings.ready_timeout_usec : 0;
-                        char why[256];
-                        set_reason(why, sizeof(why), "worker %d (generation %llu) was not ready within %llu ms",
-                                   (int) w->pid, (unsigned long long) w->generation,
-                                   (unsigned long long) (timeout / USEC_PER_MSEC));
-                        if (g && g == &e->candidate && e->state == ENGINE_UPGRADING) {
-                                rollback(e, now, "%s", why);
-                        } else {
-                                /* Outside an upgrade there is nothing to roll back to: replace it. */
-                                struct engine_worker dead = *w;
-                                drain_worker(e, w, now);
-                                kill_worker(e, w, "it was not ready in time");
-                                if (dead.replaces)
-                                        replacement_failed(e, &dead, why, now);
-                                else if (g == &e->current && e->state != ENGINE_STOPPING)
-                                        schedule_respawn(e, w, why, now);
-                                rollback_progress(e);
-                        }
-                        again = true;
-                        break;
+        /* The earliest expiry first, one at a time: handling it may add or remove workers.
+         * Each is taken off the heap; one that is left as it was (nothing to do for it)
+         * goes back after the loop. */
+        struct min_heap kept = {};
+        for (struct engine_worker *w; (w = heap_first(e, &e->deadlines, false)) && w->deadline_usec <= now;) {
+                min_heap_pop(&e->deadlines);
+                const struct generation *g = generation_of(e, w->generation);
+                if (w->state == WORKER_DRAINING) {
+                        kill_worker(e, w,
+                                    w->aborted ? "watchdog timeout: still there after SIGABRT"
+                                               : "it did not exit in time");
+                        continue;
+                }
+                if (w->state == WORKER_STARTING && g && g->settings.ready == READY_DELAY &&
+                    now - w->started_usec >= g->settings.ready_delay_usec) {
+                        mark_ready(e, w, now);
+                        continue;
+                }
+                if (w->state != WORKER_STARTING) {
+                        push_or_die(&kept, w->deadline_usec, w->id);
+                        continue;
+                }
+                /* Not ready in time. */
+                uint64_t timeout = g ? g->settings.ready_timeout_usec : 0;
+                char why[256];
+                set_reason(why, sizeof(why), "worker %d (generation %llu) was not ready within %llu ms", (int) w->pid,
+                           (unsigned long long) w->generation, (unsigned long long) (timeout / USEC_PER_MSEC));
+                if (g && g == &e->candidate && e->state == ENGINE_UPGRADING) {
+                        rollback(e, now, "%s", why);
+                } else {
+                        /* Outside an upgrade there is nothing to roll back to: replace it. */
+                        struct engine_worker dead = *w;
+                        drain_worker(e, w, now);
+                        kill_worker(e, w, "it was not ready in time");
+                        if (dead.replaces)
+                                replacement_failed(e, &dead, why, now);
+                        else if (g == &e->current && e->state != ENGINE_STOPPING)
+                                schedule_respawn(e, w, why, now);
+                        rollback_progress(e);
                 }
         }
+        for (struct min_heap_entry k; min_heap_top(&kept, &k); min_heap_pop(&kept))
+                push_or_die(&e->deadlines, k.key, k.id);
+        min_heap_clear(&kept);
 
         /* The canary may have stayed up long enough. */
         upgrade_progress(e, now);
@@ -1351,20 +1601,19 @@ unsigned engine_get_desired_workers(const struct engine *e) {
         return e->current.settings.workers;
 }
 
-unsigned engine_count_ready(const struct engine *e) {
+static unsigned count_all_in_state(const struct engine *e, enum worker_state state) {
         unsigned n = 0;
-        for (size_t i = 0; i < e->n_workers; i++)
-                if (e->workers[i].state == WORKER_READY)
-                        n++;
+        for (size_t i = 0; i < e->allocated_generations; i++)
+                n += e->generations[i].in_state[state];
         return n;
 }
 
+unsigned engine_count_ready(const struct engine *e) {
+        return count_all_in_state(e, WORKER_READY);
+}
+
 unsigned engine_count_draining(const struct engine *e) {
-        unsigned n = 0;
-        for (size_t i = 0; i < e->n_workers; i++)
-                if (e->workers[i].state == WORKER_DRAINING)
-                        n++;
-        return n;
+        return count_all_in_state(e, WORKER_DRAINING);
 }
 
 size_t engine_count_workers(const struct engine *e) {
@@ -1446,12 +1695,7 @@ static void format_status(const struct engine *e, uint64_t now, char *buf, size_
                 p = append(buf, size, p, ", %u draining", draining);
 
         /* A crash loop shows as the slot with the most consecutive failures. */
-        unsigned worst = 0, worst_slot = 0;
-        for (size_t i = 0; i < e->n_failures; i++)
-                if (e->failures[i] > worst) {
-                        worst = e->failures[i];
-                        worst_slot = (unsigned) i;
-                }
+        unsigned worst = e->worst_failures, worst_slot = e->worst_failure_slot;
         if (worst >= 2)
                 for (size_t i = 0; i < e->n_respawns; i++)
                         if (e->respawns[i].slot == worst_slot) {
@@ -1462,7 +1706,7 @@ static void format_status(const struct engine *e, uint64_t now, char *buf, size_
                         }
 
         /* Health: the first slot that has something to show. */
-        for (size_t i = 0; i < e->n_health; i++) {
+        for (size_t i = 0; e->health_notable > 0 && i < e->n_health; i++) {
                 const struct slot_health *h = &e->health[i];
                 double wait =
                         h->memory_holdoff_until > now ? (double) (h->memory_holdoff_until - now) / USEC_PER_SEC : 0;

@@ -250,5 +250,9 @@ unsigned engine_count_upgrade(const struct engine *e, enum worker_state state);
 /* The work done finding free slots since engine_new(), in steps (a worker or a slot
  * looked at): for the tests that an upgrade of N workers does O(N) of it. */
 uint64_t engine_get_slot_steps(const struct engine *e);
+/* Worker records looked at since engine_new() by every scan and lookup of the engine's
+ * (a binary search counts each record it compares): for the tests that each event costs
+ * about the same whatever the number of workers, and an upgrade of N workers O(N). */
+uint64_t engine_get_worker_visits(const struct engine *e);
 /* The systemd STATUS= line for the present state. */
 void engine_format_status(const struct engine *e, uint64_t now, char *buf, size_t size);

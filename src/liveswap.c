@@ -27,6 +27,7 @@
 #include "notify.h"
 #include "orphans.h"
 #include "request.h"
+#include "spawn.h"
 #include "supervisor.h"
 
 #define EXIT_USAGE 2
@@ -738,6 +739,7 @@ static int run_supervisor(struct arguments *a) {
 
         s.arguments = a->argv;
         raise_nofile_limit(&s, a->handover_fd >= 0);
+        (void) spawn_reserve_fds(); /* while the low fd numbers are free */
         s.program = handover_choose_program();
         if (!s.program) {
                 log_oom();

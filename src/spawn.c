@@ -194,6 +194,10 @@ struct child_plan {
         pid_t parent;
         int *moved; /* n_sockets + 1 entries */
         bool in_cgroup;
+        /* CLONE_FILES: the child shares our fd table, and must take its own copy before it
+         * changes any fd. Every fd it needs is below keep_below. */
+        bool files_shared;
+        unsigned keep_below;
 };
 
 /* gcc says __SANITIZE_ADDRESS__, clang __has_feature(address_sanitizer). */
@@ -227,6 +231,16 @@ NO_SANITIZE_ADDRESS static _Noreturn void child(const struct child_plan *plan) {
         int n = (int) r->sockets->n;
         int first_free = FIRST_LISTEN_FD + n + 1;
 
+        /* Our own fd table, with only the low fds in it, where all the child needs is:
+         * a copy of the whole of it (fork, or clone without CLONE_FILES) holds the two fds
+         * we keep per worker, and exec would close them one by one (O(N) per spawn, the
+         * largest part of a step at 1,024 workers). The table we share is left alone. */
+        if (plan->files_shared && close_range(plan->keep_below, ~0U, CLOSE_RANGE_UNSHARE) < 0 &&
+            unshare(CLONE_FILES) < 0) {
+                int e = errno;
+                (void) !write(error_fd, &e, sizeof(e));
+                _exit(127);
+        }
         if (spawn_child_reset(plan->parent, true) < 0)
                 _exit(127);
         /* select() breaks above 1024: the worker gets the soft limit we were given. */
@@ -306,9 +320,10 @@ static pid_t vfork_worker(struct child_plan *plan, bool into_cgroup) {
         sigset_t all, saved;
         sigfillset(&all);
         if (mprotect(stack, page, PROT_NONE) == 0 && sigprocmask(SIG_SETMASK, &all, &saved) == 0) {
+                plan->files_shared = true; /* read by the child: set before it exists */
                 if (into_cgroup) {
                         struct clone_args args = {
-                                .flags = CLONE_VM | CLONE_VFORK | CLONE_INTO_CGROUP,
+                                .flags = CLONE_VM | CLONE_VFORK | CLONE_FILES | CLONE_INTO_CGROUP,
                                 .exit_signal = SIGCHLD,
                                 .stack = (uint64_t) (uintptr_t) (stack + page),
                                 .stack_size = size,
@@ -321,7 +336,10 @@ static pid_t vfork_worker(struct child_plan *plan, bool into_cgroup) {
                 } else
                         /* The stack grows down on every architecture glibc's clone() takes
                          * a stack top for; pass the top. */
-                        pid = clone(child_entry, stack + page + size, CLONE_VM | CLONE_VFORK | SIGCHLD, plan);
+                        pid = clone(child_entry, stack + page + size, CLONE_VM | CLONE_VFORK | CLONE_FILES | SIGCHLD,
+                                    plan);
+                if (pid < 0)
+                        plan->files_shared = false;
                 int e = errno;
                 (void) sigprocmask(SIG_SETMASK, &saved, NULL);
                 errno = e;
@@ -373,6 +391,35 @@ static pid_t start_child(struct child_plan *plan) {
         if (settled(pid = vfork_worker(plan, false)))
                 return pid;
         return fork();
+}
+
+/* Two fds at low numbers that the child's control socket and error pipe are copied into
+ * for each spawn, so that a child sharing our fd table copies only its low part (child()),
+ * and a third to park in them between spawns (so that we hold no end of the worker's).
+ * O_CLOEXEC, so a reexec drops them (and the new image opens its own). */
+static int low_fds[3] = { -1, -1, -1 };
+
+int spawn_reserve_fds(void) {
+        for (size_t i = 0; i < ELEMENTSOF(low_fds); i++)
+                if (low_fds[i] < 0 && (low_fds[i] = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
+                        return -errno;
+        return 0;
+}
+
+/* Puts CONTROL and ERROR in the low fds: false (and nothing held) when it cannot. */
+static bool lend_low_fds(int control, int error) {
+        if (!SPAWN_SHARES_MEMORY || spawn_reserve_fds() < 0)
+                return false;
+        if (dup3(control, low_fds[0], O_CLOEXEC) >= 0 && dup3(error, low_fds[1], O_CLOEXEC) >= 0)
+                return true;
+        (void) dup3(low_fds[2], low_fds[0], O_CLOEXEC);
+        (void) dup3(low_fds[2], low_fds[1], O_CLOEXEC);
+        return false;
+}
+
+static void return_low_fds(void) {
+        (void) dup3(low_fds[2], low_fds[0], O_CLOEXEC);
+        (void) dup3(low_fds[2], low_fds[1], O_CLOEXEC);
 }
 
 int spawn_start_worker(const struct spawn_request *r, pid_t *ret_pid, int *ret_control_fd) {
@@ -456,22 +503,32 @@ int spawn_start_worker(const struct spawn_request *r, pid_t *ret_pid, int *ret_c
         if (!moved)
                 return -ENOMEM;
 
+        bool low = lend_low_fds(theirs, error_write);
         struct child_plan plan = {
                 .r = r,
                 .env = env,
                 .listen_pid = listen_pid,
                 .journal_stream = journal_stream,
                 .watchdog_pid = watchdog_pid,
-                .control_fd = theirs,
-                .error_fd = error_write,
+                .control_fd = low ? low_fds[0] : theirs,
+                .error_fd = low ? low_fds[1] : error_write,
                 .parent = getpid(),
                 .moved = moved,
         };
+        int highest = STDERR_FILENO;
+        highest = plan.control_fd > highest ? plan.control_fd : highest;
+        highest = plan.error_fd > highest ? plan.error_fd : highest;
+        for (size_t i = 0; i < r->sockets->n; i++)
+                highest = r->sockets->sockets[i].fd > highest ? r->sockets->sockets[i].fd : highest;
+        plan.keep_below = (unsigned) highest + 1;
         pid_t pid = start_child(&plan);
-        if (pid < 0)
-                return -errno;
         if (pid == 0)
                 child(&plan);
+        int e = errno;
+        if (low)
+                return_low_fds(); /* before the read below, which waits for the last writer */
+        if (pid < 0)
+                return -e;
 
         /* No setpgid() from here as for the hook (it would make the child's setsid() fail):
          * the child has its session and group before exec, and we return only after that. */

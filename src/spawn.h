@@ -50,6 +50,14 @@ struct spawn_request {
  * child is reaped before returning. */
 int spawn_start_worker(const struct spawn_request *r, pid_t *ret_pid, int *ret_control_fd);
 
+/* Opens the 3 fds (on /dev/null, close-on-exec) that each spawn lends the child its
+ * control socket and error pipe through, at fd numbers below those the supervisor keeps
+ * per worker: the child then copies only that low part of our fd table, instead of
+ * closing all of it at exec (O(N) per spawn). Best called at startup, while the low
+ * numbers are free; else the first spawn does it. 0 or a negative errno (then spawns
+ * take the slower way). */
+int spawn_reserve_fds(void);
+
 /* With GROUP, sends SIG to a worker and to everything in the process group it leads, as
  * systemd's KillMode=control-group would: a wrapper's child must drain (and die after
  * drain_timeout) with it, or it would go on serving old code. A worker that left its

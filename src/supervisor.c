@@ -96,10 +96,25 @@ static const char *adopt_library(struct supervisor *s) {
         "net.FileListener(os.NewFile(3, \"listener\"))), or link it dynamically"
 
 static struct worker_io *io_find(struct supervisor *s, pid_t pid) {
-        for (size_t i = 0; i < s->n_io; i++)
-                if (s->io[i].pid == pid)
-                        return &s->io[i];
-        return NULL;
+        uint64_t i;
+        return pid_map_get(&s->io_by_pid, pid, &i) ? &s->io[i] : NULL;
+}
+
+static void on_worker_exit(struct child_watch *w, const siginfo_t *si, void *userdata);
+
+/* The record at the end of io, filled in, gets its child source and is counted. */
+static int io_add(struct supervisor *s) {
+        struct worker_io *io = &s->io[s->n_io];
+        int r = pid_map_put(&s->io_by_pid, io->pid, s->n_io);
+        if (r >= 0)
+                r = child_watch_add(s->event, &io->child, io->pid, on_worker_exit, s);
+        if (r < 0) {
+                pid_map_remove(&s->io_by_pid, io->pid);
+                return r;
+        }
+        if (++s->n_io > s->n_io_high)
+                s->n_io_high = s->n_io;
+        return 0;
 }
 
 /* The worker is gone (its zombie at most): whatever is left in its cgroup is killed, and
@@ -110,7 +125,12 @@ static void io_remove(struct supervisor *s, struct worker_io *io) {
                 close(io->control_fd);
         if (s->cgroups && (io->cgroup_path || io->cgroup_v1_path))
                 cgroup_worker_release(s->cgroups, io->cgroup_path, io->cgroup_v1_path);
+        pid_map_remove(&s->io_by_pid, io->pid);
         *io = s->io[--s->n_io];
+        /* The last record moved into the hole: a pid already in the map, so the map does
+         * not grow and this cannot fail. */
+        if (io != &s->io[s->n_io])
+                (void) pid_map_put(&s->io_by_pid, io->pid, (uint64_t) (io - s->io));
 }
 
 /* Half of the most workers there were have exited (a blue-green upgrade's drain is over,
@@ -307,9 +327,7 @@ static void perform_spawn(struct supervisor *s, const struct engine_action *a) {
                                                              .unpreloadable = unpreloadable,
                                                              .cgroup_path = TAKE_PTR(cg.path),
                                                              .cgroup_v1_path = TAKE_PTR(cg.v1_path) };
-                        r = child_watch_add(s->event, &s->io[s->n_io].child, pid, on_worker_exit, s);
-                        if (r >= 0 && ++s->n_io > s->n_io_high)
-                                s->n_io_high = s->n_io;
+                        r = io_add(s);
                 } else
                         r = -ENOMEM;
                 if (r < 0) {
@@ -665,12 +683,7 @@ int supervisor_restore_worker(struct supervisor *s, const struct worker_io *io) 
         /* sd-event looks at every child it is given at the next iteration: a worker that
          * exited while the old image was exec'ing (a zombie now) is reaped then, as any
          * other exit would be. */
-        int r = child_watch_add(s->event, &p[s->n_io].child, io->pid, on_worker_exit, s);
-        if (r < 0)
-                return r;
-        if (++s->n_io > s->n_io_high)
-                s->n_io_high = s->n_io;
-        return 0;
+        return io_add(s);
 }
 
 void supervisor_kick(struct supervisor *s) {
@@ -766,6 +779,7 @@ void supervisor_done(struct supervisor *s) {
         }
         leftovers_close(&s->leftovers);
         free(s->io);
+        pid_map_clear(&s->io_by_pid);
         s->cgroups = cgroup_tree_free(s->cgroups);
         s->notify_source = sd_event_source_disable_unref(s->notify_source);
         s->timer = sd_event_source_disable_unref(s->timer);

@@ -12,6 +12,7 @@
 #include "config.h"
 #include "engine.h"
 #include "leftovers.h"
+#include "pid-map.h"
 #include "sockets.h"
 #include "target.h"
 #include "worker-stats.h"
@@ -69,6 +70,7 @@ struct supervisor {
         struct worker_io *io;
         size_t n_io;
         size_t n_io_high; /* the most workers watched at once since the last malloc_trim() */
+        struct pid_map io_by_pid; /* pid -> index in io: an exit finds its record in O(1) */
         struct leftovers leftovers; /* each live worker's record, for the next start */
         struct cgroup_tree *cgroups; /* NULL without a delegated cgroup */
 

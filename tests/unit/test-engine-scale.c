@@ -1,9 +1,11 @@
 /* test-engine-scale.c: the engine's work grows linearly with the number of workers. An
  * upgrade of N workers (blue-green and rolling) is driven to its end, every worker
- * spawned, ready and exited as a shell would report them, and the steps the engine took
- * to find free slots are compared between N = 64 and N = 1024: 16 times the workers must
- * cost about 16 times the work, not 256 (a search of every worker per slot tried made an
- * upgrade O(N^2) to O(N^3)). */
+ * spawned, ready and exited as a shell would report them, and after each event the shell's
+ * own questions asked (the next deadline, the worker of a pid, the status line). The steps
+ * the engine took to find free slots, and the worker records it looked at in all, are
+ * compared between N = 64 and N = 1024: 16 times the workers must cost about 16 times the
+ * work, not 256 (a search of every worker per slot tried made an upgrade O(N^2) to
+ * O(N^3); a walk over every worker per event, O(N^2)). */
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -35,6 +37,18 @@ static void pump(struct driver *d) {
                 }
         }
         engine_update_status(d->e, d->now);
+        /* What the shell asks after each batch of actions: the timer to arm, and the
+         * status line (engine_update_status() formats it too). */
+        (void) engine_next_deadline(d->e);
+        char status[1024];
+        engine_format_status(d->e, d->now, status, sizeof(status));
+}
+
+/* The shell looks a worker up by pid for each event it reports (to log it). */
+static void look_up(struct driver *d, pid_t pid) {
+        struct engine_worker w;
+        cr_assert(engine_get_worker(d->e, pid, &w), "worker %d is not found", (int) pid);
+        cr_assert_eq(w.pid, pid);
 }
 
 /* Reports the oldest pending READY=1 or exit until nothing is left. */
@@ -43,17 +57,23 @@ static void run(struct driver *d) {
         for (;;) {
                 pump(d);
                 d->now += 1000;
-                if (ready_at < d->n_ready)
+                if (ready_at < d->n_ready) {
+                        look_up(d, d->to_ready[ready_at]);
                         engine_worker_ready(d->e, d->to_ready[ready_at++], d->now);
-                else if (exit_at < d->n_exit)
+                } else if (exit_at < d->n_exit) {
+                        look_up(d, d->to_exit[exit_at]);
                         engine_worker_exited(d->e, d->to_exit[exit_at++], false, 0, d->now);
-                else
+                } else
                         break;
         }
 }
 
-/* The slot steps of one upgrade of N workers with STRATEGY. */
-static uint64_t upgrade_steps(unsigned n, enum strategy strategy) {
+struct work {
+        uint64_t slot_steps, visits;
+};
+
+/* The work of one upgrade of N workers with STRATEGY. */
+static struct work upgrade_work(unsigned n, enum strategy strategy) {
         struct engine_settings settings = {
                 .workers = n,
                 .strategy = strategy,
@@ -75,7 +95,7 @@ static uint64_t upgrade_steps(unsigned n, enum strategy strategy) {
         cr_assert_eq(engine_get_state(d.e), ENGINE_RUNNING);
         cr_assert_eq(engine_count_ready(d.e), n);
 
-        uint64_t before = engine_get_slot_steps(d.e);
+        uint64_t before = engine_get_slot_steps(d.e), visits_before = engine_get_worker_visits(d.e);
         cr_assert_eq(engine_prepare_upgrade(d.e), 2);
         cr_assert_eq(engine_start_upgrade(d.e, d.now, "/srv/v2", &settings), 0);
         run(&d);
@@ -92,15 +112,16 @@ static uint64_t upgrade_steps(unsigned n, enum strategy strategy) {
                 seen[w.slot] = true;
         }
         free(seen);
-        uint64_t steps = engine_get_slot_steps(d.e) - before;
+        struct work work = { .slot_steps = engine_get_slot_steps(d.e) - before,
+                             .visits = engine_get_worker_visits(d.e) - visits_before };
         engine_free(d.e);
         free(d.to_ready);
         free(d.to_exit);
-        return steps;
+        return work;
 }
 
 static void check_linear(enum strategy strategy) {
-        uint64_t small = upgrade_steps(64, strategy), large = upgrade_steps(1024, strategy);
+        uint64_t small = upgrade_work(64, strategy).slot_steps, large = upgrade_work(1024, strategy).slot_steps;
         cr_assert_gt(small, 0);
         double ratio = (double) large / (double) small;
         cr_log_info("%s: %llu steps at N=64, %llu at N=1024: ratio %.1f", strategy_to_string(strategy),
@@ -115,6 +136,88 @@ Test(engine_scale, blue_green_upgrade_is_linear) {
 
 Test(engine_scale, rolling_upgrade_is_linear) {
         check_linear(STRATEGY_ROLLING);
+}
+
+/* All the worker records the engine looked at in an upgrade, its events and the shell's
+ * questions after each: a lookup may cost O(log N) (a binary search), so 16 times the
+ * workers may cost up to about 16 * log2(1024) / log2(64) = 27 times the work; a walk
+ * over every worker per event costs 256 times. */
+static void check_visits_linear(enum strategy strategy) {
+        uint64_t small = upgrade_work(64, strategy).visits, large = upgrade_work(1024, strategy).visits;
+        cr_assert_gt(small, 0);
+        double ratio = (double) large / (double) small;
+        cr_log_info("%s: %llu worker visits at N=64, %llu at N=1024: ratio %.1f", strategy_to_string(strategy),
+                    (unsigned long long) small, (unsigned long long) large, ratio);
+        cr_assert(ratio >= 8 && ratio <= 40, "%s: the engine's work grew %.1f times for 16 times the workers",
+                  strategy_to_string(strategy), ratio);
+}
+
+Test(engine_scale, blue_green_upgrade_visits_each_worker_a_bounded_number_of_times) {
+        check_visits_linear(STRATEGY_BLUE_GREEN);
+}
+
+Test(engine_scale, rolling_upgrade_visits_each_worker_a_bounded_number_of_times) {
+        check_visits_linear(STRATEGY_ROLLING);
+}
+
+/* A blue-green upgrade of N workers whose last new worker crashes before it is ready:
+ * the rollback drains the other N - 1, and each of their exits is an event. The worker
+ * records looked at, from the upgrade's start to the end of the rollback. */
+static uint64_t rollback_visits(unsigned n) {
+        struct engine_settings settings = {
+                .workers = n,
+                .strategy = STRATEGY_BLUE_GREEN,
+                .batch = 1,
+                .ready = READY_NOTIFY,
+                .ready_timeout_usec = 30 * USEC_PER_SEC,
+                .drain_signal = SIGTERM,
+                .drain_timeout_usec = 10 * USEC_PER_SEC,
+        };
+        struct driver d = { .now = USEC_PER_SEC, .next_pid = 1000 };
+        d.to_ready = calloc(2 * n, sizeof(pid_t));
+        d.to_exit = calloc(2 * n, sizeof(pid_t));
+        cr_assert(d.to_ready && d.to_exit);
+        cr_assert_eq(engine_new(&d.e), 0);
+        cr_assert_eq(engine_start(d.e, d.now, 1, "/srv/v1", &settings), 0);
+        run(&d);
+        uint64_t before = engine_get_worker_visits(d.e);
+        cr_assert_eq(engine_prepare_upgrade(d.e), 2);
+        cr_assert_eq(engine_start_upgrade(d.e, d.now, "/srv/v2", &settings), 0);
+        pump(&d);
+        cr_assert_eq(d.n_ready, 2 * n);
+        for (size_t i = n; i < 2 * n - 1; i++) {
+                d.now += 1000;
+                look_up(&d, d.to_ready[i]);
+                engine_worker_ready(d.e, d.to_ready[i], d.now);
+                pump(&d);
+        }
+        d.now += 1000;
+        engine_worker_exited(d.e, d.to_ready[2 * n - 1], false, 1, d.now);
+        pump(&d);
+        cr_assert(d.finished && !d.success, "the upgrade of %u workers did not fail", n);
+        for (size_t i = 0; i < d.n_exit; i++) {
+                d.now += 1000;
+                look_up(&d, d.to_exit[i]);
+                engine_worker_exited(d.e, d.to_exit[i], false, 0, d.now);
+                pump(&d);
+        }
+        cr_assert_eq(engine_get_generation(d.e), 1);
+        cr_assert_eq(engine_count_workers(d.e), n);
+        uint64_t visits = engine_get_worker_visits(d.e) - before;
+        engine_free(d.e);
+        free(d.to_ready);
+        free(d.to_exit);
+        return visits;
+}
+
+Test(engine_scale, rollback_visits_each_worker_a_bounded_number_of_times) {
+        uint64_t small = rollback_visits(64), large = rollback_visits(1024);
+        cr_assert_gt(small, 0);
+        double ratio = (double) large / (double) small;
+        cr_log_info("rollback: %llu worker visits at N=64, %llu at N=1024: ratio %.1f", (unsigned long long) small,
+                    (unsigned long long) large, ratio);
+        cr_assert(ratio >= 8 && ratio <= 40, "rollback: the engine's work grew %.1f times for 16 times the workers",
+                  ratio);
 }
 
 /* Scaling up and a rollback take their slots in one pass each. */
