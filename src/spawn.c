@@ -304,6 +304,18 @@ static size_t child_stack_size(const struct spawn_request *r) {
         return (size + page - 1) / page * page;
 }
 
+/* Whether the child may share our fd table (CLONE_FILES). Valgrind cannot run such a
+ * clone() (it stops the program: "Unsupported clone() flags"), and it runs ours with its
+ * preload library in LD_PRELOAD: under it the child copies the table, the vfork way. */
+static bool files_shareable(void) {
+        static int shareable = -1;
+        if (shareable < 0) {
+                const char *preload = getenv("LD_PRELOAD");
+                shareable = !(preload && strstr(preload, "/vgpreload_"));
+        }
+        return shareable;
+}
+
 /* clone(CLONE_VM | CLONE_VFORK): the child borrows our memory until it execs or exits,
  * and we are suspended until then, so that nothing here is copied on write. It runs on
  * its own stack (with a guard page below), and with every signal blocked: no handler of
@@ -320,10 +332,11 @@ static pid_t vfork_worker(struct child_plan *plan, bool into_cgroup) {
         sigset_t all, saved;
         sigfillset(&all);
         if (mprotect(stack, page, PROT_NONE) == 0 && sigprocmask(SIG_SETMASK, &all, &saved) == 0) {
-                plan->files_shared = true; /* read by the child: set before it exists */
+                plan->files_shared = files_shareable(); /* read by the child: set before it exists */
+                unsigned long files = plan->files_shared ? CLONE_FILES : 0;
                 if (into_cgroup) {
                         struct clone_args args = {
-                                .flags = CLONE_VM | CLONE_VFORK | CLONE_FILES | CLONE_INTO_CGROUP,
+                                .flags = CLONE_VM | CLONE_VFORK | files | CLONE_INTO_CGROUP,
                                 .exit_signal = SIGCHLD,
                                 .stack = (uint64_t) (uintptr_t) (stack + page),
                                 .stack_size = size,
@@ -336,7 +349,7 @@ static pid_t vfork_worker(struct child_plan *plan, bool into_cgroup) {
                 } else
                         /* The stack grows down on every architecture glibc's clone() takes
                          * a stack top for; pass the top. */
-                        pid = clone(child_entry, stack + page + size, CLONE_VM | CLONE_VFORK | CLONE_FILES | SIGCHLD,
+                        pid = clone(child_entry, stack + page + size, CLONE_VM | CLONE_VFORK | (int) files | SIGCHLD,
                                     plan);
                 if (pid < 0)
                         plan->files_shared = false;
