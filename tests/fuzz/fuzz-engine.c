@@ -62,7 +62,9 @@ struct shell {
         bool ready; /* ACTION_READY was seen */
         bool start_failed; /* ACTION_START_FAILED was seen */
         struct engine_action last_signal; /* the previous action, if a signal */
-        bool after_drain; /* the previous action was a drain signal */
+        /* The previous action was a SIGCONT that the drain signal must follow, or a
+         * SIGABRT that a SIGCONT must follow. */
+        bool before_drain, after_abort;
 };
 
 static ssize_t live_index(const struct shell *sh, pid_t pid) {
@@ -116,9 +118,12 @@ static void pump(struct shell *sh) {
         struct engine_action a;
         while (engine_next_action(sh->e, &a)) {
                 CHECK(!sh->exited);
-                bool after_drain = sh->after_drain;
-                sh->after_drain = false;
-                if (after_drain) /* SIGCONT comes right after the drain signal (SIGTERM here) */
+                bool before_drain = sh->before_drain, after_abort = sh->after_abort;
+                sh->before_drain = sh->after_abort = false;
+                if (before_drain) /* the drain signal comes right after its SIGCONT */
+                        CHECK(a.type == ACTION_SIGNAL && a.purpose == SIGNAL_DRAIN && a.pid == sh->last_signal.pid &&
+                              a.group == sh->last_signal.group);
+                if (after_abort) /* SIGCONT comes right after a watchdog's SIGABRT */
                         CHECK(a.type == ACTION_SIGNAL && a.signal == SIGCONT && a.purpose == SIGNAL_RESUME &&
                               a.pid == sh->last_signal.pid && a.group == sh->last_signal.group);
                 switch (a.type) {
@@ -140,18 +145,22 @@ static void pump(struct shell *sh) {
                         case SIGNAL_DRAIN:
                                 CHECK(a.signal == w->drain_signal);
                                 CHECK(a.group == (w->kill_mode == KILL_MODE_GROUP));
-                                sh->after_drain = true;
+                                /* A SIGCONT went just before, unless the drain signal is one
+                                 * that needs none. */
+                                CHECK(before_drain == (a.signal != SIGCONT && a.signal != SIGKILL));
                                 break;
                         case SIGNAL_RESUME:
-                                CHECK(after_drain);
+                                CHECK(a.signal == SIGCONT);
+                                if (!after_abort)
+                                        sh->before_drain = true;
                                 break;
                         case SIGNAL_KILL:
                                 CHECK(a.signal == SIGKILL && a.group);
                                 break;
-                        case SIGNAL_ABORT: /* a missed watchdog: SIGCONT follows, as after a drain */
+                        case SIGNAL_ABORT: /* a missed watchdog: SIGCONT follows */
                                 CHECK(a.signal == SIGABRT);
                                 CHECK(a.group == (w->kill_mode == KILL_MODE_GROUP));
-                                sh->after_drain = true;
+                                sh->after_abort = true;
                                 break;
                         }
                         sh->last_signal = a;
@@ -197,7 +206,7 @@ static void pump(struct shell *sh) {
                         break;
                 }
         }
-        CHECK(!sh->after_drain); /* its SIGCONT is in the same batch */
+        CHECK(!sh->before_drain && !sh->after_abort); /* the pair is in one batch */
 }
 
 static void check(struct shell *sh) {
@@ -366,7 +375,7 @@ static void stop(struct shell *sh) {
         }
         CHECK(sh->exited);
         CHECK(sh->outstanding == 0);
-        CHECK(!sh->after_drain);
+        CHECK(!sh->before_drain && !sh->after_abort);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
