@@ -8,34 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "decimal.h"
 #include "leftovers-match.h"
-
-/* A decimal number without sign, spaces or overflow; END is where it stops. */
-static int parse_number(const char *p, const char *limit, uint64_t *ret, const char **end) {
-        uint64_t v = 0;
-        const char *start = p;
-        for (; p < limit && *p >= '0' && *p <= '9'; p++) {
-                if (v > (UINT64_MAX - (uint64_t) (*p - '0')) / 10)
-                        return -ERANGE;
-                v = v * 10 + (uint64_t) (*p - '0');
-        }
-        if (p == start)
-                return -EINVAL;
-        *ret = v;
-        *end = p;
-        return 0;
-}
-
-static int parse_pid(const char *p, const char *limit, pid_t *ret, const char **end) {
-        uint64_t v;
-        int r = parse_number(p, limit, &v, end);
-        if (r < 0)
-                return r;
-        if (v == 0 || v > INT32_MAX)
-                return -ERANGE;
-        *ret = (pid_t) v;
-        return 0;
-}
 
 int leftovers_format_record(const struct leftover_record *r, char *buf, size_t size) {
         int n = snprintf(buf, size, "%" PRIu64 " %" PRIu64 " %s\n", r->start_time, r->generation, r->boot_id);
@@ -60,11 +34,11 @@ int leftovers_parse_record(const char *name, const char *text, size_t len, struc
         const char *limit = text + len, *end;
         const char *name_end = name + strlen(name);
 
-        if (parse_pid(name, name_end, &r.pid, &end) < 0 || end != name_end || name[0] == '0')
+        if (parse_decimal_pid(name, name_end, &r.pid, &end) < 0 || end != name_end || name[0] == '0')
                 return -EINVAL;
-        if (parse_number(text, limit, &r.start_time, &end) < 0 || end >= limit || *end != ' ')
+        if (parse_decimal(text, limit, &r.start_time, &end) < 0 || end >= limit || *end != ' ')
                 return -EINVAL;
-        if (parse_number(end + 1, limit, &r.generation, &end) < 0 || end >= limit || *end != ' ')
+        if (parse_decimal(end + 1, limit, &r.generation, &end) < 0 || end >= limit || *end != ' ')
                 return -EINVAL;
         const char *id = end + 1;
         const char *newline = memchr(id, '\n', (size_t) (limit - id));

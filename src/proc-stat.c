@@ -3,30 +3,8 @@
 #include <inttypes.h>
 #include <stdbool.h>
 
+#include "decimal.h"
 #include "proc-stat.h"
-
-/* A decimal number without sign or overflow; END is where it stops. */
-static int parse_u64(const char *p, const char *limit, uint64_t *ret, const char **end) {
-        uint64_t v = 0;
-        const char *start = p;
-        for (; p < limit && *p >= '0' && *p <= '9'; p++) {
-                if (v > (UINT64_MAX - (uint64_t) (*p - '0')) / 10)
-                        return -ERANGE;
-                v = v * 10 + (uint64_t) (*p - '0');
-        }
-        if (p == start)
-                return -EINVAL;
-        *ret = v;
-        *end = p;
-        return 0;
-}
-
-static int to_pid(uint64_t v, pid_t *ret) {
-        if (v == 0 || v > INT32_MAX)
-                return -EINVAL;
-        *ret = (pid_t) v;
-        return 0;
-}
 
 /* The signed fields that liveswap does not use (tty_nr, tpgid, priority, nice,
  * itrealvalue): their sign is skipped. A negative time, start or RSS is refused. */
@@ -39,8 +17,7 @@ int proc_stat_parse(const char *text, size_t len, struct proc_stat *ret) {
         struct proc_stat s = {};
         uint64_t v;
 
-        if (parse_u64(text, limit, &v, &end) < 0 || to_pid(v, &s.pid) < 0 || end + 1 >= limit || end[0] != ' ' ||
-            end[1] != '(')
+        if (parse_decimal_pid(text, limit, &s.pid, &end) < 0 || end + 1 >= limit || end[0] != ' ' || end[1] != '(')
                 return -EINVAL;
         const char *close = NULL;
         for (p = end + 2; p < limit; p++)
@@ -53,17 +30,12 @@ int proc_stat_parse(const char *text, size_t len, struct proc_stat *ret) {
         for (int n = 4; n <= 24; n++) {
                 if (p < limit && *p == '-' && signed_unused(n))
                         p++;
-                if (parse_u64(p, limit, &v, &end) < 0)
+                int r = n == 5   ? parse_decimal_pid(p, limit, &s.pgrp, &end)
+                        : n == 6 ? parse_decimal_pid(p, limit, &s.session, &end)
+                                 : parse_decimal(p, limit, &v, &end);
+                if (r < 0)
                         return -EINVAL;
                 switch (n) {
-                case 5:
-                        if (to_pid(v, &s.pgrp) < 0)
-                                return -EINVAL;
-                        break;
-                case 6:
-                        if (to_pid(v, &s.session) < 0)
-                                return -EINVAL;
-                        break;
                 case 14:
                         s.utime_ticks = v;
                         break;
