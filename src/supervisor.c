@@ -202,6 +202,7 @@ static void on_worker_exit(struct child_watch *w, const siginfo_t *si, void *use
  * KILL_GRACE_USEC, rather than wait forever (a stop that would never end). */
 #define KILL_GRACE_USEC (10 * USEC_PER_SEC)
 
+/* After a pass over the killed workers: the earliest grace left, if any. */
 static void arm_kill_timer(struct supervisor *s) {
         uint64_t next = USEC_INFINITY;
         for (size_t i = 0; i < s->n_io; i++)
@@ -548,17 +549,18 @@ static void perform_signal(struct supervisor *s, const struct engine_action *a) 
                            a->group ? "" : " to its main process only", a->reason);
                 break;
         }
-        if (a->signal == SIGKILL) {
-                struct worker_io *killed = io_find(s, a->pid);
-                if (killed && killed->killed_usec == 0) {
-                        killed->killed_usec = now_usec();
-                        arm_kill_timer(s);
+        struct worker_io *io = io_find(s, a->pid);
+        if (a->signal == SIGKILL && io && io->killed_usec == 0) {
+                io->killed_usec = now_usec();
+                /* Kill times only grow: an armed timer is due first already. */
+                if (sd_event_source_get_enabled(s->kill_timer, NULL) == 0) {
+                        (void) sd_event_source_set_time(s->kill_timer, io->killed_usec + KILL_GRACE_USEC);
+                        (void) sd_event_source_set_enabled(s->kill_timer, SD_EVENT_ONESHOT);
                 }
         }
         /* KillMode=control-group, with a cgroup: a daemon that left the worker's process
          * group drains (and is killed) with it. */
-        struct worker_io *io = a->group && s->cgroups ? io_find(s, a->pid) : NULL;
-        int r = io && (io->cgroup_path || io->cgroup_v1_path)
+        int r = io && a->group && s->cgroups && (io->cgroup_path || io->cgroup_v1_path)
                         ? cgroup_worker_signal(s->cgroups, io->cgroup_path, io->cgroup_v1_path, a->signal)
                         : spawn_signal_worker(a->pid, a->signal, a->group);
         if (r < 0)
@@ -680,9 +682,9 @@ int supervisor_restore_worker(struct supervisor *s, const struct worker_io *io) 
         s->io = p;
         p[s->n_io] = *io;
         p[s->n_io].child = NULL;
-        /* sd-event looks at every child it is given at the next iteration: a worker that
-         * exited while the old image was exec'ing (a zombie now) is reaped then, as any
-         * other exit would be. */
+        /* A worker that exited while the old image was exec'ing is a zombie now: its
+         * pidfd is readable at once, and it is reaped at the next iteration as any other
+         * exit would be. */
         return io_add(s);
 }
 
