@@ -47,7 +47,8 @@ static int on_pidfd(sd_event_source *source, int fd, uint32_t revents, void *use
                 (void) sd_event_source_set_enabled(w->io, SD_EVENT_OFF);
                 int r = w->retry ? sd_event_source_set_time_relative(w->retry, w->retry_usec)
                                  : sd_event_add_time_relative(sd_event_source_get_event(source), &w->retry,
-                                                              CLOCK_MONOTONIC, w->retry_usec, 0, on_retry, w);
+                                                              CLOCK_MONOTONIC, w->retry_usec, TIMER_ACCURACY_USEC,
+                                                              on_retry, w);
                 if (r >= 0)
                         r = sd_event_source_set_enabled(w->retry, SD_EVENT_ONESHOT);
                 if (r < 0) /* without a timer, a busy wait is still better than a lost exit */
