@@ -415,8 +415,15 @@ class Restart(SystemdTestCase):
         p = self.manager.liveswap("-i", "t", "-u", self.v2)
         self.assertEqual(p.returncode, 0, p.stderr)
         first = self.manager.show(SERVICE, "MainPID")["MainPID"]
-        workers = [int(pid) for pid in subprocess.run(["pgrep", "-P", first], capture_output=True,
-                                                      text=True).stdout.split()]
+        # The upgrade is over once the old workers were told to drain; one may still be
+        # exiting. Polling /proc (an exit of another's child has no event to wait on).
+        deadline = time.monotonic() + 30
+        while True:
+            workers = [int(pid) for pid in subprocess.run(["pgrep", "-P", first], capture_output=True,
+                                                          text=True).stdout.split()]
+            if len(workers) == self.workers or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         self.assertEqual(len(workers), self.workers)
 
         load = lib.Load(self, "127.0.0.1:%d" % port, clients=8, mode="mixed")
