@@ -29,22 +29,58 @@ static bool boot_id_valid(const char *s, size_t len) {
         return true;
 }
 
-int leftovers_parse_record(const char *name, const char *text, size_t len, struct leftover_record *ret) {
-        struct leftover_record r = {};
+/* "<start_time> <generation> <boot_id>\n", exactly, into R (whose pid is set). */
+static int parse_fields(const char *text, size_t len, struct leftover_record *r) {
         const char *limit = text + len, *end;
-        const char *name_end = name + strlen(name);
-
-        if (parse_decimal_pid(name, name_end, &r.pid, &end) < 0 || end != name_end || name[0] == '0')
+        if (parse_decimal(text, limit, &r->start_time, &end) < 0 || end >= limit || *end != ' ')
                 return -EINVAL;
-        if (parse_decimal(text, limit, &r.start_time, &end) < 0 || end >= limit || *end != ' ')
-                return -EINVAL;
-        if (parse_decimal(end + 1, limit, &r.generation, &end) < 0 || end >= limit || *end != ' ')
+        if (parse_decimal(end + 1, limit, &r->generation, &end) < 0 || end >= limit || *end != ' ')
                 return -EINVAL;
         const char *id = end + 1;
         const char *newline = memchr(id, '\n', (size_t) (limit - id));
         if (!newline || newline + 1 != limit || !boot_id_valid(id, (size_t) (newline - id)))
                 return -EINVAL;
-        memcpy(r.boot_id, id, LEFTOVERS_BOOT_ID_SIZE - 1);
+        memcpy(r->boot_id, id, LEFTOVERS_BOOT_ID_SIZE - 1);
+        r->boot_id[LEFTOVERS_BOOT_ID_SIZE - 1] = 0;
+        return 0;
+}
+
+int leftovers_parse_record(const char *name, const char *text, size_t len, struct leftover_record *ret) {
+        struct leftover_record r = {};
+        const char *end, *name_end = name + strlen(name);
+        if (parse_decimal_pid(name, name_end, &r.pid, &end) < 0 || end != name_end || name[0] == '0' ||
+            parse_fields(text, len, &r) < 0)
+                return -EINVAL;
+        *ret = r;
+        return 0;
+}
+
+int leftovers_format_slot(const struct leftover_record *r, char slot[static LEFTOVERS_SLOT_SIZE]) {
+        char text[LEFTOVERS_SLOT_SIZE];
+        int n = snprintf(text, sizeof(text), "%d ", (int) r->pid);
+        int m = n > 0 ? leftovers_format_record(r, text + n, sizeof(text) - (size_t) n) : -ENOBUFS;
+        if (m < 0)
+                return -ENOBUFS;
+        memset(slot, 0, LEFTOVERS_SLOT_SIZE);
+        memcpy(slot, text, (size_t) (n + m));
+        return 0;
+}
+
+int leftovers_parse_slot(const char slot[static LEFTOVERS_SLOT_SIZE], struct leftover_record *ret) {
+        if (slot[0] == 0)
+                return -ENOENT;
+        const char *limit = slot + LEFTOVERS_SLOT_SIZE;
+        const char *newline = memchr(slot, '\n', LEFTOVERS_SLOT_SIZE);
+        if (!newline)
+                return -EINVAL;
+        for (const char *p = newline + 1; p < limit; p++)
+                if (*p != 0)
+                        return -EINVAL;
+        struct leftover_record r = {};
+        const char *end;
+        if (slot[0] == '0' || parse_decimal_pid(slot, newline, &r.pid, &end) < 0 || end >= newline || *end != ' ' ||
+            parse_fields(end + 1, (size_t) (newline + 1 - (end + 1)), &r) < 0)
+                return -EINVAL;
         *ret = r;
         return 0;
 }

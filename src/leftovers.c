@@ -16,7 +16,9 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -69,9 +71,76 @@ static int read_boot_id(char ret[static LEFTOVERS_BOOT_ID_SIZE]) {
         return 0;
 }
 
+/* Makes room for element N of a growing array; -ENOMEM leaves it as it was. */
+static int grow(void **array, size_t *capacity, size_t n, size_t size) {
+        if (n < *capacity)
+                return 0;
+        size_t want = *capacity ? *capacity * 2 : 64;
+        void *p = reallocarray(*array, want, size);
+        if (!p)
+                return -ENOMEM;
+        *array = p;
+        *capacity = want;
+        return 0;
+}
+
+static bool is_per_pid_file(const char *name) {
+        return name[0] != '.' && strcmp(name, LEFTOVERS_SLOTS_FILE) != 0;
+}
+
+/* Whether the directory holds any record file of an older version. */
+static bool has_per_pid_files(int dir_fd) {
+        int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+        bool found = false;
+        if (!d) {
+                closep(&fd);
+                return true; /* unknown: look for them at each forget, as before */
+        }
+        for (struct dirent *de; !found && (de = readdir(d));)
+                found = is_per_pid_file(de->d_name);
+        closedir(d);
+        return found;
+}
+
+static void free_slot(struct leftovers *l, unsigned slot) {
+        /* Cannot fail: n_slots entries at most, and room was made when the slot was added. */
+        if (grow((void **) &l->free_slots, &l->allocated_free, l->n_free, sizeof(unsigned)) >= 0)
+                l->free_slots[l->n_free++] = slot;
+}
+
+/* Opens the records file and learns which of its slots are taken (by the records of a
+ * previous run, which leftovers_stop_previous() then clears, or, after a reexec, of our
+ * own workers) and which are free. */
+static void open_slots(struct leftovers *l) {
+        l->per_pid_files = has_per_pid_files(l->dir_fd);
+        l->slots_fd = openat(l->dir_fd, LEFTOVERS_SLOTS_FILE, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (l->slots_fd < 0) {
+                log_warning_errno(errno, "Cannot open the worker records (%m), so workers are not recorded: a SIGKILL "
+                                         "of the supervisor may leave what they forked running");
+                return;
+        }
+        char slot[LEFTOVERS_SLOT_SIZE];
+        for (unsigned i = 0;; i++) {
+                ssize_t n = pread(l->slots_fd, slot, sizeof(slot), (off_t) i * LEFTOVERS_SLOT_SIZE);
+                if (n <= 0)
+                        break;
+                l->n_slots = i + 1;
+                struct leftover_record r;
+                uint64_t other;
+                if (n == (ssize_t) sizeof(slot) && leftovers_parse_slot(slot, &r) == 0 &&
+                    !pid_map_get(&l->slot_of, r.pid, &other) && pid_map_put(&l->slot_of, r.pid, i) >= 0)
+                        continue;
+                /* Free, cut short, or a second record of a pid: nothing to keep. */
+                if (n == (ssize_t) sizeof(slot) && slot[0] != 0)
+                        (void) pwrite(l->slots_fd, "", 1, (off_t) i * LEFTOVERS_SLOT_SIZE);
+                free_slot(l, i);
+        }
+}
+
 int leftovers_open(struct leftovers *l, const char *runtime_dir) {
         _cleanup_free_ char *path = NULL;
-        l->dir_fd = -1;
+        l->dir_fd = l->slots_fd = -1;
         int r = read_boot_id(l->boot_id);
         if (r < 0) {
                 log_warning_errno(r,
@@ -100,26 +169,37 @@ int leftovers_open(struct leftovers *l, const char *runtime_dir) {
                 return 0;
         }
         l->dir_fd = TAKE_FD(fd);
+        open_slots(l);
         return 0;
 }
 
 void leftovers_take(struct leftovers *l, int dir_fd) {
         l->dir_fd = dir_fd;
+        l->slots_fd = -1;
         if (dir_fd >= 0 && read_boot_id(l->boot_id) < 0)
                 leftovers_close(l); /* records without a boot id would never be trusted */
+        else if (dir_fd >= 0)
+                open_slots(l);
 }
 
 void leftovers_close(struct leftovers *l) {
         closep(&l->dir_fd);
         l->dir_fd = -1;
+        closep(&l->slots_fd);
+        l->slots_fd = -1;
+        pid_map_clear(&l->slot_of);
+        free(l->free_slots);
+        l->free_slots = NULL;
+        l->n_free = l->allocated_free = 0;
+        l->n_slots = 0;
 }
 
 void leftovers_record(struct leftovers *l, pid_t pid, uint64_t generation) {
         struct leftover_record rec = { .pid = pid, .generation = generation };
         struct process_info info;
-        char name[16], buf[LEFTOVERS_RECORD_MAX];
+        char slot_text[LEFTOVERS_SLOT_SIZE];
 
-        if (l->dir_fd < 0)
+        if (l->slots_fd < 0)
                 return;
         memcpy(rec.boot_id, l->boot_id, sizeof(rec.boot_id));
         int r = read_process(pid, &info);
@@ -130,39 +210,51 @@ void leftovers_record(struct leftovers *l, pid_t pid, uint64_t generation) {
                 return;
         }
         rec.start_time = info.start_time;
-        int len = leftovers_format_record(&rec, buf, sizeof(buf));
-        snprintf(name, sizeof(name), "%d", (int) pid);
-        _cleanup_close_ int fd = openat(l->dir_fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (len < 0 || fd < 0 || write(fd, buf, (size_t) len) != len)
-                log_warning_errno(errno,
-                                  "Cannot record worker %d in the runtime directory (%m): if the supervisor is "
+        bool reuse = l->n_free > 0;
+        unsigned slot = reuse ? l->free_slots[l->n_free - 1] : l->n_slots;
+        /* Room to give the slot back later, so that forgetting never fails. */
+        r = leftovers_format_slot(&rec, slot_text);
+        if (r >= 0 && !reuse)
+                r = grow((void **) &l->free_slots, &l->allocated_free, (size_t) l->n_slots, sizeof(unsigned));
+        if (r >= 0)
+                r = pid_map_put(&l->slot_of, pid, slot);
+        if (r >= 0 && pwrite(l->slots_fd, slot_text, sizeof(slot_text), (off_t) slot * LEFTOVERS_SLOT_SIZE) !=
+                              (ssize_t) sizeof(slot_text)) {
+                r = errno > 0 ? -errno : -EIO;
+                pid_map_remove(&l->slot_of, pid);
+        }
+        if (r < 0) {
+                log_warning_errno(r,
+                                  "Cannot record worker %d in the runtime directory (%s): if the supervisor is "
                                   "killed, what it forked will not be stopped at the next start",
-                                  pid);
+                                  pid, strerror(-r));
+                return;
+        }
+        if (reuse)
+                l->n_free--;
+        else
+                l->n_slots++;
 }
 
 void leftovers_forget(struct leftovers *l, pid_t pid) {
-        char name[16];
-        if (l->dir_fd < 0)
+        uint64_t slot;
+        if (l->slots_fd >= 0 && pid_map_get(&l->slot_of, pid, &slot)) {
+                /* A NUL first byte frees the slot: one byte cannot be half written. */
+                if (pwrite(l->slots_fd, "", 1, (off_t) slot * LEFTOVERS_SLOT_SIZE) != 1)
+                        log_warning_errno(errno, "Cannot remove the record of worker %d: %m", pid);
+                pid_map_remove(&l->slot_of, pid);
+                free_slot(l, (unsigned) slot);
                 return;
+        }
+        if (l->dir_fd < 0 || !l->per_pid_files)
+                return;
+        char name[16];
         snprintf(name, sizeof(name), "%d", (int) pid);
         if (unlinkat(l->dir_fd, name, 0) < 0 && errno != ENOENT)
                 log_warning_errno(errno, "Cannot remove the record of worker %d: %m", pid);
 }
 
 /* ---- the previous run ---- */
-
-/* Makes room for element N of a growing array; -ENOMEM leaves it as it was. */
-static int grow(void **array, size_t *capacity, size_t n, size_t size) {
-        if (n < *capacity)
-                return 0;
-        size_t want = *capacity ? *capacity * 2 : 64;
-        void *p = reallocarray(*array, want, size);
-        if (!p)
-                return -ENOMEM;
-        *array = p;
-        *capacity = want;
-        return 0;
-}
 
 static size_t read_records(struct leftovers *l, struct leftover_record **ret) {
         struct leftover_record *records = NULL;
@@ -177,7 +269,7 @@ static size_t read_records(struct leftovers *l, struct leftover_record **ret) {
         }
         for (struct dirent *de; (de = readdir(d));) {
                 char buf[LEFTOVERS_RECORD_MAX];
-                if (de->d_name[0] == '.')
+                if (!is_per_pid_file(de->d_name))
                         continue;
                 ssize_t len = read_small_file_at(l->dir_fd, de->d_name, buf, sizeof(buf));
                 if (len < 0 || leftovers_parse_record(de->d_name, buf, (size_t) len, &(struct leftover_record){}) < 0) {
@@ -193,6 +285,19 @@ static size_t read_records(struct leftovers *l, struct leftover_record **ret) {
                 (void) leftovers_parse_record(de->d_name, buf, (size_t) len, &records[n++]);
         }
         closedir(d);
+        /* Every slot taken when the file was opened. */
+        char slot[LEFTOVERS_SLOT_SIZE];
+        for (unsigned i = 0; l->slots_fd >= 0 && i < l->n_slots; i++) {
+                struct leftover_record r;
+                if (pread(l->slots_fd, slot, sizeof(slot), (off_t) i * LEFTOVERS_SLOT_SIZE) != (ssize_t) sizeof(slot) ||
+                    leftovers_parse_slot(slot, &r) < 0)
+                        continue;
+                if (grow((void **) &records, &capacity, n, sizeof(*records)) < 0) {
+                        log_error("Out of memory reading the worker records");
+                        break;
+                }
+                records[n++] = r;
+        }
         *ret = records;
         return n;
 }
@@ -380,6 +485,8 @@ size_t leftovers_stop_previous_except(struct leftovers *l, int drain_signal, uin
         }
         for (size_t i = 0; i < n_records; i++)
                 leftovers_forget(l, records[i].pid);
+        if (n_keep == 0)
+                l->per_pid_files = has_per_pid_files(l->dir_fd);
         if (total > 0)
                 log_info("Stopped %zu process%s left by a previous run", total, total == 1 ? "" : "es");
         return total;

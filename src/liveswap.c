@@ -536,7 +536,8 @@ static int set_up(struct supervisor *s, const struct arguments *a, struct bus_se
                 log_error_errno(s->notify_fd, "Cannot create the notify socket %s: %m", s->notify_path);
                 return EXIT_FAILURE;
         }
-        if (supervisor_setup_loop(s) < 0 || watch_signals(s) < 0 || orphans_watch(s->orphans, s->event, &s->leftovers) < 0 ||
+        if (supervisor_setup_loop(s) < 0 || watch_signals(s) < 0 ||
+            orphans_watch(s->orphans, s->event, &s->leftovers) < 0 ||
             bus_server_new(s, *ret_bus_path, -1, ret_bus) < 0 || watch_reexec(s, *ret_bus) < 0)
                 return EXIT_FAILURE;
         return EXIT_SUCCESS;
@@ -629,7 +630,9 @@ static int run_loop(struct supervisor *s, const char *bus_path) {
  * too: systemd removes a RuntimeDirectory= that is not on a tmpfs only while it is empty.
  * The runtime directory itself is ours when systemd does not own it. */
 static void remove_runtime_dir(const char *runtime_dir) {
-        _cleanup_free_ char *records = NULL;
+        _cleanup_free_ char *records = NULL, *slots = NULL;
+        if (asprintf(&slots, "%s/workers/" LEFTOVERS_SLOTS_FILE, runtime_dir) >= 0)
+                (void) unlink(slots);
         if (asprintf(&records, "%s/workers", runtime_dir) >= 0)
                 (void) rmdir(records);
         if (!getenv("RUNTIME_DIRECTORY"))
@@ -731,7 +734,9 @@ static void adopt_previous_workers(struct supervisor *s, const struct arguments 
 }
 
 static int run_supervisor(struct arguments *a) {
-        struct supervisor s = { .notify_fd = -1, .leftovers.dir_fd = -1, .overrides = a->overrides };
+        struct supervisor s = {
+                .notify_fd = -1, .leftovers.dir_fd = -1, .leftovers.slots_fd = -1, .overrides = a->overrides
+        };
         _cleanup_free_ char *default_config = NULL, *bus_path = NULL, *handover_config = NULL;
         struct bus_server *bus = NULL;
         struct handover_state st = { .notify_fd = -1, .bus_fd = -1, .lock_fd = -1 };

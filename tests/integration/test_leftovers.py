@@ -15,6 +15,7 @@ import time
 import lib
 
 INSTANCE = "orphans"
+SLOT = 128  # LEFTOVERS_SLOT_SIZE
 
 
 def stat_fields(pid):
@@ -67,6 +68,26 @@ class Leftovers(lib.TestCase):
         """Where the supervisors of this test (XDG_RUNTIME_DIR=<dir>/run) keep records."""
         return os.path.join(self.dir, "run", "liveswap", INSTANCE, "workers")
 
+    def recorded(self):
+        """The pids recorded: one per taken slot of the records file (128 bytes each,
+        "PID START GENERATION BOOT_ID\n" and NULs; a free slot starts with a NUL), and
+        one per file of its own (the format before 0.2, still read)."""
+        pids = []
+        for name in os.listdir(self.records_dir()):
+            if name != "slots":
+                pids.append(int(name))
+                continue
+            with open(os.path.join(self.records_dir(), name), "rb") as f:
+                data = f.read()
+            self.assertEqual(len(data) % SLOT, 0, "the records file is made of whole slots")
+            for i in range(0, len(data), SLOT):
+                slot = data[i:i + SLOT]
+                if slot[0] != 0:
+                    text = slot.rstrip(b"\0").decode()
+                    self.assertRegex(text, r"^[1-9][0-9]* [0-9]+ [0-9]+ [0-9a-f-]{36}\n$")
+                    pids.append(int(text.split()[0]))
+        return sorted(pids)
+
     def tearDown(self):
         """Every process left in the sessions of the workers of this test's supervisors
         is killed by pid: a failed check must not leave the very orphans this file is
@@ -91,7 +112,9 @@ class Leftovers(lib.TestCase):
         self.assertEqual(len(shells), 2)
         # The servers are the shells' children, in the shells' sessions.
         servers = self.wait_servers(shells)
-        self.assertEqual(sorted(os.listdir(self.records_dir())), sorted(str(p) for p in shells))
+        # One file of slots for all of them, not a file each: see leftovers.h.
+        self.assertEqual(os.listdir(self.records_dir()), ["slots"])
+        self.assertEqual(self.recorded(), sorted(shells))
 
         old.proc.kill()
         old.proc.wait(lib.DEFAULT_TIMEOUT)
@@ -113,8 +136,7 @@ class Leftovers(lib.TestCase):
         for _ in range(20):
             self.assertEqual(lib.http_get(("127.0.0.1", port))[2], "v2\n")
         # The old records are gone; the new workers have theirs.
-        self.assertEqual(sorted(os.listdir(self.records_dir())),
-                         sorted(str(p) for p in lib.started_workers(new)))
+        self.assertEqual(self.recorded(), sorted(lib.started_workers(new)))
         self.assertEqual(new.stop(), 0)
         self.assertFalse(os.path.exists(self.records_dir()), "records left after a clean stop")
 
@@ -129,11 +151,20 @@ class Leftovers(lib.TestCase):
                 raise AssertionError("the wrapper scripts did not start their servers: %s" % found)
             time.sleep(0.02)  # a fork in another process has no event to wait on; bounded
 
-    def fake_record(self, pid, started, generation=1):
+    def fake_record(self, pid, started, generation=1, slot=None):
+        """A record as a previous run would have left it: in SLOT of the records file, or
+        (SLOT None) in a file of its own, as versions before 0.2 kept them."""
         with open("/proc/sys/kernel/random/boot_id") as f:
             boot_id = f.read().strip()
         os.makedirs(self.records_dir(), exist_ok=True)
-        lib.write_file(os.path.join(self.records_dir(), str(pid)), "%d %d %s\n" % (started, generation, boot_id))
+        text = "%d %d %s\n" % (started, generation, boot_id)
+        if slot is None:
+            lib.write_file(os.path.join(self.records_dir(), str(pid)), text)
+            return
+        path = os.path.join(self.records_dir(), "slots")
+        with open(path, "r+b" if os.path.exists(path) else "wb") as f:
+            f.seek(slot * SLOT)
+            f.write(("%d %s" % (pid, text)).encode().ljust(SLOT, b"\0"))
 
     def unrelated_session(self):
         """A session leader (sh) with a child (sleep) in its session, as an old worker
@@ -154,7 +185,7 @@ class Leftovers(lib.TestCase):
         sup = self.start("--instance", INSTANCE, "-p", str(port), "-f", "1", "-s", v1)
         self.assertNotIn("left by a previous run", sup.output())
         self.assertTrue(alive(proc.pid) and all(alive(p) for p in children))
-        self.assertNotIn(str(proc.pid), os.listdir(self.records_dir()), "the stale record was kept")
+        self.assertNotIn(proc.pid, self.recorded(), "the stale record was kept")
         self.assertEqual(sup.stop(), 0)
         self.assertTrue(alive(proc.pid) and all(alive(p) for p in children))
 
@@ -164,7 +195,7 @@ class Leftovers(lib.TestCase):
         port = lib.free_port()
         v1 = wrapper_target(os.path.join(self.dir, "a"), "v1")
         proc, children = self.unrelated_session()
-        self.fake_record(proc.pid, start_time(proc.pid), generation=7)
+        self.fake_record(proc.pid, start_time(proc.pid), generation=7, slot=2)
 
         sup = self.start("--instance", INSTANCE, "-p", str(port), "-f", "1", "-s", v1)
         self.assertIn("Stopping 2 processes left by a previous run of this instance (worker %d, generation 7)"

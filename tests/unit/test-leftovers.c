@@ -3,6 +3,7 @@
  * itself). /proc/PID/stat parsing: test-proc-stat.c. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "leftovers-match.h"
@@ -41,6 +42,60 @@ Test(leftovers_record, malformed) {
                                 "-5 1 " BOOT "\n" };
         for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
                 cr_expect_lt(leftovers_parse_record("12", texts[i], strlen(texts[i]), &r), 0, "text %s", texts[i]);
+}
+
+Test(leftovers_slot, round_trip) {
+        struct leftover_record r = { .pid = 2147483647,
+                                     .start_time = UINT64_MAX,
+                                     .generation = UINT64_MAX,
+                                     .boot_id = BOOT },
+                               back;
+        char slot[LEFTOVERS_SLOT_SIZE];
+        memset(slot, 'x', sizeof(slot));
+        cr_assert_eq(leftovers_format_slot(&r, slot), 0); /* the longest record fits */
+        const char *text = "2147483647 18446744073709551615 18446744073709551615 " BOOT "\n";
+        cr_assert_eq(memcmp(slot, text, strlen(text)), 0);
+        for (size_t i = strlen(text); i < sizeof(slot); i++)
+                cr_assert_eq(slot[i], 0, "byte %zu is padding", i);
+        cr_assert_eq(leftovers_parse_slot(slot, &back), 0);
+        cr_assert_eq(back.pid, r.pid);
+        cr_assert_eq(back.start_time, r.start_time);
+        cr_assert_eq(back.generation, r.generation);
+        cr_assert_str_eq(back.boot_id, BOOT);
+}
+
+static int parse_text(const char *text, struct leftover_record *r) {
+        char slot[LEFTOVERS_SLOT_SIZE] = {};
+        memcpy(slot, text, strlen(text) < sizeof(slot) ? strlen(text) : sizeof(slot));
+        return leftovers_parse_slot(slot, r);
+}
+
+Test(leftovers_slot, free_and_malformed) {
+        struct leftover_record r;
+        char slot[LEFTOVERS_SLOT_SIZE] = {};
+        cr_assert_eq(leftovers_parse_slot(slot, &r), -ENOENT);
+        /* Freed by its first byte only: the rest of the old record stays behind. */
+        struct leftover_record old = { .pid = 12, .start_time = 5, .generation = 1, .boot_id = BOOT };
+        cr_assert_eq(leftovers_format_slot(&old, slot), 0);
+        slot[0] = 0;
+        cr_assert_eq(leftovers_parse_slot(slot, &r), -ENOENT);
+        memset(slot, 0, sizeof(slot));
+        cr_assert_eq(parse_text("12 5 1 " BOOT "\n", &r), 0);
+        cr_assert_eq(r.pid, 12);
+        const char *texts[] = { "12 5 1 " BOOT, /* cut short: no newline */
+                                "12 5 1 " BOOT "\nx", /* garbage after it */
+                                "0 5 1 " BOOT "\n",
+                                "012 5 1 " BOOT "\n",
+                                "12  5 1 " BOOT "\n",
+                                "12 5 " BOOT "\n",
+                                "x12 5 1 " BOOT "\n",
+                                "99999999999 5 1 " BOOT "\n",
+                                "12 5 1 0B6F6C4E-2A8E-4C3B-9A1F-5D2E7C9B1A00\n" };
+        for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
+                cr_expect_eq(parse_text(texts[i], &r), -EINVAL, "slot %s", texts[i]);
+        /* A slot without a NUL anywhere (a torn write over a longer record). */
+        memset(slot, '1', sizeof(slot));
+        cr_assert_eq(leftovers_parse_slot(slot, &r), -EINVAL);
 }
 
 /* A snapshot: the old worker 100 (started at tick 500) left 101 and 102 in its session;
