@@ -431,6 +431,17 @@ def loadavg():
         return [float(x) for x in f.read().split()[:3]]
 
 
+def buildtype(env):
+    """How liveswap was compiled, from meson's record of its build directory."""
+    try:
+        r = subprocess.run(["meson", "introspect", "--buildoptions", os.path.dirname(os.path.dirname(env.liveswap))],
+                           capture_output=True, text=True, timeout=60)
+        options = {o["name"]: o["value"] for o in json.loads(r.stdout)}
+        return "%s, -O%s" % (options["buildtype"], options["optimization"])
+    except (OSError, ValueError, KeyError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
 def machine(env):
     def first_line(args):
         try:
@@ -454,7 +465,7 @@ def machine(env):
                     distro = line.split("=", 1)[1].strip().strip('"')
     return {
         "nproc": os.cpu_count(), "cpu": cpu, "kernel": platform.release(), "memory_gib": round(mem_kib / 2**20, 1),
-        "distro": distro, "liveswap": first_line([env.liveswap, "-v"]),
+        "distro": distro, "liveswap": first_line([env.liveswap, "-v"]), "buildtype": buildtype(env),
         "systemd": first_line(["systemctl", "--version"]),
         "start_server": first_line(["start_server", "--version"]),
         "node": first_line(["node", "--version"]),
