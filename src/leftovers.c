@@ -133,7 +133,7 @@ static void open_slots(struct leftovers *l) {
                         continue;
                 /* Free, cut short, or a second record of a pid: nothing to keep. */
                 if (n == (ssize_t) sizeof(slot) && slot[0] != 0)
-                        (void) pwrite(l->slots_fd, "", 1, (off_t) i * LEFTOVERS_SLOT_SIZE);
+                        (void) !pwrite(l->slots_fd, "", 1, (off_t) i * LEFTOVERS_SLOT_SIZE);
                 free_slot(l, i);
         }
 }
