@@ -238,8 +238,10 @@ class Bench:
         if floor:
             tool = tools.Floor(self.env, d, port, 0, workers, strategy=strategy)
         else:
-            # Spawn cost, not the canary's wait: stable_time = 0.
-            tool = tools.Liveswap(self.env, d, port, 0, workers, strategy=strategy, stable_time="0")
+            # Spawn cost, not the canary's wait: stable_time = 0. Reloaded by SIGHUP, as
+            # the floor is: a client command's own start-up is in the scenarios above.
+            tool = tools.Liveswap(self.env, d, port, 0, workers, strategy=strategy, stable_time="0",
+                                  reload_signal=True)
         log("scale: %s, %d workers, %s, %d clients" % (who, workers, strategy, clients))
         row = {"tool": who, "strategy": strategy, "workers": workers, "clients": clients, "upgrades": [],
                "loadavg": loadavg()}

@@ -474,8 +474,9 @@ Upgrades of the instant app with no load and under load ({scale_loads} clients),
 canary's 1 s wait (which the scenarios above include, as liveswap's default). Each
 point is measured twice in a row, by liveswap and by the floor (`bench/floor.c`: fork,
 exec of the same wrapper, `READY=1`, `SIGTERM`, and nothing else, driven by the same
-`current` symlink and timed by the same test: no old worker left and the new version
-answering). A step is one worker replaced: the upgrade's median wall time divided by N,
+`current` symlink, started by the same SIGHUP (for liveswap the reload that `liveswap -u`
+asks for too, without a client process's start-up) and timed by the same test: no old
+worker left and the new version answering). A step is one worker replaced: the upgrade's median wall time divided by N,
 for blue-green too. The ratio is liveswap's step over the floor's (goal: at most 1.2).
 
 {busy_note}{scale_table}

@@ -230,9 +230,13 @@ class SocketActivate(Tool):
 class Liveswap(Tool):
     supervisor = "liveswap"
 
-    def __init__(self, *args, strategy="rolling", stable_time=None, worker_keys=None):
+    def __init__(self, *args, strategy="rolling", stable_time=None, worker_keys=None, reload_signal=False):
         super().__init__(*args)
         self.strategy = strategy
+        # SIGHUP instead of `liveswap -u` (the same reload, contract section 3): the
+        # trigger the floor gets, so that the scale scenario compares the supervisors'
+        # work and not also the start-up of a client process.
+        self.reload_signal = reload_signal
         self.worker_keys = worker_keys  # extra [worker] keys (watchdog, memory_max)
         self.stable_time = stable_time  # None: liveswap's default (the 1 s canary)
         self.ready = "notify"
@@ -261,6 +265,9 @@ class Liveswap(Tool):
 
     def upgrade(self, tag):
         self.releases.point(tag)
+        if self.reload_signal:
+            self.proc.send_signal(signal.SIGHUP)
+            return True, ""
         return run([self.env.liveswap, "-i", self.instance, "-u"], env=self.env_vars)
 
     def upgrade_to(self, target):
