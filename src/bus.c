@@ -57,6 +57,7 @@ struct connection {
 struct snapshot {
         uint64_t generation;
         unsigned desired, ready, draining, upgrade_ready, upgrade_starting;
+        uint64_t upgrade_generation;
         enum engine_state state;
         uint64_t workers_version;
         char target[512], previous[512], last_result[512];
@@ -433,6 +434,8 @@ static int property_get(sd_bus *bus, const char *path, const char *interface, co
                 return sd_bus_message_append(reply, "u", engine_count_upgrade(e, WORKER_READY));
         if (strcmp(property, "UpgradeStartingWorkers") == 0)
                 return sd_bus_message_append(reply, "u", engine_count_upgrade(e, WORKER_STARTING));
+        if (strcmp(property, "UpgradeGeneration") == 0)
+                return sd_bus_message_append(reply, "t", engine_get_upgrade_generation(e));
         if (strcmp(property, "Workers") == 0) {
                 struct engine_worker w;
                 int r = sd_bus_message_open_container(reply, 'a', "(utsst)");
@@ -469,6 +472,7 @@ static const sd_bus_vtable supervisor_vtable[] = {
          * upgrade), what an upgrade's progress shows. */
         SD_BUS_PROPERTY("UpgradeReadyWorkers", "u", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("UpgradeStartingWorkers", "u", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("UpgradeGeneration", "t", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         /* No EMITS_CHANGE flag: sd-bus annotates it EmitsChangedSignal=false. */
         SD_BUS_PROPERTY("WorkerDetails", "a" LIVESWAP_WORKER_DETAILS, property_get, 0, SD_BUS_VTABLE_PROPERTY_EXPLICIT),
         SD_BUS_METHOD_WITH_NAMES("Upgrade", "s", SD_BUS_PARAM(target), "t", SD_BUS_PARAM(generation), method_upgrade,
@@ -860,6 +864,7 @@ static void take_snapshot(const struct supervisor *s, struct snapshot *snap) {
         snap->state = engine_get_state(e);
         snap->upgrade_ready = engine_count_upgrade(e, WORKER_READY);
         snap->upgrade_starting = engine_count_upgrade(e, WORKER_STARTING);
+        snap->upgrade_generation = engine_get_upgrade_generation(e);
         snap->workers_version = engine_get_workers_version(e);
         snprintf(snap->target, sizeof(snap->target), "%s", engine_get_target(e));
         snprintf(snap->previous, sizeof(snap->previous), "%s", engine_get_previous_target(e));
@@ -892,6 +897,8 @@ static void emit_changes(struct bus_server *b) {
                 changed[n++] = "UpgradeReadyWorkers";
         if (now.upgrade_starting != old->upgrade_starting)
                 changed[n++] = "UpgradeStartingWorkers";
+        if (now.upgrade_generation != old->upgrade_generation)
+                changed[n++] = "UpgradeGeneration";
         if (strcmp(now.last_result, old->last_result) != 0)
                 changed[n++] = "LastResult";
         changed[n] = NULL;

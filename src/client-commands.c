@@ -105,8 +105,11 @@ static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error
         const char *interface;
         if (sd_bus_message_read(m, "s", &interface) < 0 || strcmp(interface, LIVESWAP_INTERFACE) != 0)
                 return 0;
-        if (client_status_update(&w->status, m) >= 0 && !w->done)
+        if (client_status_update(&w->status, m) >= 0 && !w->done) {
+                if (w->status.upgrade_generation > 0)
+                        w->generation = w->status.upgrade_generation;
                 progress_show(w);
+        }
         return 0;
 }
 
@@ -226,6 +229,9 @@ static int upgrade_and_wait(struct client *c, const char *method, const char *ta
         int r = wait_init(&w, c);
         if (r != CLIENT_EXIT_OK)
                 goto finish;
+        /* A guess until the supervisor says (UpgradeGeneration, with its first change):
+         * right unless a failed upgrade used a number up, which an older supervisor does
+         * not tell. */
         w.generation = w.status.generation + 1;
         r = sd_bus_message_new_method_call(c->bus, &call, c->destination, LIVESWAP_OBJECT_PATH, LIVESWAP_INTERFACE,
                                            method);

@@ -95,6 +95,8 @@ static int read_property(sd_bus_message *m, const char *name, struct client_stat
                 s->has_upgrade_counts = true;
                 return sd_bus_message_read(m, "v", "u", &s->upgrade_ready);
         }
+        if (strcmp(name, "UpgradeGeneration") == 0)
+                return sd_bus_message_read(m, "v", "t", &s->upgrade_generation);
         if (strcmp(name, "UpgradeStartingWorkers") == 0) {
                 s->has_upgrade_counts = true;
                 return sd_bus_message_read(m, "v", "u", &s->upgrade_starting);

@@ -93,6 +93,7 @@ struct client_status {
          * the supervisor has them (has_upgrade_counts): else counted from workers. */
         uint32_t upgrade_ready, upgrade_starting;
         bool has_upgrade_counts;
+        uint64_t upgrade_generation; /* UpgradeGeneration: 0 outside an upgrade, or from an older supervisor */
         struct client_worker *workers;
         size_t n_workers;
 };

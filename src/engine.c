@@ -1458,6 +1458,10 @@ unsigned engine_count_upgrade(const struct engine *e, enum worker_state state) {
         return count_in_state(e, e->candidate.number, state);
 }
 
+uint64_t engine_get_upgrade_generation(const struct engine *e) {
+        return e->preparing ? e->last_generation + 1 : e->candidate.number;
+}
+
 uint64_t engine_next_deadline(const struct engine *e) {
         uint64_t next = e->state == ENGINE_STARTING ? e->start_deadline_usec : USEC_INFINITY;
         /* Dropping stale heap entries changes no answer of the engine's: a const view. */

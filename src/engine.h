@@ -163,8 +163,7 @@ void engine_worker_ready(struct engine *e, pid_t pid, uint64_t now);
 void engine_worker_exited(struct engine *e, pid_t pid, bool signaled, int status, uint64_t now);
 /* The same, with HINT (or NULL) appended to an upgrade's failure reason when the worker
  * had not become ready: why the shell thinks it failed. */
-void engine_worker_exited_hint(struct engine *e, pid_t pid, bool signaled, int status, const char *hint,
-                               uint64_t now);
+void engine_worker_exited_hint(struct engine *e, pid_t pid, bool signaled, int status, const char *hint, uint64_t now);
 /* The worker's watchdog (from WATCHDOG=1, WATCHDOG=trigger and WATCHDOG_USEC= on the
  * notify socket). Ignored for workers whose generation has no watchdog. A ping restarts
  * the deadline; a trigger is a miss now; a new timeout (microseconds, 0 = off for this
@@ -247,6 +246,10 @@ bool engine_get_worker(const struct engine *e, pid_t pid, struct engine_worker *
 uint64_t engine_get_workers_version(const struct engine *e);
 /* Workers of the generation being built in STATE; 0 outside an upgrade. */
 unsigned engine_count_upgrade(const struct engine *e, enum worker_state state);
+/* The number of the generation being built (while the pre-upgrade hook runs too: the one
+ * it will get), or being rolled back; 0 outside an upgrade. Not the current one plus one:
+ * a failed upgrade used its number up. */
+uint64_t engine_get_upgrade_generation(const struct engine *e);
 /* The work done finding free slots since engine_new(), in steps (a worker or a slot
  * looked at): for the tests that an upgrade of N workers does O(N) of it. */
 uint64_t engine_get_slot_steps(const struct engine *e);

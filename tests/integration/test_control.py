@@ -36,7 +36,7 @@ METHODS = {  # name: ([(arg name, type)] in, [(arg name, type)] out)
 PROPERTIES = {"Instance": "s", "Generation": "t", "Target": "s", "PreviousTarget": "s", "State": "s",
               "DesiredWorkers": "u", "ReadyWorkers": "u", "DrainingWorkers": "u", "Workers": "a(utsst)",
               "LastResult": "s", "Version": "s", "WorkerDetails": "a(utustttu)", "UpgradeReadyWorkers": "u",
-              "UpgradeStartingWorkers": "u"}
+              "UpgradeStartingWorkers": "u", "UpgradeGeneration": "t"}
 # Measured at each read (memory, CPU time): equal on both transports only in their pids.
 VOLATILE = {"WorkerDetails"}
 

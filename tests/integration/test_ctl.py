@@ -69,6 +69,14 @@ class ExitCodes(CtlTest):
         self.assertRegex(p.stderr, r"(?m)^liveswapctl: web: upgrade to generation 3 failed, still serving generation 2: "
                                    r"worker \d+ \(generation 3\) exited with status 7")
         self.assertEqual(sup.get_property("web", "Generation"), 2)
+        self.assertEqual(sup.get_property("web", "UpgradeGeneration"), 0)
+
+        # The failure used 3 up: the progress names the generation being built, 4, not
+        # the current one plus one (UpgradeGeneration).
+        p = self.ok(sup, "upgrade", self.v1)
+        self.assertEqual(p.stdout, "web: serving generation 4 (%s)\n" % os.path.realpath(self.v1))
+        self.assertRegex(p.stderr, r"(?m)^web: upgrading to generation 4: \d/2 ready")
+        self.assertNotIn("generation 3", p.stderr)
 
         p = self.ctl(sup, "-i", "ghost", "upgrade", self.v2)
         self.assertEqual(p.returncode, 3)
@@ -88,7 +96,7 @@ class ExitCodes(CtlTest):
         p = self.ctl(sup, "upgrade", self.v1)
         self.assertEqual(p.returncode, 1)
         self.assertIn("web: an upgrade is already in progress", p.stderr)
-        sup.wait_status(r"^Serving generation 4 ")  # generation 3 failed and keeps its number
+        sup.wait_status(r"^Serving generation 5 ")  # generation 3 failed and keeps its number
         self.assert_no_failures(load.stop(), sup)
 
     def test_relative_target_is_taken_from_the_callers_directory(self):

@@ -801,6 +801,30 @@ Test(engine, rollback_on_spawn_failure) {
         cr_assert_eq(engine_count_workers(e), 2);
 }
 
+/* The number a client shows while it waits: a failed upgrade used 2 up, so the next one
+ * builds 3 (not the current 1 plus one), while its hook runs too; 0 outside an upgrade. */
+Test(engine, upgrade_generation_counts_failed_upgrades) {
+        struct engine_settings s = settings(2, STRATEGY_ROLLING, 1);
+        start_running(&s);
+        cr_assert_eq(engine_get_upgrade_generation(e), 0);
+        fail_generation = 2;
+        fail_spawns = 1;
+        begin_upgrade("/srv/app/v2", &s);
+        cr_assert_eq(engine_get_state(e), ENGINE_RUNNING);
+        cr_assert_eq(engine_get_generation(e), 1);
+        cr_assert_eq(engine_get_upgrade_generation(e), 0);
+
+        cr_assert_eq(engine_prepare_upgrade(e), 3);
+        cr_assert_eq(engine_get_upgrade_generation(e), 3); /* the hook's turn: not used up yet */
+        cr_assert_eq(engine_start_upgrade(e, now, "/srv/app/v3", &s), 0);
+        pump();
+        cr_assert_eq(engine_get_upgrade_generation(e), 3);
+        ready_all(3); /* rolling: one batch at a time */
+        ready_all(3);
+        cr_assert_eq(engine_get_generation(e), 3);
+        cr_assert_eq(engine_get_upgrade_generation(e), 0);
+}
+
 Test(engine, spawn_failure_outside_upgrade_backs_off) {
         struct engine_settings s = settings(1, STRATEGY_ROLLING, 1);
         fail_generation = 1;
