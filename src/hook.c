@@ -15,6 +15,7 @@
 #include "hook.h"
 #include "log.h"
 #include "macro.h"
+#include "reap.h"
 #include "spawn.h"
 
 #define HOOK_TAIL 4096 /* bytes of each stream kept: enough for the last line */
@@ -126,7 +127,7 @@ static int on_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         char reason[128];
         (void) kill(-h->pid, SIGKILL);
         /* Reap now: the exit callback must not run after this. */
-        (void) waitpid(h->pid, NULL, 0);
+        (void) reap_killed(h->pid, REAP_KILLED_USEC, "The pre-upgrade hook");
         snprintf(reason, sizeof(reason), "pre-upgrade hook timed out after %llu ms",
                  (unsigned long long) (h->timeout_usec / USEC_PER_MSEC));
         finish(h, false, reason);
@@ -137,7 +138,7 @@ void hook_cancel(struct hook *h) {
         if (!h)
                 return;
         (void) kill(-h->pid, SIGKILL);
-        (void) waitpid(h->pid, NULL, 0);
+        (void) reap_killed(h->pid, REAP_KILLED_USEC, "The pre-upgrade hook");
         hook_free(h);
 }
 

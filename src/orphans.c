@@ -19,6 +19,7 @@
 #include "log.h"
 #include "macro.h"
 #include "orphans.h"
+#include "reap.h"
 
 #define CHILDREN_MAX 65536
 
@@ -230,7 +231,7 @@ struct orphans *orphans_free(struct orphans *o) {
         for (size_t i = 0; i < o->n; i++) {
                 (void) kill(-o->items[i].pid, SIGKILL);
                 (void) kill(o->items[i].pid, SIGKILL);
-                (void) waitpid(o->items[i].pid, NULL, 0);
+                (void) reap_killed(o->items[i].pid, REAP_KILLED_USEC, "A worker of the previous image");
                 if (o->leftovers)
                         leftovers_forget(o->leftovers, o->items[i].pid);
                 child_watch_free(o->items[i].child);

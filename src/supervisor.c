@@ -29,6 +29,7 @@
 #include "notify.h"
 #include "orphans.h"
 #include "proc-describe.h"
+#include "reap.h"
 #include "spawn.h"
 #include "supervisor.h"
 #include "worker-stats.h"
@@ -334,7 +335,7 @@ static void perform_spawn(struct supervisor *s, const struct engine_action *a) {
                 if (r < 0) {
                         /* Without a child source we would never learn of its exit. */
                         (void) kill(pid, SIGKILL);
-                        (void) waitpid(pid, NULL, 0);
+                        (void) reap_killed(pid, REAP_KILLED_USEC, "A worker that could not be watched");
                         close(control_fd);
                         if (p) {
                                 cg.path = TAKE_PTR(s->io[s->n_io].cgroup_path);
@@ -774,7 +775,7 @@ void supervisor_done(struct supervisor *s) {
         while (s->n_io > 0) {
                 /* Only reached when the loop ended abnormally: never leave a worker behind. */
                 (void) spawn_signal_worker(s->io[0].pid, SIGKILL, true);
-                (void) waitpid(s->io[0].pid, NULL, 0);
+                (void) reap_killed(s->io[0].pid, REAP_KILLED_USEC, "A worker");
                 /* (io_remove() kills the rest of its cgroup.) */
                 leftovers_forget(&s->leftovers, s->io[0].pid);
                 io_remove(s, &s->io[0]);

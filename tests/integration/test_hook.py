@@ -2,9 +2,36 @@
 """The pre-upgrade hook: go on, refuse, replace the target, time out."""
 
 import os
+import signal
+import sys
+import time
 
 import lib
 from test_upgrade import notify_config
+
+
+# A hook that a child of its own, in a session of its own (out of reach of the kill of the
+# hook's process group), seizes with ptrace and holds for a minute without ever waiting
+# for it: killed, the hook stays a zombie that only the tracer could let go of.
+TRACED_HOOK = r'''#!%(python)s
+import ctypes, os, sys, time
+hook = os.getpid()
+r, w = os.pipe()
+if os.fork() == 0:
+    os.setsid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+    ok = libc.ptrace(0x4206, hook, None, None) == 0  # PTRACE_SEIZE: no stop, no wait
+    with open(%(tracer_file)r + ".tmp", "w") as f:
+        f.write(str(os.getpid()))
+    os.rename(%(tracer_file)r + ".tmp", %(tracer_file)r)
+    os.write(w, b"y" if ok else b"n")
+    time.sleep(60)
+    os._exit(0)
+if os.read(r, 1) != b"y":
+    sys.exit("ptrace failed")
+time.sleep(60)
+'''
 
 
 class Hook(lib.TestCase):
@@ -118,6 +145,43 @@ class Hook(lib.TestCase):
         hung = lib.read_pids(pids, 4)  # child and hook, of each of the two runs
         self.assertEqual(len(set(hung)), 4, hung)
         self.assert_pids_gone(hung)
+
+    def test_a_hook_held_by_a_tracer_does_not_stop_the_supervisor(self):
+        """A hook killed at its timeout while a tracer holds it (a debugger attached to
+        it) is a zombie its parent cannot reap until the tracer lets go. The supervisor
+        gives up on it after a second and goes on: the upgrade fails as a timeout, in
+        bounded time, and the supervisor answers meanwhile. (It used to wait in waitpid()
+        for as long as the tracer held on, its event loop stopped.)"""
+        tracer_file = os.path.join(self.dir, "tracer.pid")
+        hook = lib.write_file(os.path.join(self.dir, "traced-hook"), TRACED_HOOK % {
+            "python": sys.executable, "tracer_file": tracer_file}, 0o755)
+        self.port = lib.free_port()
+        self.v1 = lib.make_target(os.path.join(self.dir, "a"), "v1")
+        self.v2 = lib.make_target(os.path.join(self.dir, "b"), "v2")
+        conf = notify_config(self, pre_upgrade_timeout="1s")
+        sup = self.start("--instance", "web", "--config", conf, "-s", self.v1, "-p", str(self.port),
+                         "--pre-upgrade", hook)
+
+        def stop_tracer():
+            try:
+                with open(tracer_file) as f:
+                    os.kill(int(f.read()), signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
+        self.addCleanup(stop_tracer)
+        started = time.monotonic()
+        p = sup.client("-i", "web", "-u", self.v2)
+        took = time.monotonic() - started
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("timed out after 1000 ms", p.stderr)
+        # 1 s of timeout, 1 s of waiting for the zombie; the tracer holds on for 60 s.
+        self.assertLess(took, 15, "the supervisor waited for the tracer")
+        self.assertTrue(os.path.exists(tracer_file), "the hook was never traced")
+        sup.wait_output("is still there 1000 ms after SIGKILL (a zombie traced by pid")
+        self.assertEqual(sup.get_property("web", "State"), "running")
+        self.assertEqual(lib.http_get(("127.0.0.1", self.port))[2], "v1\n")
+        stop_tracer()
+        self.assertEqual(sup.stop(), 0)
 
     def test_hook_times_out(self):
         sup = self.setup_web('exec sleep 60\n', timeout="500ms")
