@@ -13,8 +13,8 @@
  * with NULs. A slot whose first byte is NUL is free. */
 #define LEFTOVERS_SLOT_SIZE 128
 
-/* One worker, as recorded in a slot of <runtime_dir>/workers/slots (or, by versions
- * before 0.2, in a file <runtime_dir>/workers/<pid> of its own). */
+/* One worker, as recorded in a slot of <runtime_dir>/workers/slots (or, by earlier
+ * versions, in a file <runtime_dir>/workers/<pid> of its own). */
 struct leftover_record {
         pid_t pid;
         uint64_t start_time; /* clock ticks after boot: field 22 of /proc/PID/stat */

@@ -6,7 +6,7 @@
  * recorded in <runtime_dir>/workers/slots while it lives, and the next start of the same
  * instance stops whatever is left in those workers' sessions before it takes the sockets.
  *
- * Why one file of fixed-size slots, and not a file per worker (as before 0.2): a spawn
+ * Why one file of fixed-size slots, and not a file per worker (as earlier versions kept them): a spawn
  * and an exit then cost one pwrite() each. Creating and deleting a file per worker cost
  * more than the rest of a spawn together where the runtime directory is not a tmpfs: on
  * ext4, churning inodes made inode allocation search (55 % of the supervisor's CPU in a

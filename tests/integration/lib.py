@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import textwrap
 import threading
 import time
 import unittest
@@ -39,6 +40,35 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def traced_program(tracer_file, tracer, traced):
+    """A Python program that a child of its own, in a session of its own (out of reach of
+    a kill of the program's process group), seizes with ptrace: the child writes its pid
+    to TRACER_FILE and runs TRACER (code, with `parent`, `libc` and `os` at hand) while
+    the program goes on with TRACED once it is traced. A test of what a tracer does to a
+    worker or a hook: a traced zombie is not reapable by its parent until the tracer lets
+    go of it."""
+    def indent(code, by):
+        return "".join(by + line + "\n" for line in textwrap.dedent(code).strip("\n").splitlines())
+    return ("#!%s\n" % sys.executable +
+            "import ctypes, os, signal, socket, sys, time\n"
+            "parent = os.getpid()\n"
+            "r, w = os.pipe()\n"
+            "if os.fork() == 0:\n"
+            "    os.setsid()\n"
+            "    libc = ctypes.CDLL(None, use_errno=True)\n"
+            "    libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]\n"
+            "    ok = libc.ptrace(0x4206, parent, None, None) == 0  # PTRACE_SEIZE: no stop, no wait\n"
+            "    with open(%r, 'w') as f:\n"
+            "        f.write(str(os.getpid()))\n"
+            "    os.rename(%r, %r)\n"
+            "    os.write(w, b'y' if ok else b'n')\n" % (tracer_file + ".tmp", tracer_file + ".tmp", tracer_file) +
+            indent(tracer, "    ") +
+            "    os._exit(0)  # a tracer's exit lets go of its tracees\n"
+            "if os.read(r, 1) != b'y':\n"
+            "    sys.exit('ptrace failed')\n" +
+            indent(traced, ""))
 
 
 def write_file(path, text, mode=0o644):

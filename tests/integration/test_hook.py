@@ -3,35 +3,10 @@
 
 import os
 import signal
-import sys
 import time
 
 import lib
 from test_upgrade import notify_config
-
-
-# A hook that a child of its own, in a session of its own (out of reach of the kill of the
-# hook's process group), seizes with ptrace and holds for a minute without ever waiting
-# for it: killed, the hook stays a zombie that only the tracer could let go of.
-TRACED_HOOK = r'''#!%(python)s
-import ctypes, os, sys, time
-hook = os.getpid()
-r, w = os.pipe()
-if os.fork() == 0:
-    os.setsid()
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
-    ok = libc.ptrace(0x4206, hook, None, None) == 0  # PTRACE_SEIZE: no stop, no wait
-    with open(%(tracer_file)r + ".tmp", "w") as f:
-        f.write(str(os.getpid()))
-    os.rename(%(tracer_file)r + ".tmp", %(tracer_file)r)
-    os.write(w, b"y" if ok else b"n")
-    time.sleep(60)
-    os._exit(0)
-if os.read(r, 1) != b"y":
-    sys.exit("ptrace failed")
-time.sleep(60)
-'''
 
 
 class Hook(lib.TestCase):
@@ -153,8 +128,10 @@ class Hook(lib.TestCase):
         bounded time, and the supervisor answers meanwhile. (It used to wait in waitpid()
         for as long as the tracer held on, its event loop stopped.)"""
         tracer_file = os.path.join(self.dir, "tracer.pid")
-        hook = lib.write_file(os.path.join(self.dir, "traced-hook"), TRACED_HOOK % {
-            "python": sys.executable, "tracer_file": tracer_file}, 0o755)
+        # Its tracer holds it for a minute and never waits for it: killed, the hook stays a
+        # zombie that only the tracer could let go of.
+        hook = lib.write_file(os.path.join(self.dir, "traced-hook"),
+                              lib.traced_program(tracer_file, "time.sleep(60)", "time.sleep(60)"), 0o755)
         self.port = lib.free_port()
         self.v1 = lib.make_target(os.path.join(self.dir, "a"), "v1")
         self.v2 = lib.make_target(os.path.join(self.dir, "b"), "v2")

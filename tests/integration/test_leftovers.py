@@ -15,6 +15,7 @@ import time
 import lib
 
 INSTANCE = "orphans"
+LIVESWAPCTL = os.environ.get("LIVESWAPCTL", "liveswapctl")
 SLOT = 128  # LEFTOVERS_SLOT_SIZE
 
 
@@ -71,7 +72,7 @@ class Leftovers(lib.TestCase):
     def recorded(self):
         """The pids recorded: one per taken slot of the records file (128 bytes each,
         "PID START GENERATION BOOT_ID\n" and NULs; a free slot starts with a NUL), and
-        one per file of its own (the format before 0.2, still read)."""
+        one per file of its own (the format of earlier versions, still read)."""
         pids = []
         for name in os.listdir(self.records_dir()):
             if name != "slots":
@@ -140,6 +141,34 @@ class Leftovers(lib.TestCase):
         self.assertEqual(new.stop(), 0)
         self.assertFalse(os.path.exists(self.records_dir()), "records left after a clean stop")
 
+    def test_records_follow_the_workers_across_a_reexec(self):
+        """The new image of a reexec takes over the records of the old one's workers: an
+        upgrade after it frees their slots and records the new workers. (Had it lost track
+        of them, their records would stay, and a later start would look for leftovers of
+        workers long gone.)"""
+        port = lib.free_port()
+        v1 = lib.make_target(os.path.join(self.dir, "a"), "v1")
+        v2 = lib.make_target(os.path.join(self.dir, "b"), "v2")
+        sup = self.start("--instance", INSTANCE, "-p", str(port), "-f", "2", "-s", v1)
+        old = sorted(w[0] for w in sup.get_property(INSTANCE, "Workers"))
+        self.assertEqual(self.recorded(), old)
+        p = subprocess.run([LIVESWAPCTL, "-i", INSTANCE, "reexec"], env=sup.env, capture_output=True, text=True,
+                           timeout=lib.DEFAULT_TIMEOUT, stdin=subprocess.DEVNULL)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertEqual(self.recorded(), old)
+        self.assertEqual(sup.client("-i", INSTANCE, "-u", v2).returncode, 0)
+        new = sorted(w[0] for w in sup.get_property(INSTANCE, "Workers") if w[1] == 2)
+        self.assertEqual(len(new), 2)
+        # A record is freed before its worker is reaped: once /proc has no trace of the
+        # old workers, their records are gone.
+        deadline = time.monotonic() + lib.DEFAULT_TIMEOUT
+        while any(os.path.exists("/proc/%d" % pid) for pid in old):
+            self.assertLess(time.monotonic(), deadline, "the old workers were not reaped")
+            time.sleep(0.02)  # a reap in another process has no event to wait on; bounded
+        self.assertEqual(self.recorded(), new)
+        self.assertEqual(sup.stop(), 0)
+        self.assertFalse(os.path.exists(self.records_dir()), "records left after a clean stop")
+
     def wait_servers(self, shells, timeout=lib.DEFAULT_TIMEOUT):
         """The shells' children, once each shell has started its server."""
         deadline = time.monotonic() + timeout
@@ -153,7 +182,7 @@ class Leftovers(lib.TestCase):
 
     def fake_record(self, pid, started, generation=1, slot=None):
         """A record as a previous run would have left it: in SLOT of the records file, or
-        (SLOT None) in a file of its own, as versions before 0.2 kept them."""
+        (SLOT None) in a file of its own, as earlier versions kept them."""
         with open("/proc/sys/kernel/random/boot_id") as f:
             boot_id = f.read().strip()
         os.makedirs(self.records_dir(), exist_ok=True)

@@ -8,46 +8,31 @@ forever."""
 
 import os
 import signal
-import sys
 import time
 
 import lib
 from test_upgrade import notify_config
 
-# The worker: a child in a session of its own (out of reach of the kill of the worker's
-# process group) seizes it with ptrace. With HOLD, the tracer never waits: the worker
-# stays in the stop of its SIGTERM until the SIGKILL, and then a zombie; without, the
-# tracer passes SIGTERM on, the worker exits, and the tracer lets go half a second after
-# it is a zombie.
-WORKER = r'''#!%(python)s
-import ctypes, os, signal, socket, sys, time
-parent = os.getpid()
-r, w = os.pipe()
-if os.fork() == 0:
-    os.setsid()
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
-    ok = libc.ptrace(0x4206, parent, None, None) == 0  # PTRACE_SEIZE: no stop, no wait
-    with open(%(tracer_file)r + ".tmp", "w") as f:
-        f.write(str(os.getpid()))
-    os.rename(%(tracer_file)r + ".tmp", %(tracer_file)r)
-    os.write(w, b"y" if ok else b"n")
-    # A tracee stops at each signal until its tracer passes it on (SIGTERM, SIGCONT;
-    # with HOLD nothing is passed on, and the worker stays in its SIGTERM's stop until the
-    # SIGKILL). Its exit is looked at, not waited for: waiting lets go of a zombie tracee.
-    for _ in range(0 if %(hold)s else 20):
-        seen = os.waitid(os.P_PID, parent, os.WEXITED | os.WSTOPPED | os.WNOWAIT | 0x40000000)  # __WALL
-        if seen.si_code != os.CLD_TRAPPED:
-            break
-        os.waitpid(parent, 0x40000000)  # takes the stop
-        # PTRACE_CONT, passing a signal on (an event stop, SIGTRAP | event << 8, passes none)
-        libc.ptrace(7, parent, None, ctypes.c_void_p(seen.si_status if seen.si_status < 64 else 0))
-    while %(hold)s or open("/proc/%%d/stat" %% parent).read().rsplit(")", 1)[1].split()[0] != "Z":
-        time.sleep(0.05)  # polling /proc: nothing tells a tracer that lets its tracee run
-    time.sleep(0.5)
-    os._exit(0)  # a tracer's exit lets go of its tracees
-if os.read(r, 1) != b"y":
-    sys.exit("ptrace failed")
+# The worker's tracer. With HOLD it never waits: the worker stays in the stop of its
+# SIGTERM until the SIGKILL, and then a zombie; without, it passes SIGTERM on, the worker
+# exits, and the tracer lets go half a second after it is a zombie.
+TRACER = r'''
+# A tracee stops at each signal until its tracer passes it on (SIGTERM, SIGCONT; with
+# HOLD nothing is passed on, and the worker stays in its SIGTERM's stop until the
+# SIGKILL). Its exit is looked at, not waited for: waiting lets go of a zombie tracee.
+for _ in range(0 if %(hold)s else 20):
+    seen = os.waitid(os.P_PID, parent, os.WEXITED | os.WSTOPPED | os.WNOWAIT | 0x40000000)  # __WALL
+    if seen.si_code != os.CLD_TRAPPED:
+        break
+    os.waitpid(parent, 0x40000000)  # takes the stop
+    # PTRACE_CONT, passing a signal on (an event stop, SIGTRAP | event << 8, passes none)
+    libc.ptrace(7, parent, None, ctypes.c_void_p(seen.si_status if seen.si_status < 64 else 0))
+while %(hold)s or open("/proc/%%d/stat" %% parent).read().rsplit(")", 1)[1].split()[0] != "Z":
+    time.sleep(0.05)  # polling /proc: nothing tells a tracer that lets its tracee run
+time.sleep(0.5)
+'''
+# The worker itself: ready at once, and SIGTERM ignored (HOLD) or an exit.
+WORKER = r'''
 signal.signal(signal.SIGTERM, signal.SIG_IGN if %(hold)s else lambda *_: os._exit(0))
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.sendto(b"READY=1", os.environ["NOTIFY_SOCKET"])
@@ -61,8 +46,8 @@ class Traced(lib.TestCase):
         """A supervisor of one traced worker; returns it, the worker's pid, and a list that
         holds the tracer's pid."""
         tracer_file = os.path.join(self.dir, "tracer.pid")
-        app = lib.write_file(os.path.join(self.dir, "app"), WORKER % {
-            "python": sys.executable, "tracer_file": tracer_file, "hold": hold}, 0o755)
+        app = lib.write_file(os.path.join(self.dir, "app"), lib.traced_program(
+            tracer_file, TRACER % {"hold": hold}, WORKER % {"hold": hold}), 0o755)
         tracer = []
 
         def stop_tracer():
