@@ -313,7 +313,7 @@ static void remove_worker_dir(const char *path) {
 int cgroup_worker_create(struct cgroup_tree *t, uint64_t generation, uint64_t worker_id, struct cgroup_worker *ret) {
         _cleanup_free_ char *gname = cgroup_generation_name(generation);
         _cleanup_free_ char *wname = cgroup_worker_name(generation, worker_id);
-        struct cgroup_worker w = { .fd = -1 };
+        struct cgroup_worker w = {};
         int r = 0;
         if (!gname || !wname)
                 return -ENOMEM;
@@ -321,11 +321,6 @@ int cgroup_worker_create(struct cgroup_tree *t, uint64_t generation, uint64_t wo
                 r = make_worker_dir(t->unit, gname, wname, t->subtree, &w.path);
         if (r >= 0 && t->v1_unit)
                 r = make_worker_dir(t->v1_unit, gname, wname, NULL, &w.v1_path);
-        if (r >= 0 && w.path) {
-                w.fd = open(w.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                if (w.fd < 0)
-                        r = -errno;
-        }
         if (r < 0) {
                 remove_worker_dir(w.path);
                 remove_worker_dir(w.v1_path);
@@ -339,9 +334,7 @@ int cgroup_worker_create(struct cgroup_tree *t, uint64_t generation, uint64_t wo
 void cgroup_worker_done(struct cgroup_worker *w) {
         free(w->path);
         free(w->v1_path);
-        if (w->fd >= 0)
-                close(w->fd);
-        *w = (struct cgroup_worker){ .fd = -1 };
+        *w = (struct cgroup_worker){};
 }
 
 /* Sends SIG to each process in DIR/cgroup.procs. With REPEAT (SIGKILL without

@@ -24,13 +24,12 @@ struct cgroup_tree *cgroup_tree_free(struct cgroup_tree *t);
 struct cgroup_worker {
         char *path; /* the cgroup v2 directory, or NULL (a legacy v1-only host) */
         char *v1_path; /* the name=systemd v1 directory on a hybrid or legacy host, or NULL */
-        int fd; /* PATH opened for clone3(CLONE_INTO_CGROUP), or -1 */
 };
 
 /* Makes generation-G/worker-ID in every hierarchy. 0 or a negative errno (nothing is left
  * behind then). */
 int cgroup_worker_create(struct cgroup_tree *t, uint64_t generation, uint64_t worker_id, struct cgroup_worker *ret);
-/* Frees the strings and closes the fd (not the cgroup). */
+/* Frees the strings (the cgroup stays). */
 void cgroup_worker_done(struct cgroup_worker *w);
 
 /* Sends SIG to every process in the worker's cgroup, as KillMode=control-group does

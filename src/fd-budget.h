@@ -10,13 +10,13 @@
 #include "config.h"
 
 /* What each live worker holds open in the supervisor until it is reaped: the control
- * socket and the pidfd of its sd-event child source (measured: 2 per worker, nothing
- * else; a worker's cgroup directory fd and the spawn's error pipe are closed once it
- * runs, and its journal stream is the worker's own). */
+ * socket and the pidfd of its child watch (measured: 2 per worker, nothing else; its
+ * journal stream is the worker's own). Before it runs, the two ends of its socketpair
+ * stand in for them: a run of prepared spawns (spawn.h) needs no more than its workers
+ * will hold, and opens its cgroup directory only for the clone. */
 #define FD_BUDGET_PER_WORKER 2U
-/* Room kept for what comes and goes: one spawn's temporaries (the worker's end of the
- * socketpair, the error pipe, the cgroup directory), private bus clients, the
- * pre-upgrade hook's pipes, HEAD writes and /proc or cgroup reads. */
+/* Room kept for what comes and goes: a run of spawns' report pipe, private bus
+ * clients, the pre-upgrade hook's pipes, HEAD writes and /proc or cgroup reads. */
 #define FD_BUDGET_SPARE 64U
 
 /* The most workers that may be alive at once under LIMIT (the soft RLIMIT_NOFILE) when

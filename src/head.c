@@ -128,20 +128,21 @@ static int fsync_directory(const char *dir) {
         return fsync(fd) < 0 ? -errno : 0;
 }
 
-/* Writes the temp file completely; the caller renames it or removes it. */
-static int write_temp(int fd, const char *content) {
+/* Writes the temp file completely (and to disk with DURABLE); the caller renames it or
+ * removes it. */
+static int write_temp(int fd, const char *content, bool durable) {
         /* mkostemp() creates 0600; HEAD is meant to be read by deploy tools. */
         if (fchmod(fd, 0644) < 0)
                 return -errno;
         int r = write_all(fd, content, strlen(content));
         if (r < 0)
                 return r;
-        return fsync(fd) < 0 ? -errno : 0;
+        return durable && fsync(fd) < 0 ? -errno : 0;
 }
 
-/* Creates a temp file beside PATH holding CONTENT, synced to disk. Returns 0 with its
- * name and PATH's directory; on failure nothing is left behind. */
-static int prepare_temp(const char *path, const char *content, char **ret_temp, char **ret_dir) {
+/* Creates a temp file beside PATH holding CONTENT, synced to disk with DURABLE. Returns 0
+ * with its name and PATH's directory; on failure nothing is left behind. */
+static int prepare_temp(const char *path, const char *content, bool durable, char **ret_temp, char **ret_dir) {
         if (!path || !*path)
                 return -EINVAL;
 
@@ -160,7 +161,7 @@ static int prepare_temp(const char *path, const char *content, char **ret_temp, 
         int fd = mkostemp(temp, O_CLOEXEC);
         if (fd < 0)
                 return -errno;
-        r = write_temp(fd, content);
+        r = write_temp(fd, content, durable);
         /* close() can report a write-back error on some file systems. */
         if (close(fd) < 0 && r >= 0)
                 r = -errno;
@@ -187,9 +188,11 @@ static char *head_content(const char *target) {
         return content;
 }
 
-static int replace_file(const char *path, const char *content) {
+/* Replaces PATH by a rename, so that a reader sees the old content or the new one; with
+ * DURABLE, synced so that a power loss cannot take the new content back either. */
+static int replace_file(const char *path, const char *content, bool durable) {
         _cleanup_free_ char *temp = NULL, *dir = NULL;
-        int r = prepare_temp(path, content, &temp, &dir);
+        int r = prepare_temp(path, content, durable, &temp, &dir);
         if (r < 0)
                 return r;
         if (rename(temp, path) < 0) {
@@ -198,21 +201,23 @@ static int replace_file(const char *path, const char *content) {
                 return r;
         }
         /* The new content is in place; this makes the rename itself durable. */
-        return fsync_directory(dir);
+        return durable ? fsync_directory(dir) : 0;
 }
 
 int head_write(const char *path, const char *target) {
         _cleanup_free_ char *content = head_content(target);
         if (!content)
                 return -errno;
-        return replace_file(path, content);
+        return replace_file(path, content, true);
 }
 
 int head_probe(const char *path, const char *target) {
         _cleanup_free_ char *temp = NULL, *dir = NULL, *content = head_content(target);
         if (!content)
                 return -errno;
-        int r = prepare_temp(path, content, &temp, &dir);
+        /* Whether the file can be written, not synced: fsync would only slow the
+         * upgrade that asked (a few ms on a busy disk). */
+        int r = prepare_temp(path, content, false, &temp, &dir);
         if (r < 0)
                 return r;
         return unlink(temp) < 0 ? -errno : 0;
@@ -269,7 +274,11 @@ int head_generation_write(const char *path, uint64_t generation) {
                 return -EINVAL;
         char content[32];
         snprintf(content, sizeof(content), "%llu\n", (unsigned long long) generation);
-        return replace_file(path, content);
+        /* Not synced: it is written before each upgrade's first spawn, where two fsyncs
+         * cost milliseconds on a busy disk, and it only has to outlive the supervisor: a
+         * power loss that took the write back took every worker of that generation too
+         * (and the records of leftovers.h tell boots apart). */
+        return replace_file(path, content, false);
 }
 
 int head_commit(const char *head_path, const char *previous, const char *current, const char *instance,
@@ -299,7 +308,7 @@ int head_commit(const char *head_path, const char *previous, const char *current
         r = head_origin_format(&origin, &text);
         if (r < 0)
                 return r;
-        return replace_file(origin_path, text);
+        return replace_file(origin_path, text, true);
 }
 
 /* ---- HEAD.origin ---- */

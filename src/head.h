@@ -22,8 +22,8 @@ int head_read(const char *path, char **ret);
  * in place but may not survive a crash, and that error is returned. */
 int head_write(const char *path, const char *target);
 
-/* Whether head_write(PATH, TARGET) would succeed now: writes and syncs the temp file it
- * would rename, then removes it. PATH itself is never touched. Lets an upgrade be refused
+/* Whether head_write(PATH, TARGET) would succeed now: writes the temp file it would
+ * rename (without syncing it), then removes it. PATH itself is never touched. Lets an upgrade be refused
  * up front, with nothing changed, when its result could not be recorded (a read-only or
  * full state directory). Returns 0 or head_write()'s negative errno. */
 int head_probe(const char *path, const char *target);
@@ -39,8 +39,8 @@ char *head_generation_path(const char *head_path);
  * ignored. Returns 0, -ENOENT when absent, -EINVAL when malformed, out of range or not a
  * regular file, -EISDIR, or another negative errno. */
 int head_generation_read(const char *path, uint64_t *ret);
-/* Atomically replaces PATH with "GENERATION\n", as head_write() does. -EINVAL for a
- * number head_generation_read() would refuse. */
+/* Atomically replaces PATH with "GENERATION\n", as head_write() does, but not synced to
+ * disk (head.c says why). -EINVAL for a number head_generation_read() would refuse. */
 int head_generation_write(const char *path, uint64_t generation);
 
 /* Records a successful upgrade: PREVIOUS := old target (if not NULL), then HEAD := new,

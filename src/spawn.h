@@ -32,23 +32,56 @@ struct spawn_request {
         /* With a watchdog (> 0): WATCHDOG_USEC and WATCHDOG_PID (the worker's own pid), as
          * systemd sets them. */
         uint64_t watchdog_usec;
-        /* The worker's cgroup (cgroup.h), or NULL: the cgroup.procs of its v2 cgroup, which
-         * the child joins by clone3(CLONE_INTO_CGROUP) on CGROUP_FD or, where that fails,
-         * by writing itself there before exec; and of its name=systemd v1 cgroup (hybrid
-         * hosts), which it always joins itself. CGROUP_FD counts only with CGROUP_PROCS. */
+        /* The worker's cgroup (cgroup.h), or NULL: its v2 directory, which the child is
+         * born in by clone3(CLONE_INTO_CGROUP) (opened just before the clone, so that
+         * prepared spawns hold no fd for it), and its cgroup.procs, which it writes itself
+         * before exec where that fails; and the cgroup.procs of its name=systemd v1
+         * cgroup (hybrid hosts), which it always joins itself. CGROUP_DIR counts only
+         * with CGROUP_PROCS. */
         const char *cgroup_procs;
-        int cgroup_fd;
+        const char *cgroup_dir;
         const char *cgroup_v1_procs;
         /* The soft RLIMIT_NOFILE the worker gets (the one the supervisor was started
          * with, before it raised its own), or 0 to leave it as the supervisor's. */
         uint64_t nofile_soft;
 };
 
-/* Starts the worker. Returns 0 with its pid and the supervisor's end of the control
- * socketpair (close-on-exec, non-blocking), or a negative errno. An exec failure in the
- * child is reported here too: its errno travels back over a close-on-exec pipe, and the
- * child is reaped before returning. */
+/* A worker prepared to start: its environment, its control socketpair and the rest of
+ * what the child needs, made before any child exists (spawn.c). It keeps a copy of the
+ * request, whose strings stay the caller's until spawn_job_free(). */
+struct spawn_job;
+
+/* Prepares R. 0 or a negative errno. */
+int spawn_job_prepare(const struct spawn_request *r, struct spawn_job **ret);
+
+/* Called as soon as job INDEX's child runs, before its exec: whatever must exist before
+ * the worker does anything (leftovers.h's record) is made here, not once the whole run is
+ * over. */
+typedef void (*spawn_started_t)(void *userdata, size_t index, pid_t pid);
+
+/* Starts the prepared workers and returns once each has exec'd or failed; the outcome of
+ * each is then spawn_job_result()'s. Several at once, in the shipped build, start in
+ * parallel from a few short-lived helper processes (spawn.c says why and how); each
+ * worker is still our child, and dies with us (PR_SET_PDEATHSIG). STARTED may be NULL. */
+void spawn_jobs_start(struct spawn_job **jobs, size_t n, spawn_started_t started, void *userdata);
+
+/* A started job's outcome: 0 with its pid and the supervisor's end of the control
+ * socketpair (close-on-exec, non-blocking, now the caller's), or a negative errno. An
+ * exec failure in the child is reported here too, and that child is reaped already. */
+int spawn_job_result(struct spawn_job *j, pid_t *ret_pid, int *ret_control_fd);
+
+/* NULL-safe; returns NULL. */
+struct spawn_job *spawn_job_free(struct spawn_job *j);
+
+/* Prepares R, starts it in this process, and returns spawn_job_result()'s answer. */
 int spawn_start_worker(const struct spawn_request *r, pid_t *ret_pid, int *ret_control_fd);
+
+/* The most jobs to hand spawn_jobs_start() at once: each holds its environment (a copy
+ * of ours, a few KiB) until then. (Its fds are the ones its worker will keep: the
+ * worker's end of the socketpair stands in for the pidfd it gets once it runs.) */
+#define SPAWN_BATCH_MAX 256U
+/* Jobs per helper process: fewer are not worth a fork of the supervisor. */
+#define SPAWN_JOBS_PER_HELPER 8U
 
 /* Opens the 3 fds (on /dev/null, close-on-exec) that each spawn lends the child its
  * control socket and error pipe through, at fd numbers below those the supervisor keeps

@@ -271,9 +271,34 @@ static const struct worker_command *command_for(struct supervisor *s, const stru
         return &s->current;
 }
 
-static void perform_spawn(struct supervisor *s, const struct engine_action *a) {
+/* ---- spawns ----
+ * The engine queues an upgrade's spawns together (all of them for blue-green): a run of
+ * them is prepared here, then started in one spawn_jobs_start(), which overlaps their
+ * waits for exec (spawn.c). Any other action first ends the run, so that actions are
+ * still performed in the engine's order, each seeing the spawns before it done. */
+struct pending_spawn {
+        uint64_t worker_id, generation;
+        unsigned slot;
+        const struct worker_command *cmd; /* the request layer keeps it until the run ends */
+        bool unpreloadable;
+        struct cgroup_worker cg;
+        char *procs, *v1_procs;
+        struct spawn_job *job;
+        int error; /* preparing failed */
+        pid_t recorded; /* its child ran: leftovers_record()ed */
+};
+
+struct spawn_run {
+        struct pending_spawn p[SPAWN_BATCH_MAX];
+        size_t n;
+};
+
+static void prepare_spawn(struct supervisor *s, const struct engine_action *a, struct pending_spawn *p) {
         const struct config *c;
         const struct worker_command *cmd = command_for(s, a, &c);
+        *p = (struct pending_spawn){
+                .worker_id = a->worker_id, .generation = a->generation, .slot = a->slot, .cmd = cmd
+        };
         struct spawn_request req = {
                 .directory = cmd->directory,
                 .argv = cmd->argv,
@@ -293,42 +318,46 @@ static void perform_spawn(struct supervisor *s, const struct engine_action *a) {
                 .watchdog_usec = c->watchdog_usec,
                 .nofile_soft = s->nofile_original,
         };
-        struct cgroup_worker cg = { .fd = -1 };
-        _cleanup_free_ char *procs = NULL, *v1_procs = NULL;
         if (s->cgroups) {
-                int q = cgroup_worker_create(s->cgroups, a->generation, a->worker_id, &cg);
+                int q = cgroup_worker_create(s->cgroups, a->generation, a->worker_id, &p->cg);
                 if (q < 0)
                         log_warning_errno(q,
                                           "Cannot make a cgroup for a worker of generation %" PRIu64
                                           ": %m; it gets a process group only",
                                           a->generation);
-                if ((cg.path && asprintf(&procs, "%s/cgroup.procs", cg.path) < 0) ||
-                    (cg.v1_path && asprintf(&v1_procs, "%s/cgroup.procs", cg.v1_path) < 0)) {
-                        cgroup_worker_release(s->cgroups, TAKE_PTR(cg.path), TAKE_PTR(cg.v1_path));
-                        cgroup_worker_done(&cg);
-                        procs = v1_procs = NULL;
+                if ((p->cg.path && asprintf(&p->procs, "%s/cgroup.procs", p->cg.path) < 0) ||
+                    (p->cg.v1_path && asprintf(&p->v1_procs, "%s/cgroup.procs", p->cg.v1_path) < 0)) {
+                        cgroup_worker_release(s->cgroups, TAKE_PTR(p->cg.path), TAKE_PTR(p->cg.v1_path));
+                        cgroup_worker_done(&p->cg);
+                        p->procs = p->v1_procs = NULL;
                 }
-                req.cgroup_procs = procs;
-                req.cgroup_fd = cg.fd;
-                req.cgroup_v1_procs = v1_procs;
+                req.cgroup_procs = p->procs;
+                req.cgroup_dir = p->cg.path;
+                req.cgroup_v1_procs = p->v1_procs;
         }
-        bool unpreloadable = c->adopt && cmd->is_static;
-        if (unpreloadable)
+        p->unpreloadable = c->adopt && cmd->is_static;
+        if (p->unpreloadable)
                 log_warning("%s is statically linked: if it binds its port itself, it will fail with \"address in "
                             "use\" (adopt cannot reach it)",
                             cmd->argv[0]);
+        p->error = spawn_job_prepare(&req, &p->job);
+}
+
+/* Takes over a started worker, or reports why it did not start. */
+static void finish_spawn(struct supervisor *s, struct pending_spawn *p) {
         pid_t pid = 0;
         int control_fd = -1;
-        int r = spawn_start_worker(&req, &pid, &control_fd);
+        int r = p->job ? spawn_job_result(p->job, &pid, &control_fd) : p->error;
+        p->job = spawn_job_free(p->job);
         if (r >= 0) {
-                struct worker_io *p = reallocarray(s->io, s->n_io + 1, sizeof(*p));
-                if (p) {
-                        s->io = p;
+                struct worker_io *io = reallocarray(s->io, s->n_io + 1, sizeof(*io));
+                if (io) {
+                        s->io = io;
                         s->io[s->n_io] = (struct worker_io){ .pid = pid,
                                                              .control_fd = control_fd,
-                                                             .unpreloadable = unpreloadable,
-                                                             .cgroup_path = TAKE_PTR(cg.path),
-                                                             .cgroup_v1_path = TAKE_PTR(cg.v1_path) };
+                                                             .unpreloadable = p->unpreloadable,
+                                                             .cgroup_path = TAKE_PTR(p->cg.path),
+                                                             .cgroup_v1_path = TAKE_PTR(p->cg.v1_path) };
                         r = io_add(s);
                 } else
                         r = -ENOMEM;
@@ -337,27 +366,63 @@ static void perform_spawn(struct supervisor *s, const struct engine_action *a) {
                         (void) kill(pid, SIGKILL);
                         (void) reap_killed(pid, REAP_KILLED_USEC, "A worker that could not be watched");
                         close(control_fd);
-                        if (p) {
-                                cg.path = TAKE_PTR(s->io[s->n_io].cgroup_path);
-                                cg.v1_path = TAKE_PTR(s->io[s->n_io].cgroup_v1_path);
+                        if (io) {
+                                p->cg.path = TAKE_PTR(s->io[s->n_io].cgroup_path);
+                                p->cg.v1_path = TAKE_PTR(s->io[s->n_io].cgroup_v1_path);
                         }
                 }
         }
-        if (s->cgroups && (cg.path || cg.v1_path))
-                cgroup_worker_release(s->cgroups, TAKE_PTR(cg.path), TAKE_PTR(cg.v1_path));
-        cgroup_worker_done(&cg);
+        if (s->cgroups && (p->cg.path || p->cg.v1_path))
+                cgroup_worker_release(s->cgroups, TAKE_PTR(p->cg.path), TAKE_PTR(p->cg.v1_path));
+        cgroup_worker_done(&p->cg);
+        free(p->procs);
+        free(p->v1_procs);
         if (r < 0) {
-                log_worker_errno(LOG_ERR, r, a->generation, 0, "Cannot start worker of generation %" PRIu64 " (%s): %m",
-                                 a->generation, cmd->argv[0]);
-                engine_worker_spawn_failed(s->engine, a->worker_id, strerror(-r), now_usec());
+                if (p->recorded > 0)
+                        leftovers_forget(&s->leftovers, p->recorded);
+                log_worker_errno(LOG_ERR, r, p->generation, 0, "Cannot start worker of generation %" PRIu64 " (%s): %m",
+                                 p->generation, p->cmd->argv[0]);
+                engine_worker_spawn_failed(s->engine, p->worker_id, strerror(-r), now_usec());
                 return;
         }
-        /* Before the engine hears of it: from now on a SIGKILL of the supervisor leaves a
-         * record for the next start to stop what this worker forks (leftovers.h). */
-        leftovers_record(&s->leftovers, pid, a->generation);
-        log_worker(LOG_INFO, a->generation, pid, "Worker %d (generation %" PRIu64 ", slot %u) started: %s", pid,
-                   a->generation, a->slot, cmd->target);
-        engine_worker_spawned(s->engine, a->worker_id, pid, now_usec());
+        log_worker(LOG_INFO, p->generation, pid, "Worker %d (generation %" PRIu64 ", slot %u) started: %s", pid,
+                   p->generation, p->slot, p->cmd->target);
+        engine_worker_spawned(s->engine, p->worker_id, pid, now_usec());
+}
+
+struct run_context {
+        struct supervisor *s;
+        struct pending_spawn *owners[SPAWN_BATCH_MAX];
+};
+
+/* As soon as the child runs, before it execs: from now on a SIGKILL of the supervisor
+ * leaves a record for the next start to stop what this worker forks (leftovers.h). */
+static void on_started(void *userdata, size_t index, pid_t pid) {
+        struct run_context *ctx = userdata;
+        struct pending_spawn *p = ctx->owners[index];
+        leftovers_record(&ctx->s->leftovers, pid, p->generation);
+        p->recorded = pid;
+}
+
+static void spawn_run_flush(struct supervisor *s, struct spawn_run *run) {
+        struct run_context ctx = { .s = s };
+        struct spawn_job *jobs[SPAWN_BATCH_MAX];
+        size_t n = 0;
+        for (size_t i = 0; i < run->n; i++)
+                if (run->p[i].job) {
+                        ctx.owners[n] = &run->p[i];
+                        jobs[n++] = run->p[i].job;
+                }
+        spawn_jobs_start(jobs, n, on_started, &ctx);
+        for (size_t i = 0; i < run->n; i++)
+                finish_spawn(s, &run->p[i]);
+        run->n = 0;
+}
+
+static void spawn_run_add(struct supervisor *s, struct spawn_run *run, const struct engine_action *a) {
+        prepare_spawn(s, a, &run->p[run->n++]);
+        if (run->n == SPAWN_BATCH_MAX)
+                spawn_run_flush(s, run);
 }
 
 /* ---- generation numbers ----
@@ -590,8 +655,7 @@ static void perform_notify(const struct engine_notify *n) {
 
 static void perform(struct supervisor *s, const struct engine_action *a) {
         switch (a->type) {
-        case ACTION_SPAWN:
-                perform_spawn(s, a);
+        case ACTION_SPAWN: /* on_dispatch() runs these */
                 break;
         case ACTION_SIGNAL:
                 perform_signal(s, a);
@@ -656,12 +720,20 @@ static void arm_timer(struct supervisor *s) {
 static int on_dispatch(sd_event_source *source, void *userdata) {
         struct supervisor *s = userdata;
         struct engine_action a;
+        struct spawn_run run = { .n = 0 };
 
         /* Bounded: actions only queue more actions through spawn reports, which add at
          * most one signal each, and the status update adds at most one. */
         for (int round = 0; round < 2; round++) {
-                while (engine_next_action(s->engine, &a))
+                while (engine_next_action(s->engine, &a)) {
+                        if (a.type == ACTION_SPAWN) {
+                                spawn_run_add(s, &run, &a);
+                                continue;
+                        }
+                        spawn_run_flush(s, &run);
                         perform(s, &a);
+                }
+                spawn_run_flush(s, &run);
                 engine_update_status(s->engine, now_usec());
         }
         arm_timer(s);

@@ -3,10 +3,12 @@
  * manager (LISTEN_*, NOTIFY_SOCKET, WATCHDOG_*) or its own workers (LIVESWAP_*), with the
  * configured environment= entries replacing inherited ones of the same name, and room
  * for the variables spawn_worker() adds. It reads environ, so each test sets up a
- * controlled one first. */
+ * controlled one first. Then the spawns themselves: one at a time, and runs of them
+ * started by helper processes. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -137,8 +139,8 @@ Test(spawn, empty_environment) {
         expect(env2, (const char *const[]){ "ONLY=1", NULL });
 }
 
-/* spawn_start_worker() itself, with no sockets (and in CGROUP_FD's cgroup if >= 0). */
-static pid_t start_in(char *const *argv, int cgroup_fd, int *ret) {
+/* spawn_start_worker() itself, with no sockets (and in CGROUP_DIR's cgroup if not NULL). */
+static pid_t start_in(char *const *argv, const char *cgroup_dir, int *ret) {
         static const struct socket_set none = { 0 };
         struct spawn_request r = { .directory = "/",
                                    .argv = argv,
@@ -147,9 +149,9 @@ static pid_t start_in(char *const *argv, int cgroup_fd, int *ret) {
                                    .notify_socket = "/nonexistent",
                                    .instance = "test",
                                    .generation = 1,
-                                   .cgroup_fd = cgroup_fd };
+                                   .cgroup_dir = cgroup_dir };
         /* A path the child cannot write: it must be born in the cgroup, not join it. */
-        if (cgroup_fd >= 0)
+        if (cgroup_dir)
                 r.cgroup_procs = "/nonexistent/cgroup.procs";
         pid_t pid = 0;
         int control_fd = -1;
@@ -160,7 +162,7 @@ static pid_t start_in(char *const *argv, int cgroup_fd, int *ret) {
 }
 
 static pid_t start(const char *program, int *ret) {
-        return start_in((char *const[]){ (char *) program, NULL }, -1, ret);
+        return start_in((char *const[]){ (char *) program, NULL }, NULL, ret);
 }
 
 static long minor_faults(void) {
@@ -204,25 +206,41 @@ Test(spawn, exec_failure_is_reported) {
 
 /* A worker with a cgroup is born in it (clone3 with CLONE_INTO_CGROUP), and that too
  * without a copy-on-write copy of us. Needs a writable cgroup v2 hierarchy (root). */
-Test(spawn, born_in_its_cgroup_without_copy_on_write) {
-#if defined(__SANITIZE_ADDRESS__)
-        cr_skip_test("sanitizer builds spawn fork-like (spawn.c, SPAWN_SHARES_MEMORY)");
-#endif
+/* Makes a cgroup of ours in a writable v2 hierarchy, in DIR; false where there is none. */
+static bool make_cgroup(char *dir, size_t size) {
         const char *roots[] = { "/sys/fs/cgroup/unified", "/sys/fs/cgroup" };
-        char dir[256] = "";
+        *dir = 0;
         for (size_t i = 0; i < ELEMENTSOF(roots) && !*dir; i++) {
                 char probe[128];
                 snprintf(probe, sizeof(probe), "%s/cgroup.procs", roots[i]);
                 if (access(probe, W_OK) == 0 && access(roots[i], W_OK) == 0) {
-                        snprintf(dir, sizeof(dir), "%s/liveswap-test-spawn-%d", roots[i], (int) getpid());
+                        snprintf(dir, size, "%s/liveswap-test-spawn-%d", roots[i], (int) getpid());
                         if (mkdir(dir, 0755) < 0)
                                 *dir = 0;
                 }
         }
-        if (!*dir)
+        return *dir;
+}
+
+/* The v2 cgroup line of PID's /proc/PID/cgroup, in LINE. */
+static void cgroup_of(pid_t pid, char *line, size_t size) {
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/cgroup", (int) pid);
+        FILE *f = fopen(path, "re");
+        *line = 0;
+        while (f && fgets(line, (int) size, f) && strncmp(line, "0::", 3) != 0)
+                ;
+        if (f)
+                fclose(f);
+}
+
+Test(spawn, born_in_its_cgroup_without_copy_on_write) {
+#if defined(__SANITIZE_ADDRESS__)
+        cr_skip_test("sanitizer builds spawn fork-like (spawn.c, SPAWN_SHARES_MEMORY)");
+#endif
+        char dir[256];
+        if (!make_cgroup(dir, sizeof(dir)))
                 cr_skip_test("no writable cgroup v2 hierarchy");
-        int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        cr_assert_geq(fd, 0);
 
         size_t size = 1024 * (size_t) sysconf(_SC_PAGESIZE);
         _cleanup_free_ char *memory = malloc(size);
@@ -230,17 +248,12 @@ Test(spawn, born_in_its_cgroup_without_copy_on_write) {
         memset(memory, 1, size);
         long before = minor_faults();
         int r;
-        pid_t pid = start_in((char *const[]){ "/bin/sleep", "30", NULL }, fd, &r);
+        pid_t pid = start_in((char *const[]){ "/bin/sleep", "30", NULL }, dir, &r);
         memset(memory, 2, size);
         long faults = minor_faults() - before;
-        close(fd);
-        char path[64], line[512] = "";
-        snprintf(path, sizeof(path), "/proc/%d/cgroup", (int) pid);
-        FILE *f = r == 0 ? fopen(path, "re") : NULL;
-        while (f && fgets(line, sizeof(line), f) && strncmp(line, "0::", 3) != 0)
-                ;
-        if (f)
-                fclose(f);
+        char line[512] = "";
+        if (r == 0)
+                cgroup_of(pid, line, sizeof(line));
         if (r == 0) {
                 kill(pid, SIGKILL);
                 waitpid(pid, NULL, 0);
@@ -310,4 +323,188 @@ Test(spawn, many_open_fds_do_not_slow_a_spawn) {
         cr_log_info("quickest spawn: %.2f ms without, %.2f ms with %d fds open", without / 1e6, with / 1e6, extra);
         cr_assert_lt((double) with, 2.0 * (double) without, "a spawn took %.2f ms with %d fds open, %.2f ms without",
                      with / 1e6, extra, without / 1e6);
+}
+
+/* ---- runs of spawns (spawn_jobs_start()) ---- */
+
+static struct spawn_job *prepared_in(char *const *argv, const char *procs, const char *cgroup_dir) {
+        static const struct socket_set none = { 0 };
+        struct spawn_request r = { .directory = "/",
+                                   .argv = argv,
+                                   .sockets = &none,
+                                   .fdnames = "",
+                                   .notify_socket = "/nonexistent",
+                                   .instance = "test",
+                                   .generation = 1,
+                                   .cgroup_procs = procs,
+                                   .cgroup_dir = cgroup_dir };
+        struct spawn_job *j = NULL;
+        cr_assert_eq(spawn_job_prepare(&r, &j), 0);
+        return j;
+}
+
+static struct spawn_job *prepared(char *const *argv, const char *procs) {
+        return prepared_in(argv, procs, NULL);
+}
+
+static void count_started(void *userdata, size_t index, pid_t pid) {
+        pid_t *started = userdata;
+        cr_assert_eq(started[index], 0, "job %zu started twice", index);
+        started[index] = pid;
+}
+
+/* Each worker of a run is our child (a helper starts it with CLONE_PARENT), each exec
+ * failure comes back for its own job, every child is announced as soon as it runs (even
+ * one that then fails to exec), and nothing is left to reap: no helper, no child that
+ * failed. Runs without helpers (sanitizers) must say the same. */
+Test(spawn, a_run_starts_each_worker_as_our_child) {
+        char *const good[] = { "/bin/true", NULL }, *const bad[] = { "/nonexistent/program", NULL };
+        enum { N = 4 * (int) SPAWN_JOBS_PER_HELPER + 3 };
+        struct spawn_job *jobs[N];
+        pid_t started[N] = { 0 };
+        for (size_t i = 0; i < N; i++)
+                jobs[i] = prepared(i % 3 == 1 ? bad : good, NULL);
+        spawn_jobs_start(jobs, N, count_started, started);
+        for (size_t i = 0; i < N; i++) {
+                pid_t pid = 0;
+                int fd = -1, r = spawn_job_result(jobs[i], &pid, &fd), status;
+                cr_assert_gt(started[i], 0, "job %zu: its start was not announced", i);
+                if (i % 3 == 1) {
+                        cr_assert_eq(r, -ENOENT, "job %zu: %s", i, strerror(-r));
+                        continue;
+                }
+                cr_assert_eq(r, 0, "job %zu: %s", i, strerror(-r));
+                cr_assert_eq(pid, started[i]);
+                cr_assert_geq(fd, 0);
+                close(fd);
+                cr_assert_eq(waitpid(pid, &status, 0), pid, "job %zu: pid %d is not our child", i, (int) pid);
+                cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        }
+        for (size_t i = 0; i < N; i++)
+                spawn_job_free(jobs[i]);
+        cr_assert_eq(waitpid(-1, NULL, WNOHANG), -1, "a process was left to reap");
+        cr_assert_eq(errno, ECHILD);
+}
+
+struct watch {
+        pid_t tid;
+        size_t want; /* children of ours at once */
+        char dir[64];
+        size_t n_fifos;
+        size_t most;
+        int *readers;
+};
+
+static size_t count_children(pid_t tid) {
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int) tid);
+        FILE *f = fopen(path, "re");
+        if (!f)
+                return 0;
+        size_t n = 0;
+        for (int c, in = 0; (c = fgetc(f)) != EOF;) {
+                n += !in && c != ' ';
+                in = c != ' ';
+        }
+        fclose(f);
+        return n;
+}
+
+/* Waits (up to 10 s) until W->want children of W->tid exist at once, then lets every
+ * child through its FIFO. */
+static void *watcher(void *userdata) {
+        struct watch *w = userdata;
+        for (int i = 0; i < 10000 && w->most < w->want; i++) {
+                size_t n = count_children(w->tid);
+                w->most = n > w->most ? n : w->most;
+                if (w->most < w->want)
+                        usleep(1000);
+        }
+        for (size_t i = 0; i < w->n_fifos; i++) {
+                char path[128];
+                snprintf(path, sizeof(path), "%s/%zu", w->dir, i);
+                w->readers[i] = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        }
+        return NULL;
+}
+
+/* The point of a run: its workers' waits for exec overlap. Each child here blocks before
+ * exec, opening a FIFO (as its cgroup.procs) that nobody reads yet: one spawn at a time
+ * would have one child of ours at a time; a run with 4 helpers has 4 helpers and 4 such
+ * children at once. */
+Test(spawn, the_spawns_of_a_run_overlap) {
+#if defined(__SANITIZE_ADDRESS__)
+        cr_skip_test("sanitizer builds spawn one at a time (spawn.c, SPAWN_SHARES_MEMORY)");
+#endif
+        char probe[64];
+        snprintf(probe, sizeof(probe), "/proc/self/task/%d/children", (int) gettid());
+        if (access(probe, R_OK) < 0)
+                cr_skip_test("no %s (CONFIG_PROC_CHILDREN)", probe);
+        enum { N = 4 * (int) SPAWN_JOBS_PER_HELPER };
+        struct watch w = { .tid = gettid(), .want = 8, .n_fifos = N };
+        snprintf(w.dir, sizeof(w.dir), "/tmp/liveswap-test-run-%d", (int) getpid());
+        cr_assert_eq(mkdir(w.dir, 0700), 0);
+        char paths[N][128];
+        int readers[N];
+        w.readers = readers;
+        struct spawn_job *jobs[N];
+        char *const argv[] = { "/bin/true", NULL };
+        for (size_t i = 0; i < N; i++) {
+                snprintf(paths[i], sizeof(paths[i]), "%s/%zu", w.dir, i);
+                cr_assert_eq(mkfifo(paths[i], 0600), 0);
+                jobs[i] = prepared(argv, paths[i]);
+        }
+        pthread_t thread;
+        cr_assert_eq(pthread_create(&thread, NULL, watcher, &w), 0);
+        spawn_jobs_start(jobs, N, NULL, NULL);
+        cr_assert_eq(pthread_join(thread, NULL), 0);
+        for (size_t i = 0; i < N; i++) {
+                pid_t pid = 0;
+                int fd = -1, r = spawn_job_result(jobs[i], &pid, &fd);
+                cr_assert_eq(r, 0, "job %zu: %s", i, strerror(-r));
+                close(fd);
+                cr_assert_eq(waitpid(pid, NULL, 0), pid);
+                spawn_job_free(jobs[i]);
+                if (readers[i] >= 0)
+                        close(readers[i]);
+                unlink(paths[i]);
+        }
+        rmdir(w.dir);
+        cr_assert_geq(w.most, w.want, "at most %zu children at once, not %zu", w.most, w.want);
+}
+
+/* A helper's workers too are born in their cgroups (clone3 with CLONE_INTO_CGROUP and
+ * CLONE_PARENT). Needs a writable cgroup v2 hierarchy (root). */
+Test(spawn, the_workers_of_a_run_are_born_in_their_cgroups) {
+        char dir[256];
+        if (!make_cgroup(dir, sizeof(dir)))
+                cr_skip_test("no writable cgroup v2 hierarchy");
+        enum { N = 2 * (int) SPAWN_JOBS_PER_HELPER };
+        struct spawn_job *jobs[N];
+        char *const argv[] = { "/bin/sleep", "30", NULL };
+        /* A path the child cannot write: it must be born in the cgroup, not join it. */
+        for (size_t i = 0; i < N; i++)
+                jobs[i] = prepared_in(argv, "/nonexistent/cgroup.procs", dir);
+        spawn_jobs_start(jobs, N, NULL, NULL);
+        int failed = 0;
+        char line[512] = "", wrong[512] = "";
+        for (size_t i = 0; i < N; i++) {
+                pid_t pid = 0;
+                int fd = -1, r = spawn_job_result(jobs[i], &pid, &fd);
+                if (r < 0) {
+                        failed = r;
+                        continue;
+                }
+                close(fd);
+                cgroup_of(pid, line, sizeof(line));
+                if (!strstr(line, strrchr(dir, '/')))
+                        snprintf(wrong, sizeof(wrong), "%s", line);
+                kill(pid, SIGKILL);
+                waitpid(pid, NULL, 0);
+        }
+        for (size_t i = 0; i < N; i++)
+                spawn_job_free(jobs[i]);
+        (void) rmdir(dir);
+        cr_assert_eq(failed, 0, "spawn: %s", strerror(-failed));
+        cr_assert_str_empty(wrong, "a worker's cgroup: %s", wrong);
 }
