@@ -723,17 +723,22 @@ static int on_dispatch(sd_event_source *source, void *userdata) {
         struct spawn_run run = { .n = 0 };
 
         /* Bounded: actions only queue more actions through spawn reports, which add at
-         * most one signal each, and the status update adds at most one. */
+         * most one signal each, and the status update adds at most one. A run's reports
+         * come when it ends: what they queue is performed in the same pass. */
         for (int round = 0; round < 2; round++) {
-                while (engine_next_action(s->engine, &a)) {
-                        if (a.type == ACTION_SPAWN) {
-                                spawn_run_add(s, &run, &a);
-                                continue;
-                        }
-                        spawn_run_flush(s, &run);
-                        perform(s, &a);
+                for (;;) {
+                        if (engine_next_action(s->engine, &a)) {
+                                if (a.type == ACTION_SPAWN) {
+                                        spawn_run_add(s, &run, &a);
+                                        continue;
+                                }
+                                spawn_run_flush(s, &run);
+                                perform(s, &a);
+                        } else if (run.n > 0)
+                                spawn_run_flush(s, &run);
+                        else
+                                break;
                 }
-                spawn_run_flush(s, &run);
                 engine_update_status(s->engine, now_usec());
         }
         arm_timer(s);
