@@ -223,10 +223,21 @@ def idle_health_table(results):
 
 
 def step_ms(row):
-    """Median upgrade wall time per worker replaced, in ms (None if it did not run)."""
-    if "error" in row or not row["upgrades"]:
+    """Median wall time per worker replaced over the upgrades that converged, in ms (None if
+    none did): one that never converged (a tool that hung) has no duration to compare, and
+    counting its 120 s timeout would make a ratio of the harness, not of the tool."""
+    if "error" in row:
         return None
-    return 1000.0 * median([u["wall_s"] for u in row["upgrades"]]) / row["workers"]
+    walls = [u["wall_s"] for u in row["upgrades"] if u["ok"] and u["converged"]]
+    return 1000.0 * median(walls) / row["workers"] if walls else None
+
+
+def not_converged(row, who):
+    """", floor: 2 of 3 upgrades did not converge" or ""."""
+    if not row or "error" in row:
+        return ""
+    bad = sum(1 for u in row["upgrades"] if not (u["ok"] and u["converged"]))
+    return ", %s: %d of %d upgrades did not converge" % (who, bad, len(row["upgrades"])) if bad else ""
 
 
 def scale_table(results):
@@ -242,7 +253,8 @@ def scale_table(results):
             continue
         floor = floors.get((row["strategy"], row["workers"], row.get("clients")))
         mine, base = step_ms(row), step_ms(floor) if floor else None
-        step = "%s / %s" % ("%.2f" % mine if mine is not None else "-", "%.2f" % base if base is not None else "-")
+        step = "%s / %s%s%s" % ("%.2f" % mine if mine is not None else "-", "%.2f" % base if base is not None else "-",
+                                not_converged(row, "liveswap"), not_converged(floor, "floor"))
         ratio = "%.2f×" % (mine / base) if mine is not None and base else "-"
         load = "%.1f" % row["loadavg"][0] if "loadavg" in row else "?"
         if "error" in row:
@@ -470,7 +482,7 @@ the watchdog costs one wake-up per `WATCHDOG=1` (the app pings at half the inter
 ## liveswap at scale
 
 Upgrades of the instant app with no load and under load ({scale_loads} clients),
-{scale_upgrades} per size, with `stable_time = 0`: this measures spawning, not the
+{scale_upgrades} per size ({scale_upgrades_small} below 100 workers), with `stable_time = 0`: this measures spawning, not the
 canary's 1 s wait (which the scenarios above include, as liveswap's default). Each
 point is measured twice in a row, by liveswap and by the floor (`bench/floor.c`: fork,
 exec of the same wrapper, `READY=1`, `SIGTERM`, and nothing else, driven by the same
@@ -544,7 +556,7 @@ for blue-green too. The ratio is liveswap's step over the floor's (goal: at most
         plots=plots, clients_table=clients_table(results), cost_table=cost_table(results),
         idle_health_table=idle_health_table(results), idle_health=p.get("idle_health", "?"),
         scale_loads=" and ".join(str(c) for c in p.get("scale_loads", (p.get("scale_clients", 16),)) if c),
-        scale_upgrades=p["scale_upgrades"], scale_table=scale_table(results), soak_n=p["soak_upgrades"],
+        scale_upgrades=p["scale_upgrades"], scale_upgrades_small=5 * p["scale_upgrades"], scale_table=scale_table(results), soak_n=p["soak_upgrades"],
         soak_clients=p["soak_clients"], soak_table=soak_table(results), behind=behind(results),
         observations=("Upgrades that did not complete:\n\n" + observations(results)) if observations(results)
         else "", commands=commands(results),
