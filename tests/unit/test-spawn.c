@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -507,4 +508,103 @@ Test(spawn, the_workers_of_a_run_are_born_in_their_cgroups) {
         (void) rmdir(dir);
         cr_assert_eq(failed, 0, "spawn: %s", strerror(-failed));
         cr_assert_str_empty(wrong, "a worker's cgroup: %s", wrong);
+}
+
+/* The system call PID is blocked in (/proc/PID/syscall), or -1. */
+static long blocked_in(pid_t pid) {
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/syscall", (int) pid);
+        FILE *f = fopen(path, "re");
+        long nr = -1;
+        if (f) {
+                if (fscanf(f, "%ld", &nr) != 1)
+                        nr = -1;
+                fclose(f);
+        }
+        return nr;
+}
+
+struct killer {
+        pid_t tid;
+        pid_t killed;
+        struct watch *w;
+};
+
+/* Finds a helper (a child of ours blocked in clone, its own child blocked before exec),
+ * kills it, then lets every child through its FIFO. */
+static void *kill_a_helper(void *userdata) {
+        struct killer *k = userdata;
+        for (int i = 0; i < 10000 && !k->killed; i++) {
+                char path[64];
+                snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int) k->tid);
+                FILE *f = fopen(path, "re");
+                int pid;
+                while (f && !k->killed && fscanf(f, "%d", &pid) == 1) {
+                        long nr = blocked_in(pid);
+                        if ((nr == SYS_clone || nr == SYS_clone3) && count_children(k->tid) >= 4 &&
+                            kill(pid, SIGKILL) == 0)
+                                k->killed = pid;
+                }
+                if (f)
+                        fclose(f);
+                if (!k->killed)
+                        usleep(1000);
+        }
+        k->w->want = 0; /* nothing more to wait for */
+        return watcher(k->w);
+}
+
+/* A helper killed halfway (by the OOM killer, say): the worker it was starting still
+ * starts and is ours (its child reported its own pid), the jobs it never reached fail
+ * with EIO instead of being lost, and nothing is left to reap. */
+Test(spawn, a_helper_killed_halfway_loses_no_worker) {
+#if defined(__SANITIZE_ADDRESS__)
+        cr_skip_test("sanitizer builds spawn one at a time (spawn.c, SPAWN_SHARES_MEMORY)");
+#endif
+        char probe[64];
+        snprintf(probe, sizeof(probe), "/proc/self/task/%d/children", (int) gettid());
+        if (access(probe, R_OK) < 0)
+                cr_skip_test("no %s (CONFIG_PROC_CHILDREN)", probe);
+        enum { N = 2 * (int) SPAWN_JOBS_PER_HELPER };
+        struct watch w = { .tid = gettid(), .n_fifos = N };
+        snprintf(w.dir, sizeof(w.dir), "/tmp/liveswap-test-kill-%d", (int) getpid());
+        cr_assert_eq(mkdir(w.dir, 0700), 0);
+        char paths[N][128];
+        int readers[N];
+        w.readers = readers;
+        struct spawn_job *jobs[N];
+        char *const argv[] = { "/bin/true", NULL };
+        for (size_t i = 0; i < N; i++) {
+                snprintf(paths[i], sizeof(paths[i]), "%s/%zu", w.dir, i);
+                cr_assert_eq(mkfifo(paths[i], 0600), 0);
+                jobs[i] = prepared(argv, paths[i]);
+        }
+        struct killer k = { .tid = gettid(), .w = &w };
+        pthread_t thread;
+        cr_assert_eq(pthread_create(&thread, NULL, kill_a_helper, &k), 0);
+        spawn_jobs_start(jobs, N, NULL, NULL);
+        cr_assert_eq(pthread_join(thread, NULL), 0);
+        size_t started = 0, lost = 0;
+        for (size_t i = 0; i < N; i++) {
+                pid_t pid = 0;
+                int fd = -1, r = spawn_job_result(jobs[i], &pid, &fd);
+                if (r == 0) {
+                        close(fd);
+                        cr_assert_eq(waitpid(pid, NULL, 0), pid, "job %zu: pid %d is not our child", i, (int) pid);
+                        started++;
+                } else {
+                        cr_assert_eq(r, -EIO, "job %zu: %s", i, strerror(-r));
+                        lost++;
+                }
+                spawn_job_free(jobs[i]);
+                if (readers[i] >= 0)
+                        close(readers[i]);
+                unlink(paths[i]);
+        }
+        rmdir(w.dir);
+        cr_assert_gt(k.killed, 0, "no helper was found to kill");
+        /* It had started its first job, and never reached the others. */
+        cr_assert_eq(lost, SPAWN_JOBS_PER_HELPER - 1, "%zu started, %zu lost", started, lost);
+        cr_assert_eq(waitpid(-1, NULL, WNOHANG), -1, "a process was left to reap");
+        cr_assert_eq(errno, ECHILD);
 }
