@@ -565,6 +565,8 @@ Test(spawn, a_helper_killed_halfway_loses_no_worker) {
         snprintf(probe, sizeof(probe), "/proc/self/task/%d/children", (int) gettid());
         if (access(probe, R_OK) < 0)
                 cr_skip_test("no %s (CONFIG_PROC_CHILDREN)", probe);
+        if (access("/proc/self/syscall", R_OK) < 0)
+                cr_skip_test("no /proc/PID/syscall to find a helper by");
         enum { N = 2 * (int) SPAWN_JOBS_PER_HELPER };
         struct watch w = { .tid = gettid(), .n_fifos = N };
         snprintf(w.dir, sizeof(w.dir), "/tmp/liveswap-test-kill-%d", (int) getpid());
