@@ -35,6 +35,22 @@ SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime
                      "but its exit was not reported")
 
 
+def fd_count(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def settled_fd_count(pid, seconds=2.0):
+    """The fewest fds over SECONDS: the connection of the client that asked for the last
+    upgrade (or read a property) may not be closed yet when its reply arrives, and must not
+    count as a leak (nor inflate the baseline)."""
+    deadline = time.monotonic() + seconds
+    fewest = fd_count(pid)
+    while time.monotonic() < deadline:
+        time.sleep(0.05)  # sampling /proc: a closed connection has no event here
+        fewest = min(fewest, fd_count(pid))
+    return fewest
+
+
 def free_port():
     """A port the kernel just handed out on 127.0.0.1 (bound with SO_REUSEADDR later)."""
     with socket.socket() as s:

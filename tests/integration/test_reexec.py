@@ -50,10 +50,6 @@ while True:
 """
 
 
-def fd_count(pid):
-    return len(os.listdir("/proc/%d/fd" % pid))
-
-
 def worker_slot(pid):
     with open("/proc/%d/environ" % pid, "rb") as f:
         env = dict(item.split(b"=", 1) for item in f.read().split(b"\0") if b"=" in item)
@@ -85,7 +81,7 @@ class Reexec(lib.TestCase):
         v2 = lib.make_target(os.path.join(self.dir, "b"), "v2")
         sup = self.start("--instance", "web", "--config", notify_config(self), "-s", v1, "-p", str(port), "-f", "3")
         before = self.properties(sup)
-        fds = fd_count(sup.proc.pid)
+        fds = lib.settled_fd_count(sup.proc.pid)
         load = lib.Load(self, "127.0.0.1:%d" % port, clients=8, mode="mixed")
         lib.wait_load(port, 4)
         for i in range(5):
@@ -95,7 +91,7 @@ class Reexec(lib.TestCase):
             self.assertEqual(self.properties(sup), before, "after reexec %d" % (i + 1))
         self.assertEqual(sup.output().count("took over from liveswap"), 5)
         # No fd and no worker gained or lost across five execs.
-        self.assertEqual(fd_count(sup.proc.pid), fds)
+        self.assertEqual(lib.settled_fd_count(sup.proc.pid), fds)
         # Afterwards an upgrade works, and a rollback returns to the target from before.
         sup.client("-i", "web", "-u", v2, check=0)
         self.assertEqual(lib.http_get(("127.0.0.1", port))[2], "v2\n")

@@ -16,22 +16,6 @@ from test_upgrade import notify_config
 NO_CANARY = {"stable_time": "0"}
 
 
-def fd_count(pid):
-    return len(os.listdir("/proc/%d/fd" % pid))
-
-
-def settled_fd_count(pid, seconds=2.0):
-    """The fewest fds over SECONDS: the connection of the client that asked for the last
-    upgrade may not be closed yet when its reply arrives, and must not count as a leak
-    (nor inflate the baseline)."""
-    deadline = time.monotonic() + seconds
-    fewest = fd_count(pid)
-    while time.monotonic() < deadline:
-        time.sleep(0.05)  # sampling /proc: a closed connection has no event here
-        fewest = min(fewest, fd_count(pid))
-    return fewest
-
-
 def rss_kib(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -95,10 +79,10 @@ class Soak(lib.TestCase):
         # Warm up first: allocator arenas and sd-event's tables reach their working size.
         self.upgrade_many(sup, 20, v1, v2)
         sup.wait_status(r"^Serving generation 21 .*2/2 ready$")
-        fds_before, rss_before = settled_fd_count(pid), rss_kib(pid)
+        fds_before, rss_before = lib.settled_fd_count(pid), rss_kib(pid)
         self.upgrade_many(sup, 1000, v1, v2)
         sup.wait_status(r"^Serving generation 1021 .*2/2 ready$")
-        fds_after, rss_after = settled_fd_count(pid), rss_kib(pid)
+        fds_after, rss_after = lib.settled_fd_count(pid), rss_kib(pid)
         result = load.stop()
         self.assert_no_failures(result, sup)
         print("1000 upgrades: fds %d -> %d, RSS %d -> %d KiB, %s requests, %s failed" % (
