@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <syslog.h>
@@ -24,6 +25,32 @@
 #include "journal-stream.h"
 #include "macro.h"
 #include "spawn-child.h"
+
+int spawn_child_reset(pid_t parent, bool own_session) {
+        /* Dispositions before the mask: a child that shares our memory must never run one
+         * of our handlers (it would run on our data), and it starts with all blocked. */
+        for (int sig = 1; sig < NSIG; sig++)
+                if (sig != SIGKILL && sig != SIGSTOP)
+                        (void) signal(sig, SIG_DFL);
+        sigset_t none;
+        sigemptyset(&none);
+        (void) sigprocmask(SIG_SETMASK, &none, NULL);
+
+        /* Its own process group, so that a signal to the group reaches what it forks, and
+         * notify messages from its children can be attributed to it. A worker's is in a
+         * session of its own too: setpgid() cannot join a group of another session, so
+         * only the worker's own descendants can ever be in it (and speak for it). The
+         * session also outlives a killed supervisor: leftovers.c finds by it what the
+         * worker forked. */
+        if (own_session)
+                (void) setsid();
+        else
+                (void) setpgid(0, 0);
+        /* Nothing we start outlives a supervisor that dies: nothing would drain it. */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+                return -1;
+        return 0;
+}
 
 /* Writes v in decimal into buf (child side: no stdio). */
 static void format_pid(char *buf, pid_t v) {

@@ -1,16 +1,60 @@
-/* spawn-child.h: the child side of a spawn (spawn.c's jobs and runs are the parent
- * side): what the child is given, what it reports, and the ways to start it. Internal to
- * spawn.c. */
+/* spawn-child.h: the child side of a spawn (spawn.h's jobs and runs are the parent
+ * side): what a worker is started with, what the child is given and reports, and the
+ * ways to start it. spawn.h includes it for struct spawn_request; hook.c resets its own
+ * child with spawn_child_reset(). */
 #pragma once
 
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "spawn.h"
+#include "sockets.h"
 
 #define FIRST_LISTEN_FD 3 /* SD_LISTEN_FDS_START */
 #define JOURNAL_STREAM_SIZE 64 /* "JOURNAL_STREAM=" and two 64-bit numbers */
+
+/* What a worker is started with (spawn.h: spawn_job_prepare()). */
+struct spawn_request {
+        const char *directory; /* working directory */
+        char *const *argv; /* argv[0] is a path (with '/') or a name looked up in PATH */
+        char *const *environment; /* extra KEY=VALUE entries (config), may be NULL */
+        const struct socket_set *sockets;
+        const char *fdnames;
+        const char *notify_socket;
+        const char *instance;
+        uint64_t generation;
+        unsigned slot;
+        /* Adopt (contract section 9): the preload library's path, appended to LD_PRELOAD,
+         * or NULL; with it, the library's LIVESWAP_READY and LIVESWAP_DRAIN_SIGNAL. */
+        const char *adopt_library;
+        bool ready_listen;
+        int drain_signal;
+        /* Under systemd, journald's stdout socket (journal-stream.h), or NULL: the worker
+         * connects a stream of its own there, identified as the instance, and puts it on
+         * its stdout and/or stderr, whichever of ours is the service's journal stream. */
+        const char *journal_path;
+        bool journal_stdout, journal_stderr;
+        /* With a watchdog (> 0): WATCHDOG_USEC and WATCHDOG_PID (the worker's own pid), as
+         * systemd sets them. */
+        uint64_t watchdog_usec;
+        /* The worker's cgroup (cgroup.h), or NULL: its v2 directory, which the child is
+         * born in by clone3(CLONE_INTO_CGROUP) (opened just before the clone, so that
+         * prepared spawns hold no fd for it), and its cgroup.procs, which it writes itself
+         * before exec where that fails; and the cgroup.procs of its name=systemd v1
+         * cgroup (hybrid hosts), which it always joins itself. CGROUP_DIR counts only
+         * with CGROUP_PROCS. */
+        const char *cgroup_procs;
+        const char *cgroup_dir;
+        const char *cgroup_v1_procs;
+        /* The soft RLIMIT_NOFILE the worker gets (the one the supervisor was started
+         * with, before it raised its own), or 0 to leave it as the supervisor's. */
+        uint64_t nofile_soft;
+};
+
+/* In a freshly forked child: default signal mask and dispositions, its own process group
+ * (in a session of its own with OWN_SESSION), and death with the supervisor. Returns -1
+ * when the parent is already gone. */
+int spawn_child_reset(pid_t parent, bool own_session);
 
 /* What the child gets: all of it prepared and owned by the parent, which waits (vfork)
  * or has been copied (fork) while the child writes the buffers meant for it. */
