@@ -417,14 +417,3 @@ int spawn_job_result(struct spawn_job *j, pid_t *ret_pid, int *ret_control_fd) {
         *ret_control_fd = TAKE_FD(j->ours);
         return 0;
 }
-
-int spawn_start_worker(const struct spawn_request *r, pid_t *ret_pid, int *ret_control_fd) {
-        struct spawn_job *j;
-        int q = spawn_job_prepare(r, &j);
-        if (q < 0)
-                return q;
-        spawn_jobs_start(&j, 1, NULL, NULL);
-        q = spawn_job_result(j, ret_pid, ret_control_fd);
-        spawn_job_free(j);
-        return q;
-}

@@ -38,9 +38,6 @@ int spawn_job_result(struct spawn_job *j, pid_t *ret_pid, int *ret_control_fd);
 /* NULL-safe; returns NULL. */
 struct spawn_job *spawn_job_free(struct spawn_job *j);
 
-/* Prepares R, starts it in this process, and returns spawn_job_result()'s answer. */
-int spawn_start_worker(const struct spawn_request *r, pid_t *ret_pid, int *ret_control_fd);
-
 /* The most jobs to hand spawn_jobs_start() at once: each holds its environment (a copy
  * of ours, a few KiB) until then. (Its fds are the ones its worker will keep: the
  * worker's end of the socketpair stands in for the pidfd it gets once it runs.) */

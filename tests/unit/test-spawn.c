@@ -140,7 +140,8 @@ Test(spawn, empty_environment) {
         expect(env2, (const char *const[]){ "ONLY=1", NULL });
 }
 
-/* spawn_start_worker() itself, with no sockets (and in CGROUP_DIR's cgroup if not NULL). */
+/* One worker started on its own (a run of 1, in this process), with no sockets (and in
+ * CGROUP_DIR's cgroup if not NULL). */
 static pid_t start_in(char *const *argv, const char *cgroup_dir, int *ret) {
         static const struct socket_set none = { 0 };
         struct spawn_request r = { .directory = "/",
@@ -156,7 +157,13 @@ static pid_t start_in(char *const *argv, const char *cgroup_dir, int *ret) {
                 r.cgroup_procs = "/nonexistent/cgroup.procs";
         pid_t pid = 0;
         int control_fd = -1;
-        *ret = spawn_start_worker(&r, &pid, &control_fd);
+        struct spawn_job *j = NULL;
+        *ret = spawn_job_prepare(&r, &j);
+        if (*ret >= 0) {
+                spawn_jobs_start(&j, 1, NULL, NULL);
+                *ret = spawn_job_result(j, &pid, &control_fd);
+        }
+        spawn_job_free(j);
         if (control_fd >= 0)
                 close(control_fd);
         return pid;
@@ -195,7 +202,7 @@ Test(spawn, spawning_costs_no_copy_on_write) {
         cr_assert_lt(faults, 256, "%ld page faults for one spawn", faults);
 }
 
-/* An exec failure comes back as its errno before spawn_start_worker() returns, and the
+/* An exec failure comes back as its errno before spawn_jobs_start() returns, and the
  * child is already reaped. */
 Test(spawn, exec_failure_is_reported) {
         int r;
@@ -387,14 +394,54 @@ Test(spawn, a_run_starts_each_worker_as_our_child) {
         cr_assert_eq(errno, ECHILD);
 }
 
+enum { MAX_BLOCKED = 4 * (int) SPAWN_JOBS_PER_HELPER };
+
+/* A run whose children each block before exec, opening a FIFO (as their cgroup.procs)
+ * that nobody reads until watcher() opens them all. */
 struct watch {
         pid_t tid;
         size_t want; /* children of ours at once */
-        char dir[64];
-        size_t n_fifos;
         size_t most;
-        int *readers;
+        char dir[64];
+        size_t n;
+        char paths[MAX_BLOCKED][128]; /* the jobs point at them until they are freed */
+        int readers[MAX_BLOCKED];
+        struct spawn_job *jobs[MAX_BLOCKED];
 };
+
+/* Skips the test where the children of a thread cannot be read. */
+#define REQUIRE_CHILDREN_FILE()                                                                  \
+        do {                                                                                     \
+                char probe_[64];                                                                 \
+                snprintf(probe_, sizeof(probe_), "/proc/self/task/%d/children", (int) gettid()); \
+                if (access(probe_, R_OK) < 0)                                                    \
+                        cr_skip_test("no %s (CONFIG_PROC_CHILDREN)", probe_);                    \
+        } while (0)
+
+static void prepare_blocked(struct watch *w, const char *name, size_t n) {
+        static char *const argv[] = { "/bin/true", NULL };
+        cr_assert_leq(n, (size_t) MAX_BLOCKED);
+        w->tid = gettid();
+        w->n = n;
+        snprintf(w->dir, sizeof(w->dir), "/tmp/liveswap-test-%s-%d", name, (int) getpid());
+        cr_assert_eq(mkdir(w->dir, 0700), 0);
+        for (size_t i = 0; i < n; i++) {
+                snprintf(w->paths[i], sizeof(w->paths[i]), "%s/%zu", w->dir, i);
+                cr_assert_eq(mkfifo(w->paths[i], 0600), 0);
+                w->readers[i] = -1;
+                w->jobs[i] = prepared(argv, w->paths[i]);
+        }
+}
+
+static void remove_blocked(struct watch *w) {
+        for (size_t i = 0; i < w->n; i++) {
+                w->jobs[i] = spawn_job_free(w->jobs[i]);
+                if (w->readers[i] >= 0)
+                        close(w->readers[i]);
+                unlink(w->paths[i]);
+        }
+        rmdir(w->dir);
+}
 
 static size_t count_children(pid_t tid) {
         char path[64];
@@ -421,11 +468,8 @@ static void *watcher(void *userdata) {
                 if (w->most < w->want)
                         usleep(1000);
         }
-        for (size_t i = 0; i < w->n_fifos; i++) {
-                char path[128];
-                snprintf(path, sizeof(path), "%s/%zu", w->dir, i);
-                w->readers[i] = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-        }
+        for (size_t i = 0; i < w->n; i++)
+                w->readers[i] = open(w->paths[i], O_RDONLY | O_NONBLOCK | O_CLOEXEC);
         return NULL;
 }
 
@@ -437,40 +481,21 @@ Test(spawn, the_spawns_of_a_run_overlap) {
 #if defined(__SANITIZE_ADDRESS__)
         cr_skip_test("sanitizer builds spawn one at a time (spawn.c, SPAWN_SHARES_MEMORY)");
 #endif
-        char probe[64];
-        snprintf(probe, sizeof(probe), "/proc/self/task/%d/children", (int) gettid());
-        if (access(probe, R_OK) < 0)
-                cr_skip_test("no %s (CONFIG_PROC_CHILDREN)", probe);
-        enum { N = 4 * (int) SPAWN_JOBS_PER_HELPER };
-        struct watch w = { .tid = gettid(), .want = 8, .n_fifos = N };
-        snprintf(w.dir, sizeof(w.dir), "/tmp/liveswap-test-run-%d", (int) getpid());
-        cr_assert_eq(mkdir(w.dir, 0700), 0);
-        char paths[N][128];
-        int readers[N];
-        w.readers = readers;
-        struct spawn_job *jobs[N];
-        char *const argv[] = { "/bin/true", NULL };
-        for (size_t i = 0; i < N; i++) {
-                snprintf(paths[i], sizeof(paths[i]), "%s/%zu", w.dir, i);
-                cr_assert_eq(mkfifo(paths[i], 0600), 0);
-                jobs[i] = prepared(argv, paths[i]);
-        }
+        REQUIRE_CHILDREN_FILE();
+        static struct watch w = { .want = 8 };
+        prepare_blocked(&w, "run", 4 * SPAWN_JOBS_PER_HELPER);
         pthread_t thread;
         cr_assert_eq(pthread_create(&thread, NULL, watcher, &w), 0);
-        spawn_jobs_start(jobs, N, NULL, NULL);
+        spawn_jobs_start(w.jobs, w.n, NULL, NULL);
         cr_assert_eq(pthread_join(thread, NULL), 0);
-        for (size_t i = 0; i < N; i++) {
+        for (size_t i = 0; i < w.n; i++) {
                 pid_t pid = 0;
-                int fd = -1, r = spawn_job_result(jobs[i], &pid, &fd);
+                int fd = -1, r = spawn_job_result(w.jobs[i], &pid, &fd);
                 cr_assert_eq(r, 0, "job %zu: %s", i, strerror(-r));
                 close(fd);
                 cr_assert_eq(waitpid(pid, NULL, 0), pid);
-                spawn_job_free(jobs[i]);
-                if (readers[i] >= 0)
-                        close(readers[i]);
-                unlink(paths[i]);
         }
-        rmdir(w.dir);
+        remove_blocked(&w);
         cr_assert_geq(w.most, w.want, "at most %zu children at once, not %zu", w.most, w.want);
 }
 
@@ -561,35 +586,20 @@ Test(spawn, a_helper_killed_halfway_loses_no_worker) {
 #if defined(__SANITIZE_ADDRESS__)
         cr_skip_test("sanitizer builds spawn one at a time (spawn.c, SPAWN_SHARES_MEMORY)");
 #endif
-        char probe[64];
-        snprintf(probe, sizeof(probe), "/proc/self/task/%d/children", (int) gettid());
-        if (access(probe, R_OK) < 0)
-                cr_skip_test("no %s (CONFIG_PROC_CHILDREN)", probe);
+        REQUIRE_CHILDREN_FILE();
         if (access("/proc/self/syscall", R_OK) < 0)
                 cr_skip_test("no /proc/PID/syscall to find a helper by");
-        enum { N = 2 * (int) SPAWN_JOBS_PER_HELPER };
-        struct watch w = { .tid = gettid(), .n_fifos = N };
-        snprintf(w.dir, sizeof(w.dir), "/tmp/liveswap-test-kill-%d", (int) getpid());
-        cr_assert_eq(mkdir(w.dir, 0700), 0);
-        char paths[N][128];
-        int readers[N];
-        w.readers = readers;
-        struct spawn_job *jobs[N];
-        char *const argv[] = { "/bin/true", NULL };
-        for (size_t i = 0; i < N; i++) {
-                snprintf(paths[i], sizeof(paths[i]), "%s/%zu", w.dir, i);
-                cr_assert_eq(mkfifo(paths[i], 0600), 0);
-                jobs[i] = prepared(argv, paths[i]);
-        }
+        static struct watch w;
+        prepare_blocked(&w, "kill", 2 * SPAWN_JOBS_PER_HELPER);
         struct killer k = { .tid = gettid(), .w = &w };
         pthread_t thread;
         cr_assert_eq(pthread_create(&thread, NULL, kill_a_helper, &k), 0);
-        spawn_jobs_start(jobs, N, NULL, NULL);
+        spawn_jobs_start(w.jobs, w.n, NULL, NULL);
         cr_assert_eq(pthread_join(thread, NULL), 0);
         size_t started = 0, lost = 0;
-        for (size_t i = 0; i < N; i++) {
+        for (size_t i = 0; i < w.n; i++) {
                 pid_t pid = 0;
-                int fd = -1, r = spawn_job_result(jobs[i], &pid, &fd);
+                int fd = -1, r = spawn_job_result(w.jobs[i], &pid, &fd);
                 if (r == 0) {
                         close(fd);
                         cr_assert_eq(waitpid(pid, NULL, 0), pid, "job %zu: pid %d is not our child", i, (int) pid);
@@ -598,12 +608,8 @@ Test(spawn, a_helper_killed_halfway_loses_no_worker) {
                         cr_assert_eq(r, -EIO, "job %zu: %s", i, strerror(-r));
                         lost++;
                 }
-                spawn_job_free(jobs[i]);
-                if (readers[i] >= 0)
-                        close(readers[i]);
-                unlink(paths[i]);
         }
-        rmdir(w.dir);
+        remove_blocked(&w);
         cr_assert_gt(k.killed, 0, "no helper was found to kill");
         /* It had started its first job, and never reached the others. */
         cr_assert_eq(lost, SPAWN_JOBS_PER_HELPER - 1, "%zu started, %zu lost", started, lost);
