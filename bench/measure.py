@@ -6,6 +6,7 @@ Reads only: it starts the load generator but never a supervisor or a worker.
 
 import bisect
 import os
+import select
 import socket
 import subprocess
 import time
@@ -153,6 +154,48 @@ def descendants(roots):
                 seen.append(child)
                 todo.append(child)
     return seen
+
+
+class ExitWatch:
+    """A pidfd for each of PIDS (pidfd_open(2): any process, not only our children):
+    wait() returns the time (now_us()) at which the last of them had exited, or None at
+    DEADLINE (time.monotonic()) or where pidfds could not be opened (too many fds, a
+    kernel before 5.3). A pid already gone counts as exited."""
+
+    def __init__(self, pids):
+        self.fds, self.usable = [], True
+        for pid in pids:
+            try:
+                self.fds.append(os.pidfd_open(pid))
+            except ProcessLookupError:
+                pass
+            except (OSError, AttributeError):
+                self.usable = False
+                break
+
+    def wait(self, deadline):
+        if not self.usable:
+            return None
+        poller = select.poll()
+        for fd in self.fds:
+            poller.register(fd, select.POLLIN)
+        left = len(self.fds)
+        while left > 0:
+            timeout = deadline - time.monotonic()
+            if timeout <= 0:
+                return None
+            for fd, _ in poller.poll(timeout * 1000):
+                poller.unregister(fd)
+                left -= 1
+        return now_us()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for fd in self.fds:
+            os.close(fd)
+        self.fds = []
 
 
 def runs_version(pid, tag):
