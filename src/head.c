@@ -153,15 +153,22 @@ static int prepare_temp(const char *path, const char *content, bool durable, cha
         _cleanup_free_ char *dir = directory_of(path), *temp = NULL;
         if (!dir)
                 return -ENOMEM;
-        int r = mkdir_parents(dir, 0755);
-        if (r < 0)
-                return r;
         if (asprintf(&temp, "%.*s.%s.XXXXXX", (int) (base - path), path, base) < 0)
                 return -ENOMEM;
+        size_t template_at = strlen(temp) - 6;
         int fd = mkostemp(temp, O_CLOEXEC);
+        if (fd < 0 && errno == ENOENT) {
+                /* The directory is made on first use only, not tried at every write:
+                 * that was a failing mkdir() per path component, 15 per upgrade. */
+                int r = mkdir_parents(dir, 0755);
+                if (r < 0)
+                        return r;
+                memcpy(temp + template_at, "XXXXXX", 6);
+                fd = mkostemp(temp, O_CLOEXEC);
+        }
         if (fd < 0)
                 return -errno;
-        r = write_temp(fd, content, durable);
+        int r = write_temp(fd, content, durable);
         /* close() can report a write-back error on some file systems. */
         if (close(fd) < 0 && r >= 0)
                 r = -errno;
