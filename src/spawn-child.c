@@ -4,7 +4,11 @@
  * exec (CLONE_VM with CLONE_VFORK, as posix_spawn does): fork()'s copy-on-write cost
  * 60-85 page faults per worker in the supervisor. So the child code must write nothing
  * of ours but the buffers prepared for it, never allocate, never return, and run on a
- * stack of its own. */
+ * stack of its own. A helper's children (DETACHED) share its memory side by side, not
+ * waited for, with one errno: only a failure's report reads errno, so two children
+ * failing at once may report each other's. execvpe() decides by errno on its walk
+ * through PATH: the helper walks it first, and a child falls back to execvpe() only
+ * where the helper could not decide (a relative entry), or what it found fails. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/close_range.h>
@@ -193,7 +197,12 @@ NO_SANITIZE_ADDRESS static _Noreturn void child(const struct child_plan *plan) {
                 format_pid(plan->watchdog_pid, getpid());
         if (chdir(r->directory) < 0)
                 goto fail;
-        if (strchr(r->argv[0], '/'))
+        if (plan->exec_path) {
+                execve(plan->exec_path, r->argv, env);
+                /* What PATH gave, and failed (a script without "#!", a noexec mount):
+                 * execvpe() decides, as it always did. */
+                execvpe(r->argv[0], r->argv, env);
+        } else if (strchr(r->argv[0], '/'))
                 execve(r->argv[0], r->argv, env);
         else
                 execvpe(r->argv[0], r->argv, env);
@@ -235,8 +244,9 @@ static bool files_shareable(void) {
  * its own stack (with a guard page below), and with every signal blocked: no handler of
  * ours may run on it. With INTO_CGROUP by clone3(CLONE_INTO_CGROUP), so that it is born
  * in the worker's cgroup: not even its first instructions run in the supervisor's, and
- * the kernel does the move that the child would otherwise write. Returns the pid, or -1
- * with errno. */
+ * the kernel does the move that the child would otherwise write. A DETACHED plan's child
+ * (a helper's) is not waited for, and keeps its stack. Returns the pid, or -1 with
+ * errno. */
 static pid_t vfork_worker(struct child_plan *plan, bool into_cgroup) {
         size_t page = (size_t) sysconf(_SC_PAGESIZE), size = child_stack_size(plan->r);
         char *stack = mmap(NULL, size + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
@@ -246,13 +256,15 @@ static pid_t vfork_worker(struct child_plan *plan, bool into_cgroup) {
         sigset_t all, saved;
         sigfillset(&all);
         if (mprotect(stack, page, PROT_NONE) == 0 && sigprocmask(SIG_SETMASK, &all, &saved) == 0) {
-                plan->files_shared = files_shareable(); /* read by the child: set before it exists */
+                /* Read by the child: set before it exists. */
+                plan->files_shared = !plan->detached && files_shareable();
                 unsigned long files = plan->files_shared ? CLONE_FILES : 0;
+                unsigned long wait = plan->detached ? 0 : CLONE_VFORK;
                 if (into_cgroup) {
                         /* With CLONE_PARENT the kernel takes the caller's exit signal,
                          * and clone3 refuses one of ours. */
                         struct clone_args args = {
-                                .flags = CLONE_VM | CLONE_VFORK | files | plan->clone_parent | CLONE_INTO_CGROUP,
+                                .flags = CLONE_VM | wait | files | plan->clone_parent | CLONE_INTO_CGROUP,
                                 .exit_signal = plan->clone_parent ? 0 : SIGCHLD,
                                 .stack = (uint64_t) (uintptr_t) (stack + page),
                                 .stack_size = size,
@@ -266,7 +278,7 @@ static pid_t vfork_worker(struct child_plan *plan, bool into_cgroup) {
                         /* The stack grows down on every architecture glibc's clone() takes
                          * a stack top for; pass the top. */
                         pid = clone(child_entry, stack + page + size,
-                                    CLONE_VM | CLONE_VFORK | (int) files | (int) plan->clone_parent | SIGCHLD, plan);
+                                    CLONE_VM | (int) wait | (int) files | (int) plan->clone_parent | SIGCHLD, plan);
                 if (pid < 0)
                         plan->files_shared = false;
                 int e = errno;
@@ -274,7 +286,8 @@ static pid_t vfork_worker(struct child_plan *plan, bool into_cgroup) {
                 errno = e;
         }
         int e = errno;
-        (void) munmap(stack, size + page);
+        if (pid < 0 || !plan->detached)
+                (void) munmap(stack, size + page);
         errno = e;
         return pid;
 }

@@ -56,8 +56,9 @@ struct spawn_request {
  * when the parent is already gone. */
 int spawn_child_reset(pid_t parent, bool own_session);
 
-/* What the child gets: all of it prepared and owned by the parent, which waits (vfork)
- * or has been copied (fork) while the child writes the buffers meant for it. */
+/* What the child gets: all of it prepared and owned by the parent, which waits (vfork),
+ * has been copied (fork), or is a helper that goes on without touching it (DETACHED)
+ * while the child writes the buffers meant for it. */
 struct child_plan {
         const struct spawn_request *r;
         char **env;
@@ -73,6 +74,15 @@ struct child_plan {
          * changes any fd. Every fd it needs is below keep_below. */
         bool files_shared;
         unsigned keep_below;
+        /* A helper's child (spawn.c): it shares the helper's memory, but the helper does
+         * not wait for its exec, and goes on to the next one; the child has a stack of its
+         * own that is never freed (the helper exits, and its memory goes with the last of
+         * its children to exec), and a copy of the helper's fd table. Such children run
+         * side by side in one memory, with one errno: nothing they do may depend on what
+         * another writes, so EXEC_PATH is argv[0] already looked up in PATH (execvpe()
+         * decides by errno), or NULL. */
+        bool detached;
+        const char *exec_path;
 };
 
 /* What a child says on its error fd, in one write (atomic on a pipe, so that the children
@@ -86,8 +96,8 @@ struct spawn_report {
 };
 
 /* Starts the child of PLAN by the cheapest way that works and returns its pid once it
- * has exec'd or failed (it shares our memory until then), or -1 with errno. Never
- * returns in the child. */
+ * has exec'd or failed (it shares our memory until then; a DETACHED plan's as soon as it
+ * exists), or -1 with errno. Never returns in the child. */
 pid_t spawn_child_start(struct child_plan *plan);
 
 /* Whether a child shares our memory until exec (not in sanitizer builds), and our fd

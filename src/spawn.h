@@ -45,6 +45,10 @@ struct spawn_job *spawn_job_free(struct spawn_job *j);
 /* Jobs per helper process: fewer are not worth a fork of the supervisor. */
 #define SPAWN_JOBS_PER_HELPER 8U
 
+/* For tests: the helper that starts job number N of a run kills itself (SIGKILL) right
+ * after, as the OOM killer could. SIZE_MAX: none does. */
+extern size_t spawn_test_helper_dies_after;
+
 /* Opens the 3 fds (on /dev/null, close-on-exec) that each spawn lends the child its
  * control socket and error pipe through, at fd numbers below those the supervisor keeps
  * per worker: the child then copies only that low part of our fd table, instead of
