@@ -237,9 +237,9 @@ static pid_t run_job(struct spawn_job *j, int report_fd, uint32_t index, pid_t p
         /* Without it the child joins by cgroup.procs. */
         _cleanup_close_ int cgroup_fd =
                 j->r.cgroup_procs && j->r.cgroup_dir ? open(j->r.cgroup_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-        /* A detached child copies our fd table (compact_fds() made it small) instead of
-         * sharing it: the low fds cannot be lent to one child after another. */
-        bool low = !detached && lend_low_fds(j->theirs, report_fd);
+        /* Only here, in the supervisor: a helper's fd table is small already
+         * (compact_fds()), and the low fds' numbers may be in use in it. */
+        bool low = !clone_parent && lend_low_fds(j->theirs, report_fd);
         struct child_plan local, *plan = detached ? &j->plan : &local;
         *plan = (struct child_plan){
                 .r = &j->r,
@@ -364,11 +364,12 @@ static void start_here(struct spawn_job *j, size_t index, spawn_started_t starte
  * thread ended, and at every reexec. So a few helper processes, forked from us with the
  * prepared jobs in their copy of our memory, start the workers with CLONE_PARENT: each
  * worker is our child, its PDEATHSIG tied to our main thread, and its exit ours to reap,
- * as if we had started it. A helper does not wait for each exec either: its children
- * share its memory (CLONE_VM, no copy) but not its wait, each on a stack and with a plan
- * of its own, as a fork() loop would start them. One exec at a time, a helper's 8th child
- * was cloned only once the 7 before it had exec'd, and a blue-green upgrade of 16 workers
- * under load took 1.46 times the floor's time; not waiting, 1.31 (bench/, 6 rounds).
+ * as if we had started it. In a run of up to SPAWN_DETACHED_MAX, a helper does not wait
+ * for each exec either: its children share its memory (CLONE_VM, no copy) but not its
+ * wait, each on a stack and with a plan of its own, as a fork() loop would start them.
+ * One exec at a time, a helper's 8th child was cloned only once the 7 before it had
+ * exec'd, and a blue-green upgrade of 16 workers under load took 1.44 times the floor's
+ * time; not waiting, 1.28 (bench/, medians of 12 rounds, better in each).
  * Each child reports its own pid as soon as it runs, so that a helper that dies loses
  * none. We wait for the whole run as we wait for one spawn (every child has exec'd or
  * failed, every helper has exited): the loop sees each worker only once it runs, and
@@ -456,10 +457,11 @@ static const char *lookup_in_path(const char *name, char *buf, size_t size) {
         }
 }
 
-/* A helper: starts every STEP-th job from FIRST, then exits. No logging and no exit()
- * here: this is a copy of us, with our buffers and our bus connections. */
-static _Noreturn void helper(struct spawn_job **jobs, size_t n, size_t first, size_t step, int report_fd,
-                             pid_t parent) {
+/* A helper: starts every STEP-th job from FIRST (DETACHED: without waiting for each
+ * exec), then exits. No logging and no exit() here: this is a copy of us, with our
+ * buffers and our bus connections. */
+static _Noreturn void helper(struct spawn_job **jobs, size_t n, size_t first, size_t step, int report_fd, pid_t parent,
+                             bool detached) {
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
                 _exit(EXIT_FAILURE);
         report_fd = compact_fds(jobs, n, first, step, report_fd);
@@ -474,7 +476,7 @@ static _Noreturn void helper(struct spawn_job **jobs, size_t n, size_t first, si
                         found = path ? strdup(path) : NULL;
                         looked_up = name;
                 }
-                if (run_job(jobs[i], report_fd, (uint32_t) i, parent, CLONE_PARENT, true, found) < 0) {
+                if (run_job(jobs[i], report_fd, (uint32_t) i, parent, CLONE_PARENT, detached, found) < 0) {
                         struct spawn_report r = { .job = (uint32_t) i, .pid = 0, .error = errno };
                         (void) !write(report_fd, &r, sizeof(r));
                 }
@@ -501,7 +503,7 @@ void spawn_jobs_start(struct spawn_job **jobs, size_t n, spawn_started_t started
                 for (; forked < helpers; forked++) {
                         pids[forked] = fork();
                         if (pids[forked] == 0)
-                                helper(jobs, n, forked, helpers, p[1], parent);
+                                helper(jobs, n, forked, helpers, p[1], parent, n <= SPAWN_DETACHED_MAX);
                         if (pids[forked] < 0)
                                 break;
                 }

@@ -364,18 +364,18 @@ static void count_started(void *userdata, size_t index, pid_t pid) {
  * failure comes back for its own job, every child is announced as soon as it runs (even
  * one that then fails to exec), and nothing is left to reap: no helper, no child that
  * failed. Runs without helpers (sanitizers) must say the same. */
-Test(spawn, a_run_starts_each_worker_as_our_child) {
+static void run_of(size_t n) {
         /* By path and by name (a helper looks names up in PATH), and neither found. */
         char *const good[] = { "/bin/true", NULL }, *const named[] = { "true", NULL },
                     *const bad[] = { "/nonexistent/program", NULL },
                     *const unknown[] = { "liveswap-no-such-program", NULL };
-        enum { N = 4 * (int) SPAWN_JOBS_PER_HELPER + 3 };
-        struct spawn_job *jobs[N];
-        pid_t started[N] = { 0 };
-        for (size_t i = 0; i < N; i++)
+        struct spawn_job **jobs = calloc(n, sizeof(*jobs));
+        pid_t *started = calloc(n, sizeof(*started));
+        cr_assert(jobs && started);
+        for (size_t i = 0; i < n; i++)
                 jobs[i] = prepared(i % 3 == 1 ? (i % 2 ? bad : unknown) : i % 2 ? named : good, NULL);
-        spawn_jobs_start(jobs, N, count_started, started);
-        for (size_t i = 0; i < N; i++) {
+        spawn_jobs_start(jobs, n, count_started, started);
+        for (size_t i = 0; i < n; i++) {
                 pid_t pid = 0;
                 int fd = -1, r = spawn_job_result(jobs[i], &pid, &fd), status;
                 cr_assert_gt(started[i], 0, "job %zu: its start was not announced", i);
@@ -390,10 +390,22 @@ Test(spawn, a_run_starts_each_worker_as_our_child) {
                 cr_assert_eq(waitpid(pid, &status, 0), pid, "job %zu: pid %d is not our child", i, (int) pid);
                 cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
         }
-        for (size_t i = 0; i < N; i++)
+        for (size_t i = 0; i < n; i++)
                 spawn_job_free(jobs[i]);
+        free(jobs);
+        free(started);
         cr_assert_eq(waitpid(-1, NULL, WNOHANG), -1, "a process was left to reap");
         cr_assert_eq(errno, ECHILD);
+}
+
+/* Helpers that do not wait for each exec. */
+Test(spawn, a_run_starts_each_worker_as_our_child) {
+        run_of(4 * SPAWN_JOBS_PER_HELPER + 3);
+}
+
+/* Helpers that wait for one exec after another. */
+Test(spawn, a_large_run_starts_each_worker_as_our_child) {
+        run_of(SPAWN_DETACHED_MAX + 3);
 }
 
 enum { MAX_BLOCKED = 4 * (int) SPAWN_JOBS_PER_HELPER };
