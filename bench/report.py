@@ -436,8 +436,9 @@ app alone measured in the same run. Do not compare absolute numbers across machi
 - **Upgrades**: {upgrades} per scenario, {gap} s apart, after {steady} s of steady load. A
   new version is deployed the way deploy tools do it (a `current` symlink repointed), then
   the tool's own upgrade command runs. An **upgrade window** lasts from the command's start
-  until the new version answers and no process of the old version is left; its length is
-  the **upgrade wall time**. A request belongs to the window its life overlaps, otherwise to
+  until the new version answers and no process of the old version is left (the last
+  old process's exit is seen through a pidfd, as it happens; /proc is read once more to
+  check); its length is the **upgrade wall time**. A request belongs to the window its life overlaps, otherwise to
   steady state. Throughput is ok requests per second of steady state.
 - **Supervisor cost**: RSS and CPU time of the supervising process (from `/proc`), and its
   wake-ups (voluntary + involuntary context switches of all its threads) over {idle} s of
