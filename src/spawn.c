@@ -437,9 +437,9 @@ static int compact_fds(struct spawn_job **jobs, size_t n, size_t first, size_t s
  * found, or a relative PATH entry, which is relative to the worker's directory). The
  * child runs what is found, and execvpe() if that fails, which decides as before. */
 static const char *lookup_in_path(const char *name, char *buf, size_t size) {
-        const char *path = getenv("PATH");
         if (strchr(name, '/'))
                 return NULL;
+        const char *path = getenv("PATH");
         if (!path)
                 path = "/bin:/usr/bin"; /* execvpe()'s default */
         for (const char *p = path;;) {
@@ -476,12 +476,13 @@ static _Noreturn void helper(struct spawn_job **jobs, size_t n, size_t first, si
                         found = path ? strdup(path) : NULL;
                         looked_up = name;
                 }
-                if (run_job(jobs[i], report_fd, (uint32_t) i, parent, CLONE_PARENT, detached, found) < 0) {
+                pid_t pid = run_job(jobs[i], report_fd, (uint32_t) i, parent, CLONE_PARENT, detached, found);
+                if (i == spawn_test_helper_dies_after) /* before it could say anything */
+                        (void) kill(getpid(), SIGKILL);
+                if (pid < 0) {
                         struct spawn_report r = { .job = (uint32_t) i, .pid = 0, .error = errno };
                         (void) !write(report_fd, &r, sizeof(r));
                 }
-                if (i == spawn_test_helper_dies_after)
-                        (void) kill(getpid(), SIGKILL);
         }
         _exit(EXIT_SUCCESS);
 }
