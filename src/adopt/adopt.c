@@ -22,7 +22,9 @@
  *     the epoll sets the app registered it in (epoll_ctl is intercepted for that), and a
  *     listening socket nobody can connect to (an autobound abstract unix socket) is
  *     dup2'd in its place and registered again with the app's own event mask, so the app's
- *     event loop sees nothing more. The shared socket is never shut down or closed;
+ *     event loop sees nothing more. App threads asleep in accept() on it, which the swap
+ *     does not move, are interrupted (the drain signal, sent to each) and accept again on
+ *     the dead socket. The shared socket is never shut down or closed;
  *  2. lets the app finish the connections it accepted (tracked through accept/accept4
  *     and close, with the app's reads and writes timed): the first HTTP/1.x response head
  *     written on a connection during the drain has its "Connection: keep-alive" rewritten
@@ -72,6 +74,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "adopt-idle.h"
 #include "adopt-match.h"
 
 #define EXPORT __attribute__((visibility("default")))
@@ -173,15 +176,27 @@ static uint64_t idle_grace_ns = 1000ull * 1000000ull;
 static int pipe_fds[2] = { -1, -1 };
 static atomic_bool own_signal; /* our handler is installed for drain_signal */
 static atomic_bool thread_running, draining;
-/* App threads in an accept on an adopted socket that may have taken a connection not yet
- * tracked (do_accept()). The drain must not find "no connection left" in between: a
- * connection taken off the queue just as stop_accepting() ran would die with the app, its
- * client reading EOF (python3 -m http.server, whose threads wait in accept, lost 1 request
- * in ~12,000 this way under load). Such an accept returns at once (the adopted socket is
- * non-blocking); one still counted after ACCEPT_SETTLE_NS can only be stuck on the dead
- * socket that took its place, and does not hold the drain up. */
-static atomic_int accepts_in_flight;
-#define ACCEPT_SETTLE_NS (200ull * 1000000ull)
+/* App threads in an accept on an adopted socket (do_accept()), from before the call until
+ * what it returned is tracked. A thread asleep in accept() when stop_accepting() swaps
+ * the fd stays asleep on the shared socket (the call holds the file it began on), and
+ * would take the next connection meant for a sibling: served by old code after the drain
+ * began, or dying with the app if the drain ends first (python3 -m http.server, whose
+ * main thread waits in accept() once a sibling won a connection, lost 1 request in
+ * ~12,000 so under load). So each such thread is known by its tid, and the drain
+ * interrupts it (kick_accepters()); it then accepts again, on the dead socket. A thread
+ * that found no free slot is only counted, and is waited for at most ACCEPT_KICK_NS, as
+ * is one that does not take the signal (it blocks it). A thread that leaves its accept
+ * just as it is signalled runs the (empty) handler elsewhere: a system call it is in then
+ * may return EINTR, as any signal can make it. */
+#define ACCEPTERS_MAX 128
+#define ACCEPT_KICK_NS (1000ull * 1000000ull)
+#define KICK_TICK_MS 2
+struct accepter {
+        atomic_int tid; /* 0: free */
+        atomic_bool kicked; /* interrupted by the drain: its EINTR is ours, not the app's */
+};
+static struct accepter accepters[ACCEPTERS_MAX];
+static atomic_int accepts_unslotted;
 static atomic_ullong drain_start_ns;
 static struct sigaction app_action; /* what the app set (or had) for drain_signal */
 
@@ -438,20 +453,38 @@ static bool watch_conn(int fd, struct conn *c, uint64_t now, uint64_t start) {
         int unread = 0;
         if (ioctl(fd, FIONREAD, &unread) < 0 || unread > 0)
                 return true;
-        uint64_t in = atomic_load(&c->last_in_ns), out = atomic_load(&c->last_out_ns);
-        if (in > out)
-                return true; /* a request read and not yet answered */
-        uint64_t since = start, grace = idle_grace_ns;
-        if (!in && !out) {
-                uint64_t accepted = atomic_load(&c->accepted_ns);
-                if (accepted > since)
-                        since = accepted;
-                grace = NEW_CONNECTION_GRACE_NS;
-        } else if (out > since)
-                since = out;
-        if (now - since >= grace && shutdown(fd, SHUT_WR) == 0)
+        struct adopt_conn_times t = {
+                .accepted = atomic_load(&c->accepted_ns),
+                .in = atomic_load(&c->last_in_ns),
+                .out = atomic_load(&c->last_out_ns),
+        };
+        if (adopt_conn_idle(&t, now, start, idle_grace_ns, NEW_CONNECTION_GRACE_NS) && shutdown(fd, SHUT_WR) == 0)
                 atomic_store(&c->shut_ns, now);
         return true;
+}
+
+/* Interrupts each app thread still in an accept that began on the shared socket (see
+ * accepters[]): the drain signal, ours until the drain ends, now without SA_RESTART, so
+ * that accept() returns EINTR (do_accept() then accepts again, on the dead socket).
+ * Returns whether any such accept is still in flight. */
+static bool kick_accepters(void) {
+        static bool restart_off;
+        bool any = atomic_load(&accepts_unslotted) > 0;
+        for (size_t i = 0; i < ACCEPTERS_MAX; i++) {
+                int tid = atomic_load(&accepters[i].tid);
+                if (!tid)
+                        continue;
+                any = true;
+                if (!restart_off) {
+                        struct sigaction ours = { .sa_handler = on_drain_signal };
+                        sigfillset(&ours.sa_mask);
+                        (void) real_sigaction(drain_signal, &ours, NULL);
+                        restart_off = true;
+                }
+                atomic_store(&accepters[i].kicked, true);
+                (void) tgkill(getpid(), tid, drain_signal);
+        }
+        return any;
 }
 
 static void *drain_thread(void *arg) {
@@ -466,6 +499,8 @@ static void *drain_thread(void *arg) {
         atomic_store(&drain_start_ns, start);
         stop_accepting();
         for (;;) {
+                /* Accepts first: one that took a connection is tracked before it leaves. */
+                bool accepting = kick_accepters() && now_ns() - start < ACCEPT_KICK_NS;
                 uint64_t now = now_ns();
                 size_t live = 0;
                 for (int fd = 0; fd < CONN_MAX; fd++) {
@@ -473,11 +508,9 @@ static void *drain_thread(void *arg) {
                         if (c && watch_conn(fd, c, now, start))
                                 live++;
                 }
-                if (!live && atomic_load(&accepts_in_flight) > 0 && now - start < ACCEPT_SETTLE_NS)
-                        live = 1;
-                if (!live)
+                if (!live && !accepting)
                         break;
-                struct timespec ts = { 0, TICK_MS * 1000000L };
+                struct timespec ts = { 0, (live ? TICK_MS : KICK_TICK_MS) * 1000000L };
                 nanosleep(&ts, NULL);
         }
         pthread_mutex_lock(&lock);
@@ -577,23 +610,47 @@ EXPORT int listen(int fd, int backlog) {
         return 0;
 }
 
+static struct accepter *accepter_enter(void) {
+        int tid = gettid();
+        for (size_t i = 0; i < ACCEPTERS_MAX; i++) {
+                int free_tid = 0;
+                if (atomic_compare_exchange_strong(&accepters[i].tid, &free_tid, tid))
+                        return &accepters[i];
+        }
+        atomic_fetch_add(&accepts_unslotted, 1);
+        return NULL;
+}
+
+/* Returns whether the drain interrupted this accept. */
+static bool accepter_leave(struct accepter *slot) {
+        if (!slot) {
+                atomic_fetch_sub(&accepts_unslotted, 1);
+                return false;
+        }
+        bool kicked = atomic_exchange(&slot->kicked, false); /* cleared for the next one */
+        atomic_store(&slot->tid, 0);
+        return kicked;
+}
+
 static int do_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags) {
         struct adopted *a = adopted_of(fd);
         bool emulate_blocking = a && !a->app_nonblock;
         for (;;) {
-                /* Counted while it may take a connection off the shared socket (it is
+                /* Known while it may take a connection off the shared socket (the fd is
                  * still ours: stop_accepting() has not swapped it) until that is tracked. */
                 bool counted = a && adopted_of(fd);
-                if (counted)
-                        atomic_fetch_add(&accepts_in_flight, 1);
+                struct accepter *slot = counted ? accepter_enter() : NULL;
                 int r = real_accept4(fd, addr, len, flags);
+                int err = errno;
                 if (r >= 0 && a)
                         conn_track(r);
-                if (counted)
-                        atomic_fetch_sub(&accepts_in_flight, 1);
+                bool kicked = counted && accepter_leave(slot);
                 if (r >= 0)
                         return r;
-                if (!emulate_blocking || (errno != EAGAIN && errno != EWOULDBLOCK))
+                if (kicked && err == EINTR)
+                        continue; /* the drain's interruption: accept again, on the dead socket */
+                errno = err;
+                if (!emulate_blocking || (err != EAGAIN && err != EWOULDBLOCK))
                         return r;
                 struct pollfd p = { .fd = fd, .events = POLLIN };
                 if (poll(&p, 1, -1) < 0 && errno != EINTR)

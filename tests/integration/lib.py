@@ -428,7 +428,9 @@ class TestCase(unittest.TestCase):
     def assert_no_failures(self, result, sup=None):
         failed = int(result.get("failed", "-1"))
         if failed != 0:
-            self.fail("%d failed requests:\n%s\n%s" % (failed, result["_raw"], sup.output() if sup else ""))
+            # The load's numbers last: a CI log shows only the tail.
+            self.fail("%d failed requests\nsupervisor log:\n%s\nthe load:\n%s" %
+                      (failed, sup.output() if sup else "", result["_raw"]))
         self.assertGreater(int(result["ok"]), 0, result["_raw"])
 
     def assert_pids_gone(self, pids, timeout=10.0):
