@@ -301,13 +301,13 @@ class Supervisor:
 class Load:
     """The load generator, running until stop() is called (bounded by max_seconds)."""
 
-    def __init__(self, test, target, clients=8, mode="mixed", path="/", max_seconds=300):
+    def __init__(self, test, target, clients=8, mode="mixed", path="/", max_seconds=300, timeout_ms=5000):
         self.test = test
         self.until = os.path.join(test.dir, "stop-load-%d" % len(test.loads))
         self.report = os.path.join(test.dir, "load-%d.txt" % len(test.loads))
         self.proc = subprocess.Popen([LOADGEN, "--target", target, "--clients", str(clients), "--mode", mode,
                                       "--path", path, "--until-file", self.until, "--max-seconds",
-                                      str(max_seconds), "--report", self.report],
+                                      str(max_seconds), "--timeout-ms", str(timeout_ms), "--report", self.report],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         test.loads.append(self)
         self.result = None
